@@ -1,0 +1,14 @@
+"""Errors a user can act on. The CLI prints them as one line and exits non-zero."""
+from __future__ import annotations
+
+
+class EznasError(Exception):
+    """Base class: bad input (a file, a column, an arch string, a flag value)."""
+
+
+class DataError(EznasError):
+    """A data file or a column is missing or unreadable."""
+
+
+class ArchError(EznasError, ValueError):
+    """An architecture string (NB-201 cell, DARTS genotype, NDS record) is malformed."""

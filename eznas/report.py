@@ -1,0 +1,76 @@
+"""Run outputs: per-arch scores CSV, summary.json, the EZNAS-style all_tests.csv row, a scatter plot."""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from eznas.errors import DataError
+from eznas.io import atomic_open, write_json
+
+ALL_TESTS_COLUMNS = [
+    "timestamp", "proxy", "seed", "n_samples", "batch_size", "dataset", "search_space", "nds_space",
+    "tau", "pearson", "spearman", "n", "run_dir",
+]
+
+
+def write_scores(path: Path, table: pd.DataFrame) -> None:
+    with atomic_open(path) as f:
+        table.to_csv(f, index=False)
+
+
+def write_summary(path: Path, summary: dict[str, Any]) -> None:
+    write_json(path, summary)
+
+
+def append_all_tests(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Append rows to the cumulative results CSV (EZNAS's columns plus proxy, n and run folder).
+
+    The file is rewritten through a temporary copy, so a crash leaves either the old or the new file.
+    """
+    path = Path(path)
+    old = path.read_text() if path.exists() else ""
+    if old:
+        header = old.splitlines()[0].split(",")
+        if header != ALL_TESTS_COLUMNS:
+            raise DataError(f"{path}: unexpected header {header} (expected {ALL_TESTS_COLUMNS}); move it aside")
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=ALL_TESTS_COLUMNS, lineterminator="\n")
+    if not old:
+        writer.writeheader()
+    writer.writerows(rows)
+    with atomic_open(path) as f:
+        f.write(old + ("" if not old or old.endswith("\n") else "\n") + buf.getvalue())
+
+
+def plot_scatter(path: Path, table: pd.DataFrame, proxies: list[str], summary: dict[str, Any], title: str) -> None:
+    """One panel per proxy: score against accuracy, titled with tau and rho."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(len(proxies), 4)
+    rows = math.ceil(len(proxies) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, proxies):
+        ok = table[[name, "accuracy"]].dropna()
+        ax.scatter(ok[name], ok["accuracy"], s=4, alpha=0.5)
+        positive = ok[name][ok[name] > 0]
+        if len(positive) and (ok[name] >= 0).all() and ok[name].max() > 1e3 * positive.min():
+            ax.set_xscale("symlog", linthresh=float(positive.min()))  # heavy-tailed, zeros allowed
+        m = summary["proxies"][name]
+        ax.set_title(f"{name}: τ={m['kendall']:.3f} ρ={m['spearman']:.3f}", fontsize=10)
+        ax.set_xlabel("score")
+        ax.set_ylabel("accuracy (%)")
+    for ax in list(axes.flat)[len(proxies):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
+    plt.close(fig)

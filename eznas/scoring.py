@@ -1,0 +1,104 @@
+"""Score benchmark architectures with registered proxies: build, initialise, one shared pass, proxies."""
+from __future__ import annotations
+
+import logging
+import math
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from eznas.data import BatchSource
+from eznas.proxies import Probe, get_proxy
+from eznas.spaces import Arch, SearchSpace
+
+log = logging.getLogger(__name__)
+
+INITS = ("default", "kaiming")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when a GPU is present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: no CUDA device is available (use --device auto or cpu)")
+    return torch.device(name)
+
+
+def arch_seed(seed: int, uid: str) -> int:
+    """The initialisation seed of one network: fixed by (run seed, arch id), not by sampling order."""
+    return zlib.crc32(f"{seed}:{uid}".encode())
+
+
+def init_network(net: nn.Module, scheme: str) -> None:
+    """``default``: PyTorch's own initialisation (as built). ``kaiming``: EZNAS's (conv Kaiming-normal
+    fan_out, BN weight 1 bias 0, Linear N(0, 0.01) bias 0)."""
+    if scheme == "default":
+        return
+    if scheme != "kaiming":
+        raise ValueError(f"unknown init {scheme!r}; valid: {', '.join(INITS)}")
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)
+
+
+def sample_archs(archs: Sequence[Arch], n: int | None, seed: int) -> list[Arch]:
+    """``n`` archs drawn without replacement by seed (all of them, in file order, when n is None or <0)."""
+    if n is None or n < 0 or n >= len(archs):
+        return list(archs)
+    idx = np.random.default_rng(seed).choice(len(archs), n, replace=False)
+    return [archs[i] for i in idx]
+
+
+@dataclass
+class ArchScores:
+    arch: Arch
+    scores: dict[str, float]
+    seconds: dict[str, float]  # per proxy: build + the passes it needs + its own compute
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def score_archs(
+    space: SearchSpace,
+    archs: Sequence[Arch],
+    proxies: Sequence[str],
+    batches: BatchSource,
+    *,
+    seed: int = 0,
+    init: str = "default",
+    device: torch.device = torch.device("cpu"),
+) -> Iterator[ArchScores]:
+    """Yield the scores of each arch in turn. A proxy that raises gets NaN and its error is kept."""
+    chosen = [get_proxy(p) for p in proxies]
+    needs = frozenset().union(*(p.needs for p in chosen))
+    for i, arch in enumerate(archs):
+        start = time.perf_counter()
+        torch.manual_seed(arch_seed(seed, arch.uid))
+        net = space.build(arch.spec, batches.spec.num_classes)
+        init_network(net, init)
+        net.to(device).train()
+        probe = Probe(net, batches.batch(i).to(device))
+        probe.run(needs)
+        build = time.perf_counter() - start - probe.seconds
+        scores, seconds, errors = {}, {}, {}
+        for proxy in chosen:
+            t0 = time.perf_counter()
+            try:
+                scores[proxy.name] = float(proxy.fn(probe))
+            except Exception as exc:  # noqa: BLE001 - one failing proxy must not stop the run
+                scores[proxy.name], errors[proxy.name] = math.nan, f"{type(exc).__name__}: {exc}"
+                log.debug("%s on %s failed: %s", proxy.name, arch.uid, exc)
+            shared = probe.seconds if proxy.needs else 0.0
+            seconds[proxy.name] = build + shared + time.perf_counter() - t0
+        yield ArchScores(arch, scores, seconds, errors)

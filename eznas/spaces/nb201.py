@@ -1,0 +1,145 @@
+"""NAS-Bench-201: cell strings, the C=16 N=5 TinyNetwork, and the accuracy table.
+
+A cell string lists, for nodes 1..3, the op on each edge from an earlier node::
+
+    |nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|
+
+The network (Dong & Yang, ICLR 2020) is: stem conv3x3+BN; three stages of N cells at C, 2C, 4C channels
+joined by stride-2 residual blocks; BN-ReLU, global average pooling and a linear classifier.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from eznas.errors import ArchError, DataError
+from eznas.spaces.base import Arch, SearchSpace, register_space
+from eznas.spaces.ops import ReLUConvBN, Zero
+
+OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+ACCURACY_KEYS = {"cifar10": "cifar10_test", "cifar100": "cifar100_test", "ImageNet16-120": "imagenet16_120_test"}
+
+Cell = tuple[tuple[tuple[str, int], ...], ...]  # per node: ((op, input_node), ...)
+
+
+def parse_arch(spec: str) -> Cell:
+    """Parse and validate a cell string; a bad one raises ArchError naming the bad token."""
+    nodes = spec.strip().split("+")
+    if len(nodes) != 3:
+        raise ArchError(f"NB-201 arch {spec!r}: expected 3 nodes separated by '+', got {len(nodes)}")
+    cell = []
+    for j, node in enumerate(nodes, start=1):
+        if not (node.startswith("|") and node.endswith("|")):
+            raise ArchError(f"NB-201 arch {spec!r}: node {node!r} must be wrapped in '|'")
+        edges = []
+        for token in node[1:-1].split("|"):
+            op, sep, src = token.partition("~")
+            if op not in OPS:
+                raise ArchError(f"NB-201 arch {spec!r}: bad token {token!r} (op must be one of {', '.join(OPS)})")
+            if not sep or not src.isdigit() or int(src) >= j:
+                raise ArchError(f"NB-201 arch {spec!r}: bad token {token!r} (input of node {j} must be 0..{j - 1})")
+            edges.append((op, int(src)))
+        if sorted(s for _, s in edges) != list(range(j)):
+            raise ArchError(f"NB-201 arch {spec!r}: node {node!r} must have exactly one edge from each of 0..{j - 1}")
+        cell.append(tuple(edges))
+    return tuple(cell)
+
+
+def _op(name: str, c: int) -> nn.Module:
+    if name == "none":
+        return Zero()
+    if name == "skip_connect":
+        return nn.Identity()
+    if name == "nor_conv_1x1":
+        return ReLUConvBN(c, c, 1, 1, 0)
+    if name == "nor_conv_3x3":
+        return ReLUConvBN(c, c, 3, 1, 1)
+    return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+
+
+class InferCell(nn.Module):
+    def __init__(self, cell: Cell, c: int):
+        super().__init__()
+        self.edges = nn.ModuleList()
+        self.inputs: list[list[int]] = []
+        for node in cell:
+            self.inputs.append([src for _, src in node])
+            self.edges.append(nn.ModuleList(_op(op, c) for op, _ in node))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        for ops, srcs in zip(self.edges, self.inputs):
+            nodes.append(sum(op(nodes[s]) for op, s in zip(ops, srcs)))
+        return nodes[-1]
+
+
+class ResNetBasicBlock(nn.Module):
+    """The stride-2 reduction between stages: two ReLU-Conv-BN plus an avg-pool + 1x1 shortcut."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, 1)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, 1)
+        self.downsample = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(c_in, c_out, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.downsample(x) + self.conv_b(self.conv_a(x))
+
+
+class TinyNetwork(nn.Module):
+    def __init__(self, cell: Cell, num_classes: int, c: int = 16, n: int = 5):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+        blocks: list[nn.Module] = []
+        for stage, width in enumerate((c, 2 * c, 4 * c)):
+            if stage:
+                blocks.append(ResNetBasicBlock(width // 2, width))
+            blocks.extend(InferCell(cell, width) for _ in range(n))
+        self.cells = nn.Sequential(*blocks)
+        self.lastact = nn.Sequential(nn.BatchNorm2d(4 * c), nn.ReLU(inplace=True))
+        self.classifier = nn.Linear(4 * c, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.lastact(self.cells(self.stem(x)))
+        return self.classifier(x.mean(dim=(2, 3)))
+
+
+@register_space("NASBench201")
+class NASBench201(SearchSpace):
+    """NAS-Bench-201 cells on CIFAR-10/100 and ImageNet16-120 (200-epoch table)."""
+
+    name = "NASBench201"
+
+    def default_benchmark(self, data_root: Path, dataset: str) -> Path:
+        return Path(data_root) / "nb201" / "nb201_acc_200ep.csv"
+
+    def load(self, path: Path, dataset: str, accuracy_key: str | None = None) -> list[Arch]:
+        key = accuracy_key or ACCURACY_KEYS.get(dataset)
+        if key is None:
+            raise DataError(f"no default accuracy column for dataset {dataset!r}; pass --accuracy-key")
+        table = read_table(path, ["index", "arch_str", key])
+        table = table.dropna(subset=[key])
+        return [Arch(str(i), s, float(a)) for i, s, a in zip(table["index"], table["arch_str"], table[key])]
+
+    def build(self, spec: str, num_classes: int) -> nn.Module:
+        return TinyNetwork(parse_arch(spec), num_classes)
+
+
+def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
+    """Read a CSV and check it has ``columns``; errors name the file and the missing column."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"benchmark file not found: {path} (run setup_script.sh or pass --benchmark-path)")
+    try:
+        table = pd.read_csv(path)
+    except Exception as exc:  # noqa: BLE001
+        raise DataError(f"{path}: not a readable CSV ({exc})") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise DataError(
+            f"{path}: missing column {missing[0]!r} (columns present: {', '.join(map(str, table.columns))})"
+        )
+    return table
