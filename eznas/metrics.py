@@ -1,6 +1,8 @@
 """Rank correlations between proxy scores and accuracies, with bootstrap confidence intervals."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import stats
 
@@ -27,9 +29,11 @@ def bootstrap_ci(
         return {"spearman": [float("nan")] * 2, "kendall": [float("nan")] * 2}
     rng = np.random.default_rng(seed)
     rho, tau = np.empty(n_boot), np.empty(n_boot)
-    for b in range(n_boot):
-        i = rng.integers(0, len(s), len(s))
-        rho[b] = stats.spearmanr(s[i], a[i]).statistic
-        tau[b] = stats.kendalltau(s[i], a[i]).statistic
+    with warnings.catch_warnings():  # a resample may be constant: its NaN is dropped below
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        for b in range(n_boot):
+            i = rng.integers(0, len(s), len(s))
+            rho[b] = stats.spearmanr(s[i], a[i]).statistic
+            tau[b] = stats.kendalltau(s[i], a[i]).statistic
     q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
     return {"spearman": np.nanpercentile(rho, q).tolist(), "kendall": np.nanpercentile(tau, q).tolist()}

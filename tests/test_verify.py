@@ -1,0 +1,129 @@
+"""verify_scores.py end to end on a small real sample: output files, stdout lines, errors."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from eznas.cli import verify_main
+
+REPO = Path(__file__).resolve().parents[1]
+LINE = re.compile(r"^proxy=(\w+) kendall=-?\d\.\d{4} spearman=-?\d\.\d{4} pearson=-?\d\.\d{4} n=\d+ seconds=\d+\.\d$")
+
+
+def run(args, capsys):
+    code = verify_main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def nb201_run(data_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("verify")
+    args = ["--data-root", str(data_root), "--n_samples", "24", "--seed", "1", "--quiet", "--bootstrap", "50",
+            "--proxy", "params,flops,synflow,naswot,grad_norm,snip", "--out", str(out / "run"),
+            "--results-csv", str(out / "all_tests.csv")]
+    proc = subprocess.run([sys.executable, str(REPO / "verify_scores.py"), *args], capture_output=True, text=True,
+                          cwd=out, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return out, proc.stdout
+
+
+def test_stdout_ends_with_one_line_per_proxy(nb201_run):
+    _, stdout = nb201_run
+    lines = stdout.strip().splitlines()[-6:]
+    assert [LINE.match(line).group(1) for line in lines] == ["params", "flops", "synflow", "naswot",
+                                                             "grad_norm", "snip"]
+
+
+def test_run_folder_files(nb201_run):
+    out, _ = nb201_run
+    run_dir = out / "run"
+    scores = pd.read_csv(run_dir / "scores.csv")
+    assert len(scores) == 24 and {"uid", "arch", "accuracy", "synflow", "naswot"} <= set(scores.columns)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    m = summary["proxies"]["params"]
+    for key in ("kendall", "spearman", "pearson", "n", "ci95", "seconds", "seconds_per_arch",
+                "excluded_non_finite"):
+        assert key in m
+    assert m["ci95"]["spearman"][0] <= m["spearman"] <= m["ci95"]["spearman"][1]
+    assert summary["config"]["batch_size"] == 16 and summary["config"]["seed"] == 1
+    assert summary["config"]["proxies"] == ["params", "flops", "synflow", "naswot", "grad_norm", "snip"]
+    assert (run_dir / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = pd.read_csv(out / "all_tests.csv")
+    assert list(rows.proxy) == ["params", "flops", "synflow", "naswot", "grad_norm", "snip"]
+    assert set(rows.search_space) == {"NASBench201"} and set(rows.n_samples) == {24}
+
+
+def test_same_seed_same_scores(nb201_run, data_root, tmp_path, capsys):
+    out, _ = nb201_run
+    code, _, _ = run(["--data-root", str(data_root), "--n_samples", "24", "--seed", "1", "--quiet",
+                      "--bootstrap", "10", "--proxy", "synflow,naswot", "--out", str(tmp_path / "again"),
+                      "--results-csv", str(tmp_path / "t.csv")], capsys)
+    assert code == 0
+    first = pd.read_csv(out / "run" / "scores.csv")
+    again = pd.read_csv(tmp_path / "again" / "scores.csv")
+    assert list(first.uid) == list(again.uid)
+    assert (first.synflow == again.synflow).all() and first.naswot.equals(again.naswot)
+
+
+def test_results_csv_appends(data_root, tmp_path, capsys):
+    common = ["--data-root", str(data_root), "--n_samples", "3", "--quiet", "--bootstrap", "5", "--proxy", "params",
+              "--results-csv", str(tmp_path / "all.csv")]
+    assert run([*common, "--out", str(tmp_path / "a")], capsys)[0] == 0
+    assert run([*common, "--out", str(tmp_path / "b"), "--seed", "2"], capsys)[0] == 0
+    rows = pd.read_csv(tmp_path / "all.csv")
+    assert list(rows.seed) == [0, 2]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--proxy", "synflw"], "unknown proxy 'synflw' (did you mean synflow?)"),
+    (["--accuracy-key", "imagenet16_120_test"], "missing column 'imagenet16_120_test'"),
+    (["--dataset", "ImageNet16-120"], "missing column 'imagenet16_120_test'"),
+    (["--benchmark-path", "/nonexistent/table.csv"], "benchmark file not found: /nonexistent/table.csv"),
+    (["--batch_size", "0"], "--batch_size must be >= 1"),
+    (["--search_space", "NDS"], "nds_space"),
+])
+def test_bad_input_is_one_clear_line(args, message, data_root, tmp_path, capsys):
+    code, out, err = run(["--data-root", str(data_root), "--n_samples", "2", "--quiet", "--out",
+                          str(tmp_path / "x"), "--results-csv", str(tmp_path / "t.csv"), *args], capsys)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and message in lines[0], err
+    assert not (tmp_path / "t.csv").exists()
+
+
+def test_missing_data_root_names_it(tmp_path, capsys):
+    code, _, err = run(["--data-root", str(tmp_path / "empty"), "--quiet"], capsys)
+    assert code == 2 and str(tmp_path / "empty") in err
+
+
+def test_imagenet_with_user_supplied_column(data_root, tmp_path, capsys):
+    table = pd.read_csv(data_root / "nb201" / "nb201_acc_200ep.csv").head(6)
+    table["imagenet16_120_test"] = [10.0, 20.0, 30.0, 40.0, 35.0, 25.0]
+    path = tmp_path / "full.csv"
+    table.to_csv(path, index=False)
+    code, out, err = run(["--data-root", str(data_root), "--dataset", "ImageNet16-120", "--benchmark-path",
+                          str(path), "--proxy", "params", "--quiet", "--bootstrap", "5", "--out",
+                          str(tmp_path / "in16"), "--results-csv", str(tmp_path / "t.csv")], capsys)
+    assert code == 0, err
+    assert LINE.match(out.strip().splitlines()[-1]).group(1) == "params"
+
+
+def test_non_finite_scores_are_counted_and_excluded(data_root, tmp_path, capsys):
+    table = pd.read_csv(data_root / "nb201" / "nb201_acc_200ep.csv")
+    # the all-'none' cell cuts every path: its ReLU codes are identical, so NASWOT's K is singular
+    dead = table[table.arch_str == "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"]
+    path = tmp_path / "t.csv"
+    pd.concat([dead, table.head(5)]).to_csv(path, index=False)
+    code, out, err = run(["--data-root", str(data_root), "--benchmark-path", str(path), "--proxy", "naswot",
+                          "--quiet", "--bootstrap", "5", "--out", str(tmp_path / "nf"),
+                          "--results-csv", str(tmp_path / "r.csv")], capsys)
+    assert code == 0
+    assert "note: naswot: 1 archs with a non-finite score were excluded" in out
+    assert out.strip().splitlines()[-1].startswith("proxy=naswot") and " n=5 " in out.strip().splitlines()[-1]
+    summary = json.loads((tmp_path / "nf" / "summary.json").read_text())
+    assert summary["proxies"]["naswot"]["excluded_non_finite"] == 1
