@@ -7,7 +7,7 @@ The data root is resolved in one place, :func:`resolve_data_root`: the ``--data-
     <root>/cifar100/       cifar-100-python/train                  (official)  or  cifar100_train*.npz
     <root>/imagenet16-120/ ImageNet16/train_data_batch_{1..10}     (official)  or  imagenet16_120*.npz
     <root>/nb201/          nb201_acc_200ep.csv
-    <root>/nds/            darts_swap500_cifar10.csv, NDS json files
+    <root>/nds/            darts_swap{500,1000}_cifar10.csv, NDS json files (DARTS.json, ...)
 """
 from __future__ import annotations
 

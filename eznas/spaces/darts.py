@@ -323,10 +323,12 @@ class DARTS(SearchSpace):
     def default_benchmark(self, data_root: Path, dataset: str) -> Path:
         if dataset != "cifar10":
             raise DataError(
-                f"DARTS ground truth is CIFAR-10 only (darts_swap500_cifar10.csv), not {dataset!r}; "
+                f"DARTS ground truth is CIFAR-10 only (darts_swap*_cifar10.csv), not {dataset!r}; "
                 "pass --benchmark-path to a genotype,<accuracy> CSV for that dataset"
             )
-        return Path(data_root) / "nds" / "darts_swap500_cifar10.csv"
+        # the full SWAP release (downloaded) when present, else the mirror's 500-row half
+        full = Path(data_root) / "nds" / "darts_swap1000_cifar10.csv"
+        return full if full.is_file() else Path(data_root) / "nds" / "darts_swap500_cifar10.csv"
 
     def load(self, path: Path, dataset: str, accuracy_key: str | None = None) -> list[Arch]:
         """Read a ``genotype,<accuracy>`` CSV; uid = 0-based row; every genotype is validated."""

@@ -1,0 +1,78 @@
+"""Seconds per arch of each proxy, run alone, against a bare forward+backward on the same archs.
+
+    python benchmarks/bench_scoring.py --n_archs 50 --batch_size 16
+
+Each timing excludes the network build (reported on its own); every measurement gets a freshly built
+network with the same seeded initialisation, and the measurements are interleaved arch by arch so that
+machine load affects them alike. Target: single-pass proxies <= 1.5x the bare forward+backward.
+Prints a table and writes benchmarks/results/scoring.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from eznas.data import BatchSource, resolve_data_root
+from eznas.io import write_json
+from eznas.proxies import Probe, get_proxy, list_proxies
+from eznas.scoring import arch_seed, sample_archs
+from eznas.spaces import get_space
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n_archs", type=int, default=50)
+    p.add_argument("--batch_size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--proxies", default=",".join(list_proxies()))
+    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "scoring.json"))
+    args = p.parse_args()
+
+    space = get_space("NASBench201")
+    root = resolve_data_root(args.data_root)
+    archs = sample_archs(space.load(space.default_benchmark(root, "cifar10"), "cifar10"), args.n_archs, args.seed)
+    batch = BatchSource(root, "cifar10", args.batch_size, args.seed).batch()
+    proxies = args.proxies.split(",")
+
+    def fresh(arch):
+        torch.manual_seed(arch_seed(args.seed, arch.uid))
+        return space.build(arch.spec, 10).train()
+
+    times: dict[str, list[float]] = {"build": [], "forward+backward": [], **{n: [] for n in proxies}}
+    for arch in archs:
+        t0 = time.perf_counter()
+        net = fresh(arch)
+        times["build"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        F.cross_entropy(net(batch.x), batch.y).backward()
+        times["forward+backward"].append(time.perf_counter() - t0)
+        for name in proxies:
+            proxy, net = get_proxy(name), fresh(arch)
+            t0 = time.perf_counter()
+            probe = Probe(net, batch)
+            probe.run(proxy.needs)
+            proxy.fn(probe)
+            times[name].append(time.perf_counter() - t0)
+
+    bare = statistics.mean(times["forward+backward"])
+    rows = {k: {"seconds_per_arch": statistics.mean(v), "ratio_to_fwd_bwd": statistics.mean(v) / bare}
+            for k, v in times.items()}
+    result = {"n_archs": len(archs), "batch_size": args.batch_size, "torch_threads": torch.get_num_threads(),
+              "timings": rows, "target": "single-pass proxies <= 1.5x forward+backward"}
+    write_json(args.out, result)
+    print(f"NB-201 CIFAR-10, {len(archs)} archs, batch {args.batch_size}, {torch.get_num_threads()} threads")
+    print(f"{'what':<18}{'s/arch':>10}{'x fwd+bwd':>11}")
+    for k, r in rows.items():
+        print(f"{k:<18}{r['seconds_per_arch']:>10.4f}{r['ratio_to_fwd_bwd']:>11.2f}")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
