@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from eznas.data import BatchSource, resolve_data_root
 from eznas.io import write_json
-from eznas.proxies import Probe, get_proxy, list_proxies
+from eznas.proxies import Probe, list_proxies, parse_proxy
 from eznas.scoring import arch_seed, sample_archs
 from eznas.spaces import get_space
 
@@ -54,11 +54,11 @@ def main() -> None:
         F.cross_entropy(net(batch.x), batch.y).backward()
         times["forward+backward"].append(time.perf_counter() - t0)
         for name in proxies:
-            proxy, net = get_proxy(name), fresh(arch)
+            proxy, net = parse_proxy(name), fresh(arch)
             t0 = time.perf_counter()
             probe = Probe(net, batch)
             probe.run(proxy.needs)
-            proxy.fn(probe)
+            proxy(probe)
             times[name].append(time.perf_counter() - t0)
 
     bare = statistics.mean(times["forward+backward"])

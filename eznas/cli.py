@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 
 from eznas.data import DATA_ENV, DATASETS
 from eznas.errors import EznasError
-from eznas.proxies import get_proxy, list_proxies
+from eznas.proxies import list_proxies, parse_proxy
 from eznas.registry import UnknownNameError
 from eznas.scoring import INITS
 from eznas.spaces import list_spaces
@@ -44,7 +44,8 @@ def verify_parser() -> argparse.ArgumentParser:
     add_flag(p, "n_samples", type=int, default=-1, help="architectures to sample (default -1: all)")
     add_flag(p, "seed", type=int, default=0, help="seed of the arch sample, the batch and the initialisation")
     add_flag(p, "proxy", type=_proxy_list, default=("synflow", "naswot", "params"),
-             help="comma-separated proxies (default synflow,naswot,params)")
+             help="comma-separated proxies, each optionally with options as name:key=value "
+             "(e.g. swap:repeats=8); default synflow,naswot,params")
     add_flag(p, "accuracy_key", default=None,
              help="accuracy column (NB-201 defaults: cifar10_test, cifar100_test, imagenet16_120_test)")
     add_flag(p, "benchmark_path", default=None, help="ground-truth file (default: the space's file under the data root)")
@@ -80,8 +81,8 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
     args = verify_parser().parse_args(argv)
 
     def body() -> int:
-        for name in args.proxy:
-            get_proxy(name)
+        for spec in args.proxy:
+            parse_proxy(spec)
         if args.batch_size < 1:
             raise EznasError(f"--batch_size must be >= 1, got {args.batch_size}")
         cfg = VerifyConfig(

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from eznas.data import BatchSource
-from eznas.proxies import Probe, get_proxy
+from eznas.proxies import Probe, parse_proxy
 from eznas.spaces import Arch, SearchSpace
 
 log = logging.getLogger(__name__)
@@ -79,26 +79,28 @@ def score_archs(
     init: str = "default",
     device: torch.device = torch.device("cpu"),
 ) -> Iterator[ArchScores]:
-    """Yield the scores of each arch in turn. A proxy that raises gets NaN and its error is kept."""
-    chosen = [get_proxy(p) for p in proxies]
+    """Yield the scores of each arch in turn, keyed by proxy spec (``name[:key=value...]``).
+    A proxy that raises gets NaN and its error is kept."""
+    chosen = [parse_proxy(p) for p in proxies]
     needs = frozenset().union(*(p.needs for p in chosen))
     for i, arch in enumerate(archs):
         start = time.perf_counter()
-        torch.manual_seed(arch_seed(seed, arch.uid))
+        net_seed = arch_seed(seed, arch.uid)
+        torch.manual_seed(net_seed)
         net = space.build(arch.spec, batches.spec.num_classes)
         init_network(net, init)
         net.to(device).train()
-        probe = Probe(net, batches.batch(i).to(device))
+        probe = Probe(net, batches.batch(i).to(device), seed=net_seed)
         probe.run(needs)
         build = time.perf_counter() - start - probe.seconds
         scores, seconds, errors = {}, {}, {}
         for proxy in chosen:
             t0 = time.perf_counter()
             try:
-                scores[proxy.name] = float(proxy.fn(probe))
+                scores[proxy.label] = proxy(probe)
             except Exception as exc:  # noqa: BLE001 - one failing proxy must not stop the run
-                scores[proxy.name], errors[proxy.name] = math.nan, f"{type(exc).__name__}: {exc}"
-                log.debug("%s on %s failed: %s", proxy.name, arch.uid, exc)
+                scores[proxy.label], errors[proxy.label] = math.nan, f"{type(exc).__name__}: {exc}"
+                log.debug("%s on %s failed: %s", proxy.label, arch.uid, exc)
             shared = probe.seconds if proxy.needs else 0.0
-            seconds[proxy.name] = build + shared + time.perf_counter() - t0
+            seconds[proxy.label] = build + shared + time.perf_counter() - t0
         yield ArchScores(arch, scores, seconds, errors)

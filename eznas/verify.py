@@ -19,7 +19,7 @@ import eznas
 from eznas import report
 from eznas.data import BatchSource, resolve_data_root
 from eznas.metrics import bootstrap_ci, correlations
-from eznas.proxies import get_proxy
+from eznas.proxies import parse_proxy
 from eznas.scoring import ArchScores, resolve_device, sample_archs, score_archs
 from eznas.spaces import SpaceOptions, get_space
 
@@ -61,8 +61,7 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
 
     ``progress(total)`` may return a per-arch callback (the CLI's progress bar).
     """
-    for name in cfg.proxies:
-        get_proxy(name)  # unknown names fail before any work
+    calls = {spec: parse_proxy(spec) for spec in cfg.proxies}  # unknown names and options fail first
     space = get_space(cfg.search_space, SpaceOptions(cfg.nds_space, cfg.width, cfg.cells))
     data_root = resolve_data_root(cfg.data_root)
     bench = Path(cfg.benchmark_path) if cfg.benchmark_path else space.default_benchmark(data_root, cfg.dataset)
@@ -105,7 +104,8 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
         m["ci95"] = bootstrap_ci(s[finite], a[finite], n_boot=cfg.bootstrap, seed=cfg.seed)
         m["seconds"] = secs[name]
         m["seconds_per_arch"] = secs[name] / max(len(archs), 1)
-        m["definition"] = get_proxy(name).doc
+        m["definition"] = calls[name].proxy.doc
+        m["options"] = {**calls[name].proxy.options(), **calls[name].options}
         summary["proxies"][name] = m
 
     out.mkdir(parents=True, exist_ok=True)

@@ -72,17 +72,168 @@ def test_synflow_obeys_its_conservation_law():
     assert not net.conv.weight.requires_grad or net.conv.weight.grad is None  # the net is untouched
 
 
-def test_shared_pass_gives_the_same_scores_as_separate_runs():
+def test_all_proxies_together_give_the_same_scores_as_each_alone():
+    """Sharing the pass, and proxies running their own passes on copies, must not change any score."""
     names = list_proxies()
     net, batch = make()
-    probe = Probe(net, batch)
+    probe = Probe(net, batch, seed=7)
     probe.run(frozenset().union(*(get_proxy(n).needs for n in names)))
-    together = {n: get_proxy(n).fn(probe) for n in names}
+    together = {n: get_proxy(n).fn(probe) for n in reversed(names)}
     for n in names:
-        alone = score(n, *make())
-        assert math.isclose(together[n], alone, rel_tol=1e-6), n
+        net, batch = make()
+        alone = Probe(net, batch, seed=7)
+        alone.run(get_proxy(n).needs)
+        value = get_proxy(n).fn(alone)
+        assert (math.isnan(value) and math.isnan(together[n])) or math.isclose(together[n], value, rel_tol=1e-6), n
 
 
 def test_every_proxy_has_a_one_line_definition():
     for n in list_proxies():
         assert get_proxy(n).doc, n
+
+
+def test_proxy_options_parse_and_errors():
+    from eznas.errors import EznasError
+    from eznas.proxies import parse_proxy
+
+    call = parse_proxy("sweetimator:low=1e-5:high=5e-5")
+    assert call.label == "sweetimator:low=1e-5:high=5e-5" and call.options == {"low": 1e-5, "high": 5e-5}
+    assert parse_proxy("swap:repeats=4").options == {"repeats": 4}
+    with pytest.raises(EznasError, match="bad option 'repats=4'.*repeats=32"):
+        parse_proxy("swap:repats=4")
+    with pytest.raises(EznasError, match="cannot read 'many' as int"):
+        parse_proxy("swap:repeats=many")
+
+
+def test_sweetimator_counts_gradients_in_the_interval():
+    net, batch = make()
+    loss = nn.functional.cross_entropy(net(batch.x), batch.y)
+    grads = torch.autograd.grad(loss, [net.conv.weight, net.fc.weight])
+    lo, hi = 1e-3, 5e-3
+    expect = sum(((g.abs() >= lo) & (g.abs() < hi)).sum().item() for g in grads)
+    probe = Probe(*make())
+    probe.run({"backward"})
+    assert get_proxy("sweetimator").fn(probe, low=lo, high=hi) == expect > 0
+
+
+def test_count_patterns_and_swap_by_hand():
+    from eznas.proxies.swap import count_patterns, gaussian_init_, swap_patterns
+
+    codes = torch.tensor([[1, 0, 1, 1, 0], [0, 0, 0, 0, 1], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    assert count_patterns(codes) == 3  # columns 101, 001, 101, 101, 011
+    wide = torch.rand(30, 500) > 0.5  # the int64 packing path (20 < samples <= 62)
+    assert count_patterns(wide) == torch.unique(wide.T, dim=0).shape[0]
+    net, batch = make()
+    gen = torch.Generator().manual_seed(0)
+    gaussian_init_(net, gen)
+    assert net.conv.weight.std() > 0.5  # N(0, 1), not PyTorch's default scale
+    by_hand = torch.unique((net.relu(net.conv(batch.x)) > 0).flatten(1).T, dim=0).shape[0]
+    assert swap_patterns(net, batch.x) == by_hand
+
+
+def test_swap_is_a_mean_over_seeded_reinits_and_reg_swap_scales_it():
+    from eznas.proxies.swap import gaussian_init_, swap_patterns
+
+    net, batch = make()
+    probe = Probe(net, batch, seed=3)
+    got = get_proxy("swap").fn(probe, repeats=3)
+    copy, gen = probe.copy(), probe.generator(salt=1)
+    values = []
+    for _ in range(3):
+        gaussian_init_(copy, gen)
+        values.append(swap_patterns(copy, batch.x))
+    assert got == pytest.approx(sum(values) / 3)
+    p = 118 / 1e3
+    assert get_proxy("reg_swap").fn(probe, repeats=3, mu=0.1, sigma=0.5) == pytest.approx(
+        got * math.exp(-((p - 0.1) ** 2) / 0.5))
+
+
+class RCBNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 2, 3, padding=1, bias=False)
+        self.block = nn.Sequential(nn.ReLU(), nn.Conv2d(2, 3, 3, padding=1, bias=False), nn.BatchNorm2d(3))
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.fc(self.block(self.stem(x)).mean((2, 3)))
+
+
+def test_eznas_program_by_hand():
+    torch.manual_seed(0)
+    net = RCBNet()
+    batch = Batch(torch.randn(2, 3, 4, 4), torch.tensor([0, 1]), 2)
+    stem = net.stem(batch.x)
+    stem.retain_grad()
+    net(batch.x)  # (no effect; the by-hand pass follows)
+    out = net.fc(net.block(stem).mean((2, 3)))
+    out.sum().backward()
+    g = stem.grad * (stem > 0)  # the gradient through the unit's ReLU
+    logdet = torch.logdet(torch.sign(g).double())
+    expect = torch.sigmoid(torch.nan_to_num(logdet, nan=0.0)).norm().item()
+    assert get_proxy("eznas").fn(Probe(net, batch), kaiming=False) == pytest.approx(expect, rel=1e-9)
+
+
+def test_zico_by_hand():
+    net, batch = make()
+    halves = [(batch.x[:3], batch.y[:3]), (batch.x[3:], batch.y[3:])]
+    grads = []
+    for x, y in halves:
+        grads.append(torch.autograd.grad(nn.functional.cross_entropy(net(x), y), [net.conv.weight, net.fc.weight]))
+    expect = 0.0
+    for i in range(2):
+        g = torch.stack([grads[0][i], grads[1][i]])
+        std, m = g.std(0), g.abs().mean(0)
+        expect += math.log((m[std != 0] / std[std != 0]).sum().item())
+    assert score("zico", *make()) == pytest.approx(expect, rel=1e-5)
+
+
+def test_meco_by_hand():
+    net, batch = make()
+    probe = Probe(net, batch, seed=4)
+    x = torch.randn(1, 3, 10, 10, generator=probe.generator(salt=3))
+    fea = net.conv(x)  # the only module with a 4-D output besides the ReLU (same map, rectified)
+    expect = 0.0
+    for f in (fea, net.relu(fea.clone())):
+        corr = torch.nan_to_num(torch.corrcoef(f[0].detach().flatten(1).double()), nan=0.0)
+        expect += torch.linalg.eigvalsh(corr).min().item()
+    assert get_proxy("meco").fn(probe, resolution=10) == pytest.approx(expect, rel=1e-9)
+
+
+def test_jacov_by_hand():
+    net, batch = make()
+    x = batch.x.clone().requires_grad_()
+    net(x).sum().backward()
+    v = torch.linalg.eigvalsh(torch.corrcoef(x.grad.flatten(1).double()))
+    expect = -(torch.log(v + 1e-5) + 1 / (v + 1e-5)).sum().item()
+    assert score("jacov", *make()) == pytest.approx(expect, rel=1e-9)
+
+
+def test_grasp_is_minus_w_times_hessian_gradient():
+    net, batch = make(bias=False)
+    ws = [net.conv.weight, net.fc.weight]
+    sizes = [w.numel() for w in ws]
+
+    def loss_of(flat):
+        a, b = flat.split(sizes)
+        h = nn.functional.conv2d(batch.x, a.view_as(ws[0]), padding=1).relu().mean((2, 3))
+        return nn.functional.cross_entropy(h @ b.view_as(ws[1]).T, batch.y)
+
+    flat = torch.cat([w.detach().flatten() for w in ws])
+    g = torch.autograd.functional.jacobian(loss_of, flat)
+    _, hg = torch.autograd.functional.hvp(loss_of, flat, g)
+    expect = (-flat * hg).sum().item()
+    assert score("grasp", *make(bias=False)) == pytest.approx(expect, rel=1e-4, abs=1e-9)
+
+
+def test_fisher_by_hand():
+    net, batch = make()
+    conv = net.conv(batch.x)
+    conv.retain_grad()
+    h = net.relu(conv).mean((2, 3))
+    fc = net.fc(h)
+    fc.retain_grad()
+    nn.functional.cross_entropy(fc, batch.y).backward()
+    expect = (conv * conv.grad).flatten(2).sum(2).pow(2).mean(0).mul(0.5).sum().item()
+    expect += (fc * fc.grad).pow(2).mean(0).mul(0.5).sum().item()
+    assert score("fisher", *make()) == pytest.approx(expect, rel=1e-5)

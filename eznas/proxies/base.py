@@ -1,25 +1,32 @@
 """The proxy registry and the Probe: one network on one batch, with the passes proxies share.
 
-A proxy is a function ``fn(probe) -> float`` registered with the passes it reads::
+A proxy is a function ``fn(probe, **options) -> float`` registered with the passes it reads::
 
     @register_proxy("snip", needs={"backward"})
     def snip(probe: Probe) -> float: ...
 
-``needs`` is a subset of PASSES. The Probe runs one forward pass (with a cross-entropy backward when
-any proxy needs it) and records, through hooks, only what the requested proxies read; several proxies
-in one run therefore share the network build and the pass.
+``needs`` is a subset of PASSES. The Probe runs one forward pass (with a cross-entropy backward when a
+proxy needs it) and records, through hooks, only what the requested proxies read; several proxies in
+one run therefore share the network build and the pass. A proxy that needs passes of its own (another
+signal, another input, re-initialised weights) runs them on ``probe.copy()``, never on ``probe.net``.
+
+Options are keyword-only parameters with defaults (the paper's protocol), set per run as
+``name:key=value:key=value``, e.g. ``swap:repeats=8`` or ``sweetimator:low=1e-5:high=5e-5``.
 """
 from __future__ import annotations
 
+import copy
+import inspect
 import time
-from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from eznas.data import Batch
+from eznas.errors import EznasError
 from eznas.registry import Registry
 
 PASSES = frozenset({"forward", "backward", "relu_kernel", "macs"})
@@ -28,9 +35,30 @@ PASSES = frozenset({"forward", "backward", "relu_kernel", "macs"})
 @dataclass(frozen=True)
 class Proxy:
     name: str
-    fn: Callable[["Probe"], float]
+    fn: Callable[..., float]
     needs: frozenset[str]
     doc: str  # one line: what it computes, and the reference
+
+    def options(self) -> dict[str, Any]:
+        """The proxy's options and their defaults."""
+        return {p.name: p.default for p in inspect.signature(self.fn).parameters.values()
+                if p.kind is p.KEYWORD_ONLY}
+
+
+@dataclass(frozen=True)
+class ProxyCall:
+    """A proxy with its options bound; ``label`` is the spec as written (the output column name)."""
+
+    label: str
+    proxy: Proxy
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def needs(self) -> frozenset[str]:
+        return self.proxy.needs
+
+    def __call__(self, probe: "Probe") -> float:
+        return float(self.proxy.fn(probe, **self.options))
 
 
 PROXIES: Registry[Proxy] = Registry("proxy")
@@ -41,8 +69,8 @@ def register_proxy(name: str, needs: Iterable[str] = ()) -> Callable:
     if not needs <= PASSES:
         raise ValueError(f"proxy {name!r}: unknown needs {sorted(needs - PASSES)}; valid: {sorted(PASSES)}")
 
-    def decorator(fn: Callable[["Probe"], float]) -> Callable[["Probe"], float]:
-        doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+    def decorator(fn: Callable[..., float]) -> Callable[..., float]:
+        doc = " ".join((fn.__doc__ or "").split("\n\n")[0].split())
         PROXIES.register(name)(Proxy(name, fn, needs, doc))
         return fn
 
@@ -57,6 +85,35 @@ def get_proxy(name: str) -> Proxy:
     return PROXIES.get(name)
 
 
+def parse_proxy(spec: str) -> ProxyCall:
+    """``name[:key=value...]`` -> ProxyCall; values take the type of the option's default."""
+    name, *pairs = spec.strip().split(":")
+    proxy = get_proxy(name)
+    defaults, options = proxy.options(), {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or key not in defaults:
+            valid = ", ".join(f"{k}={v}" for k, v in defaults.items()) or "none"
+            raise EznasError(f"proxy {spec!r}: bad option {pair!r} (options of {name}: {valid})")
+        options[key] = _convert(text, defaults[key], spec)
+    return ProxyCall(spec.strip(), proxy, options)
+
+
+def _convert(text: str, default: Any, spec: str) -> Any:
+    try:
+        if isinstance(default, bool):
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1")
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float) or default is None:
+            return float(text)
+        return type(default)(text)
+    except ValueError:
+        raise EznasError(f"proxy {spec!r}: cannot read {text!r} as {type(default).__name__}") from None
+
+
 def weight_layers(net: nn.Module) -> Iterator[nn.Module]:
     """Conv2d and Linear modules: the layers the classic gradient proxies sum over."""
     return (m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
@@ -68,10 +125,21 @@ class Probe:
 
     net: nn.Module
     batch: Batch
+    seed: int = 0  # the network's initialisation seed; proxies derive their own seeds from it
     logits: torch.Tensor | None = None
+    weight_grads: dict[nn.Module, torch.Tensor] = field(default_factory=dict)  # CE grads per Conv/Linear
     relu_kernel: torch.Tensor | None = None  # NASWOT's K = sum over ReLUs of c c^T + (1-c)(1-c)^T
     macs: float | None = None  # multiply-accumulates of Conv2d and Linear for one sample
     seconds: float = 0.0  # time spent in the shared pass
+    memo: dict[tuple, Any] = field(default_factory=dict)  # results one proxy computes for another
+
+    def copy(self) -> nn.Module:
+        """A private copy of the network (same weights, train mode) for a proxy's own passes."""
+        return copy.deepcopy(self.net).train()
+
+    def generator(self, salt: int = 0) -> torch.Generator:
+        """A CPU generator seeded from the network's seed, for a proxy's own random draws."""
+        return torch.Generator().manual_seed((self.seed * 1_000_003 + salt) % (1 << 63))
 
     def run(self, needs: Iterable[str]) -> None:
         """The one shared pass: a forward (plus CE backward, ReLU codes, MAC counts as needed)."""
@@ -95,6 +163,9 @@ class Probe:
                 self.logits = self.net(self.batch.x)
                 if "backward" in needs:
                     F.cross_entropy(self.logits, self.batch.y).backward()
+                    self.weight_grads = {m: m.weight.grad for m in weight_layers(self.net)
+                                         if m.weight.grad is not None}
+                    self.net.zero_grad(set_to_none=True)
         finally:
             for h in hooks:
                 h.remove()

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 from torch.func import functional_call
 
 from eznas.proxies.base import Probe, register_proxy, weight_layers
@@ -22,14 +24,13 @@ def flops(probe: Probe) -> float:
 @register_proxy("grad_norm", needs={"backward"})
 def grad_norm(probe: Probe) -> float:
     """Sum over Conv/Linear layers of ||dL/dW||_2, cross-entropy on the batch (Abdelfattah et al., ICLR 2021)."""
-    return sum(m.weight.grad.norm().item() for m in weight_layers(probe.net) if m.weight.grad is not None)
+    return sum(g.norm().item() for g in probe.weight_grads.values())
 
 
 @register_proxy("snip", needs={"backward"})
 def snip(probe: Probe) -> float:
     """Sum over Conv/Linear weights of |W * dL/dW|, cross-entropy on the batch (Lee et al., ICLR 2019)."""
-    return sum((m.weight * m.weight.grad).abs().sum().item() for m in weight_layers(probe.net)
-               if m.weight.grad is not None)
+    return sum((m.weight * g).abs().sum().item() for m, g in probe.weight_grads.items())
 
 
 @register_proxy("naswot", needs={"relu_kernel"})
@@ -60,3 +61,57 @@ def synflow(probe: Probe) -> float:
     names = {id(m.weight) for m in weight_layers(net)}
     return sum((params[k] * g).sum().item() for k, p in net.named_parameters()
                if id(p) in names and (g := grad_of[k]) is not None)
+
+
+@register_proxy("jacov")
+def jacov(probe: Probe, *, k: float = 1e-5) -> float:
+    """-sum(log(v + k) + 1/(v + k)) over eigenvalues v of the correlation matrix of the per-sample input
+    gradients of the summed logits (Mellor et al., arXiv 2006.04647 v1; NASLib's jacov)."""
+    net = probe.copy()
+    x = probe.batch.x.clone().requires_grad_()
+    net(x).sum().backward()
+    jac = x.grad.flatten(1).double()
+    v = torch.linalg.eigvalsh(torch.corrcoef(jac))
+    return -(torch.log(v + k) + 1.0 / (v + k)).sum().item()
+
+
+@register_proxy("grasp")
+def grasp(probe: Probe) -> float:
+    """Sum over Conv/Linear weights of -W * (H g), g and H the cross-entropy gradient and Hessian on the
+    batch (Wang et al., ICLR 2020; zero-cost-nas protocol)."""
+    net = probe.copy()
+    layers = list(weight_layers(net))
+    weights = [m.weight for m in layers]
+    loss = F.cross_entropy(net(probe.batch.x), probe.batch.y)
+    g = torch.autograd.grad(loss, weights, allow_unused=True)
+    loss = F.cross_entropy(net(probe.batch.x), probe.batch.y)
+    g_graph = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
+    z = sum((a.detach() * b).sum() for a, b in zip(g, g_graph) if a is not None and b is not None)
+    hg = torch.autograd.grad(z, weights, allow_unused=True)
+    return sum((-w.detach() * h).sum().item() for w, h in zip(weights, hg) if h is not None)
+
+
+@register_proxy("fisher")
+def fisher(probe: Probe) -> float:
+    """Sum over Conv/Linear outputs a of 0.5 * mean over the batch of (sum over positions of a * dL/da)^2,
+    per channel, cross-entropy (Turner et al., ICLR 2020; zero-cost-nas protocol)."""
+    net = probe.copy()
+    outs: list[torch.Tensor] = []
+
+    def keep(module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
+        out.retain_grad()
+        outs.append(out)
+
+    hooks = [m.register_forward_hook(keep) for m in weight_layers(net)]
+    try:
+        F.cross_entropy(net(probe.batch.x), probe.batch.y).backward()
+    finally:
+        for h in hooks:
+            h.remove()
+    total = 0.0
+    for a in outs:
+        if a.grad is None:
+            continue
+        g_nk = (a * a.grad).flatten(2).sum(2) if a.dim() > 2 else a * a.grad
+        total += g_nk.detach().pow(2).mean(0).mul(0.5).sum().item()
+    return total

@@ -1,0 +1,144 @@
+"""The README's baseline table: every registered proxy on 1000 NB-201 archs (CIFAR-10, CIFAR-100) and on
+the DARTS CSV, next to published figures, plus per-arch agreement with NAS-Bench-Suite-Zero's scores.
+
+    python benchmarks/bench_baselines.py                 # seed 0, batch 16, 1000 archs
+    python benchmarks/bench_baselines.py --n_archs 200   # quicker
+
+Run folders go to results/benchmarks/baselines/; the figures to benchmarks/results/baselines.{json,md}.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import pandas as pd
+from scipy import stats
+
+from eznas.data import resolve_data_root
+from eznas.io import atomic_open, write_json
+from eznas.proxies import list_proxies
+from eznas.verify import VerifyConfig, result_line, run_verify
+
+# our proxy name -> NAS-Bench-Suite-Zero column
+NBSZ_NAMES = {"params": "params", "flops": "flops", "synflow": "synflow", "naswot": "nwot", "grad_norm": "grad_norm",
+              "snip": "snip", "jacov": "jacov", "grasp": "grasp", "fisher": "fisher"}
+# Published NB-201 figures (shared/reference/proxies-and-anchors.md §5.3): NB-Suite-Zero's stored scores on
+# NASLib's 725-arch sample, Spearman / Kendall against its val_accuracy [computed there].
+PUBLISHED = {
+    "cifar10": {"naswot": (.787, .594), "synflow": (.736, .537), "params": (.738, .562), "flops": (.711, .520),
+                "snip": (.608, .443), "grad_norm": (.606, .439), "jacov": (.766, .584), "grasp": (.539, .381),
+                "fisher": (.509, .374)},
+    "cifar100": {"naswot": (.814, .624), "synflow": (.762, .563), "params": (.744, .569), "flops": (.722, .531),
+                 "snip": (.658, .487), "grad_norm": (.648, .478), "jacov": (.725, .554), "grasp": (.552, .392),
+                 "fisher": (.555, .411)},
+}
+
+
+def nbsz_agreement(scores: pd.DataFrame, nbsz: pd.DataFrame, proxies: list[str]) -> dict[str, dict]:
+    """Per proxy, on the archs both have: Spearman between our scores and theirs, and each one's rho
+    against the same accuracies (ours: the benchmark column we scored against)."""
+    theirs = nbsz.rename(columns={c: f"nbsz_{c}" for c in nbsz.columns if c != "index"})
+    both = scores.assign(index=scores.uid.astype(int)).merge(theirs, on="index")
+    out = {}
+    for name in proxies:
+        col = f"nbsz_{NBSZ_NAMES.get(name)}"
+        if col not in both.columns:
+            continue
+        ok = both[[name, col, "accuracy"]].replace([float("inf"), -float("inf")], float("nan")).dropna()
+        out[name] = {
+            "n": len(ok),
+            "spearman_ours_vs_nbsz": float(stats.spearmanr(ok[name], ok[col]).statistic),
+            "rho_ours": float(stats.spearmanr(ok[name], ok.accuracy).statistic),
+            "rho_nbsz": float(stats.spearmanr(ok[col], ok.accuracy).statistic),
+        }
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n_archs", type=int, default=1000)
+    p.add_argument("--batch_size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--proxies", default=",".join(list_proxies()), help="default: every registered proxy")
+    p.add_argument("--runs", default="results/benchmarks/baselines")
+    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "baselines"))
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    root = resolve_data_root(args.data_root)
+    proxies = tuple(args.proxies.split(","))
+    runs = Path(args.runs)
+
+    def verify(tag: str, **kw) -> tuple[dict, pd.DataFrame]:
+        cfg = VerifyConfig(batch_size=args.batch_size, seed=args.seed, proxies=proxies, data_root=str(root),
+                           out=str(runs / tag), results_csv=str(runs / "all_tests.csv"), **kw)
+        summary = run_verify(cfg)
+        print(f"--- {tag}: {summary['n_archs']} archs, {summary['wall_seconds']:.0f} s")
+        for name, m in summary["proxies"].items():
+            print(result_line(name, m))
+        return summary, pd.read_csv(runs / tag / "scores.csv")
+
+    results: dict = {"seed": args.seed, "batch_size": args.batch_size, "tasks": {}, "nbsz": {}}
+    for tag, kw in {
+        "nb201-cifar10": dict(dataset="cifar10", n_samples=args.n_archs),
+        "nb201-cifar100": dict(dataset="cifar100", n_samples=args.n_archs),
+        "darts-cifar10": dict(search_space="DARTS", dataset="cifar10", n_samples=-1),
+    }.items():
+        summary, scores = verify(tag, **kw)
+        results["tasks"][tag] = {"n_archs": summary["n_archs"], "wall_seconds": summary["wall_seconds"],
+                                 "proxies": summary["proxies"]}
+        if tag == "nb201-cifar10":
+            nbsz = pd.read_csv(root / "nb201" / "nb201_zc_nbsuitezero_cifar10.csv")
+            results["nbsz"]["cifar10"] = nbsz_agreement(scores, nbsz, list(proxies))
+
+    # CIFAR-100: NB-Suite-Zero's early file has 725 archs; score exactly those for the per-arch comparison
+    nbsz100 = pd.read_csv(root / "nb201" / "nb201_zc_nbsuitezero_early_cifar100.csv")
+    table = pd.read_csv(root / "nb201" / "nb201_acc_200ep.csv")
+    runs.mkdir(parents=True, exist_ok=True)
+    subset = runs / "nbsz_cifar100_archs.csv"
+    table[table["index"].isin(nbsz100["index"])].to_csv(subset, index=False)
+    _, scores = verify("nb201-cifar100-nbsz725", dataset="cifar100", n_samples=-1, benchmark_path=str(subset))
+    results["nbsz"]["cifar100"] = nbsz_agreement(scores, nbsz100, list(proxies))
+    results["published"] = PUBLISHED
+
+    out = Path(args.out)
+    write_json(out.with_suffix(".json"), results)
+    md = markdown(results, proxies)
+    with atomic_open(out.with_suffix(".md")) as f:
+        f.write(md)
+    print(md)
+    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+
+
+def markdown(results: dict, proxies: tuple[str, ...]) -> str:
+    def cell(m: dict | None) -> str:
+        return "—" if not m else f"{m['spearman']:.3f} / {m['kendall']:.3f}"
+
+    def pub(ds: str, name: str) -> str:
+        v = PUBLISHED[ds].get(name)
+        return "—" if v is None else f"{v[0]:.3f} / {v[1]:.3f}"
+
+    def agree(ds: str, name: str) -> str:
+        a = results["nbsz"].get(ds, {}).get(name)
+        return "—" if not a else f"{a['spearman_ours_vs_nbsz']:.3f} (n={a['n']})"
+
+    t = results["tasks"]
+    n10, n100 = t["nb201-cifar10"]["n_archs"], t["nb201-cifar100"]["n_archs"]
+    lines = [
+        f"| proxy | NB-201 C10 ρ / τ (n={n10}) | NB-201 C100 ρ / τ (n={n100}) | DARTS ρ / τ (n={t['darts-cifar10']['n_archs']}) "
+        "| published C10 | published C100 | ours vs NB-Suite-Zero per arch, C10 | same, C100 | s/arch C10 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in proxies:
+        lines.append(
+            f"| {name} | {cell(t['nb201-cifar10']['proxies'].get(name))} | {cell(t['nb201-cifar100']['proxies'].get(name))} "
+            f"| {cell(t['darts-cifar10']['proxies'].get(name))} | {pub('cifar10', name)} | {pub('cifar100', name)} "
+            f"| {agree('cifar10', name)} | {agree('cifar100', name)} "
+            f"| {t['nb201-cifar10']['proxies'][name]['seconds_per_arch']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

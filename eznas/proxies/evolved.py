@@ -1,0 +1,40 @@
+"""The published EZNAS program (Akhauri et al., NeurIPS 2022), on our statistics collector."""
+from __future__ import annotations
+
+import torch
+
+from eznas.proxies.base import Probe, register_proxy
+from eznas.stats import CollectorConfig, collect
+
+
+def kaiming_init_(net: torch.nn.Module, generator: torch.Generator) -> None:
+    """EZNAS's initialisation: conv Kaiming-normal (fan_out, ReLU), BN weight 1 bias 0, Linear N(0, 0.01)."""
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                fan_out = m.weight.shape[0] * m.weight[0, 0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=generator) * (2.0 / fan_out) ** 0.5)
+            elif isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.fill_(1.0)
+                m.bias.zero_()
+            elif isinstance(m, torch.nn.Linear):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=generator) * 0.01)
+                m.bias.zero_()
+
+
+def eznas_unit_score(inp_grad: torch.Tensor) -> float:
+    """||sigmoid(logdet(sign(g)))||_F over the (batch x channel) H x W maps; logdet NaN -> 0 as EZNAS."""
+    logdet = torch.logdet(torch.sign(inp_grad).double())
+    return torch.sigmoid(torch.nan_to_num(logdet, nan=0.0)).norm().item()
+
+
+@register_proxy("eznas")
+def eznas(probe: Probe, *, kaiming: bool = True) -> float:
+    """Mean over ReLU-Conv-BN units of ||sigmoid(logdet(sign(dR/d block input)))||_F, R = sum of logits,
+    Kaiming init (the published EZNAS 'darts' program; Akhauri et al., NeurIPS 2022)."""
+    net = probe.copy()
+    if kaiming:
+        kaiming_init_(net, probe.generator(salt=2))
+    stats = collect(net, probe.batch, CollectorConfig(names=("inp_grad_D",), signal="logits_sum"))
+    scores = [eznas_unit_score(u.tensors["inp_grad_D"]) for u in stats.units]
+    return sum(scores) / len(scores) if scores else float("nan")
