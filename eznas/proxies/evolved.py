@@ -1,6 +1,8 @@
 """The published EZNAS program (Akhauri et al., NeurIPS 2022), on our statistics collector."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from eznas.proxies.base import Probe, register_proxy
@@ -37,4 +39,4 @@ def eznas(probe: Probe, *, kaiming: bool = True) -> float:
         kaiming_init_(net, probe.generator(salt=2))
     stats = collect(net, probe.batch, CollectorConfig(names=("inp_grad_D",), signal="logits_sum"))
     scores = [eznas_unit_score(u.tensors["inp_grad_D"]) for u in stats.units]
-    return sum(scores) / len(scores) if scores else float("nan")
+    return math.fsum(scores) / len(scores) if scores else float("nan")

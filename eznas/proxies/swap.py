@@ -72,17 +72,19 @@ def swap_patterns(net: nn.Module, x: torch.Tensor) -> int:
 
 
 @register_proxy("swap")
-def swap(probe: Probe, *, repeats: int = 32) -> float:
+def swap(probe: Probe, *, repeats: int = 32, reinit: bool = True) -> float:
     """Mean over `repeats` N(0,1) re-initialisations of the number of distinct sample-wise ReLU activation
-    patterns on the batch, forward only, no labels (Peng et al., ICLR 2024)."""
-    key = ("swap", repeats)
+    patterns on the batch, forward only, no labels (Peng et al., ICLR 2024). reinit=false: the network's
+    own weights, once."""
+    key = ("swap", repeats, reinit)
     if key not in probe.memo:  # reg_swap in the same run reuses it
         net, gen = probe.copy(), probe.generator(salt=1)
         total = 0
-        for _ in range(repeats):
-            gaussian_init_(net, gen)
+        for _ in range(repeats if reinit else 1):
+            if reinit:
+                gaussian_init_(net, gen)
             total += swap_patterns(net, probe.batch.x)
-        probe.memo[key] = total / repeats
+        probe.memo[key] = total / (repeats if reinit else 1)
     return probe.memo[key]
 
 

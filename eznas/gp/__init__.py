@@ -1,0 +1,1 @@
+"""Genetic programming over the primitive language: the primitive set, programs and seeds."""

@@ -1,0 +1,11 @@
+"""Hand-made proxies written as programs: they seed the population and serve as baselines."""
+from __future__ import annotations
+
+SEEDS: dict[str, str] = {
+    # EZNAS's published 'darts' program (NeurIPS 2022): per unit ||sigmoid(logdet(sign(dR/d block input)))||_F
+    "eznas": "mean_units(fro(sigmoid(logdet(sign(inp_grad_D)))))",
+    # SWAP (ICLR 2024): distinct sample-wise patterns of the conv inputs (the units' ReLU outputs)
+    "swap": "swap_units(pre_D)",
+    # Sweetimator (Neural Networks 2023): weights with |gradient| in NB-201's interval [1e-4, 5e-4)
+    "sweetimator": "sum_units(count_in(weight_grad_D, 0.0001, 0.0005))",
+}

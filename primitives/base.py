@@ -1,0 +1,59 @@
+"""The primitive registry and the GP types.
+
+Types (DEAP's typed GP treats a subclass as usable wherever its parent type is required):
+
+* ``Tensor``  - a per-unit tensor of any shape (a statistic, or what an op made of one);
+* ``Scalar``  - a 0-d tensor (a reduction's result, or a constant); a Scalar is also a Tensor;
+* ``Program`` - the root: a per-unit expression aggregated over all units of a network.
+
+Every primitive is pure: it never modifies its inputs, and its dims are explicit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from eznas.registry import Registry
+
+
+class Tensor:
+    """A per-unit tensor of any shape."""
+
+
+class Scalar(Tensor):
+    """A 0-d tensor."""
+
+
+class Program:
+    """The root of a program: a per-unit expression and how to aggregate it over units."""
+
+
+@dataclass(frozen=True)
+class PrimitiveSpec:
+    name: str
+    fn: Callable
+    args: tuple[type, ...]
+    ret: type
+    doc: str
+
+
+PRIMITIVES: Registry[PrimitiveSpec] = Registry("primitive")
+
+
+def primitive(name: str, args: tuple[type, ...], ret: type) -> Callable[[Callable], Callable]:
+    """Register ``fn`` as primitive ``name`` with argument and return types."""
+
+    def decorator(fn: Callable) -> Callable:
+        doc = " ".join((fn.__doc__ or "").split("\n\n")[0].split())
+        PRIMITIVES.register(name)(PrimitiveSpec(name, fn, args, ret, doc))
+        return fn
+
+    return decorator
+
+
+def list_primitives(pattern: str = "*") -> list[str]:
+    return PRIMITIVES.names(pattern)
+
+
+def get_primitive(name: str) -> PrimitiveSpec:
+    return PRIMITIVES.get(name)

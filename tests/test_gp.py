@@ -1,0 +1,136 @@
+"""The primitive language and programs: generation, parsing, purity, and the seeds against the
+hand-written proxies on real NB-201 networks."""
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+from deap import gp
+from scipy import stats as sps
+
+from eznas.data import BatchSource
+from eznas.gp.program import ProgramError, parse_program
+from eznas.gp.pset import make_pset
+from eznas.gp.seeds import SEEDS
+from eznas.proxies import Probe, get_proxy
+from eznas.proxies.base import weight_layers
+from eznas.proxies.evolved import kaiming_init_
+from eznas.scoring import arch_seed, sample_archs
+from eznas.spaces import get_space
+from eznas.stats import CollectorConfig, collect
+from primitives import PRIMITIVES, Scalar, Tensor, list_primitives
+
+
+def test_registry_has_every_family():
+    names = set(list_primitives())
+    assert {"log", "abslog", "exp", "reciprocal", "zscore", "softmax_channel", "div", "lt", "mean", "fro", "std",
+            "logdet", "eig_ratio", "numel", "swap_count", "count_in", "hamming", "cosine", "kl",
+            "mean_units", "sum_units", "meanlog_units"} <= names
+
+
+def test_generation_never_dead_ends_and_round_trips():
+    pset = make_pset()
+    random.seed(1)
+    for _ in range(400):
+        tree = gp.PrimitiveTree(gp.genHalfAndHalf(pset, 2, 7))
+        assert str(parse_program(str(tree))) == str(tree)
+    for _ in range(100):  # genFull picks primitives down to the leaves: the classic dead-end trap
+        gp.PrimitiveTree(gp.genFull(pset, 3, 5))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("mean_units(fro(foo))", "unknown name 'foo'"),
+    ("fro(pre_D)", "'fro' gives a Scalar where a Program is needed"),
+    ("mean_units(count_in(pre_D, 0.1))", "incomplete: 1 argument(s) missing"),
+    ("mean_units(pre_D) pre_N", "unexpected 'pre_N' after a complete program"),
+    ("mean_units(count_in(pre_D, pre_D, 0.1))", "'pre_D' gives a Tensor where a Scalar is needed"),
+])
+def test_bad_programs_name_the_problem(text, message):
+    with pytest.raises(ProgramError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_program(text)
+
+
+def test_primitives_are_pure_on_random_inputs():
+    torch.manual_seed(0)
+    a, b = torch.randn(4, 3, 5, 5), torch.randn(4, 3, 5, 5)
+    for name in list_primitives():
+        spec = PRIMITIVES.get(name)
+        if spec.ret.__name__ == "Program":
+            continue
+        args = [a if i == 0 else (b if t is Tensor else torch.tensor(0.5)) for i, t in enumerate(spec.args)]
+        before = [x.clone() for x in args]
+        out = spec.fn(*args)
+        assert isinstance(out, torch.Tensor), name
+        assert all(torch.equal(x, y) for x, y in zip(args, before)), f"{name} modified its input"
+        if spec.ret is Scalar:
+            assert out.dim() == 0, name
+
+
+def test_safe_forms():
+    from primitives import elementwise as E
+
+    x = torch.tensor([-2.0, 0.0, 3.0])
+    assert E.log(x).tolist() == [0.0, 0.0, pytest.approx(math.log(3))]
+    assert E.abslog(x).tolist() == [pytest.approx(math.log(2)), 0.0, pytest.approx(math.log(3))]
+    assert E.reciprocal(x).tolist() == [-0.5, 0.0, pytest.approx(1 / 3)]
+    assert E.div(x, torch.tensor([2.0, 0.0, 0.0])).tolist() == [-1.0, 0.0, 0.0]
+    assert torch.isfinite(E.exp(torch.tensor([1e4]))).all()
+    assert E.zscore(torch.ones(5)).tolist() == [0.0] * 5
+
+
+@pytest.fixture(scope="module")
+def nb201_sample(data_root):
+    space = get_space("NASBench201")
+    archs = sample_archs(space.load(space.default_benchmark(data_root, "cifar10"), "cifar10"), 100, 0)
+    return space, archs, BatchSource(data_root, "cifar10", 16, 0).batch()
+
+
+def _net(space, arch):
+    seed = arch_seed(0, arch.uid)
+    torch.manual_seed(seed)
+    return space.build(arch.spec, 10).train(), seed
+
+
+def test_eznas_seed_reproduces_the_proxy_exactly(nb201_sample):
+    space, archs, batch = nb201_sample
+    program = parse_program(SEEDS["eznas"])
+    for arch in archs[:5]:
+        net, seed = _net(space, arch)
+        probe = Probe(net, batch, seed=seed)
+        copy = probe.copy()
+        kaiming_init_(copy, probe.generator(salt=2))
+        stats = collect(copy, batch, CollectorConfig(names=("inp_grad_D",), signal="logits_sum"))
+        assert program.score(stats) == get_proxy("eznas").fn(probe), arch.spec
+
+
+def test_sweetimator_seed_is_its_count_over_the_units_exactly(nb201_sample):
+    """The tree counts over the units' convs; the proxy over every Conv/Linear (stem, shortcuts and the
+    classifier too). Over the units both are the same count, exactly."""
+    space, archs, batch = nb201_sample
+    program = parse_program(SEEDS["sweetimator"])
+    for arch in archs[:5]:
+        net, seed = _net(space, arch)
+        stats = collect(net, batch, CollectorConfig(names=("weight_grad_D",), signal="ce"))
+        probe = Probe(net, batch, seed=seed)
+        probe.run({"backward"})
+        unit_convs = {name for name in (u.name for u in stats.units)}
+        by_hand = sum(((g.abs() >= 1e-4) & (g.abs() < 5e-4)).sum().item()
+                      for name, m in net.named_modules() if name in unit_convs
+                      for g in [probe.weight_grads[m]])
+        assert program.score(stats) == by_hand
+        assert by_hand <= get_proxy("sweetimator").fn(probe)
+
+
+def test_swap_seed_ranks_like_the_network_wide_count(nb201_sample):
+    """SWAP counts distinct patterns over all ReLUs at once; the tree sums per-unit counts. Not equal,
+    but rank-equivalent on 100 real NB-201 networks (same weights, one initialisation)."""
+    space, archs, batch = nb201_sample
+    program = parse_program(SEEDS["swap"])
+    tree, hand = [], []
+    for arch in archs:
+        net, seed = _net(space, arch)
+        tree.append(program.score(collect(net, batch, CollectorConfig(names=("pre_D",)))))
+        hand.append(get_proxy("swap").fn(Probe(net, batch, seed=seed), reinit=False))
+    rho = sps.spearmanr(tree, hand).statistic
+    assert rho >= 0.99, rho
