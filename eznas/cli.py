@@ -58,8 +58,29 @@ def verify_parser() -> argparse.ArgumentParser:
     add_flag(p, "width", type=int, default=None, help="DARTS/NDS initial channels (default: the space's)")
     add_flag(p, "cells", type=int, default=None, help="DARTS/NDS number of cells (default: the space's)")
     add_flag(p, "bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs (default 1000)")
+    add_flag(p, "program", action="append", default=[], metavar="EXPR",
+             help="an evolved program to score like a proxy (repeatable), e.g. 'mean_units(fro(pre_D))'")
+    add_flag(p, "program_file", default=None, metavar="RUN/hall_of_fame.json",
+             help="score the programs of an evolution run's hall of fame (their exported, higher-is-better form)")
+    add_flag(p, "program_top", type=int, default=3, help="how many hall-of-fame programs (default 3)")
+    add_flag(p, "program_signal", default="logits_sum", choices=("logits_sum", "ce"),
+             help="backward signal for programs' statistics (default logits_sum, as in evolution)")
     add_flag(p, "quiet", action="store_true", help="no progress bar")
     return p
+
+
+def hall_of_fame_programs(path: str, top: int) -> list[str]:
+    """The exported programs of a run's hall_of_fame.json (best first)."""
+    import json
+    from pathlib import Path
+
+    try:
+        entries = json.loads(Path(path).read_text())
+        return [e["exported"] for e in entries[:top]]
+    except FileNotFoundError:
+        raise EznasError(f"--program-file: {path} does not exist") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise EznasError(f"--program-file: {path} is not a hall_of_fame.json ({exc})") from None
 
 
 def run_cli(main: Callable[[], int]) -> int:
@@ -78,16 +99,23 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
 
     from eznas.verify import VerifyConfig, result_line, run_verify
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = verify_parser().parse_args(argv)
+    args.proxy_given = any(a.split("=")[0] in ("--proxy",) for a in argv)
 
     def body() -> int:
         for spec in args.proxy:
             parse_proxy(spec)
         if args.batch_size < 1:
             raise EznasError(f"--batch_size must be >= 1, got {args.batch_size}")
+        programs = list(args.program)
+        if args.program_file:
+            programs += hall_of_fame_programs(args.program_file, args.program_top)
+        proxies = args.proxy if (args.proxy_given or not programs) else ()
         cfg = VerifyConfig(
+            programs=tuple(programs), program_signal=args.program_signal,
             search_space=args.search_space, nds_space=args.nds_space, dataset=args.dataset,
-            batch_size=args.batch_size, n_samples=args.n_samples, seed=args.seed, proxies=args.proxy,
+            batch_size=args.batch_size, n_samples=args.n_samples, seed=args.seed, proxies=proxies,
             accuracy_key=args.accuracy_key, benchmark_path=args.benchmark_path, data_root=args.data_root,
             device=args.device, out=args.out, results_csv=args.results_csv, fresh_batch=args.fresh_batch,
             init=args.init, width=args.width, cells=args.cells, bootstrap=args.bootstrap,
@@ -111,6 +139,119 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
                 print(f"note: {name}: {m['excluded_non_finite']} archs with a non-finite score were excluded")
         for name, m in summary["proxies"].items():
             print(result_line(name, m))
+        return 0
+
+    return run_cli(body)
+
+
+SPACE_TASKS = {"NASBench201": ("NASBench201:cifar10", "NASBench201:cifar100"), "DARTS": ("DARTS:cifar10",)}
+
+
+def evolve_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="evolve.py",
+        description="Discover a zero-cost proxy by genetic programming: programs over per-unit network "
+        "statistics, fitness = rank correlation with real accuracies on fixed mini-sets of networks. "
+        "Writes config.json, logbook.csv, hall_of_fame.json, checkpoint.pkl, evolution.png, best_proxy.py "
+        "and test_scores.csv (top 3 programs on held-out archs) to the run folder.",
+        epilog="Defaults follow EZNAS: population 50, 50 offspring, tournament 4, cx 0.4, mut 0.4, height <= 10, "
+        "10 generations, 4 mini-sets of 20 networks per task, fitness = min over tasks of Kendall tau.",
+    )
+    add_flag(p, "space", default=None, choices=sorted(SPACE_TASKS),
+             help="evolve on this space's tasks (NASBench201: CIFAR-10 and CIFAR-100; DARTS: CIFAR-10); "
+             "default: NASBench201 CIFAR-10, CIFAR-100 and DARTS CIFAR-10")
+    add_flag(p, "tasks", default=None, help="comma-separated SPACE:DATASET tasks, e.g. NASBench201:cifar10,DARTS:cifar10")
+    add_flag(p, "generations", type=int, default=None, help="generations (default 10)")
+    add_flag(p, "population", type=int, default=None, help="population size (default 50)")
+    add_flag(p, "seed", type=int, default=None, help="one seed for everything (default 0)")
+    add_flag(p, "workers", type=int, default=None, help="worker processes for fitness (default 1)")
+    add_flag(p, "config", default=None, metavar="FILE", help="TOML config; unknown keys are errors; flags override it")
+    add_flag(p, "out", default=None, help="run folder (default results/evolve/<space>-s<seed>-<time>/)")
+    add_flag(p, "resume", default=None, metavar="DIR", help="continue the run in DIR from its checkpoint")
+    add_flag(p, "data_root", default=None, help=f"data root (default ${DATA_ENV}, else ./data)")
+    add_flag(p, "device", default=None, choices=("auto", "cpu", "cuda"), help="statistics device (default cpu)")
+    add_flag(p, "cache_dir", default="results/cache/stats", help="statistics cache (default results/cache/stats)")
+    add_flag(p, "test_networks", type=int, default=100, help="held-out archs per task for the top-3 test (default 100)")
+    add_flag(p, "quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def evolve_main(argv: Sequence[str] | None = None) -> int:
+    import dataclasses
+    import json
+    from datetime import datetime
+    from pathlib import Path
+
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from eznas.config import from_dict, load_toml
+    from eznas.gp.evolution import EvolutionConfig
+    from eznas.gp.run import run_evolution
+
+    args = evolve_parser().parse_args(argv)
+
+    def body() -> int:
+        if args.resume:
+            run_dir = Path(args.resume)
+            try:
+                saved = json.loads((run_dir / "config.json").read_text())
+            except FileNotFoundError:
+                raise EznasError(f"--resume {run_dir}: no config.json there (not a run folder)") from None
+            cfg = from_dict(EvolutionConfig, saved, str(run_dir / "config.json"))
+            if args.generations is not None:  # the one setting a resumed run may extend
+                cfg = dataclasses.replace(cfg, generations=args.generations)
+        else:
+            cfg = load_toml(EvolutionConfig, args.config) if args.config else EvolutionConfig()
+            fit = cfg.fitness
+            if args.tasks:
+                fit = dataclasses.replace(fit, tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()))
+            elif args.space:
+                fit = dataclasses.replace(fit, tasks=SPACE_TASKS[args.space])
+            overrides = {k: getattr(args, k) for k in ("generations", "population", "seed", "workers")
+                         if getattr(args, k) is not None}
+            if "seed" in overrides:
+                fit = dataclasses.replace(fit, seed=overrides["seed"])
+            fit = dataclasses.replace(fit, **{k: getattr(args, k) for k in ("data_root", "device")
+                                              if getattr(args, k) is not None})
+            cfg = dataclasses.replace(cfg, fitness=fit, **overrides)
+            for name in ("generations", "population"):
+                if getattr(cfg, name) < 1:
+                    raise EznasError(f"--{name} must be >= 1, got {getattr(cfg, name)}")
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            label = args.space or "+".join(sorted({t.split(':')[0] for t in cfg.fitness.tasks}))
+            run_dir = Path(args.out) if args.out else Path("results") / "evolve" / f"{label}-s{cfg.seed}-{stamp}"
+            if (run_dir / "checkpoint.pkl").exists():
+                raise EznasError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+        bars: list = []
+
+        def progress(desc: str, total: int):
+            bar = tqdm(total=total, desc=desc, unit="net", disable=True if args.quiet else None, leave=False)
+            bars.append(bar)
+            return lambda: bar.update(1)
+
+        gen_bar = tqdm(total=cfg.generations, desc="generations", disable=True if args.quiet else None)
+
+        def on_generation(state) -> None:
+            gen_bar.n = state.generation
+            gen_bar.set_postfix(best=f"{state.hall_of_fame[0].fitness.values[0]:.4f}")
+            gen_bar.refresh()
+
+        with logging_redirect_tqdm():
+            try:
+                result = run_evolution(cfg, run_dir, resume=bool(args.resume), cache_dir=Path(args.cache_dir),
+                                       test_networks=args.test_networks, progress=progress,
+                                       on_generation=on_generation)
+            finally:
+                gen_bar.close()
+                for bar in bars:
+                    bar.close()
+        print(f"run folder: {result['run_dir']}")
+        for rank, b in enumerate(result["best"], 1):
+            print(f"top{rank} fitness={b['fitness']:.4f} program={b['exported']}")
+        for row in result["test"]:
+            print(f"test task={row['task']} kendall={row['kendall']:.4f} spearman={row['spearman']:.4f} "
+                  f"n={row['n']} program={row['program']}")
         return 0
 
     return run_cli(body)

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from eznas.data import BatchSource
-from eznas.proxies import Probe, parse_proxy
+from eznas.proxies import Probe, ProxyCall, parse_proxy
 from eznas.spaces import Arch, SearchSpace
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class ArchScores:
 def score_archs(
     space: SearchSpace,
     archs: Sequence[Arch],
-    proxies: Sequence[str],
+    proxies: Sequence[str | ProxyCall],
     batches: BatchSource,
     *,
     seed: int = 0,
@@ -81,7 +81,7 @@ def score_archs(
 ) -> Iterator[ArchScores]:
     """Yield the scores of each arch in turn, keyed by proxy spec (``name[:key=value...]``).
     A proxy that raises gets NaN and its error is kept."""
-    chosen = [parse_proxy(p) for p in proxies]
+    chosen = [p if isinstance(p, ProxyCall) else parse_proxy(p) for p in proxies]
     needs = frozenset().union(*(p.needs for p in chosen))
     for i, arch in enumerate(archs):
         start = time.perf_counter()

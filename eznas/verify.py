@@ -20,6 +20,7 @@ from eznas import report
 from eznas.data import BatchSource, resolve_data_root
 from eznas.metrics import bootstrap_ci, correlations
 from eznas.proxies import parse_proxy
+from eznas.proxies.program import program_call
 from eznas.scoring import ArchScores, resolve_device, sample_archs, score_archs
 from eznas.spaces import SpaceOptions, get_space
 
@@ -35,6 +36,8 @@ class VerifyConfig:
     n_samples: int | None = None  # None or < 0: all architectures
     seed: int = 0
     proxies: tuple[str, ...] = ("synflow", "naswot", "params")
+    programs: tuple[str, ...] = ()  # evolved programs, scored like proxies
+    program_signal: str = "logits_sum"
     accuracy_key: str | None = None
     benchmark_path: str | None = None
     data_root: str | None = None
@@ -62,6 +65,10 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
     ``progress(total)`` may return a per-arch callback (the CLI's progress bar).
     """
     calls = {spec: parse_proxy(spec) for spec in cfg.proxies}  # unknown names and options fail first
+    for text in cfg.programs:
+        call = program_call(text, cfg.program_signal, cfg.seed)
+        calls[call.label] = call
+    labels = tuple(calls)
     space = get_space(cfg.search_space, SpaceOptions(cfg.nds_space, cfg.width, cfg.cells))
     data_root = resolve_data_root(cfg.data_root)
     bench = Path(cfg.benchmark_path) if cfg.benchmark_path else space.default_benchmark(data_root, cfg.dataset)
@@ -70,12 +77,12 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
     device = resolve_device(cfg.device)
     out = cfg.run_dir()
     log.info("scoring %d %s archs on %s with %s -> %s", len(archs), space.tag, cfg.dataset,
-             ",".join(cfg.proxies), out)
+             ",".join(labels), out)
 
     tick = progress(len(archs)) if progress else None
     start = time.perf_counter()
-    rows, secs = [], {p: 0.0 for p in cfg.proxies}
-    for r in score_archs(space, archs, cfg.proxies, batches, seed=cfg.seed, init=cfg.init, device=device):
+    rows, secs = [], {p: 0.0 for p in labels}
+    for r in score_archs(space, archs, list(calls.values()), batches, seed=cfg.seed, init=cfg.init, device=device):
         rows.append({"uid": r.arch.uid, "arch": r.arch.spec, "accuracy": r.arch.accuracy, **r.scores,
                      **{f"error_{k}": v for k, v in r.errors.items()}})
         for p, s in r.seconds.items():
@@ -93,7 +100,7 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
         "wall_seconds": wall,
         "proxies": {},
     }
-    for name in cfg.proxies:
+    for name in labels:
         s, a = table[name].to_numpy(float), table["accuracy"].to_numpy(float)
         finite = np.isfinite(s)
         if (~finite).any():
@@ -112,7 +119,7 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
     report.write_scores(out / "scores.csv", table)
     report.write_summary(out / "summary.json", summary)
     title = f"{space.tag} {cfg.dataset}: {len(archs)} archs, batch {cfg.batch_size}, seed {cfg.seed}"
-    report.plot_scatter(out / "scatter.png", table, list(cfg.proxies), summary, title)
+    report.plot_scatter(out / "scatter.png", table, list(labels), summary, title)
     stamp = datetime.now().isoformat(timespec="seconds")
     report.append_all_tests(Path(cfg.results_csv), [
         {"timestamp": stamp, "proxy": name, "seed": cfg.seed, "n_samples": len(archs),

@@ -4,6 +4,8 @@
     prog.score(stats)        # one float per network (NaN when a unit fails or is not finite)
     str(prog)                # round-trips through parse_program
 
+A leading ``-`` negates the network score (how an anti-correlated program is exported).
+
 Terminals are bound by name to the collector's tensors; constants become 0-d float32 tensors.
 """
 from __future__ import annotations
@@ -30,6 +32,7 @@ class ProgramError(EznasError):
 @dataclass
 class Program:
     tree: gp.PrimitiveTree
+    sign: int = 1  # -1: the network score is negated
     _keys: list[str] = field(default_factory=list, repr=False)  # subtree string per node (cache keys)
 
     def __post_init__(self) -> None:
@@ -38,7 +41,10 @@ class Program:
                                f"({', '.join(n for n in PRIMITIVES if PRIMITIVES.get(n).ret is ProgramType)})")
 
     def __str__(self) -> str:
-        return str(self.tree)
+        return ("-" if self.sign < 0 else "") + str(self.tree)
+
+    def negated(self) -> "Program":
+        return Program(self.tree, -self.sign)
 
     @property
     def terminals(self) -> set[str]:
@@ -65,7 +71,7 @@ class Program:
                 parts.append(agg.unit(out))
             except Exception:  # noqa: BLE001 - a failing op makes the program invalid on this network
                 return math.nan
-        result = agg.combine(parts)
+        result = self.sign * agg.combine(parts)
         return result if math.isfinite(result) else math.nan
 
     def _eval(self, i: int, env: dict[str, torch.Tensor], cache: dict[str, Any] | None) -> tuple[torch.Tensor, int]:
@@ -99,7 +105,9 @@ def parse_program(text: str, pset: gp.PrimitiveSetTyped | None = None) -> Progra
     """Parse a program string (prefix order, as ``str(program)`` prints it); an unknown name, a type
     mismatch, a missing argument or a trailing token raises ProgramError naming it."""
     pset = pset or make_pset()
-    tokens = [t for t in re.split(r"[\s(),]+", text) if t]
+    body = text.strip()
+    sign = -1 if body.startswith("-") else 1
+    tokens = [t for t in re.split(r"[\s(),]+", body[1:] if sign < 0 else body) if t]
     expr: list = []
     expected: list[type] = [ProgramType]
     for tok in tokens:
@@ -120,4 +128,4 @@ def parse_program(text: str, pset: gp.PrimitiveSetTyped | None = None) -> Progra
             expected[0:0] = list(node.args)
     if expected:
         raise ProgramError(f"program {text.strip()!r} is incomplete: {len(expected)} argument(s) missing")
-    return Program(gp.PrimitiveTree(expr))
+    return Program(gp.PrimitiveTree(expr), sign)

@@ -1,0 +1,192 @@
+"""Fitness: rank correlation between a program's scores and real accuracies on fixed mini-sets.
+
+Each task (a space and a dataset) gets ``minisets`` fixed mini-sets of ``networks`` archs drawn by the
+run seed (EZNAS: 4 x 20); every other arch of the benchmark is held out for testing. A network's
+statistics are collected once (a small shared batch, float16, only the names the terminals use) and
+kept in the disk cache; a generation evaluates all its new programs network by network, sharing each
+unit's subtree results between programs.
+
+A program's fitness on one evaluation: for each task, Kendall tau (or Spearman) between its scores on
+that generation's mini-set and the accuracies; the tasks are combined by ``min`` (default) or ``mean``
+after orienting the program: a program whose correlations sum to < 0 is negated (its exported form
+too), so an anti-correlated program is as good as its mirror image. A program that fails or gives a
+non-finite score on any network, or ties all networks, gets FLOOR.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from scipy import stats as sps
+
+from eznas.data import BatchSource
+from eznas.gp.program import Program
+from eznas.scoring import arch_seed, resolve_device
+from eznas.spaces import Arch, SpaceOptions, get_space
+from eznas.stats import CollectorConfig, NetworkStats, StatsCache, collect, stats_key
+
+log = logging.getLogger(__name__)
+
+FLOOR = -1.0  # the fitness of an invalid program (fails, non-finite, or constant scores)
+
+
+@dataclass(frozen=True)
+class Task:
+    space: str
+    dataset: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Task":
+        space, _, dataset = text.partition(":")
+        return cls(space, dataset or "cifar10")
+
+    def __str__(self) -> str:
+        return f"{self.space}:{self.dataset}"
+
+
+@dataclass(frozen=True)
+class FitnessConfig:
+    tasks: tuple[str, ...] = ("NASBench201:cifar10", "NASBench201:cifar100", "DARTS:cifar10")
+    minisets: int = 4
+    networks: int = 20  # per mini-set: the networks one evaluation scores per task
+    batch_size: int = 4
+    metric: str = "kendall"  # or "spearman"
+    combine: str = "min"  # or "mean"
+    signal: str = "logits_sum"
+    dtype: str = "float16"
+    seed: int = 0
+    data_root: str | None = None
+    device: str = "cpu"
+    width: int | None = None  # DARTS networks (None: the space's default)
+    cells: int | None = None
+
+
+@dataclass
+class Evaluation:
+    fitness: float
+    orientation: int  # +1, or -1 when the program is anti-correlated (its negation is exported)
+    per_task: dict[str, float]  # oriented correlation per task
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def correlate(scores: Sequence[float], acc: Sequence[float], metric: str) -> float:
+    s, a = np.asarray(scores, float), np.asarray(acc, float)
+    if len(s) < 2 or not np.isfinite(s).all() or np.ptp(s) == 0:
+        return math.nan
+    r = sps.kendalltau(s, a).statistic if metric == "kendall" else sps.spearmanr(s, a).statistic
+    return float(r)
+
+
+def combine(correlations: dict[str, float], how: str) -> Evaluation:
+    """Orient by the sign of the correlations' sum, then combine by min or mean; FLOOR if any is NaN."""
+    values = list(correlations.values())
+    if not values or any(math.isnan(v) for v in values):
+        return Evaluation(FLOOR, 1, correlations)
+    orientation = -1 if math.fsum(values) < 0 else 1
+    oriented = {k: orientation * v for k, v in correlations.items()}
+    fit = min(oriented.values()) if how == "min" else math.fsum(oriented.values()) / len(oriented)
+    return Evaluation(fit, orientation, oriented)
+
+
+class FitnessData:
+    """The tasks' fixed mini-sets, held-out archs and statistics (cached on disk, computed once)."""
+
+    def __init__(self, config: FitnessConfig, terminals: Sequence[str], cache: StatsCache,
+                 data_root: Path, progress: Callable[[int], Callable[[], None]] | None = None):
+        self.config, self.cache, self.data_root = config, cache, Path(data_root)
+        self.collector = CollectorConfig(names=tuple(terminals), signal=config.signal, dtype=config.dtype,
+                                         noise_seed=config.seed)
+        self.tasks = [Task.parse(t) for t in config.tasks]
+        self.minisets: dict[str, list[list[Arch]]] = {}
+        self.heldout: dict[str, list[Arch]] = {}
+        rng = np.random.default_rng(config.seed)
+        for task in self.tasks:
+            space = self._space(task)
+            archs = space.load(space.default_benchmark(self.data_root, task.dataset), task.dataset)
+            need = config.minisets * config.networks
+            if need > len(archs):
+                raise ValueError(f"task {task}: {need} fitness networks asked, the benchmark has {len(archs)}")
+            order = rng.permutation(len(archs))
+            chosen = [archs[i] for i in order[:need]]
+            self.minisets[str(task)] = [chosen[k * config.networks:(k + 1) * config.networks]
+                                        for k in range(config.minisets)]
+            self.heldout[str(task)] = [archs[i] for i in order[need:]]
+        self._batches: dict[str, BatchSource] = {}
+        self.prepare(progress)
+
+    def _space(self, task: Task):
+        return get_space(task.space, SpaceOptions(width=self.config.width, cells=self.config.cells))
+
+    def key(self, task: Task, arch: Arch) -> str:
+        c = self.config
+        return stats_key(space=task.space, width=c.width, cells=c.cells, arch=arch.spec, dataset=task.dataset,
+                         batch_seed=c.seed, batch_size=c.batch_size, init="default",
+                         init_seed=arch_seed(c.seed, arch.uid), collector=asdict(self.collector))
+
+    def stats(self, task: Task, arch: Arch) -> NetworkStats:
+        """The network's statistics: from the cache, or collected now and cached."""
+        key = self.key(task, arch)
+        found = self.cache.get(key)
+        if found is not None:
+            return found
+        batches = self._batches.get(task.dataset)
+        if batches is None:
+            batches = self._batches[task.dataset] = BatchSource(self.data_root, task.dataset,
+                                                                self.config.batch_size, self.config.seed)
+        device = resolve_device(self.config.device)
+        torch.manual_seed(arch_seed(self.config.seed, arch.uid))
+        net = self._space(task).build(arch.spec, batches.spec.num_classes).to(device).train()
+        stats = collect(net, batches.batch().to(device), self.collector)
+        for u in stats.units:
+            u.tensors = {k: v.cpu() for k, v in u.tensors.items()}
+        self.cache.put(key, stats, {"task": str(task), "uid": arch.uid})
+        return stats
+
+    def prepare(self, progress: Callable[[int], Callable[[], None]] | None = None) -> None:
+        """Collect (or find cached) the statistics of every fitness network."""
+        todo = [(t, a) for t in self.tasks for s in self.minisets[str(t)] for a in s]
+        tick = progress(len(todo)) if progress else None
+        for task, arch in todo:
+            if not self.cache.path(self.key(task, arch)).is_file():
+                self.stats(task, arch)
+            if tick:
+                tick()
+
+
+def evaluate_programs(programs: Sequence[Program], data: FitnessData, choice: dict[str, int]) -> list[Evaluation]:
+    """Fitness of each program on the chosen mini-set of every task, evaluated network by network with a
+    per-unit subtree cache shared by the programs. A program stops at its first invalid network."""
+    scores: list[dict[str, list[float]]] = [{str(t): [] for t in data.tasks} for _ in programs]
+    alive = [True] * len(programs)
+    for task in data.tasks:
+        archs = data.minisets[str(task)][choice[str(task)]]
+        for arch in archs:
+            stats = data.stats(task, arch)
+            caches: list[dict] = [{} for _ in stats.units]
+            for i, program in enumerate(programs):
+                if alive[i]:
+                    s = program.score(stats, caches)
+                    alive[i] = math.isfinite(s)
+                    scores[i][str(task)].append(s)
+    results = []
+    for i in range(len(programs)):
+        if not alive[i]:
+            results.append(Evaluation(FLOOR, 1, {}))
+            continue
+        corr = {str(t): correlate(scores[i][str(t)], [a.accuracy for a in data.minisets[str(t)][choice[str(t)]]],
+                                  data.config.metric) for t in data.tasks}
+        results.append(combine(corr, data.config.combine))
+    return results
+
+
+def prefilter(program: Program, data: FitnessData, n: int = 2) -> bool:
+    """A cheap validity check: finite scores on the first ``n`` networks of the first task's mini-set."""
+    task = data.tasks[0]
+    return all(math.isfinite(program.score(data.stats(task, a))) for a in data.minisets[str(task)][0][:n])
