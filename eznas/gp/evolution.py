@@ -219,9 +219,9 @@ class Evolution:
             raise DataError(f"no checkpoint to resume: {path} does not exist") from None
         except Exception as exc:  # noqa: BLE001 - truncated, corrupt or foreign
             raise DataError(f"checkpoint {path} is unreadable ({exc}); {self._last_logged()}") from None
-        saved = _jsonable(blob["config"])
-        if saved != _jsonable(asdict(self.cfg)):
-            diff = sorted(k for k in saved if saved[k] != _jsonable(asdict(self.cfg)).get(k))
+        saved, now = _jsonable(blob["config"]), _jsonable(asdict(self.cfg))
+        diff = sorted(k for k in set(saved) | set(now) if k != "generations" and saved.get(k) != now.get(k))
+        if diff:  # only the number of generations may change on resume
             raise DataError(f"checkpoint {path} was made with another configuration (differs in: {', '.join(diff)})")
         memo = {k: Evaluation(**v) for k, v in blob["memo"].items()}
         population = [self._individual(text, memo) for text in blob["population"]]
