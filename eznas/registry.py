@@ -17,6 +17,11 @@ from typing import Callable, Generic, Iterator, TypeVar
 T = TypeVar("T")
 
 
+def doc_line(obj: object) -> str:
+    """The first paragraph of an object's docstring, on one line (what a registry lists)."""
+    return " ".join((getattr(obj, "__doc__", None) or "").split("\n\n")[0].split())
+
+
 class UnknownNameError(KeyError):
     """A name that is not in a registry; the message lists the valid names."""
 

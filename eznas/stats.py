@@ -44,6 +44,7 @@ import torch.nn.functional as F
 
 from eznas.data import Batch
 from eznas.errors import DataError
+from eznas.hooks import attached
 from eznas.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -115,13 +116,9 @@ def find_units(net: nn.Module, x: torch.Tensor) -> list[_UnitModules]:
         calls.append((module, id(inputs[0]), id(output)))
 
     kinds = (nn.ReLU, nn.Conv2d, nn.BatchNorm2d)
-    with _no_inplace_relu(net), torch.no_grad():
-        handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, kinds)]
-        try:
-            net(x)
-        finally:
-            for h in handles:
-                h.remove()
+    with _no_inplace_relu(net), torch.no_grad(), \
+            attached(m.register_forward_hook(hook) for m in net.modules() if isinstance(m, kinds)):
+        net(x)
     produced_by = {out: module for module, _, out in calls}
     units = []
     for module, inp, _ in calls:
@@ -209,14 +206,10 @@ def _one_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor, units: list[_Uni
         handles += [u.relu.register_forward_pre_hook(relu_pre), u.conv.register_forward_pre_hook(conv_pre),
                     u.bn.register_forward_hook(bn_post)]
     net.zero_grad(set_to_none=True)
-    try:
-        with _no_inplace_relu(net), torch.enable_grad():
-            logits = net(x)
-            loss = logits.sum() if signal == "logits_sum" else F.cross_entropy(logits, y)
-            loss.backward()
-    finally:
-        for h in handles:
-            h.remove()
+    with attached(handles), _no_inplace_relu(net), torch.enable_grad():
+        logits = net(x)
+        loss = logits.sum() if signal == "logits_sum" else F.cross_entropy(logits, y)
+        loss.backward()
     for rec, u in zip(records, units):
         zeros = torch.zeros_like(rec["pre"])
         rec.setdefault("pre_grad", zeros)

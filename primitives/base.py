@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from eznas.registry import Registry
+from eznas.registry import Registry, doc_line
 
 
 class Tensor:
@@ -44,8 +44,7 @@ def primitive(name: str, args: tuple[type, ...], ret: type) -> Callable[[Callabl
     """Register ``fn`` as primitive ``name`` with argument and return types."""
 
     def decorator(fn: Callable) -> Callable:
-        doc = " ".join((fn.__doc__ or "").split("\n\n")[0].split())
-        PRIMITIVES.register(name)(PrimitiveSpec(name, fn, args, ret, doc))
+        PRIMITIVES.register(name)(PrimitiveSpec(name, fn, args, ret, doc_line(fn)))
         return fn
 
     return decorator

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 
 from eznas.data import Batch
 from eznas.errors import EznasError
-from eznas.registry import Registry
+from eznas.hooks import attached
+from eznas.registry import Registry, doc_line
 
 PASSES = frozenset({"forward", "backward", "relu_kernel", "macs"})
 
@@ -70,8 +71,7 @@ def register_proxy(name: str, needs: Iterable[str] = ()) -> Callable:
         raise ValueError(f"proxy {name!r}: unknown needs {sorted(needs - PASSES)}; valid: {sorted(PASSES)}")
 
     def decorator(fn: Callable[..., float]) -> Callable[..., float]:
-        doc = " ".join((fn.__doc__ or "").split("\n\n")[0].split())
-        PROXIES.register(name)(Proxy(name, fn, needs, doc))
+        PROXIES.register(name)(Proxy(name, fn, needs, doc_line(fn)))
         return fn
 
     return decorator
@@ -157,7 +157,7 @@ class Probe:
         if "macs" in needs:
             self.macs = 0.0
             hooks += [m.register_forward_hook(self._add_macs) for m in weight_layers(self.net)]
-        try:
+        with attached(hooks):
             self.net.zero_grad(set_to_none=True)
             with torch.set_grad_enabled("backward" in needs):
                 self.logits = self.net(self.batch.x)
@@ -166,9 +166,6 @@ class Probe:
                     self.weight_grads = {m: m.weight.grad for m in weight_layers(self.net)
                                          if m.weight.grad is not None}
                     self.net.zero_grad(set_to_none=True)
-        finally:
-            for h in hooks:
-                h.remove()
         self.seconds = time.perf_counter() - start
 
     def _add_codes(self, module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:

@@ -6,6 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from eznas.hooks import attached
 from eznas.proxies.base import Probe, register_proxy, weight_layers
 
 
@@ -102,12 +103,8 @@ def fisher(probe: Probe) -> float:
         out.retain_grad()
         outs.append(out)
 
-    hooks = [m.register_forward_hook(keep) for m in weight_layers(net)]
-    try:
+    with attached(m.register_forward_hook(keep) for m in weight_layers(net)):
         F.cross_entropy(net(probe.batch.x), probe.batch.y).backward()
-    finally:
-        for h in hooks:
-            h.remove()
     total = 0.0
     for a in outs:
         if a.grad is None:

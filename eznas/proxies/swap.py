@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from eznas.hooks import attached
 from eznas.proxies.base import Probe, register_proxy
 
 
@@ -57,13 +58,9 @@ def swap_patterns(net: nn.Module, x: torch.Tensor) -> int:
             c = (out > 0).flatten(1)
             codes.append(pack_patterns(c) if s <= 53 else c)  # packed per layer: small and fast
 
-    hooks = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.ReLU)]
-    try:
+    with attached(m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.ReLU)):
         with torch.inference_mode():
             net(x)
-    finally:
-        for h in hooks:
-            h.remove()
     if not codes:
         return 0
     if s > 53:

@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from eznas.hooks import attached
 from eznas.proxies.base import Probe, register_proxy, weight_layers
 
 
@@ -50,11 +51,6 @@ def meco(probe: Probe, *, resolution: int = 64) -> float:
             corr = torch.nan_to_num(torch.corrcoef(fea), nan=0.0, posinf=0.0, neginf=0.0)
             total += torch.linalg.eigvalsh(corr).min().item()
 
-    hooks = [m.register_forward_hook(hook) for m in net.modules()]
-    try:
-        with torch.no_grad():
-            net(x)
-    finally:
-        for h in hooks:
-            h.remove()
+    with attached(m.register_forward_hook(hook) for m in net.modules()), torch.no_grad():
+        net(x)
     return total
