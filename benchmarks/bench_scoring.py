@@ -1,16 +1,17 @@
-"""Seconds per arch of each proxy, run alone, against a bare forward+backward on the same archs.
+"""Seconds per arch of each proxy, run alone, and of the statistics collector, against a bare
+forward+backward on the same archs; and the collector's bytes per network.
 
     python benchmarks/bench_scoring.py --n_archs 50 --batch_size 16
 
 Each timing excludes the network build (reported on its own); every measurement gets a freshly built
 network with the same seeded initialisation, and the measurements are interleaved arch by arch so that
-machine load affects them alike. Target: single-pass proxies <= 1.5x the bare forward+backward.
-Prints a table and writes benchmarks/results/scoring.json.
+machine load affects them alike. Targets: single-pass proxies <= 1.5x the bare forward+backward; the
+collector's three passes (all 22 names) <= 4x. Bytes per network are for all 22 names at batch 1 and at
+the benchmark batch, float32 and float16. Prints a table and writes benchmarks/results/scoring.json.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from eznas.io import write_json
 from eznas.proxies import Probe, list_proxies, parse_proxy
 from eznas.scoring import arch_seed, sample_archs
 from eznas.spaces import get_space
+from eznas.stats import collect
 
 
 def main() -> None:
@@ -45,7 +47,10 @@ def main() -> None:
         torch.manual_seed(arch_seed(args.seed, arch.uid))
         return space.build(arch.spec, 10).train()
 
-    times: dict[str, list[float]] = {"build": [], "forward+backward": [], **{n: [] for n in proxies}}
+    times: dict[str, list[float]] = {"build": [], "forward+backward": [], "collector (D,N,P)": [],
+                                     **{n: [] for n in proxies}}
+    one = BatchSource(root, "cifar10", 1, args.seed).batch()
+    nbytes: dict[str, list[int]] = {f"batch {b} {d}": [] for b in (1, args.batch_size) for d in ("float32", "float16")}
     for arch in archs:
         t0 = time.perf_counter()
         net = fresh(arch)
@@ -53,6 +58,15 @@ def main() -> None:
         t0 = time.perf_counter()
         F.cross_entropy(net(batch.x), batch.y).backward()
         times["forward+backward"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        stats = collect(fresh(arch), batch)
+        times["collector (D,N,P)"].append(time.perf_counter() - t0)
+        nbytes[f"batch {args.batch_size} float32"].append(stats.nbytes())
+        nbytes[f"batch {args.batch_size} float16"].append(stats.nbytes() // 2)
+        small = collect(fresh(arch), one)
+        nbytes["batch 1 float32"].append(small.nbytes())
+        nbytes["batch 1 float16"].append(small.nbytes() // 2)
+        del stats, small
         for name in proxies:
             proxy, net = parse_proxy(name), fresh(arch)
             t0 = time.perf_counter()
@@ -65,12 +79,15 @@ def main() -> None:
     rows = {k: {"seconds_per_arch": statistics.mean(v), "ratio_to_fwd_bwd": statistics.mean(v) / bare}
             for k, v in times.items()}
     result = {"n_archs": len(archs), "batch_size": args.batch_size, "torch_threads": torch.get_num_threads(),
-              "timings": rows, "target": "single-pass proxies <= 1.5x forward+backward"}
+              "timings": rows, "collector_bytes_per_network": {k: statistics.mean(v) for k, v in nbytes.items()},
+              "targets": "single-pass proxies <= 1.5x forward+backward; collector <= 4x"}
     write_json(args.out, result)
     print(f"NB-201 CIFAR-10, {len(archs)} archs, batch {args.batch_size}, {torch.get_num_threads()} threads")
     print(f"{'what':<18}{'s/arch':>10}{'x fwd+bwd':>11}")
     for k, r in rows.items():
         print(f"{k:<18}{r['seconds_per_arch']:>10.4f}{r['ratio_to_fwd_bwd']:>11.2f}")
+    for k, v in result["collector_bytes_per_network"].items():
+        print(f"collector, all 22 names, {k}: {v / 1e6:.1f} MB per network")
     print(f"wrote {args.out}")
 
 

@@ -21,6 +21,9 @@ def add_flag(parser: argparse.ArgumentParser, name: str, *aliases: str, **kw) ->
                         dest=name.replace("-", "_"), **kw)
 
 
+DEFAULT_PROXIES = ("synflow", "naswot", "params")
+
+
 def _proxy_list(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     if not names:
@@ -43,9 +46,9 @@ def verify_parser() -> argparse.ArgumentParser:
     add_flag(p, "batch_size", type=int, default=16, help="images per batch (default 16)")
     add_flag(p, "n_samples", type=int, default=-1, help="architectures to sample (default -1: all)")
     add_flag(p, "seed", type=int, default=0, help="seed of the arch sample, the batch and the initialisation")
-    add_flag(p, "proxy", type=_proxy_list, default=("synflow", "naswot", "params"),
+    add_flag(p, "proxy", type=_proxy_list, default=None,
              help="comma-separated proxies, each optionally with options as name:key=value "
-             "(e.g. swap:repeats=8); default synflow,naswot,params")
+             f"(e.g. swap:repeats=8); default {','.join(DEFAULT_PROXIES)} unless programs are given")
     add_flag(p, "accuracy_key", default=None,
              help="accuracy column (NB-201 defaults: cifar10_test, cifar100_test, imagenet16_120_test)")
     add_flag(p, "benchmark_path", default=None, help="ground-truth file (default: the space's file under the data root)")
@@ -99,19 +102,17 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
 
     from eznas.verify import VerifyConfig, result_line, run_verify
 
-    argv = list(sys.argv[1:] if argv is None else argv)
     args = verify_parser().parse_args(argv)
-    args.proxy_given = any(a.split("=")[0] in ("--proxy",) for a in argv)
 
     def body() -> int:
-        for spec in args.proxy:
+        for spec in args.proxy or ():
             parse_proxy(spec)
         if args.batch_size < 1:
             raise EznasError(f"--batch_size must be >= 1, got {args.batch_size}")
         programs = list(args.program)
         if args.program_file:
             programs += hall_of_fame_programs(args.program_file, args.program_top)
-        proxies = args.proxy if (args.proxy_given or not programs) else ()
+        proxies = args.proxy if args.proxy is not None else (() if programs else DEFAULT_PROXIES)
         cfg = VerifyConfig(
             programs=tuple(programs), program_signal=args.program_signal,
             search_space=args.search_space, nds_space=args.nds_space, dataset=args.dataset,

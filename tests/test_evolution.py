@@ -3,9 +3,7 @@ import dataclasses
 import json
 import math
 import random
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch

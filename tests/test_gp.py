@@ -3,7 +3,6 @@ hand-written proxies on real NB-201 networks."""
 import math
 import random
 
-import numpy as np
 import pytest
 import torch
 from deap import gp
@@ -14,7 +13,6 @@ from eznas.gp.program import ProgramError, parse_program
 from eznas.gp.pset import make_pset
 from eznas.gp.seeds import SEEDS
 from eznas.proxies import Probe, get_proxy
-from eznas.proxies.base import weight_layers
 from eznas.proxies.evolved import kaiming_init_
 from eznas.scoring import arch_seed, sample_archs
 from eznas.spaces import get_space

@@ -3,7 +3,6 @@ logbook, and an atomic checkpoint every generation (``resume`` continues it exac
 from __future__ import annotations
 
 import logging
-import math
 import operator
 import pickle
 import random

@@ -1,7 +1,6 @@
 """The DEAP typed primitive set, built from the primitive registry and the collector's names."""
 from __future__ import annotations
 
-import math
 import random
 from functools import lru_cache
 
@@ -33,7 +32,3 @@ def make_pset(terminals: tuple[str, ...] = NAMES) -> gp.PrimitiveSetTyped:
         pset.addTerminal(name, Tensor, name=name)
     pset.addEphemeralConstant("const", log_uniform_constant, Scalar)
     return pset
-
-
-def is_finite_number(x: float) -> bool:
-    return isinstance(x, float) and math.isfinite(x)

@@ -14,13 +14,13 @@ import torch
 from eznas.data import BatchSource, resolve_data_root
 from eznas.errors import EznasError
 from eznas.gp.evolution import Evolution, EvolutionConfig, State
-from eznas.gp.fitness import FitnessData, Task, correlate
+from eznas.gp.fitness import FitnessData
 from eznas.gp.program import parse_program
 from eznas.io import atomic_open, write_json
 from eznas.metrics import correlations
 from eznas.scoring import arch_seed, resolve_device
 from eznas.spaces import SpaceOptions, get_space
-from eznas.stats import CollectorConfig, StatsCache, collect
+from eznas.stats import StatsCache, collect
 
 log = logging.getLogger(__name__)
 
