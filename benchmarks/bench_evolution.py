@@ -43,7 +43,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--data-root", default=None)
-    p.add_argument("--quality-archs", type=int, default=1000)
+    p.add_argument("--quality-archs", type=int, default=1000, help="held-out NB-201 archs per dataset")
+    p.add_argument("--darts-archs", type=int, default=-1, help="held-out DARTS rows (default: all)")
     p.add_argument("--quality-proxies", default="swap,sweetimator,eznas")
     p.add_argument("--run", default="results/benchmarks/evolution")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "evolution.json"))
@@ -91,7 +92,7 @@ def main() -> None:
     best = result["best"][0]["exported"]
     for tag, space, dataset, n in (("nb201-cifar10", "NASBench201", "cifar10", args.quality_archs),
                                    ("nb201-cifar100", "NASBench201", "cifar100", args.quality_archs),
-                                   ("darts-cifar10", "DARTS", "cifar10", -1)):
+                                   ("darts-cifar10", "DARTS", "cifar10", args.darts_archs)):
         task = f"{space}:{dataset}"
         held = data.heldout.get(task)
         if held is None:  # the task was not in fitness: every arch is held out
