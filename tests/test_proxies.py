@@ -234,6 +234,12 @@ def test_fisher_by_hand():
     fc = net.fc(h)
     fc.retain_grad()
     nn.functional.cross_entropy(fc, batch.y).backward()
-    expect = (conv * conv.grad).flatten(2).sum(2).pow(2).mean(0).mul(0.5).sum().item()
-    expect += (fc * fc.grad).pow(2).mean(0).mul(0.5).sum().item()
-    assert score("fisher", *make()) == pytest.approx(expect, rel=1e-5)
+    per_channel_conv = (conv * conv.grad).flatten(2).sum(2).pow(2).mean(0).mul(0.5)
+    per_channel_fc = (fc * fc.grad).pow(2).mean(0).mul(0.5)
+    per_channel = per_channel_conv.sum().item() + per_channel_fc.sum().item()
+    # zero-cost-nas broadcasts each channel's value to the channel's weights (3*3*3 per conv channel,
+    # 4 per classifier output) before summing
+    per_weight = per_channel_conv.sum().item() * 27 + per_channel_fc.sum().item() * 4
+    probe = Probe(*make())
+    assert get_proxy("fisher").fn(probe, per_weight=False) == pytest.approx(per_channel, rel=1e-5)
+    assert score("fisher", *make()) == pytest.approx(per_weight, rel=1e-5)

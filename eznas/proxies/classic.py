@@ -93,22 +93,24 @@ def grasp(probe: Probe) -> float:
 
 
 @register_proxy("fisher")
-def fisher(probe: Probe) -> float:
-    """Sum over Conv/Linear outputs a of 0.5 * mean over the batch of (sum over positions of a * dL/da)^2,
-    per channel, cross-entropy (Turner et al., ICLR 2020; zero-cost-nas protocol)."""
+def fisher(probe: Probe, *, per_weight: bool = True) -> float:
+    """Sum over Conv/Linear output channels k of del_k = 0.5 * mean over the batch of (sum over positions of
+    a * dL/da)^2, each counted once per weight of its channel as zero-cost-nas broadcasts it (per_weight);
+    cross-entropy (Turner et al., ICLR 2020; zero-cost-nas protocol)."""
     net = probe.copy()
-    outs: list[torch.Tensor] = []
+    outs: list[tuple[nn.Module, torch.Tensor]] = []
 
     def keep(module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
         out.retain_grad()
-        outs.append(out)
+        outs.append((module, out))
 
     with attached(m.register_forward_hook(keep) for m in weight_layers(net)):
         F.cross_entropy(net(probe.batch.x), probe.batch.y).backward()
     total = 0.0
-    for a in outs:
+    for module, a in outs:
         if a.grad is None:
             continue
         g_nk = (a * a.grad).flatten(2).sum(2) if a.dim() > 2 else a * a.grad
-        total += g_nk.detach().pow(2).mean(0).mul(0.5).sum().item()
+        del_k = g_nk.detach().pow(2).mean(0).mul(0.5).sum().item()
+        total += del_k * (module.weight[0].numel() if per_weight else 1)
     return total
