@@ -57,7 +57,10 @@ def nbsz_agreement(scores: pd.DataFrame, nbsz: pd.DataFrame, proxies: list[str])
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n_archs", type=int, default=1000)
+    p.add_argument("--n_archs", type=int, default=1000, help="NB-201 archs per dataset (default 1000)")
+    p.add_argument("--darts_archs", type=int, default=-1, help="DARTS CSV rows (default -1: all)")
+    p.add_argument("--nbsz_archs", type=int, default=-1,
+                   help="of NB-Suite-Zero's 725 CIFAR-100 archs, how many to score for the per-arch check (default all)")
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-root", default=None)
@@ -83,7 +86,7 @@ def main() -> None:
     for tag, kw in {
         "nb201-cifar10": dict(dataset="cifar10", n_samples=args.n_archs),
         "nb201-cifar100": dict(dataset="cifar100", n_samples=args.n_archs),
-        "darts-cifar10": dict(search_space="DARTS", dataset="cifar10", n_samples=-1),
+        "darts-cifar10": dict(search_space="DARTS", dataset="cifar10", n_samples=args.darts_archs),
     }.items():
         summary, scores = verify(tag, **kw)
         results["tasks"][tag] = {"n_archs": summary["n_archs"], "wall_seconds": summary["wall_seconds"],
@@ -97,7 +100,8 @@ def main() -> None:
     table = pd.read_csv(root / "nb201" / "nb201_acc_200ep.csv")
     runs.mkdir(parents=True, exist_ok=True)
     subset = runs / "nbsz_cifar100_archs.csv"
-    table[table["index"].isin(nbsz100["index"])].to_csv(subset, index=False)
+    chosen = table[table["index"].isin(nbsz100["index"])]
+    (chosen.head(args.nbsz_archs) if args.nbsz_archs > 0 else chosen).to_csv(subset, index=False)
     _, scores = verify("nb201-cifar100-nbsz725", dataset="cifar100", n_samples=-1, benchmark_path=str(subset))
     results["nbsz"]["cifar100"] = nbsz_agreement(scores, nbsz100, list(proxies))
     results["published"] = PUBLISHED

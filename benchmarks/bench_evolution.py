@@ -26,6 +26,7 @@ from eznas.gp.fitness import FitnessData, evaluate_programs
 from eznas.gp.program import Program
 from eznas.gp.run import run_evolution
 from eznas.io import write_json
+from eznas.parallel import ParallelConfig
 from eznas.stats import StatsCache
 from eznas.verify import VerifyConfig, result_line, run_verify
 
@@ -41,6 +42,7 @@ def main() -> None:
     p.add_argument("--generations", type=int, default=10)
     p.add_argument("--population", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", default="serial", help="serial, loky or dask (default serial)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--data-root", default=None)
     p.add_argument("--quality-archs", type=int, default=1000, help="held-out NB-201 archs per dataset")
@@ -53,8 +55,8 @@ def main() -> None:
     root = resolve_data_root(args.data_root)
     base = EvolutionConfig()
     cfg = dataclasses.replace(base, generations=args.generations, population=args.population, seed=args.seed,
-                              workers=args.workers, fitness=dataclasses.replace(base.fitness, seed=args.seed,
-                                                                                data_root=str(root)))
+                              parallel=ParallelConfig(args.backend, workers=args.workers),
+                              fitness=dataclasses.replace(base.fitness, seed=args.seed, data_root=str(root)))
     run = Path(args.run)
     cache = run.parent / "stats-cache"
     gen_times: list[float] = []

@@ -165,16 +165,50 @@ def evolve_parser() -> argparse.ArgumentParser:
     add_flag(p, "generations", type=int, default=None, help="generations (default 10)")
     add_flag(p, "population", type=int, default=None, help="population size (default 50)")
     add_flag(p, "seed", type=int, default=None, help="one seed for everything (default 0)")
-    add_flag(p, "workers", type=int, default=None, help="worker processes for fitness (default 1)")
     add_flag(p, "config", default=None, metavar="FILE", help="TOML config; unknown keys are errors; flags override it")
     add_flag(p, "out", default=None, help="run folder (default results/evolve/<space>-s<seed>-<time>/)")
-    add_flag(p, "resume", default=None, metavar="DIR", help="continue the run in DIR from its checkpoint")
+    add_flag(p, "resume", nargs="?", const="", default=None, metavar="DIR",
+             help="continue the run in DIR from its checkpoint (its saved config; --generations and where tasks "
+             "run may change); bare --resume with --out DIR: continue DIR if it holds this run, else start it "
+             "there (what runjob.sh --requeue uses)")
     add_flag(p, "data_root", default=None, help=f"data root (default ${DATA_ENV}, else ./data)")
     add_flag(p, "device", default=None, choices=("auto", "cpu", "cuda"), help="statistics device (default cpu)")
     add_flag(p, "cache_dir", default="results/cache/stats", help="statistics cache (default results/cache/stats)")
     add_flag(p, "test_networks", type=int, default=100, help="held-out archs per task for the top-3 test (default 100)")
     add_flag(p, "quiet", action="store_true", help="no progress bars")
+    add_parallel_flags(p)
     return p
+
+
+PARALLEL_FLAGS = {  # flag -> (type, help); None defaults leave the config's value
+    "backend": (str, "serial | loky (local processes) | dask (default serial); results are the same with each"),
+    "workers": (int, "loky/LocalCluster worker processes, or the most SLURM jobs (default 1; "
+                "more than 1 without --backend means loky)"),
+    "scheduler_address": (str, "dask: connect to this scheduler (e.g. tcp://host:8786) instead of starting one"),
+    "cluster": (str, "dask without an address: local (LocalCluster on 127.0.0.1, default) or slurm (dask-jobqueue)"),
+    "retries": (int, "dask: reruns of a task whose worker was lost (default 3)"),
+    "queue": (str, "SLURM workers: partition"),
+    "account": (str, "SLURM workers: account"),
+    "walltime": (str, "SLURM workers: job walltime (default 01:00:00)"),
+    "cores": (int, "SLURM workers: cores per job (default 1)"),
+    "memory": (str, "SLURM workers: memory per job (default 8GB)"),
+    "gpus": (int, "SLURM workers: GPUs per job (default 0)"),
+    "lifetime": (str, "SLURM workers: retire a worker after this long (e.g. 55m), before the walltime"),
+}
+
+
+def add_parallel_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("where tasks run (statistics per network, fitness per chunk of programs)")
+    for name, (kind, text) in PARALLEL_FLAGS.items():
+        add_flag(g, name, type=kind, default=None, help=text)
+
+
+def parallel_overrides(args: argparse.Namespace, current: str = "serial") -> dict:
+    """The parallel flags given; ``--workers N`` (N > 1) alone on a serial config means loky."""
+    given = {k: getattr(args, k) for k in PARALLEL_FLAGS if getattr(args, k) is not None}
+    if given.get("workers", 1) > 1 and "backend" not in given and current == "serial":
+        given["backend"] = "loky"
+    return given
 
 
 def evolve_main(argv: Sequence[str] | None = None) -> int:
@@ -193,6 +227,9 @@ def evolve_main(argv: Sequence[str] | None = None) -> int:
     args = evolve_parser().parse_args(argv)
 
     def body() -> int:
+        resume = bool(args.resume)
+        if args.resume == "" and not args.out:
+            raise EznasError("bare --resume needs --out DIR: the run folder to continue, or to start")
         if args.resume:
             run_dir = Path(args.resume)
             try:
@@ -200,7 +237,7 @@ def evolve_main(argv: Sequence[str] | None = None) -> int:
             except FileNotFoundError:
                 raise EznasError(f"--resume {run_dir}: no config.json there (not a run folder)") from None
             cfg = from_dict(EvolutionConfig, saved, str(run_dir / "config.json"))
-            if args.generations is not None:  # the one setting a resumed run may extend
+            if args.generations is not None:  # a resumed run may run longer, and elsewhere
                 cfg = dataclasses.replace(cfg, generations=args.generations)
         else:
             cfg = load_toml(EvolutionConfig, args.config) if args.config else EvolutionConfig()
@@ -209,7 +246,7 @@ def evolve_main(argv: Sequence[str] | None = None) -> int:
                 fit = dataclasses.replace(fit, tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()))
             elif args.space:
                 fit = dataclasses.replace(fit, tasks=SPACE_TASKS[args.space])
-            overrides = {k: getattr(args, k) for k in ("generations", "population", "seed", "workers")
+            overrides = {k: getattr(args, k) for k in ("generations", "population", "seed")
                          if getattr(args, k) is not None}
             if "seed" in overrides:
                 fit = dataclasses.replace(fit, seed=overrides["seed"])
@@ -222,8 +259,12 @@ def evolve_main(argv: Sequence[str] | None = None) -> int:
             stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
             label = args.space or "+".join(sorted({t.split(':')[0] for t in cfg.fitness.tasks}))
             run_dir = Path(args.out) if args.out else Path("results") / "evolve" / f"{label}-s{cfg.seed}-{stamp}"
-            if (run_dir / "checkpoint.pkl").exists():
+            if args.resume == "":  # continue --out if it holds a run (its checkpoint must match these flags)
+                resume = (run_dir / "config.json").is_file()
+            elif (run_dir / "checkpoint.pkl").exists():
                 raise EznasError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+        cfg = dataclasses.replace(cfg, parallel=dataclasses.replace(
+            cfg.parallel, **parallel_overrides(args, cfg.parallel.backend)))
         bars: list = []
 
         def progress(desc: str, total: int):
@@ -240,7 +281,7 @@ def evolve_main(argv: Sequence[str] | None = None) -> int:
 
         with logging_redirect_tqdm():
             try:
-                result = run_evolution(cfg, run_dir, resume=bool(args.resume), cache_dir=Path(args.cache_dir),
+                result = run_evolution(cfg, run_dir, resume=resume, cache_dir=Path(args.cache_dir),
                                        test_networks=args.test_networks, progress=progress,
                                        on_generation=on_generation)
             finally:

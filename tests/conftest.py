@@ -35,3 +35,33 @@ def nb201_table(data_root: Path):
     import pandas as pd
 
     return pd.read_csv(data_root / "nb201" / "nb201_acc_200ep.csv")
+
+
+# ---------------------------------------------------------------------------------- a tiny real evolution run
+def tiny(data_root: Path, **kw):
+    """EvolutionConfig of a run small enough for tests: 8 programs, 2 generations, 2 mini-sets of 6 NB-201
+    networks (CIFAR-10, batch 4)."""
+    import dataclasses
+
+    from eznas.gp.evolution import EvolutionConfig
+    from eznas.gp.fitness import FitnessConfig
+
+    base = EvolutionConfig(population=8, offspring=8, generations=2, elites=2, hall_of_fame=5,
+                           fitness=FitnessConfig(tasks=("NASBench201:cifar10",), minisets=2, networks=6,
+                                                 batch_size=4, data_root=str(data_root)))
+    return dataclasses.replace(base, **kw)
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("stats-cache")
+
+
+@pytest.fixture(scope="session")
+def two_generations(data_root, cache_dir, tmp_path_factory):
+    """The reference run: ``tiny`` with the serial backend (folder, result)."""
+    from eznas.gp.run import run_evolution
+
+    out = tmp_path_factory.mktemp("evo") / "run"
+    result = run_evolution(tiny(data_root), out, cache_dir=cache_dir, test_networks=8)
+    return out, result

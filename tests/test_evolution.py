@@ -16,32 +16,14 @@ from eznas.errors import DataError, EznasError
 from eznas.gp.evolution import Evolution, EvolutionConfig, exported_program
 from eznas.gp.fitness import FLOOR, FitnessConfig, FitnessData, Task, combine, evaluate_programs
 from eznas.gp.program import parse_program
+from eznas.gp.operators import gen_half_and_half
 from eznas.gp.pset import make_pset
 from eznas.gp.run import run_evolution
+from eznas.parallel import ParallelConfig
 from eznas.scoring import arch_seed
 from eznas.spaces import get_space
 from eznas.stats import CollectorConfig, StatsCache, collect
-
-TINY = EvolutionConfig(population=8, offspring=8, generations=2, elites=2, hall_of_fame=5,
-                       fitness=FitnessConfig(tasks=("NASBench201:cifar10",), minisets=2, networks=6, batch_size=4))
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("stats-cache")
-
-
-def tiny(data_root, **kw):
-    fit = dataclasses.replace(TINY.fitness, data_root=str(data_root))
-    return dataclasses.replace(TINY, fitness=fit, **kw)
-
-
-@pytest.fixture(scope="module")
-def two_generations(data_root, cache_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("evo") / "run"
-    result = run_evolution(tiny(data_root), out, cache_dir=cache_dir, test_networks=8)
-    return out, result
-
+from tests.conftest import tiny
 
 def test_two_generation_run_writes_the_run_folder(two_generations):
     out, result = two_generations
@@ -59,7 +41,7 @@ def test_two_generation_run_writes_the_run_folder(two_generations):
 
 
 def test_seed_programs_start_in_the_population(data_root, cache_dir, tmp_path):
-    evo = Evolution(tiny(data_root), tmp_path, FitnessData(tiny(data_root).fitness, TINY.terminals,
+    evo = Evolution(tiny(data_root), tmp_path, FitnessData(tiny(data_root).fitness, tiny(data_root).terminals,
                                                            StatsCache(cache_dir), data_root))
     state = evo.initial_state()
     texts = [str(ind) for ind in state.population]
@@ -81,7 +63,8 @@ def test_resume_gives_the_same_run(two_generations, data_root, cache_dir, tmp_pa
 
 def test_workers_do_not_change_the_result(two_generations, data_root, cache_dir, tmp_path):
     out, _ = two_generations
-    run_evolution(tiny(data_root, workers=2), tmp_path / "w2", cache_dir=cache_dir, test_networks=8)
+    run_evolution(tiny(data_root, parallel=ParallelConfig("loky", workers=2)), tmp_path / "w2",
+                  cache_dir=cache_dir, test_networks=8)
     assert (tmp_path / "w2" / "hall_of_fame.json").read_text() == (out / "hall_of_fame.json").read_text()
 
 
@@ -122,8 +105,8 @@ class FakeData:
 
 def test_fuzz_1000_random_programs_never_crash_or_give_non_finite_fitness():
     data, pset = FakeData(), make_pset()
-    random.seed(0)
-    programs = [parse_program(str(gp.PrimitiveTree(gp.genHalfAndHalf(pset, 2, 6)))) for _ in range(1000)]
+    rng = random.Random(0)
+    programs = [parse_program(str(gp.PrimitiveTree(gen_half_and_half(pset, 2, 6, rng)))) for _ in range(1000)]
     results = evaluate_programs(programs, data, {"fake:cifar10": 0})
     fits = [r.fitness for r in results]
     assert all(math.isfinite(f) and (f == FLOOR or -1.0 <= f <= 1.0) for f in fits)
@@ -181,6 +164,9 @@ def test_toml_config_is_strict(tmp_path):
     (["--resume", "/nonexistent/run"], "no config.json"),
     (["--config", "/nonexistent.toml"], "config file not found: /nonexistent.toml"),
     (["--generations", "0"], "--generations must be >= 1"),
+    (["--backend", "spark"], "unknown backend 'spark'; valid: serial, loky, dask"),
+    (["--workers", "0"], "workers must be >= 1, got 0"),
+    (["--resume"], "bare --resume needs --out DIR"),
 ])
 def test_evolve_bad_input_is_one_clear_line(args, message, capsys):
     assert evolve_main(["--quiet", *args]) == 2

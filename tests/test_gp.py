@@ -10,6 +10,7 @@ from scipy import stats as sps
 
 from eznas.data import BatchSource
 from eznas.gp.program import ProgramError, parse_program
+from eznas.gp.operators import gen_half_and_half
 from eznas.gp.pset import make_pset
 from eznas.gp.seeds import SEEDS
 from eznas.proxies import Probe, get_proxy
@@ -29,12 +30,18 @@ def test_registry_has_every_family():
 
 def test_generation_never_dead_ends_and_round_trips():
     pset = make_pset()
-    random.seed(1)
+    rng = random.Random(1)
     for _ in range(400):
-        tree = gp.PrimitiveTree(gp.genHalfAndHalf(pset, 2, 7))
+        tree = gp.PrimitiveTree(gen_half_and_half(pset, 2, 7, rng))
         assert str(parse_program(str(tree))) == str(tree)
+    constants = [node.value for _ in range(200) for node in gen_half_and_half(pset, 2, 6, rng)
+                 if isinstance(node, gp.Terminal) and isinstance(node.value, float)]
+    assert constants and all(1e-8 <= c <= 1 for c in constants)
     for _ in range(100):  # genFull picks primitives down to the leaves: the classic dead-end trap
         gp.PrimitiveTree(gp.genFull(pset, 3, 5))
+    a, b = random.Random(7), random.Random(7)
+    assert [str(gp.PrimitiveTree(gen_half_and_half(pset, 2, 6, a))) for _ in range(20)] == \
+        [str(gp.PrimitiveTree(gen_half_and_half(pset, 2, 6, b))) for _ in range(20)]
 
 
 @pytest.mark.parametrize("text, message", [

@@ -3,26 +3,27 @@ logbook, and an atomic checkpoint every generation (``resume`` continues it exac
 from __future__ import annotations
 
 import logging
-import operator
 import pickle
 import random
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from deap import algorithms, base, gp, tools
+from deap import base, gp, tools
 
 from eznas.errors import DataError
-from eznas.gp.fitness import FLOOR, Evaluation, FitnessConfig, FitnessData, evaluate_programs, prefilter
-from eznas.gp.operators import Individual, cx_one_point, gen_subtree, sel_tournament_unique
+from eznas.gp.fitness import Evaluation, FitnessConfig, FitnessData, evaluate_task
+from eznas.gp.operators import (Individual, cx_one_point, gen_half_and_half, limit_height, mut_uniform,
+                                sel_tournament_unique, var_or)
 from eznas.gp.program import Program, parse_program
 from eznas.gp.pset import make_pset
 from eznas.gp.seeds import SEEDS
 from eznas.io import atomic_open, write_json
-from eznas.stats import NAMES, StatsCache
+from eznas.parallel import Mapper, ParallelConfig
+from eznas.stats import NAMES
 
 log = logging.getLogger(__name__)
 CHECKPOINT_VERSION = 1
@@ -47,8 +48,11 @@ class EvolutionConfig:
     seed: int = 0
     seed_programs: tuple[str, ...] = tuple(SEEDS)  # names in eznas.gp.seeds.SEEDS
     terminals: tuple[str, ...] = NAMES
-    workers: int = 1
     fitness: FitnessConfig = field(default_factory=FitnessConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)  # where, not what: free to change on resume
+
+
+RESUMABLE_CHANGES = ("generations", "parallel")  # the settings a resumed run may change
 
 
 @dataclass
@@ -60,18 +64,16 @@ class State:
     memo: dict[str, Evaluation]
 
 
-def make_toolbox(pset: gp.PrimitiveSetTyped, cfg: EvolutionConfig,
+def make_toolbox(pset: gp.PrimitiveSetTyped, cfg: EvolutionConfig, rng: random.Random,
                  evaluate: Callable[[Sequence[Individual]], list[Evaluation]]) -> base.Toolbox:
-    """All the wiring in one place, under DEAP's aliases."""
+    """All the wiring in one place, under DEAP's aliases; every random draw comes from ``rng``."""
     tb = base.Toolbox()
-    tb.register("expr", gp.genHalfAndHalf, pset=pset, min_=cfg.init_min, max_=cfg.init_max)
+    tb.register("expr", gen_half_and_half, pset, cfg.init_min, cfg.init_max, rng)
     tb.register("individual", lambda: Individual(tb.expr()))
-    tb.register("mate", cx_one_point)
-    tb.register("mutate", gp.mutUniform, expr=gen_subtree, pset=pset)
-    limit = gp.staticLimit(key=operator.attrgetter("height"), max_value=cfg.max_height)
-    tb.decorate("mate", limit)
-    tb.decorate("mutate", limit)
-    tb.register("select", sel_tournament_unique, tournsize=cfg.tournament)
+    tb.register("mate", limit_height(partial(cx_one_point, rng=rng), cfg.max_height, rng))
+    tb.register("mutate", limit_height(partial(mut_uniform, pset=pset, rng=rng), cfg.max_height, rng))
+    tb.register("select", sel_tournament_unique, tournsize=cfg.tournament, rng=rng)
+    tb.register("variate", var_or, toolbox=tb, lambda_=cfg.offspring, cxpb=cfg.cxpb, mutpb=cfg.mutpb, rng=rng)
     tb.register("evaluate", evaluate)
     tb.register("map", map)
     return tb
@@ -87,10 +89,12 @@ def make_stats() -> tools.Statistics:
 class Evolution:
     """One run: ``run()`` evolves (from scratch, or from the run folder's checkpoint) to the last generation."""
 
-    def __init__(self, cfg: EvolutionConfig, out: Path, data: FitnessData):
+    def __init__(self, cfg: EvolutionConfig, out: Path, data: FitnessData, mapper: Mapper | None = None):
         self.cfg, self.out, self.data = cfg, Path(out), data
+        self.mapper = mapper or Mapper()
         self.pset = make_pset(tuple(cfg.terminals))
-        self.toolbox = make_toolbox(self.pset, cfg, self._evaluate)
+        self.rng = random.Random(cfg.seed)  # the run's only source of randomness (checkpointed)
+        self.toolbox = make_toolbox(self.pset, cfg, self.rng, self._evaluate)
         self.stats = make_stats()
         self.generation = 0
 
@@ -101,26 +105,13 @@ class Evolution:
         return {str(t): int(rng.integers(self.cfg.fitness.minisets)) for t in self.data.tasks}
 
     def _evaluate(self, individuals: Sequence[Individual]) -> list[Evaluation]:
-        choice = self._choice()
-        programs = [Program(ind) for ind in individuals]
-        valid = [i for i, p in enumerate(programs) if prefilter(p, self.data)]
-        results = [Evaluation(FLOOR, 1, {}) for _ in programs]
-        texts = [str(programs[i]) for i in valid]
-        if self.cfg.workers > 1 and len(texts) > 1:
-            from joblib import Parallel, delayed
-
-            chunks = [texts[k::self.cfg.workers] for k in range(self.cfg.workers)]
-            d = self.data
-            parts = Parallel(n_jobs=self.cfg.workers, backend="loky")(
-                delayed(evaluate_chunk)(c, d.config, d.collector.names, str(d.cache.folder), str(d.data_root), choice)
-                for c in chunks if c)
-            by_text = {t: ev for c, part in zip([c for c in chunks if c], parts) for t, ev in zip(c, part)}
-            evaluations = [by_text[t] for t in texts]
-        else:
-            evaluations = evaluate_programs([programs[i] for i in valid], self.data, choice)
-        for i, ev in zip(valid, evaluations):
-            results[i] = ev
-        return results
+        """One task per worker, each a share of the programs (as strings); the same fitness either way."""
+        texts = [str(ind) for ind in individuals]
+        n = self.cfg.parallel.workers if self.mapper.parallel else 1
+        chunks = [tuple(texts[k::n]) for k in range(n) if texts[k::n]]
+        parts = self.mapper.map(evaluate_task, [(self.data.handle, c, self._choice()) for c in chunks])
+        by_text = {t: ev for c, part in zip(chunks, parts) for t, ev in zip(c, part)}
+        return [by_text[t] for t in texts]
 
     def evaluate_invalid(self, population: Sequence[Individual], memo: dict[str, Evaluation]) -> int:
         """Evaluate the individuals without a fitness (memoised by program string); returns how many ran."""
@@ -137,7 +128,7 @@ class Evolution:
 
     # ------------------------------------------------------------------------------------ the loop
     def initial_state(self) -> State:
-        random.seed(self.cfg.seed)
+        self.rng.seed(self.cfg.seed)
         seeds = [Individual(parse_program(SEEDS[name], self.pset).tree) for name in self.cfg.seed_programs]
         population = seeds + [self.toolbox.individual() for _ in range(self.cfg.population - len(seeds))]
         state = State(0, population, tools.HallOfFame(self.cfg.hall_of_fame, similar=lambda a, b: str(a) == str(b)),
@@ -149,7 +140,7 @@ class Evolution:
 
     def step(self, state: State) -> None:
         self.generation = state.generation + 1
-        offspring = algorithms.varOr(state.population, self.toolbox, self.cfg.offspring, self.cfg.cxpb, self.cfg.mutpb)
+        offspring = self.toolbox.variate(state.population)
         nevals = self.evaluate_invalid(offspring, state.memo)
         pool = list({str(ind): ind for ind in state.population + offspring}.values())  # duplicates removed
         ranked = sorted(pool, key=lambda ind: ind.fitness.values[0], reverse=True)
@@ -169,7 +160,12 @@ class Evolution:
         self.save(state)
 
     def run(self, state: State | None = None, on_generation: Callable[[State], None] | None = None) -> State:
-        state = state or self.initial_state()
+        """Evolve to the last generation, from scratch or from a loaded state (whose files are rewritten
+        first: a run killed between its checkpoint and its logbook leaves them behind)."""
+        if state is None:
+            state = self.initial_state()
+        else:
+            self.save(state)
         if on_generation:
             on_generation(state)
         while state.generation < self.cfg.generations:
@@ -193,7 +189,7 @@ class Evolution:
             "hall_of_fame": [str(ind) for ind in state.hall_of_fame],
             "logbook": list(state.logbook),
             "memo": {k: v.to_dict() for k, v in state.memo.items()},
-            "random_state": random.getstate(),
+            "random_state": self.rng.getstate(),
         }
         with atomic_open(self.checkpoint_path, "wb") as f:
             pickle.dump(blob, f)
@@ -219,8 +215,8 @@ class Evolution:
         except Exception as exc:  # noqa: BLE001 - truncated, corrupt or foreign
             raise DataError(f"checkpoint {path} is unreadable ({exc}); {self._last_logged()}") from None
         saved, now = _jsonable(blob["config"]), _jsonable(asdict(self.cfg))
-        diff = sorted(k for k in set(saved) | set(now) if k != "generations" and saved.get(k) != now.get(k))
-        if diff:  # only the number of generations may change on resume
+        diff = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
+        if diff:
             raise DataError(f"checkpoint {path} was made with another configuration (differs in: {', '.join(diff)})")
         memo = {k: Evaluation(**v) for k, v in blob["memo"].items()}
         population = [self._individual(text, memo) for text in blob["population"]]
@@ -230,7 +226,7 @@ class Evolution:
         logbook = tools.Logbook()
         for record in blob["logbook"]:
             logbook.record(**record)
-        random.setstate(blob["random_state"])
+        self.rng.setstate(blob["random_state"])
         self.generation = blob["generation"]
         return State(blob["generation"], population, hof, logbook, memo)
 
@@ -245,19 +241,6 @@ class Evolution:
             return f"the last generation in logbook.csv is {int(gens.max())}"
         except Exception:  # noqa: BLE001
             return "no logbook.csv to tell the last good generation"
-
-
-@lru_cache(maxsize=2)
-def _worker_data(config: FitnessConfig, terminals: tuple[str, ...], cache_folder: str, data_root: str) -> FitnessData:
-    return FitnessData(config, terminals, StatsCache(cache_folder), Path(data_root))
-
-
-def evaluate_chunk(texts: list[str], config: FitnessConfig, terminals: tuple[str, ...], cache_folder: str,
-                   data_root: str, choice: dict[str, int]) -> list[Evaluation]:
-    """A worker's share of a generation: it gets program strings and rebuilds the fitness data from the
-    shared statistics cache (never large pickled state)."""
-    data = _worker_data(config, tuple(terminals), cache_folder, data_root)
-    return evaluate_programs([parse_program(t) for t in texts], data, choice)
 
 
 def _jsonable(obj):  # tuples and lists compare equal after a JSON-like normalisation

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -25,7 +26,8 @@ import torch
 from scipy import stats as sps
 
 from eznas.data import BatchSource
-from eznas.gp.program import Program
+from eznas.gp.program import Program, parse_program
+from eznas.parallel import Mapper, torch_threads
 from eznas.scoring import arch_seed, resolve_device
 from eznas.spaces import Arch, SpaceOptions, get_space
 from eznas.stats import CollectorConfig, NetworkStats, StatsCache, collect, stats_key
@@ -95,12 +97,34 @@ def combine(correlations: dict[str, float], how: str) -> Evaluation:
     return Evaluation(fit, orientation, oriented)
 
 
-class FitnessData:
-    """The tasks' fixed mini-sets, held-out archs and statistics (cached on disk, computed once)."""
+@dataclass(frozen=True)
+class DataHandle:
+    """What a worker needs to rebuild a run's FitnessData: small, picklable, hashable."""
 
-    def __init__(self, config: FitnessConfig, terminals: Sequence[str], cache: StatsCache,
-                 data_root: Path, progress: Callable[[int], Callable[[], None]] | None = None):
+    config: FitnessConfig
+    terminals: tuple[str, ...]
+    cache_folder: str
+    data_root: str
+
+
+_OPEN: OrderedDict[DataHandle, "FitnessData"] = OrderedDict()  # this process's recent FitnessData
+
+
+def open_data(handle: DataHandle) -> "FitnessData":
+    """The FitnessData of ``handle``: the one this process already has, or rebuilt from the cache."""
+    data = _OPEN.get(handle)
+    if data is None:
+        data = FitnessData(handle.config, handle.terminals, StatsCache(handle.cache_folder), Path(handle.data_root))
+    return data
+
+
+class FitnessData:
+    """The tasks' fixed mini-sets, held-out archs and statistics (cached on disk, computed once by
+    ``prepare``; a worker that finds a network's statistics missing computes them)."""
+
+    def __init__(self, config: FitnessConfig, terminals: Sequence[str], cache: StatsCache, data_root: Path):
         self.config, self.cache, self.data_root = config, cache, Path(data_root)
+        self.handle = DataHandle(config, tuple(terminals), str(cache.folder), str(self.data_root))
         self.collector = CollectorConfig(names=tuple(terminals), signal=config.signal, dtype=config.dtype,
                                          noise_seed=config.seed)
         self.tasks = [Task.parse(t) for t in config.tasks]
@@ -118,8 +142,11 @@ class FitnessData:
             self.minisets[str(task)] = [chosen[k * config.networks:(k + 1) * config.networks]
                                         for k in range(config.minisets)]
             self.heldout[str(task)] = [archs[i] for i in order[need:]]
+        self._by_uid = {(str(t), a.uid): a for t in self.tasks for s in self.minisets[str(t)] for a in s}
         self._batches: dict[str, BatchSource] = {}
-        self.prepare(progress)
+        _OPEN[self.handle] = self
+        while len(_OPEN) > 2:
+            _OPEN.popitem(last=False)
 
     def _space(self, task: Task):
         return get_space(task.space, SpaceOptions(width=self.config.width, cells=self.config.cells))
@@ -131,7 +158,8 @@ class FitnessData:
                          init_seed=arch_seed(c.seed, arch.uid), collector=asdict(self.collector))
 
     def stats(self, task: Task, arch: Arch) -> NetworkStats:
-        """The network's statistics: from the cache, or collected now and cached."""
+        """The network's statistics: from the cache, or collected now (with one torch thread, so the
+        numbers do not depend on where they were computed) and cached."""
         key = self.key(task, arch)
         found = self.cache.get(key)
         if found is not None:
@@ -141,30 +169,47 @@ class FitnessData:
             batches = self._batches[task.dataset] = BatchSource(self.data_root, task.dataset,
                                                                 self.config.batch_size, self.config.seed)
         device = resolve_device(self.config.device)
-        torch.manual_seed(arch_seed(self.config.seed, arch.uid))
-        net = self._space(task).build(arch.spec, batches.spec.num_classes).to(device).train()
-        stats = collect(net, batches.batch().to(device), self.collector)
+        with torch_threads(1):
+            torch.manual_seed(arch_seed(self.config.seed, arch.uid))
+            net = self._space(task).build(arch.spec, batches.spec.num_classes).to(device).train()
+            stats = collect(net, batches.batch().to(device), self.collector)
         for u in stats.units:
             u.tensors = {k: v.cpu() for k, v in u.tensors.items()}
         self.cache.put(key, stats, {"task": str(task), "uid": arch.uid})
         return stats
 
-    def prepare(self, progress: Callable[[int], Callable[[], None]] | None = None) -> None:
-        """Collect (or find cached) the statistics of every fitness network."""
-        todo = [(t, a) for t in self.tasks for s in self.minisets[str(t)] for a in s]
-        tick = progress(len(todo)) if progress else None
-        for task, arch in todo:
-            if not self.cache.path(self.key(task, arch)).is_file():
-                self.stats(task, arch)
-            if tick:
-                tick()
+    def prepare(self, mapper: Mapper | None = None, progress: Callable[[int], Callable[[], None]] | None = None) -> None:
+        """Collect the statistics of every fitness network that the cache lacks, a task per network."""
+        todo = [(str(t), a.uid) for t in self.tasks for s in self.minisets[str(t)] for a in s
+                if not self.cache.path(self.key(t, a)).is_file()]
+        tick = progress(len(todo)) if progress and todo else None
+        (mapper or Mapper()).map(collect_task, [(self.handle, t, uid) for t, uid in todo], tick=tick)
+
+
+def collect_task(item: tuple[DataHandle, str, str]) -> None:
+    """Task: make sure one fitness network's statistics are in the cache."""
+    handle, task, uid = item
+    data = open_data(handle)
+    data.stats(Task.parse(task), data._by_uid[(task, uid)])
+
+
+def evaluate_task(item: tuple[DataHandle, tuple[str, ...], dict[str, int]]) -> list[Evaluation]:
+    """Task: the fitness of a chunk of programs (strings) on the chosen mini-sets."""
+    handle, texts, choice = item
+    return evaluate_programs([parse_program(t) for t in texts], open_data(handle), choice)
 
 
 def evaluate_programs(programs: Sequence[Program], data: FitnessData, choice: dict[str, int]) -> list[Evaluation]:
     """Fitness of each program on the chosen mini-set of every task, evaluated network by network with a
-    per-unit subtree cache shared by the programs. A program stops at its first invalid network."""
+    per-unit subtree cache shared by the programs, after the 2-network pre-filter. A program stops at
+    its first invalid network. One torch thread: the same numbers wherever it runs."""
+    with torch_threads(1):
+        return _evaluate_programs(programs, data, choice)
+
+
+def _evaluate_programs(programs: Sequence[Program], data: FitnessData, choice: dict[str, int]) -> list[Evaluation]:
     scores: list[dict[str, list[float]]] = [{str(t): [] for t in data.tasks} for _ in programs]
-    alive = [True] * len(programs)
+    alive = [prefilter(p, data) for p in programs]
     for task in data.tasks:
         archs = data.minisets[str(task)][choice[str(task)]]
         for arch in archs:

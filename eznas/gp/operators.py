@@ -1,11 +1,21 @@
-"""Variation and selection operators (DEAP naming: cx*, mut*, sel*) and the individual classes."""
+"""Generation, variation and selection operators (DEAP naming: gen*, cx*, mut*, sel*) and the individual
+classes.
+
+Every operator draws from the ``rng`` it is given, never from the global ``random``: other threads of the
+process (Dask's client and a LocalCluster's scheduler) draw from the global one at moments of their own
+choosing, which would make a seeded run depend on the backend. DEAP's ``generate``, ``mutUniform``,
+``staticLimit`` and ``varOr`` use the global one, hence these small ports of them.
+"""
 from __future__ import annotations
 
+import copy
 import random
 from collections import defaultdict
-from typing import Sequence
+from typing import Callable, Sequence
 
 from deap import base, gp
+
+from eznas.gp.pset import log_uniform_constant
 
 
 class FitnessMax(base.Fitness):
@@ -20,7 +30,30 @@ class Individual(gp.PrimitiveTree):
         self.fitness = FitnessMax()
 
 
-def cx_one_point(ind1: Individual, ind2: Individual) -> tuple[Individual, Individual]:
+def gen_half_and_half(pset: gp.PrimitiveSetTyped, min_: int, max_: int, rng: random.Random,
+                      type_: type | None = None) -> list:
+    """DEAP's ``genHalfAndHalf``: a full or a grown tree (even odds) of height ``min_..max_``."""
+    full = rng.random() < 0.5
+    height = rng.randint(min_, max_)
+    expr, stack = [], [(0, type_ or pset.ret)]
+    while stack:
+        depth, type_ = stack.pop()
+        leaf = depth == height or (not full and depth >= min_ and rng.random() < pset.terminalRatio)
+        if leaf:
+            if not pset.terminals[type_]:
+                raise IndexError(f"no terminal of type {type_.__name__} to end a branch")
+            term = rng.choice(pset.terminals[type_])
+            if isinstance(term, gp.MetaEphemeral):  # an ephemeral constant: drawn here, from rng
+                term, term.value = term.__new__(term), log_uniform_constant(rng)
+            expr.append(term)
+        else:
+            prim = rng.choice(pset.primitives[type_])
+            expr.append(prim)
+            stack.extend((depth + 1, arg) for arg in reversed(prim.args))
+    return expr
+
+
+def cx_one_point(ind1: Individual, ind2: Individual, rng: random.Random) -> tuple[Individual, Individual]:
     """Swap a random subtree of a type both trees have (never the root). Like ``gp.cxOnePoint``, but the
     common types are sorted by name before the draw: DEAP draws from a set of classes, whose order
     changes between processes, so the same seed would not give the same run."""
@@ -33,25 +66,60 @@ def cx_one_point(ind1: Individual, ind2: Individual) -> tuple[Individual, Indivi
         types2[node.ret].append(i)
     common = sorted(set(types1) & set(types2), key=lambda t: t.__name__)
     if common:
-        type_ = random.choice(common)
-        i1, i2 = random.choice(types1[type_]), random.choice(types2[type_])
+        type_ = rng.choice(common)
+        i1, i2 = rng.choice(types1[type_]), rng.choice(types2[type_])
         s1, s2 = ind1.searchSubtree(i1), ind2.searchSubtree(i2)
         ind1[s1], ind2[s2] = ind2[s2], ind1[s1]
     return ind1, ind2
 
 
-def gen_subtree(pset: gp.PrimitiveSetTyped, type_: type, max_: int = 3) -> list:
-    """A random subtree for ``mutUniform``: height 0..max_, but at least 1 for the root type (an aggregator
+def gen_subtree(pset: gp.PrimitiveSetTyped, type_: type, rng: random.Random, max_: int = 3) -> list:
+    """A random subtree for mutation: height 0..max_, but at least 1 for the root type (an aggregator
     needs an argument; there is no root-typed terminal)."""
-    return gp.genHalfAndHalf(pset, min_=0 if pset.terminals[type_] else 1, max_=max(max_, 1), type_=type_)
+    return gen_half_and_half(pset, 0 if pset.terminals[type_] else 1, max(max_, 1), rng, type_=type_)
 
 
-def sel_tournament_unique(individuals: Sequence[Individual], k: int, tournsize: int) -> list[Individual]:
+def mut_uniform(ind: Individual, pset: gp.PrimitiveSetTyped, rng: random.Random) -> tuple[Individual]:
+    """DEAP's ``mutUniform``: replace a random subtree by a new one of the same type."""
+    index = rng.randrange(len(ind))
+    ind[ind.searchSubtree(index)] = gen_subtree(pset, ind[index].ret, rng)
+    return (ind,)
+
+
+def limit_height(op: Callable[..., tuple], max_height: int, rng: random.Random) -> Callable[..., tuple]:
+    """DEAP's ``staticLimit`` on height: a child over the limit is replaced by one of the parents."""
+    def limited(*parents: Individual) -> list[Individual]:
+        kept = [copy.deepcopy(p) for p in parents]
+        return [child if child.height <= max_height else rng.choice(kept) for child in op(*parents)]
+    return limited
+
+
+def var_or(population: Sequence[Individual], toolbox: base.Toolbox, lambda_: int, cxpb: float, mutpb: float,
+           rng: random.Random) -> list[Individual]:
+    """DEAP's ``varOr``: ``lambda_`` offspring, each from crossover, mutation or reproduction."""
+    offspring = []
+    for _ in range(lambda_):
+        op = rng.random()
+        if op < cxpb:
+            ind1, ind2 = [toolbox.clone(i) for i in rng.sample(list(population), 2)]
+            ind, _ = toolbox.mate(ind1, ind2)
+        elif op < cxpb + mutpb:
+            (ind,) = toolbox.mutate(toolbox.clone(rng.choice(population)))
+        else:
+            offspring.append(toolbox.clone(rng.choice(population)))
+            continue
+        del ind.fitness.values
+        offspring.append(ind)
+    return offspring
+
+
+def sel_tournament_unique(individuals: Sequence[Individual], k: int, tournsize: int,
+                          rng: random.Random) -> list[Individual]:
     """``k`` tournament winners, each individual chosen at most once (so no duplicates survive)."""
     pool = list(individuals)
     chosen: list[Individual] = []
     while pool and len(chosen) < k:
-        contestants = [random.choice(pool) for _ in range(tournsize)]
+        contestants = [rng.choice(pool) for _ in range(tournsize)]
         best = max(contestants, key=lambda ind: ind.fitness.values[0])
         chosen.append(best)
         pool.remove(best)

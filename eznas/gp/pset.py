@@ -10,9 +10,10 @@ from eznas.stats import NAMES
 from primitives import PRIMITIVES, Program, Scalar, Tensor
 
 
-def log_uniform_constant() -> float:
-    """An ephemeral constant drawn log-uniformly from [1e-8, 1] (Sweetimator-style interval bounds)."""
-    return float(f"{10 ** random.uniform(-8.0, 0.0):.3g}")
+def log_uniform_constant(rng: random.Random | None = None) -> float:
+    """An ephemeral constant drawn log-uniformly from [1e-8, 1] (Sweetimator-style interval bounds);
+    evolution draws it from its own ``rng`` (see ``gen_half_and_half``)."""
+    return float(f"{10 ** (rng or random).uniform(-8.0, 0.0):.3g}")
 
 
 @lru_cache(maxsize=8)

@@ -18,6 +18,7 @@ from eznas.gp.fitness import FitnessData
 from eznas.gp.program import parse_program
 from eznas.io import atomic_open, write_json
 from eznas.metrics import correlations
+from eznas.parallel import open_mapper
 from eznas.scoring import arch_seed, resolve_device
 from eznas.spaces import SpaceOptions, get_space
 from eznas.stats import StatsCache, collect
@@ -40,11 +41,17 @@ def run_evolution(cfg: EvolutionConfig, out: Path, *, resume: bool = False, cach
         write_json(config_path, resolved)
     data_root = resolve_data_root(cfg.fitness.data_root)
     cache = StatsCache(cache_dir or Path("results") / "cache" / "stats")
-    data = FitnessData(cfg.fitness, cfg.terminals, cache, data_root,
-                       progress=(lambda n: progress("statistics", n)) if progress else None)
-    evolution = Evolution(cfg, out, data)
-    state = evolution.load() if resume else None
-    state = evolution.run(state, on_generation)
+    data = FitnessData(cfg.fitness, cfg.terminals, cache, data_root)
+    with open_mapper(cfg.parallel) as mapper:
+        data.prepare(mapper, (lambda n: progress("statistics", n)) if progress else None)
+        evolution = Evolution(cfg, out, data, mapper)
+        state = None
+        if resume and evolution.checkpoint_path.exists():
+            state = evolution.load()
+        elif resume:  # killed before its first checkpoint: nothing to continue, start it again
+            log.info("%s has no checkpoint yet: starting the run from generation 0", out)
+            write_json(config_path, resolved)
+        state = evolution.run(state, on_generation)
     best = [evolution.describe(ind, state.memo) for ind in state.hall_of_fame[:3]]
     tests = test_programs([b["exported"] for b in best], data, test_networks,
                           progress=(lambda n: progress("held-out test", n)) if progress else None)

@@ -1,0 +1,84 @@
+"""Scaling on this machine: statistics collection (a task per network) and one generation's fitness (a
+task per worker's share of the programs) on the serial, loky and Dask LocalCluster backends, 1 and 2
+workers: wall time, speed-up over serial and overhead per task.
+
+    python benchmarks/bench_scaling.py --networks 20 --programs 50
+
+Overhead per task = (workers x wall - serial wall) / tasks: the worker-seconds a task costs beyond its
+serial share (start-up, pickling, reading the statistics back from the cache). Every backend must give
+the serial fitness exactly (checked). Writes benchmarks/results/scaling.json.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from deap import gp
+
+from eznas.data import resolve_data_root
+from eznas.gp.fitness import FitnessConfig, FitnessData, evaluate_task
+from eznas.gp.operators import gen_half_and_half
+from eznas.gp.pset import make_pset
+from eznas.gp.seeds import SEEDS
+from eznas.io import write_json
+from eznas.parallel import ParallelConfig, open_mapper
+from eznas.stats import NAMES, StatsCache
+
+SETUPS = [("serial", 1), ("loky", 1), ("loky", 2), ("dask", 1), ("dask", 2)]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--networks", type=int, default=20, help="NB-201 CIFAR-10 fitness networks (default 20)")
+    p.add_argument("--programs", type=int, default=50, help="programs in the generation (default 50)")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "scaling.json"))
+    args = p.parse_args()
+    root = resolve_data_root(args.data_root)
+    config = FitnessConfig(tasks=("NASBench201:cifar10",), minisets=1, networks=args.networks, data_root=str(root))
+    rng = random.Random(0)
+    pset = make_pset()
+    programs = list(SEEDS.values()) + [str(gp.PrimitiveTree(gen_half_and_half(pset, 2, 6, rng)))
+                                       for _ in range(args.programs - len(SEEDS))]
+    work = Path(tempfile.mkdtemp(prefix="eznas-scaling-"))
+    rows, reference = [], None
+    for backend, workers in SETUPS:
+        cache = work / f"cache-{backend}-{workers}"
+        data = FitnessData(config, NAMES, StatsCache(cache), root)
+        with open_mapper(ParallelConfig(backend, workers=workers)) as mapper:
+            mapper.map(abs, range(workers))  # start the workers before the clock (once per run)
+            t0 = time.perf_counter()
+            data.prepare(mapper)
+            collect_s = time.perf_counter() - t0
+            chunks = [tuple(programs[k::workers]) for k in range(workers)]
+            t0 = time.perf_counter()
+            parts = mapper.map(evaluate_task, [(data.handle, c, {str(data.tasks[0]): 0}) for c in chunks])
+            fitness_s = time.perf_counter() - t0
+        fitness = {t: ev.fitness for c, part in zip(chunks, parts) for t, ev in zip(c, part)}
+        reference = reference or fitness
+        rows.append({"backend": backend, "workers": workers, "collect_seconds": collect_s, "fitness_seconds": fitness_s,
+                     "same_fitness_as_serial": fitness == reference})
+        shutil.rmtree(cache, ignore_errors=True)
+    serial = rows[0]
+    print(f"{args.networks} networks (all 22 names, batch 4, float16), {args.programs} programs")
+    print(f"{'backend':8} {'workers':>7} | {'collect s':>9} {'speed-up':>8} {'overhead/task':>13} | "
+          f"{'fitness s':>9} {'speed-up':>8} {'overhead/task':>13} | same")
+    for r in rows:
+        w = r["workers"]
+        for part, tasks in (("collect", args.networks), ("fitness", w)):
+            r[f"{part}_speedup"] = serial[f"{part}_seconds"] / r[f"{part}_seconds"]
+            r[f"{part}_overhead_per_task"] = (w * r[f"{part}_seconds"] - serial[f"{part}_seconds"]) / tasks
+        print(f"{r['backend']:8} {w:7d} | {r['collect_seconds']:9.2f} {r['collect_speedup']:7.2f}x "
+              f"{r['collect_overhead_per_task']:12.3f}s | {r['fitness_seconds']:9.2f} {r['fitness_speedup']:7.2f}x "
+              f"{r['fitness_overhead_per_task']:12.3f}s | {r['same_fitness_as_serial']}")
+    write_json(Path(args.out), {"networks": args.networks, "programs": args.programs, "rows": rows})
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""One mapper for every parallel loop of eznas: statistics collection (a task per network) and fitness
+evaluation (a task per chunk of programs).
+
+``--backend serial`` runs tasks in this process, ``loky`` in local worker processes (joblib), ``dask`` on
+a Dask cluster: the scheduler at ``--scheduler-address``, else a ``LocalCluster`` on 127.0.0.1, else (with
+``--cluster slurm``) a dask-jobqueue ``SLURMCluster`` scaled adaptively up to ``--workers`` jobs.
+
+Tasks are small (program strings, task names, arch indices) and pure: a worker rebuilds what it needs from
+the shared statistics cache, so a task lost with its worker is simply run again elsewhere (Dask does this
+by itself, up to ``retries`` times) and gives the same result. Every task computes with one torch thread
+(``torch_threads``), which makes the numbers independent of the backend and of the worker count: float
+reductions split over several threads add in another order.
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+
+from eznas.errors import EznasError
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("serial", "loky", "dask")
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MALLOC_TRIM_THRESHOLD_": "65536"}
+CLUSTERS = ("local", "slurm")
+
+
+@dataclass(frozen=True)
+class ParallelConfig:
+    """Where tasks run. None of it changes a result, so a resumed run may change any of it."""
+
+    backend: str = "serial"  # serial | loky | dask
+    workers: int = 1  # loky processes, LocalCluster workers, or the most SLURM jobs
+    scheduler_address: str | None = None  # dask: an existing scheduler, e.g. tcp://10.0.0.1:8786
+    cluster: str = "local"  # dask without an address: local (LocalCluster) or slurm (dask-jobqueue)
+    retries: int = 3  # dask: reruns of a task whose worker was lost
+    # SLURM workers (dask-jobqueue SLURMCluster): one worker process per job
+    queue: str | None = None
+    account: str | None = None
+    walltime: str = "01:00:00"
+    cores: int = 1
+    memory: str = "8GB"
+    gpus: int = 0
+    lifetime: str | None = None  # e.g. "55m": workers retire before the walltime kills them
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise EznasError(f"unknown backend {self.backend!r}; valid: {', '.join(BACKENDS)}")
+        if self.cluster not in CLUSTERS:
+            raise EznasError(f"unknown cluster {self.cluster!r}; valid: {', '.join(CLUSTERS)}")
+        if self.workers < 1:
+            raise EznasError(f"workers must be >= 1, got {self.workers}")
+
+
+@contextmanager
+def torch_threads(n: int = 1) -> Iterator[None]:
+    """Compute with ``n`` torch threads inside the block (restored after)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class Mapper:
+    """``map(fn, items)`` = ``[fn(x) for x in items]``, in order, on the configured backend.
+    ``fn`` must be a module-level function; open with ``with open_mapper(cfg) as mapper``."""
+
+    def __init__(self, config: ParallelConfig = ParallelConfig()):
+        self.config = config
+        self._client = None
+        self._cluster = None
+
+    @property
+    def parallel(self) -> bool:
+        return self.config.backend != "serial"
+
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any], tick: Callable[[], None] | None = None) -> list[Any]:
+        """``fn`` over ``items``, results in order; ``tick()`` after each finished item (progress)."""
+        items = list(items)
+        tick = tick or (lambda: None)
+        if not items:
+            return []
+        if self.config.backend == "serial":
+            return [_ticked(fn(x), tick) for x in items]
+        if self.config.backend == "loky":
+            from joblib import Parallel, delayed
+
+            run = Parallel(n_jobs=min(self.config.workers, len(items)), backend="loky", return_as="generator")
+            return [_ticked(r, tick) for r in run(delayed(fn)(x) for x in items)]
+        from dask.distributed import as_completed
+
+        client = self._dask_client()
+        futures = client.map(fn, items, pure=False, retries=self.config.retries)
+        for _ in as_completed(futures):
+            tick()
+        return client.gather(futures)
+
+    # ------------------------------------------------------------------------------------ dask
+    def _dask_client(self):
+        if self._client is None:
+            try:
+                from dask.distributed import Client
+            except ImportError:
+                raise EznasError("--backend dask needs dask: pip install 'eznas[dask]'") from None
+            c = self.config
+            if c.scheduler_address:
+                log.info("dask: connecting to %s", c.scheduler_address)
+                self._client = Client(c.scheduler_address)
+            else:
+                self._cluster = make_cluster(c)
+                self._client = Client(self._cluster)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+        self._client = self._cluster = None
+
+
+def _ticked(result: Any, tick: Callable[[], None]) -> Any:
+    tick()
+    return result
+
+
+def make_cluster(c: ParallelConfig):
+    """A LocalCluster on 127.0.0.1 (one single-threaded worker process per ``workers``), or an adaptive
+    dask-jobqueue SLURMCluster of up to ``workers`` one-worker jobs."""
+    if c.cluster == "local":
+        import dask
+        from dask.distributed import LocalCluster
+
+        log.info("dask: starting a LocalCluster of %d workers on 127.0.0.1", c.workers)
+        # Dask's nannies live in this process and, by default, put OMP_NUM_THREADS=1 and friends into its
+        # environment each time they (re)start a worker, which changes this process's later float results;
+        # give those variables to the workers only (a nanny still sets PYTHONHASHSEED, which is harmless).
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": {}, "distributed.nanny.environ": WORKER_ENV}):
+            return LocalCluster(n_workers=c.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                dashboard_address=None)
+    try:
+        from dask_jobqueue import SLURMCluster
+    except ImportError:
+        raise EznasError("--cluster slurm needs dask-jobqueue: pip install 'eznas[dask]'") from None
+    worker_args = ["--lifetime", c.lifetime, "--lifetime-stagger", "2m"] if c.lifetime else []
+    cluster = SLURMCluster(
+        queue=c.queue, account=c.account, walltime=c.walltime, cores=c.cores, processes=1, memory=c.memory,
+        job_extra_directives=[f"--gres=gpu:{c.gpus}"] if c.gpus else [], worker_extra_args=worker_args,
+        scheduler_options={"dashboard_address": None},
+    )
+    cluster.adapt(minimum_jobs=0, maximum_jobs=c.workers)
+    log.info("dask: SLURMCluster, adaptive up to %d jobs; job script:\n%s", c.workers, cluster.job_script())
+    return cluster
+
+
+@contextmanager
+def open_mapper(config: ParallelConfig) -> Iterator[Mapper]:
+    mapper = Mapper(config)
+    try:
+        yield mapper
+    finally:
+        mapper.close()
