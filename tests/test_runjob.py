@@ -1,4 +1,5 @@
-"""runjob.sh against a fake sbatch on PATH that records what it was given."""
+"""runjob.sh against a fake sbatch on PATH that records what it was given; reproduce.sh's argument handling
+(its --quick run takes minutes: it is measured in the README, not run here)."""
 import os
 import subprocess
 from pathlib import Path
@@ -89,3 +90,17 @@ def test_without_sbatch_it_says_so(fake_sbatch, tmp_path):
     env = {**env, "PATH": "/usr/bin:/bin"}
     r = runjob("python", "evolve.py", env=env)
     assert r.returncode == 2 and "sbatch not found" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--bogus"], "unknown option --bogus"),
+    (["--out"], "--out needs a value"),
+])
+def test_reproduce_rejects_bad_options(args, message):
+    r = subprocess.run(["bash", str(REPO / "reproduce.sh"), *args], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 2 and r.stderr.count("error:") == 1 and message in r.stderr
+
+
+def test_reproduce_help_names_its_steps():
+    r = subprocess.run(["bash", str(REPO / "reproduce.sh"), "--help"], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0 and "--quick" in r.stdout and "skipped when its output is already complete" in r.stdout
