@@ -109,7 +109,8 @@ class Evolution:
         texts = [str(ind) for ind in individuals]
         n = self.cfg.parallel.workers if self.mapper.parallel else 1
         chunks = [tuple(texts[k::n]) for k in range(n) if texts[k::n]]
-        parts = self.mapper.map(evaluate_task, [(self.data.handle, c, self._choice()) for c in chunks])
+        choice = self._choice()
+        parts = self.mapper.map(evaluate_task, [(self.data.handle, c, choice) for c in chunks])
         by_text = {t: ev for c, part in zip(chunks, parts) for t, ev in zip(c, part)}
         return [by_text[t] for t in texts]
 

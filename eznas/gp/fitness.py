@@ -151,6 +151,10 @@ class FitnessData:
     def _space(self, task: Task):
         return get_space(task.space, SpaceOptions(width=self.config.width, cells=self.config.cells))
 
+    def arch(self, task: str, uid: str) -> Arch:
+        """A fitness network of ``task`` by its uid."""
+        return self._by_uid[(task, uid)]
+
     def key(self, task: Task, arch: Arch) -> str:
         c = self.config
         return stats_key(space=task.space, width=c.width, cells=c.cells, arch=arch.spec, dataset=task.dataset,
@@ -190,7 +194,7 @@ def collect_task(item: tuple[DataHandle, str, str]) -> None:
     """Task: make sure one fitness network's statistics are in the cache."""
     handle, task, uid = item
     data = open_data(handle)
-    data.stats(Task.parse(task), data._by_uid[(task, uid)])
+    data.stats(Task.parse(task), data.arch(task, uid))
 
 
 def evaluate_task(item: tuple[DataHandle, tuple[str, ...], dict[str, int]]) -> list[Evaluation]:
