@@ -36,7 +36,7 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple, Sequence
 
 import torch
 import torch.nn as nn
@@ -75,13 +75,6 @@ class CollectorConfig:
         if self.dtype not in DTYPES:
             raise ValueError(f"unknown storage dtype {self.dtype!r}; valid: {', '.join(DTYPES)}")
 
-    @property
-    def passes(self) -> tuple[str, ...]:
-        wanted = {n.rsplit("_", 1)[1] for n in self.names if n != "weight"}
-        if "P" in wanted:
-            wanted.add("D")  # P is stored as a difference from D
-        return tuple(p for p in PASSES if p in wanted)
-
 
 @dataclass
 class Unit:
@@ -97,8 +90,7 @@ class NetworkStats:
         return sum(t.numel() * t.element_size() for u in self.units for t in u.tensors.values())
 
 
-@dataclass(frozen=True)
-class _UnitModules:
+class _UnitModules(NamedTuple):
     name: str
     relu: nn.ReLU
     conv: nn.Conv2d  # the first conv of the chain (reads the ReLU output)
@@ -149,31 +141,49 @@ def _no_inplace_relu(net: nn.Module) -> Iterator[None]:
 
 
 def collect(net: nn.Module, batch: Batch, config: CollectorConfig = CollectorConfig()) -> NetworkStats:
-    """Run the passes ``config`` needs on ``net`` (in train mode) and return the named per-unit tensors.
+    """Run the passes ``config`` needs on ``net`` (in train mode) and return the named per-unit tensors,
+    stored as ``config.dtype`` with at most ``config.max_samples`` samples per tensor.
 
     The network's weights are not changed; its gradients are cleared afterwards.
     """
-    units = find_units(net, batch.x)
-    gen = torch.Generator(device="cpu").manual_seed(config.noise_seed)
-    noise = torch.randn(batch.x.shape, generator=gen).to(batch.x.device)
-    perturb = torch.randn(batch.x.shape, generator=gen).to(batch.x.device)
-    inputs = {"D": batch.x, "N": noise, "P": batch.x + config.perturbation * perturb}
-    raw = {p: _one_pass(net, inputs[p], batch.y, units, config.signal) for p in config.passes}
+    units = collect_tensors(net, batch.x, batch.y, config.names, config.signal, config.noise_seed,
+                            config.perturbation)
     dtype, cap = DTYPES[config.dtype], config.max_samples
+    out = []
+    for name, tensors in units:
+        for key, t in tensors.items():
+            if cap is not None and key != "weight" and not key.startswith("weight_grad"):
+                t = t[:cap]
+            tensors[key] = t.to(dtype).clone()
+        out.append(Unit(name, tensors))
+    return NetworkStats(out)
+
+
+def collect_tensors(net: nn.Module, x: torch.Tensor, y: torch.Tensor, names: Sequence[str],
+                    signal: str = "logits_sum", noise_seed: int = 0, perturbation: float = 0.1
+                    ) -> list[tuple[str, dict[str, torch.Tensor]]]:
+    """The named float32 tensors of every unit (module path of its first conv, {name: tensor}): the
+    passes the names need (D, N, P) on ``x`` with backward signal ``signal``. Depends on torch only, so
+    exported proxies (``best_proxy.py``) carry this very function."""
+    units = find_units(net, x)
+    gen = torch.Generator(device="cpu").manual_seed(noise_seed)
+    noise = torch.randn(x.shape, generator=gen).to(x.device)
+    perturb = torch.randn(x.shape, generator=gen).to(x.device)
+    inputs = {"D": x, "N": noise, "P": x + perturbation * perturb}
+    passes = {n.rsplit("_", 1)[1] for n in names if n != "weight"}
+    passes |= {"D"} if "P" in passes else set()  # P is stored as a difference from D
+    raw = {p: _one_pass(net, inputs[p], y, units, signal) for p in sorted(passes)}
     out = []
     for i, u in enumerate(units):
         tensors = {}
-        for name in config.names:
+        for name in names:
             if name == "weight":
-                t = u.conv.weight.detach()
+                tensors[name] = u.conv.weight.detach()
             else:
                 stat, p = name.rsplit("_", 1)
-                t = raw[p][i][stat] - raw["D"][i][stat] if p == "P" else raw[p][i][stat]
-                if cap is not None and stat != "weight_grad":
-                    t = t[:cap]
-            tensors[name] = t.to(dtype).clone()
-        out.append(Unit(u.name, tensors))
-    return NetworkStats(out)
+                tensors[name] = raw[p][i][stat] - raw["D"][i][stat] if p == "P" else raw[p][i][stat]
+        out.append((u.name, tensors))
+    return out
 
 
 def _one_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor, units: list[_UnitModules], signal: str

@@ -3,7 +3,8 @@
 An aggregator reduces each unit's output (``unit``) and combines the units' results (``combine``).
 For the mean, sum and mean-of-log a unit's result is the mean of its output (a Scalar stays as it is),
 as EZNAS; ``swap_units`` keeps each unit's set of sample-wise patterns and counts their union, which is
-SWAP's network-wide count."""
+SWAP's network-wide count. :func:`aggregate_units` is the one scoring loop, used by ``Program.score``
+and by exported ``best_proxy.py`` files alike."""
 from __future__ import annotations
 
 import math
@@ -34,15 +35,50 @@ def unit_patterns(out: torch.Tensor) -> torch.Tensor:
     return pack_patterns((out > 0).flatten(1))
 
 
+def combine_mean(scores: Sequence[float]) -> float:
+    return math.fsum(scores) / len(scores)
+
+
+def combine_sum(scores: Sequence[float]) -> float:
+    return math.fsum(scores)
+
+
+def combine_meanlog(scores: Sequence[float]) -> float:
+    return math.fsum(math.log(abs(v)) if v else 0.0 for v in scores) / len(scores)
+
+
+def combine_patterns(patterns: Sequence[torch.Tensor]) -> float:
+    return float(count_packed(torch.cat(list(patterns)), 62))
+
+
+def aggregate_units(units: Sequence[Any], unit_output: Callable[[int, Any], torch.Tensor],
+                    unit: Callable[[torch.Tensor], Any], combine: Callable[[Sequence[Any]], float],
+                    sign: int = 1) -> float:
+    """``sign * combine(unit(unit_output(i, units[i])) for each unit)``; NaN when there are no units, at
+    the first unit whose output fails or is not finite, and when the result is not finite."""
+    if not units:
+        return math.nan
+    parts = []
+    for i, u in enumerate(units):
+        try:
+            out = unit_output(i, u)
+            if not bool(torch.isfinite(out).all()):
+                return math.nan
+            parts.append(unit(out))
+        except Exception:  # noqa: BLE001 - a failing op makes the program invalid on this network
+            return math.nan
+    result = sign * combine(parts)
+    return result if math.isfinite(result) else math.nan
+
+
 def _register(name: str, agg: Aggregator, doc: str) -> None:
     PRIMITIVES.register(name)(PrimitiveSpec(name, agg, (Tensor,), Program, doc))
 
 
-_register("mean_units", Aggregator(unit_mean, lambda s: math.fsum(s) / len(s)),
-          "Mean of the unit scores (EZNAS).")
-_register("sum_units", Aggregator(unit_mean, math.fsum),
+_register("mean_units", Aggregator(unit_mean, combine_mean), "Mean of the unit scores (EZNAS).")
+_register("sum_units", Aggregator(unit_mean, combine_sum),
           "Sum of the unit scores (Sweetimator's network-wide count).")
-_register("meanlog_units", Aggregator(unit_mean, lambda s: math.fsum(math.log(abs(v)) if v else 0.0 for v in s) / len(s)),
+_register("meanlog_units", Aggregator(unit_mean, combine_meanlog),
           "Mean over units of log|score| (a zero score counts as 0).")
-_register("swap_units", Aggregator(unit_patterns, lambda s: float(count_packed(torch.cat(list(s)), 62))),
+_register("swap_units", Aggregator(unit_patterns, combine_patterns),
           "Number of distinct sample-wise patterns of (output > 0) over all units together (SWAP's count).")

@@ -10,7 +10,6 @@ Terminals are bound by name to the collector's tensors; constants become 0-d flo
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,8 +19,9 @@ from deap import gp
 
 from eznas.errors import EznasError
 from eznas.gp.pset import make_pset
-from eznas.stats import NAMES, NetworkStats
+from eznas.stats import NAMES, NetworkStats, Unit
 from primitives import PRIMITIVES, Scalar
+from primitives.aggregate import aggregate_units
 from primitives import Program as ProgramType
 
 
@@ -60,19 +60,11 @@ class Program:
 
     def score(self, stats: NetworkStats, caches: list[dict[str, Any]] | None = None) -> float:
         """Aggregate over units; NaN at the first unit that fails or whose output is not finite."""
-        if not stats.units:
-            return math.nan
-        agg, parts = self.aggregator, []
-        for i, unit in enumerate(stats.units):
-            try:
-                out = self.unit_output(unit.tensors, caches[i] if caches is not None else None)
-                if not bool(torch.isfinite(out).all()):
-                    return math.nan
-                parts.append(agg.unit(out))
-            except Exception:  # noqa: BLE001 - a failing op makes the program invalid on this network
-                return math.nan
-        result = self.sign * agg.combine(parts)
-        return result if math.isfinite(result) else math.nan
+        def output(i: int, unit: Unit) -> torch.Tensor:
+            return self.unit_output(unit.tensors, caches[i] if caches is not None else None)
+
+        agg = self.aggregator
+        return aggregate_units(stats.units, output, agg.unit, agg.combine, self.sign)
 
     def _eval(self, i: int, env: dict[str, torch.Tensor], cache: dict[str, Any] | None) -> tuple[torch.Tensor, int]:
         node = self.tree[i]

@@ -14,6 +14,7 @@ import torch
 from eznas.data import BatchSource, resolve_data_root
 from eznas.errors import EznasError
 from eznas.gp.evolution import Evolution, EvolutionConfig, State
+from eznas.gp.export import export_source
 from eznas.gp.fitness import FitnessData
 from eznas.gp.program import parse_program
 from eznas.io import atomic_open, write_json
@@ -21,7 +22,7 @@ from eznas.metrics import correlations
 from eznas.parallel import open_mapper
 from eznas.scoring import arch_seed, resolve_device
 from eznas.spaces import SpaceOptions, get_space
-from eznas.stats import StatsCache, collect
+from eznas.stats import CollectorConfig, StatsCache, collect
 
 log = logging.getLogger(__name__)
 
@@ -114,44 +115,23 @@ def plot_evolution(path: Path, logbook: pd.DataFrame) -> None:
 
 
 def write_best_proxy(path: Path, best: dict, cfg: EvolutionConfig) -> None:
-    """best_proxy.py: the best program as a function that scores any nn.Module on a batch."""
-    program = best["exported"]
-    source = f'''"""The best proxy found by eznas (higher is better).
+    """best_proxy.py: the best program as a standalone function (torch only) that scores any nn.Module."""
+    program = parse_program(best["exported"])
+    doc = f"""The best proxy found by eznas (higher is better). Needs only PyTorch.
 
-Program (per ReLU-Conv-BN unit, aggregated over the units):
+Program (per ReLU-Conv-BN unit, aggregated over the units; see unit_output below):
 
     {program}
 
 Fitness {best["fitness"]:.4f} ({cfg.fitness.metric}, {cfg.fitness.combine} over tasks); per task:
 {json.dumps(best["fitness_per_task"])}.
 Statistics: backward signal {cfg.fitness.signal!r}, noise seed {cfg.fitness.seed}; scores here are computed
-in float32 (fitness used {cfg.fitness.dtype} storage).
+in float32 (fitness used {cfg.fitness.dtype} storage), as ``verify_scores.py --program`` does.
 
     from best_proxy import score
     score(net, images, labels)   # net: any nn.Module with ReLU -> Conv -> BN units; train mode is used
 """
-import torch
-
-from eznas.data import Batch
-from eznas.gp.program import parse_program
-from eznas.stats import CollectorConfig, collect
-
-PROGRAM = {program!r}
-SIGNAL = {cfg.fitness.signal!r}
-NOISE_SEED = {cfg.fitness.seed}
-
-
-def score(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None) -> float:
-    """Score ``net`` on one batch (labels are needed only for the cross-entropy signal)."""
-    program = parse_program(PROGRAM)
-    if labels is None:
-        labels = torch.zeros(images.shape[0], dtype=torch.long, device=images.device)
-    config = CollectorConfig(names=tuple(sorted(program.terminals)), signal=SIGNAL, noise_seed=NOISE_SEED)
-    was_training = net.training
-    try:
-        return program.score(collect(net.train(), Batch(images, labels, 0), config))
-    finally:
-        net.train(was_training)
-'''
+    source = export_source(program, signal=cfg.fitness.signal, noise_seed=cfg.fitness.seed,
+                           perturbation=CollectorConfig().perturbation, doc=doc)
     with atomic_open(path) as f:
         f.write(source)

@@ -1,0 +1,151 @@
+"""Export a program as a standalone PyTorch file that needs only ``torch`` (``best_proxy.py``).
+
+The file carries the very source of the functions eznas scores with - the statistics collector
+(:func:`eznas.stats.collect_tensors` and what it calls), the program's primitives and its aggregator,
+and the scoring loop :func:`primitives.aggregate.aggregate_units` - found by following the names each
+one uses, plus the program compiled to one Python expression per unit. So ``best_proxy.score`` and
+``verify_scores.py --program`` compute the same numbers by the same code.
+"""
+from __future__ import annotations
+
+import ast
+import builtins
+import inspect
+import sys
+import textwrap
+import types
+from typing import Any, Iterable
+
+from deap import gp
+
+from eznas.errors import EznasError
+from eznas.gp.program import Program
+from eznas.stats import collect_tensors
+from primitives import PRIMITIVES
+from primitives.aggregate import aggregate_units
+
+OWN_PACKAGES = ("eznas", "primitives")
+RESERVED = ("NAMES", "SIGNAL", "NOISE_SEED", "PERTURBATION", "SIGN", "unit_output", "score")
+
+
+def program_expression(program: Program, env: str = "t") -> str:
+    """The per-unit expression below the root as Python source over the dict ``env`` of named tensors,
+    evaluated as ``Program.unit_output`` does (statistics as float32, constants as 0-d tensors)."""
+    tree = program.tree
+
+    def emit(i: int) -> tuple[str, int]:
+        node = tree[i]
+        if isinstance(node, gp.Primitive):
+            args, j = [], i + 1
+            for _ in node.args:
+                text, j = emit(j)
+                args.append(text)
+            return f"{PRIMITIVES.get(node.name).fn.__name__}({', '.join(args)})", j
+        if isinstance(node.value, str):
+            return f"{env}[{node.name!r}].float()", i + 1
+        return f"torch.tensor({float(node.value)!r})", i + 1
+
+    return emit(1)[0]
+
+
+def export_source(program: Program, *, signal: str, noise_seed: int, perturbation: float, doc: str) -> str:
+    """A Python module with ``score(net, images, labels=None) -> float`` for ``program``."""
+    agg = program.aggregator
+    fns = [collect_tensors, aggregate_units, agg.unit, agg.combine,
+           *(PRIMITIVES.get(n.name).fn for n in program.tree[1:] if isinstance(n, gp.Primitive))]
+    imports, defs = _closure(fns)
+    body = f'''
+NAMES = {tuple(sorted(program.terminals))!r}
+SIGNAL = {signal!r}
+NOISE_SEED = {noise_seed!r}
+PERTURBATION = {perturbation!r}
+SIGN = {program.sign!r}
+
+
+def unit_output(t: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The program's per-unit expression on one unit's named tensors."""
+    return {program_expression(program)}
+
+
+def score(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None) -> float:
+    """Score ``net`` on one batch (higher is better; NaN where the program is not finite). The statistics
+    come from train mode; labels are needed only for the cross-entropy signal."""
+    if labels is None:
+        labels = torch.zeros(images.shape[0], dtype=torch.long, device=images.device)
+    was_training = net.training
+    try:
+        units = collect_tensors(net.train(), images, labels, NAMES, SIGNAL, NOISE_SEED, PERTURBATION)
+    finally:
+        net.train(was_training)
+    return aggregate_units([t for _, t in units], lambda i, t: unit_output(t), {agg.unit.__name__},
+                           {agg.combine.__name__}, SIGN)
+'''
+    head = [f'"""{doc.strip()}\n"""', "from __future__ import annotations\n",
+            *sorted(imports, key=lambda line: (line.startswith("from"), line))]
+    return "\n".join(head) + "".join("\n\n\n" + d for d in defs) + "\n\n" + body
+
+
+def _closure(roots: Iterable[Any]) -> tuple[set[str], list[str]]:
+    """Import lines and definition sources for ``roots`` and every function or class of our own packages
+    they use, dependencies first; a name that cannot be carried is an error here, not in the user's file."""
+    imports: set[str] = {"import math", "import torch"}
+    defs: dict[str, str] = {}
+    seen: dict[str, Any] = {}
+
+    def visit(obj: Any) -> None:
+        name = obj.__name__
+        if name in seen:
+            if seen[name] is not obj:
+                raise EznasError(f"cannot export: two definitions named {name!r}")
+            return
+        seen[name] = obj
+        if name in RESERVED or hasattr(builtins, name):
+            raise EznasError(f"cannot export: a definition named {name!r} would shadow a name the file needs")
+        source = textwrap.dedent(inspect.getsource(obj))
+        node = ast.parse(source).body[0]
+        source = _without_registration(node, source)
+        node = ast.parse(source).body[0]
+        namespace = vars(sys.modules[obj.__module__])
+        local = {a.arg for a in ast.walk(node) if isinstance(a, ast.arg)} | \
+            {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        for used in sorted({n.id for n in ast.walk(node) if isinstance(n, ast.Name)} - local):
+            if used not in namespace:
+                continue  # a local variable or a builtin
+            value = namespace[used]
+            if _own(value):
+                visit(value)
+            else:
+                imports.add(_import_line(used, value))
+        defs[name] = source
+
+    for root in roots:
+        visit(root)
+    return imports, list(defs.values())
+
+
+def _own(value: Any) -> bool:
+    return (inspect.isfunction(value) or inspect.isclass(value)) and \
+        value.__module__.split(".")[0] in OWN_PACKAGES
+
+
+def _import_line(name: str, value: Any) -> str:
+    if isinstance(value, types.ModuleType):
+        full = value.__name__
+        return f"import {full}" if full == name else f"import {full} as {name}"
+    module = getattr(value, "__module__", None)
+    qualname = getattr(value, "__qualname__", getattr(value, "__name__", None))
+    if module and qualname and module.split(".")[0] not in OWN_PACKAGES \
+            and getattr(sys.modules.get(module), qualname, None) is value:
+        return f"from {module} import {qualname}" + ("" if qualname == name else f" as {name}")
+    raise EznasError(f"cannot export: {name!r} ({type(value).__name__}) is neither an import nor a function of ours")
+
+
+def _without_registration(node: ast.AST, source: str) -> str:
+    """The definition's source without its ``@primitive(...)`` decorator (the file has no registry)."""
+    lines = source.splitlines()
+    drop = set()
+    for dec in getattr(node, "decorator_list", []):
+        call = dec.func if isinstance(dec, ast.Call) else dec
+        if isinstance(call, ast.Name) and call.id == "primitive":
+            drop.update(range(dec.lineno - 1, dec.end_lineno))
+    return "\n".join(line for k, line in enumerate(lines) if k not in drop)

@@ -1,0 +1,118 @@
+"""Exported proxies (best_proxy.py) run with PyTorch alone and score exactly as eznas does."""
+import json
+import math
+import random
+import subprocess
+import sys
+
+import pytest
+import torch
+from deap import gp
+
+from eznas.data import Batch
+from eznas.errors import EznasError
+from eznas.gp.export import export_source, program_expression
+from eznas.gp.operators import gen_half_and_half
+from eznas.gp.program import parse_program
+from eznas.gp.pset import make_pset
+from eznas.gp.seeds import SEEDS
+from eznas.parallel import torch_threads
+from eznas.stats import CollectorConfig, collect
+from primitives import PRIMITIVES, Program, Scalar
+
+# A plain post-activation net with an in-place ReLU: two ReLU -> Conv -> BN units (the stem is none).
+NET = """
+import torch
+import torch.nn as nn
+
+def make_net_and_batch():
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6),
+        nn.ReLU(inplace=True), nn.Conv2d(6, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6),
+        nn.ReLU(), nn.Conv2d(6, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8),
+        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+    x = torch.randn(6, 3, 8, 8)
+    y = torch.randint(0, 10, (6,))
+    return net, x, y
+"""
+
+STANDALONE = """
+import json, sys, importlib.util
+for blocked in ("eznas", "primitives", "deap"):
+    sys.modules[blocked] = None  # any import of them now fails
+import torch
+torch.set_num_threads(1)
+exec(sys.argv[1])
+out = []
+for path in sys.argv[2:]:
+    spec = importlib.util.spec_from_file_location("best_proxy", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    net, x, y = make_net_and_batch()
+    out.append(module.score(net, x, y))
+print(json.dumps(out))
+"""
+
+
+def _covering_programs() -> list[str]:
+    """The seeds, one program per primitive (so every primitive's source is exported once), and random
+    trees; some negated, and both backward signals."""
+    programs = [*SEEDS.values(), "-mean_units(mean(act_P))", "meanlog_units(weight)"]
+    for name in PRIMITIVES:
+        spec = PRIMITIVES.get(name)
+        if spec.ret is Program:
+            programs.append(f"{name}(pre_D)")
+            continue
+        args = ["act_D" if i == 0 else "act_N" for i in range(len(spec.args))]
+        args = ["0.0001" if a is Scalar and i else arg for i, (a, arg) in enumerate(zip(spec.args, args))]
+        args = ["0.01" if arg == "0.0001" and i == 2 else arg for i, arg in enumerate(args)]
+        programs.append(f"mean_units(mean_abs({name}({', '.join(args)})))")
+    rng, pset = random.Random(3), make_pset()
+    programs += [str(gp.PrimitiveTree(gen_half_and_half(pset, 2, 5, rng))) for _ in range(25)]
+    return programs
+
+
+def test_exported_files_need_only_torch_and_score_exactly_as_eznas(tmp_path):
+    programs = _covering_programs()
+    used = {n.name for p in programs for n in parse_program(p).tree if isinstance(n, gp.Primitive)}
+    assert used == set(PRIMITIVES), "every primitive is exported by some program"
+    paths, expected = [], []
+    namespace: dict = {}
+    exec(NET, namespace)
+    for k, text in enumerate(programs):
+        program = parse_program(text)
+        signal = "ce" if k % 3 == 1 else "logits_sum"
+        path = tmp_path / f"p{k}.py"
+        path.write_text(export_source(program, signal=signal, noise_seed=5, perturbation=0.1, doc=f"p{k}"))
+        paths.append(str(path))
+        net, x, y = namespace["make_net_and_batch"]()
+        config = CollectorConfig(names=tuple(sorted(program.terminals)), signal=signal, noise_seed=5)
+        with torch_threads(1):
+            expected.append(program.score(collect(net, Batch(x, y, 0), config)))
+    run = subprocess.run([sys.executable, "-c", STANDALONE, NET, *paths], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    got = json.loads(run.stdout)
+    assert sum(math.isfinite(v) for v in expected) >= len(programs) // 2
+    for text, want, have in zip(programs, expected, got):
+        assert have == want or (math.isnan(want) and math.isnan(have)), text
+
+
+def test_expression_binds_terminals_by_name_and_constants_as_tensors():
+    program = parse_program("-sum_units(count_in(weight_grad_D, 0.0001, 0.0005))")
+    assert program_expression(program) == \
+        "count_in(t['weight_grad_D'].float(), torch.tensor(0.0001), torch.tensor(0.0005))"
+    source = export_source(program, signal="ce", noise_seed=3, perturbation=0.1, doc="x")
+    assert "SIGN = -1" in source and "SIGNAL = 'ce'" in source and "@primitive" not in source
+    assert "import eznas" not in source and "from eznas" not in source and "from primitives" not in source
+    compile(source, "best_proxy.py", "exec")
+
+
+def test_an_unexportable_name_is_an_error_at_export(monkeypatch):
+    import primitives.reduce as reduce_module
+
+    monkeypatch.setattr(reduce_module, "torch", object())  # neither a module nor a function of ours
+    with pytest.raises(EznasError, match="cannot export: 'torch'"):
+        export_source(parse_program("mean_units(fro(pre_D))"), signal="ce", noise_seed=0, perturbation=0.1,
+                      doc="x")
