@@ -1,14 +1,18 @@
 """The README's baseline table: every registered proxy on 1000 NB-201 archs (CIFAR-10, CIFAR-100) and on
 the DARTS CSV, next to published figures, plus per-arch agreement with NAS-Bench-Suite-Zero's scores.
 
-    python benchmarks/bench_baselines.py                 # seed 0, batch 16, 1000 archs
+    python benchmarks/bench_baselines.py                 # seed 0, batch 16, 1000 archs, every proxy
     python benchmarks/bench_baselines.py --n_archs 200   # quicker
+    python benchmarks/bench_baselines.py --proxies swap,reg_swap,eznas --out benchmarks/results/baselines_seeds
 
-Run folders go to results/benchmarks/baselines/; the figures to benchmarks/results/baselines.{json,md}.
+Run folders go to results/benchmarks/baselines/<out name>/<task>/; the figures to <out>.{json,md}. A task
+whose run folder holds a finished run with the same settings is reused, and an unfinished one is resumed
+(verify_scores checkpoints about every minute), so a long benchmark can be stopped and run again.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 
@@ -18,21 +22,25 @@ from scipy import stats
 from eznas.data import resolve_data_root
 from eznas.io import atomic_open, write_json
 from eznas.proxies import list_proxies
-from eznas.verify import VerifyConfig, result_line, run_verify
+from eznas.verify import VerifyConfig, result_line, run_verify, settings
 
 # our proxy name -> NAS-Bench-Suite-Zero column
 NBSZ_NAMES = {"params": "params", "flops": "flops", "synflow": "synflow", "naswot": "nwot", "grad_norm": "grad_norm",
               "snip": "snip", "jacov": "jacov", "grasp": "grasp", "fisher": "fisher"}
 # Published NB-201 figures (shared/reference/proxies-and-anchors.md §5.3): NB-Suite-Zero's stored scores on
 # NASLib's 725-arch sample, Spearman / Kendall against its val_accuracy [computed there].
+# Papers' own figures (same file): EZNAS [csv], ZiCo [recall-unverified, approximate], MeCo C10 [abs] (rho only;
+# C100 recall-unverified), reg-SWAP C100 [abs] (rho only). None: no published figure we can check.
 PUBLISHED = {
     "cifar10": {"naswot": (.787, .594), "synflow": (.736, .537), "params": (.738, .562), "flops": (.711, .520),
                 "snip": (.608, .443), "grad_norm": (.606, .439), "jacov": (.766, .584), "grasp": (.539, .381),
-                "fisher": (.509, .374)},
+                "fisher": (.509, .374), "eznas": (.808, .620), "zico": (.80, .59), "meco": (.89, None)},
     "cifar100": {"naswot": (.814, .624), "synflow": (.762, .563), "params": (.744, .569), "flops": (.722, .531),
                  "snip": (.658, .487), "grad_norm": (.648, .478), "jacov": (.725, .554), "grasp": (.552, .392),
-                 "fisher": (.555, .411)},
+                 "fisher": (.555, .411), "eznas": (.798, .617), "zico": (.81, .61), "meco": (.88, None),
+                 "reg_swap": (.90, None)},
 }
+TASKS = ("nb201-cifar10", "nb201-cifar100", "darts-cifar10", "nb201-cifar100-nbsz725")
 
 
 def nbsz_agreement(scores: pd.DataFrame, nbsz: pd.DataFrame, proxies: list[str]) -> dict[str, dict]:
@@ -55,6 +63,16 @@ def nbsz_agreement(scores: pd.DataFrame, nbsz: pd.DataFrame, proxies: list[str])
     return out
 
 
+def finished(cfg: VerifyConfig) -> dict | None:
+    """The summary of a finished run in ``cfg.out`` made with the same settings, else None."""
+    path = Path(cfg.out) / "summary.json"
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    same = summary.get("settings") == settings(cfg)
+    return summary if same else None
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n_archs", type=int, default=1000, help="NB-201 archs per dataset (default 1000)")
@@ -65,18 +83,26 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-root", default=None)
     p.add_argument("--proxies", default=",".join(list_proxies()), help="default: every registered proxy")
+    p.add_argument("--tasks", default=",".join(TASKS), help=f"default: {','.join(TASKS)}")
     p.add_argument("--runs", default="results/benchmarks/baselines")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "baselines"))
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     root = resolve_data_root(args.data_root)
     proxies = tuple(args.proxies.split(","))
-    runs = Path(args.runs)
+    out = Path(args.out)
+    runs = Path(args.runs) / out.name
+    tasks = args.tasks.split(",")
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise SystemExit(f"error: unknown task {unknown[0]!r}; valid: {', '.join(TASKS)}")
 
-    def verify(tag: str, **kw) -> tuple[dict, pd.DataFrame]:
-        cfg = VerifyConfig(batch_size=args.batch_size, seed=args.seed, proxies=proxies, data_root=str(root),
+    def verify(tag: str, names: tuple[str, ...], **kw) -> tuple[dict, pd.DataFrame]:
+        cfg = VerifyConfig(batch_size=args.batch_size, seed=args.seed, proxies=names, data_root=str(root),
                            out=str(runs / tag), results_csv=str(runs / "all_tests.csv"), **kw)
-        summary = run_verify(cfg)
+        summary = finished(cfg)
+        if summary is None:
+            summary = run_verify(cfg, resume=True)
         print(f"--- {tag}: {summary['n_archs']} archs, {summary['wall_seconds']:.0f} s")
         for name, m in summary["proxies"].items():
             print(result_line(name, m))
@@ -88,7 +114,9 @@ def main() -> None:
         "nb201-cifar100": dict(dataset="cifar100", n_samples=args.n_archs),
         "darts-cifar10": dict(search_space="DARTS", dataset="cifar10", n_samples=args.darts_archs),
     }.items():
-        summary, scores = verify(tag, **kw)
+        if tag not in tasks:
+            continue
+        summary, scores = verify(tag, proxies, **kw)
         results["tasks"][tag] = {"n_archs": summary["n_archs"], "wall_seconds": summary["wall_seconds"],
                                  "proxies": summary["proxies"]}
         if tag == "nb201-cifar10":
@@ -96,17 +124,19 @@ def main() -> None:
             results["nbsz"]["cifar10"] = nbsz_agreement(scores, nbsz, list(proxies))
 
     # CIFAR-100: NB-Suite-Zero's early file has 725 archs; score exactly those for the per-arch comparison
-    nbsz100 = pd.read_csv(root / "nb201" / "nb201_zc_nbsuitezero_early_cifar100.csv")
-    table = pd.read_csv(root / "nb201" / "nb201_acc_200ep.csv")
-    runs.mkdir(parents=True, exist_ok=True)
-    subset = runs / "nbsz_cifar100_archs.csv"
-    chosen = table[table["index"].isin(nbsz100["index"])]
-    (chosen.head(args.nbsz_archs) if args.nbsz_archs > 0 else chosen).to_csv(subset, index=False)
-    _, scores = verify("nb201-cifar100-nbsz725", dataset="cifar100", n_samples=-1, benchmark_path=str(subset))
-    results["nbsz"]["cifar100"] = nbsz_agreement(scores, nbsz100, list(proxies))
+    with_nbsz = tuple(p for p in proxies if p in NBSZ_NAMES)
+    if "nb201-cifar100-nbsz725" in tasks and with_nbsz:
+        nbsz100 = pd.read_csv(root / "nb201" / "nb201_zc_nbsuitezero_early_cifar100.csv")
+        table = pd.read_csv(root / "nb201" / "nb201_acc_200ep.csv")
+        runs.mkdir(parents=True, exist_ok=True)
+        subset = runs / "nbsz_cifar100_archs.csv"
+        chosen = table[table["index"].isin(nbsz100["index"])]
+        (chosen.head(args.nbsz_archs) if args.nbsz_archs > 0 else chosen).to_csv(subset, index=False)
+        _, scores = verify("nb201-cifar100-nbsz725", with_nbsz, dataset="cifar100", n_samples=-1,
+                           benchmark_path=str(subset))
+        results["nbsz"]["cifar100"] = nbsz_agreement(scores, nbsz100, list(with_nbsz))
     results["published"] = PUBLISHED
 
-    out = Path(args.out)
     write_json(out.with_suffix(".json"), results)
     md = markdown(results, proxies)
     with atomic_open(out.with_suffix(".md")) as f:
@@ -121,13 +151,13 @@ def markdown(results: dict, proxies: tuple[str, ...]) -> str:
 
     def pub(ds: str, name: str) -> str:
         v = PUBLISHED[ds].get(name)
-        return "—" if v is None else f"{v[0]:.3f} / {v[1]:.3f}"
+        return "—" if v is None else " / ".join("—" if x is None else f"{x:.3f}" for x in v)
 
     def agree(ds: str, name: str) -> str:
         a = results["nbsz"].get(ds, {}).get(name)
         return "—" if not a else f"{a['spearman_ours_vs_nbsz']:.3f} (n={a['n']})"
 
-    t = results["tasks"]
+    t = {tag: results["tasks"].get(tag, {"n_archs": 0, "proxies": {}}) for tag in TASKS[:3]}
     n10, n100 = t["nb201-cifar10"]["n_archs"], t["nb201-cifar100"]["n_archs"]
     lines = [
         f"| proxy | NB-201 C10 ρ / τ (n={n10}) | NB-201 C100 ρ / τ (n={n100}) | DARTS ρ / τ (n={t['darts-cifar10']['n_archs']}) "
@@ -135,11 +165,13 @@ def markdown(results: dict, proxies: tuple[str, ...]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in proxies:
+        c10 = t["nb201-cifar10"]["proxies"].get(name)
+        secs = f"{c10['seconds_per_arch']:.3f}" if c10 else "—"
         lines.append(
-            f"| {name} | {cell(t['nb201-cifar10']['proxies'].get(name))} | {cell(t['nb201-cifar100']['proxies'].get(name))} "
+            f"| {name} | {cell(c10)} | {cell(t['nb201-cifar100']['proxies'].get(name))} "
             f"| {cell(t['darts-cifar10']['proxies'].get(name))} | {pub('cifar10', name)} | {pub('cifar100', name)} "
             f"| {agree('cifar10', name)} | {agree('cifar100', name)} "
-            f"| {t['nb201-cifar10']['proxies'][name]['seconds_per_arch']:.3f} |"
+            f"| {secs} |"
         )
     return "\n".join(lines) + "\n"
 

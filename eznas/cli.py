@@ -68,6 +68,9 @@ def verify_parser() -> argparse.ArgumentParser:
     add_flag(p, "program_top", type=int, default=3, help="how many hall-of-fame programs (default 3)")
     add_flag(p, "program_signal", default="logits_sum", choices=("logits_sum", "ce"),
              help="backward signal for programs' statistics (default logits_sum, as in evolution)")
+    add_flag(p, "resume", action="store_true",
+             help="with --out DIR: continue the unfinished run there (its scores so far are checkpointed about "
+             "every minute; same settings required), or start it if there is none")
     add_flag(p, "quiet", action="store_true", help="no progress bar")
     return p
 
@@ -109,6 +112,8 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
             parse_proxy(spec)
         if args.batch_size < 1:
             raise EznasError(f"--batch_size must be >= 1, got {args.batch_size}")
+        if args.resume and not args.out:
+            raise EznasError("--resume needs --out DIR: the run folder to continue")
         programs = list(args.program)
         if args.program_file:
             programs += hall_of_fame_programs(args.program_file, args.program_top)
@@ -130,7 +135,7 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
 
         with logging_redirect_tqdm():
             try:
-                summary = run_verify(cfg, progress)
+                summary = run_verify(cfg, progress, resume=args.resume)
             finally:
                 for bar in bars:
                     bar.close()

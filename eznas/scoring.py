@@ -6,7 +6,7 @@ import math
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Collection, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -78,12 +78,16 @@ def score_archs(
     seed: int = 0,
     init: str = "default",
     device: torch.device = torch.device("cpu"),
+    skip: Collection[str] = (),
 ) -> Iterator[ArchScores]:
-    """Yield the scores of each arch in turn, keyed by proxy spec (``name[:key=value...]``).
+    """Yield the scores of each arch in turn, keyed by proxy spec (``name[:key=value...]``), except the
+    archs whose uid is in ``skip`` (each arch's batch and initialisation stay those of its position).
     A proxy that raises gets NaN and its error is kept."""
     chosen = [p if isinstance(p, ProxyCall) else parse_proxy(p) for p in proxies]
     needs = frozenset().union(*(p.needs for p in chosen))
     for i, arch in enumerate(archs):
+        if arch.uid in skip:
+            continue
         start = time.perf_counter()
         net_seed = arch_seed(seed, arch.uid)
         torch.manual_seed(net_seed)

@@ -152,9 +152,9 @@ def collect(net: nn.Module, batch: Batch, config: CollectorConfig = CollectorCon
     out = []
     for name, tensors in units:
         for key, t in tensors.items():
-            if cap is not None and key != "weight" and not key.startswith("weight_grad"):
-                t = t[:cap]
-            tensors[key] = t.to(dtype).clone()
+            capped = cap is not None and key != "weight" and not key.startswith("weight_grad") and len(t) > cap
+            # a copy only where the tensor would otherwise alias the net's weight or a larger storage
+            tensors[key] = (t[:cap] if capped else t).to(dtype, copy=capped or key == "weight")
         out.append(Unit(name, tensors))
     return NetworkStats(out)
 
@@ -165,7 +165,7 @@ def collect_tensors(net: nn.Module, x: torch.Tensor, y: torch.Tensor, names: Seq
     """The named float32 tensors of every unit (module path of its first conv, {name: tensor}): the
     passes the names need (D, N, P) on ``x`` with backward signal ``signal``. Depends on torch only, so
     exported proxies (``best_proxy.py``) carry this very function."""
-    units = find_units(net, x)
+    units = find_units(net, x[:2])  # the units do not depend on the batch: trace a small one
     gen = torch.Generator(device="cpu").manual_seed(noise_seed)
     noise = torch.randn(x.shape, generator=gen).to(x.device)
     perturb = torch.randn(x.shape, generator=gen).to(x.device)
@@ -221,12 +221,12 @@ def _one_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor, units: list[_Uni
         loss = logits.sum() if signal == "logits_sum" else F.cross_entropy(logits, y)
         loss.backward()
     for rec, u in zip(records, units):
-        zeros = torch.zeros_like(rec["pre"])
-        rec.setdefault("pre_grad", zeros)
-        rec.setdefault("act_grad", torch.zeros_like(rec["act"]))
+        for key, like in (("pre_grad", "pre"), ("act_grad", "act")):  # no gradient reached it
+            if key not in rec:
+                rec[key] = torch.zeros_like(rec[like])
         rec["inp_grad"] = rec["pre_grad"] * (rec["inp"] > 0)
         g = u.conv.weight.grad
-        rec["weight_grad"] = (g if g is not None else torch.zeros_like(u.conv.weight)).detach().clone()
+        rec["weight_grad"] = g.detach() if g is not None else torch.zeros_like(u.conv.weight)
     net.zero_grad(set_to_none=True)
     return records
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import platform
@@ -18,6 +19,8 @@ import torch
 import eznas
 from eznas import report
 from eznas.data import BatchSource, resolve_data_root
+from eznas.errors import DataError, EznasError
+from eznas.io import write_json
 from eznas.metrics import bootstrap_ci, correlations
 from eznas.proxies import parse_proxy
 from eznas.proxies.program import program_call
@@ -58,11 +61,17 @@ class VerifyConfig:
         return Path("results") / "verify" / f"{space}-{self.dataset}-s{self.seed}-{stamp}"
 
 
-def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores], None]] | None = None
-               ) -> dict[str, Any]:
+CHECKPOINT_SECONDS = 60.0
+NOT_NUMBERS = ("results_csv", "bootstrap", "out")  # config fields a resumed run may change
+
+
+def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores], None]] | None = None,
+               resume: bool = False) -> dict[str, Any]:
     """Score, correlate and write the run folder; returns the summary (also in summary.json).
 
-    ``progress(total)`` may return a per-arch callback (the CLI's progress bar).
+    ``progress(total)`` may return a per-arch callback (the CLI's progress bar). The scores so far are
+    checkpointed to ``partial_scores.csv`` in the run folder about every minute; ``resume`` continues
+    from there (same settings required) instead of starting again.
     """
     calls = {spec: parse_proxy(spec) for spec in cfg.proxies}  # unknown names and options fail first
     for text in cfg.programs:
@@ -79,16 +88,27 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
     log.info("scoring %d %s archs on %s with %s -> %s", len(archs), space.tag, cfg.dataset,
              ",".join(labels), out)
 
+    partial = Partial(out, cfg)
+    rows, secs, wall = partial.load() if resume else ([], {}, 0.0)
+    secs = {p: secs.get(p, 0.0) for p in labels}
+    done = {row["uid"] for row in rows}
+    if done:
+        log.info("resuming %s: %d of %d archs already scored", out, len(done), len(archs))
     tick = progress(len(archs)) if progress else None
-    start = time.perf_counter()
-    rows, secs = [], {p: 0.0 for p in labels}
-    for r in score_archs(space, archs, list(calls.values()), batches, seed=cfg.seed, init=cfg.init, device=device):
+    for _ in range(len(done) if tick else 0):
+        tick(None)
+    start, saved = time.perf_counter() - wall, time.perf_counter()
+    for r in score_archs(space, archs, list(calls.values()), batches, seed=cfg.seed, init=cfg.init, device=device,
+                         skip=done):
         rows.append({"uid": r.arch.uid, "arch": r.arch.spec, "accuracy": r.arch.accuracy, **r.scores,
                      **{f"error_{k}": v for k, v in r.errors.items()}})
         for p, s in r.seconds.items():
             secs[p] += s
         if tick:
             tick(r)
+        if time.perf_counter() - saved > CHECKPOINT_SECONDS:
+            partial.save(rows, secs, time.perf_counter() - start)
+            saved = time.perf_counter()
     wall = time.perf_counter() - start
     table = pd.DataFrame(rows)
 
@@ -96,6 +116,7 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
         "config": {**dataclasses.asdict(cfg), "run_dir": str(out), "benchmark_path": str(bench),
                    "data_root": str(data_root), "device": str(device)},
         "versions": {"eznas": eznas.__version__, "torch": torch.__version__, "python": platform.python_version()},
+        "settings": settings(cfg),
         "n_archs": len(archs),
         "wall_seconds": wall,
         "proxies": {},
@@ -117,6 +138,7 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
 
     out.mkdir(parents=True, exist_ok=True)
     report.write_scores(out / "scores.csv", table)
+    partial.remove()
     report.write_summary(out / "summary.json", summary)
     title = f"{space.tag} {cfg.dataset}: {len(archs)} archs, batch {cfg.batch_size}, seed {cfg.seed}"
     report.plot_scatter(out / "scatter.png", table, list(labels), summary, title)
@@ -138,3 +160,46 @@ def result_line(name: str, m: dict[str, Any]) -> str:
 
     return (f"proxy={name} kendall={f(m['kendall'])} spearman={f(m['spearman'])} pearson={f(m['pearson'])} "
             f"n={m['n']} seconds={m['seconds']:.1f}")
+
+
+def settings(cfg: VerifyConfig) -> dict[str, Any]:
+    """The config fields that change the scores, as JSON stores them (a finished or partial run's key)."""
+    return json.loads(json.dumps({k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_NUMBERS}))
+
+
+class Partial:
+    """The scores of an unfinished run (``partial_scores.csv`` + ``partial_state.json``, written atomically)."""
+
+    def __init__(self, out: Path, cfg: VerifyConfig):
+        self.scores, self.state = out / "partial_scores.csv", out / "partial_state.json"
+        self.config = settings(cfg)
+
+    def save(self, rows: list[dict[str, Any]], seconds: dict[str, float], wall: float) -> None:
+        self.scores.parent.mkdir(parents=True, exist_ok=True)
+        report.write_scores(self.scores, pd.DataFrame(rows))
+        write_json(self.state, {"config": self.config, "seconds": seconds, "wall_seconds": wall, "n": len(rows)})
+
+    def load(self) -> tuple[list[dict[str, Any]], dict[str, float], float]:
+        """(rows, seconds per proxy, wall seconds) so far; nothing when there is no partial run."""
+        if not self.state.is_file():
+            return [], {}, 0.0
+        try:
+            state = json.loads(self.state.read_text())
+            table = pd.read_csv(self.scores, dtype={"uid": str, "arch": str})
+            config = self.config
+            changed = [k for k in config if state["config"].get(k) != config[k]]
+            rows = table.head(state["n"]).to_dict("records")
+        except (OSError, ValueError, KeyError) as exc:
+            raise DataError(f"{self.state.parent}: the partial run is unreadable ({exc}); delete "
+                            f"{self.state.name} to start again") from None
+        if changed:
+            raise EznasError(f"--resume {self.state.parent}: the partial run was made with other settings "
+                             f"({changed[0]}: {state['config'].get(changed[0])!r}, now {config[changed[0]]!r})")
+        for row in rows:  # pandas reads the absent errors back as NaN
+            for key in [k for k, v in row.items() if k.startswith("error_") and not isinstance(v, str)]:
+                del row[key]
+        return rows, state["seconds"], state["wall_seconds"]
+
+    def remove(self) -> None:
+        self.scores.unlink(missing_ok=True)
+        self.state.unlink(missing_ok=True)

@@ -127,3 +127,37 @@ def test_non_finite_scores_are_counted_and_excluded(data_root, tmp_path, capsys)
     assert out.strip().splitlines()[-1].startswith("proxy=naswot") and " n=5 " in out.strip().splitlines()[-1]
     summary = json.loads((tmp_path / "nf" / "summary.json").read_text())
     assert summary["proxies"]["naswot"]["excluded_non_finite"] == 1
+
+
+def test_resume_after_a_kill_scores_only_the_rest_and_matches(data_root, tmp_path, capsys, monkeypatch):
+    import eznas.verify as verify
+
+    common = ["--data-root", str(data_root), "--n_samples", "10", "--seed", "3", "--fresh_batch", "--quiet",
+              "--bootstrap", "5", "--proxy", "synflow,naswot", "--results-csv", str(tmp_path / "t.csv")]
+    assert run([*common, "--out", str(tmp_path / "whole")], capsys)[0] == 0
+    real, scored = verify.score_archs, []
+
+    def dying(*args, **kwargs):
+        for r in real(*args, **kwargs):
+            if len(scored) == 6:
+                raise KeyboardInterrupt  # killed after 6 archs
+            scored.append(r.arch.uid)
+            yield r
+
+    monkeypatch.setattr(verify, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(verify, "score_archs", dying)
+    part = tmp_path / "part"
+    with pytest.raises(KeyboardInterrupt):
+        verify_main([*common, "--out", str(part)])
+    assert not (part / "scores.csv").exists() and len(pd.read_csv(part / "partial_scores.csv")) == 6
+    code, _, err = run([*common[:-2], "--proxy", "synflow", "--results-csv", str(tmp_path / "t.csv"),
+                        "--out", str(part), "--resume"], capsys)
+    assert code == 2 and "other settings (proxies" in err
+    scored.clear()
+    monkeypatch.setattr(verify, "score_archs", lambda *a, **k: (scored.append(r.arch.uid) or r for r in real(*a, **k)))
+    assert run([*common, "--out", str(part), "--resume"], capsys)[0] == 0
+    assert len(scored) == 4 and not (part / "partial_scores.csv").exists()
+    whole, resumed = pd.read_csv(tmp_path / "whole" / "scores.csv"), pd.read_csv(part / "scores.csv")
+    assert list(whole.uid) == list(resumed.uid)
+    assert whole.synflow.equals(resumed.synflow) and whole.naswot.equals(resumed.naswot)
+    assert run([*common, "--resume"], capsys)[2].count("--resume needs --out") == 1
