@@ -1,6 +1,6 @@
-"""Scaling on this machine: statistics collection (a task per network) and one generation's fitness (a
-task per worker's share of the programs) on the serial, loky and Dask LocalCluster backends, 1 and 2
-workers: wall time, speed-up over serial and overhead per task.
+"""Scaling on this machine: statistics collection and one generation's fitness (each a task per network;
+in fitness a task scores all the programs on its network) on the serial, loky and Dask LocalCluster
+backends, 1 and 2 workers: wall time, speed-up over serial and overhead per task.
 
     python benchmarks/bench_scaling.py --networks 20 --programs 50
 
@@ -20,7 +20,8 @@ from pathlib import Path
 from deap import gp
 
 from eznas.data import resolve_data_root
-from eznas.gp.fitness import FitnessConfig, FitnessData, evaluate_task
+from eznas.gp.fitness import FitnessConfig, FitnessData, evaluate_programs
+from eznas.gp.program import parse_program
 from eznas.gp.operators import gen_half_and_half
 from eznas.gp.pset import make_pset
 from eznas.gp.seeds import SEEDS
@@ -54,11 +55,10 @@ def main() -> None:
             t0 = time.perf_counter()
             data.prepare(mapper)
             collect_s = time.perf_counter() - t0
-            chunks = [tuple(programs[k::workers]) for k in range(workers)]
             t0 = time.perf_counter()
-            parts = mapper.map(evaluate_task, [(data.handle, c, {str(data.tasks[0]): 0}) for c in chunks])
+            evals = evaluate_programs([parse_program(t) for t in programs], data, {str(data.tasks[0]): 0}, mapper)
             fitness_s = time.perf_counter() - t0
-        fitness = {t: ev.fitness for c, part in zip(chunks, parts) for t, ev in zip(c, part)}
+        fitness = {t: ev.fitness for t, ev in zip(programs, evals)}
         reference = reference or fitness
         rows.append({"backend": backend, "workers": workers, "collect_seconds": collect_s, "fitness_seconds": fitness_s,
                      "same_fitness_as_serial": fitness == reference})
@@ -69,7 +69,7 @@ def main() -> None:
           f"{'fitness s':>9} {'speed-up':>8} {'overhead/task':>13} | same")
     for r in rows:
         w = r["workers"]
-        for part, tasks in (("collect", args.networks), ("fitness", w)):
+        for part, tasks in (("collect", args.networks), ("fitness", args.networks)):
             r[f"{part}_speedup"] = serial[f"{part}_seconds"] / r[f"{part}_seconds"]
             r[f"{part}_overhead_per_task"] = (w * r[f"{part}_seconds"] - serial[f"{part}_seconds"]) / tasks
         print(f"{r['backend']:8} {w:7d} | {r['collect_seconds']:9.2f} {r['collect_speedup']:7.2f}x "

@@ -14,6 +14,7 @@ from eznas.config import from_dict, load_toml
 from eznas.data import Batch, BatchSource
 from eznas.errors import DataError, EznasError
 from eznas.gp.evolution import Evolution, EvolutionConfig, exported_program
+from eznas.gp import fitness
 from eznas.gp.fitness import FLOOR, FitnessConfig, FitnessData, Task, combine, evaluate_programs
 from eznas.gp.program import parse_program
 from eznas.gp.operators import gen_half_and_half
@@ -98,6 +99,11 @@ class FakeData:
             self._stats.append(collect(RCB(), batch, CollectorConfig()))
             archs.append(type("A", (), {"accuracy": float(i), "uid": str(i)})())
         self.minisets = {"fake:cifar10": [archs]}
+        self.handle = f"fake-{n}"  # what network tasks find it by (fitness.open_data)
+        fitness._OPEN[self.handle] = self
+
+    def arch(self, task, uid):
+        return self.minisets[task][0][int(uid)]
 
     def stats(self, task, arch):
         return self._stats[int(arch.uid)]

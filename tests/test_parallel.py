@@ -95,7 +95,7 @@ def test_a_worker_killed_mid_generation_loses_nothing(two_generations, dask_clus
     def kill_a_busy_worker() -> None:
         while not done.is_set():
             for worker, keys in client.processing().items():
-                if any("evaluate_task" in str(k) for k in keys) and worker in pids:
+                if any("score_task" in str(k) for k in keys) and worker in pids:
                     os.kill(pids[worker], signal.SIGKILL)
                     killed.append(worker)
                     return

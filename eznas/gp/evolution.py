@@ -15,7 +15,7 @@ import pandas as pd
 from deap import base, gp, tools
 
 from eznas.errors import DataError
-from eznas.gp.fitness import Evaluation, FitnessConfig, FitnessData, evaluate_task
+from eznas.gp.fitness import Evaluation, FitnessConfig, FitnessData, evaluate_programs
 from eznas.gp.operators import (Individual, cx_one_point, gen_half_and_half, limit_height, mut_uniform,
                                 sel_tournament_unique, var_or)
 from eznas.gp.program import Program, parse_program
@@ -105,14 +105,9 @@ class Evolution:
         return {str(t): int(rng.integers(self.cfg.fitness.minisets)) for t in self.data.tasks}
 
     def _evaluate(self, individuals: Sequence[Individual]) -> list[Evaluation]:
-        """One task per worker, each a share of the programs (as strings); the same fitness either way."""
-        texts = [str(ind) for ind in individuals]
-        n = self.cfg.parallel.workers if self.mapper.parallel else 1
-        chunks = [tuple(texts[k::n]) for k in range(n) if texts[k::n]]
-        choice = self._choice()
-        parts = self.mapper.map(evaluate_task, [(self.data.handle, c, choice) for c in chunks])
-        by_text = {t: ev for c, part in zip(chunks, parts) for t, ev in zip(c, part)}
-        return [by_text[t] for t in texts]
+        """A task per fitness network, each scoring all the programs; the same fitness on any backend."""
+        programs = [Program(gp.PrimitiveTree(ind)) for ind in individuals]
+        return evaluate_programs(programs, self.data, self._choice(), self.mapper)
 
     def evaluate_invalid(self, population: Sequence[Individual], memo: dict[str, Evaluation]) -> int:
         """Evaluate the individuals without a fitness (memoised by program string); returns how many ran."""

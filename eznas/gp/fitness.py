@@ -4,7 +4,8 @@ Each task (a space and a dataset) gets ``minisets`` fixed mini-sets of ``network
 run seed (EZNAS: 4 x 20); every other arch of the benchmark is held out for testing. A network's
 statistics are collected once (a small shared batch, float16, only the names the terminals use) and
 kept in the disk cache; a generation evaluates all its new programs network by network, sharing each
-unit's subtree results between programs.
+unit's subtree results between programs: a task per network, so workers share the networks, not the
+programs, and each reads only its own networks' statistics.
 
 A program's fitness on one evaluation: for each task, Kendall tau (or Spearman) between its scores on
 that generation's mini-set and the accuracies; the tasks are combined by ``min`` (default) or ``mean``
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import OrderedDict
+from functools import lru_cache
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -197,40 +199,48 @@ def collect_task(item: tuple[DataHandle, str, str]) -> None:
     data.stats(Task.parse(task), data.arch(task, uid))
 
 
-def evaluate_task(item: tuple[DataHandle, tuple[str, ...], dict[str, int]]) -> list[Evaluation]:
-    """Task: the fitness of a chunk of programs (strings) on the chosen mini-sets."""
-    handle, texts, choice = item
-    return evaluate_programs([parse_program(t) for t in texts], open_data(handle), choice)
-
-
-def evaluate_programs(programs: Sequence[Program], data: FitnessData, choice: dict[str, int]) -> list[Evaluation]:
-    """Fitness of each program on the chosen mini-set of every task, evaluated network by network with a
-    per-unit subtree cache shared by the programs, after the 2-network pre-filter. A program stops at
-    its first invalid network. One torch thread: the same numbers wherever it runs."""
+def score_task(item: tuple[DataHandle, str, str, tuple[str, ...]]) -> list[float]:
+    """Task: every program's (string's) score on one fitness network; NaN where it fails."""
+    handle, task, uid, texts = item
+    data = open_data(handle)
     with torch_threads(1):
-        return _evaluate_programs(programs, data, choice)
+        return score_network([_parse(t) for t in texts], data.stats(Task.parse(task), data.arch(task, uid)))
 
 
-def _evaluate_programs(programs: Sequence[Program], data: FitnessData, choice: dict[str, int]) -> list[Evaluation]:
-    scores: list[dict[str, list[float]]] = [{str(t): [] for t in data.tasks} for _ in programs]
-    alive = [prefilter(p, data) for p in programs]
-    for task in data.tasks:
-        archs = data.minisets[str(task)][choice[str(task)]]
-        for arch in archs:
-            stats = data.stats(task, arch)
-            caches: list[dict] = [{} for _ in stats.units]
-            for i, program in enumerate(programs):
-                if alive[i]:
-                    s = program.score(stats, caches)
-                    alive[i] = math.isfinite(s)
-                    scores[i][str(task)].append(s)
+@lru_cache(maxsize=4096)
+def _parse(text: str) -> Program:
+    return parse_program(text)
+
+
+def score_network(programs: Sequence[Program], stats: NetworkStats) -> list[float]:
+    """The programs' scores on one network, sharing each unit's subtree results between them."""
+    caches: list[dict] = [{} for _ in stats.units]
+    return [program.score(stats, caches) for program in programs]
+
+
+def evaluate_programs(programs: Sequence[Program], data: FitnessData, choice: dict[str, int],
+                      mapper: Mapper | None = None) -> list[Evaluation]:
+    """Fitness of each program on the chosen mini-set of every task: the 2-network pre-filter here, then
+    a task per network (all surviving programs on it, see ``score_task``) on ``mapper``, then the
+    correlations here. One torch thread everywhere: the same numbers wherever a task runs."""
+    with torch_threads(1):
+        alive = [prefilter(p, data) for p in programs]
+    texts = tuple(dict.fromkeys(str(p) for p, ok in zip(programs, alive) if ok))
+    networks = [(str(t), a) for t in data.tasks for a in data.minisets[str(t)][choice[str(t)]]]
+    columns = (mapper or Mapper()).map(score_task, [(data.handle, t, a.uid, texts) for t, a in networks]) \
+        if texts else []
+    scores = {text: {str(t): [] for t in data.tasks} for text in texts}
+    for (task, _), column in zip(networks, columns):
+        for text, s in zip(texts, column):
+            scores[text][task].append(s)
     results = []
-    for i in range(len(programs)):
-        if not alive[i]:
+    for program, ok in zip(programs, alive):
+        if not ok:
             results.append(Evaluation(FLOOR, 1, {}))
             continue
-        corr = {str(t): correlate(scores[i][str(t)], [a.accuracy for a in data.minisets[str(t)][choice[str(t)]]],
-                                  data.config.metric) for t in data.tasks}
+        corr = {str(t): correlate(scores[str(program)][str(t)],
+                                  [a.accuracy for a in data.minisets[str(t)][choice[str(t)]]], data.config.metric)
+                for t in data.tasks}
         results.append(combine(corr, data.config.combine))
     return results
 
