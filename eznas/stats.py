@@ -49,7 +49,7 @@ from eznas.io import atomic_path
 
 log = logging.getLogger(__name__)
 
-COLLECTOR_VERSION = 1
+COLLECTOR_VERSION = 2  # 2: a ReLU module called more than once gives each unit its own input
 STATS = ("inp", "inp_grad", "pre", "pre_grad", "weight_grad", "act", "act_grad")
 PASSES = ("D", "N", "P")
 NAMES = ("weight", *(f"{s}_{p}" for p in PASSES for s in STATS))
@@ -189,6 +189,7 @@ def collect_tensors(net: nn.Module, x: torch.Tensor, y: torch.Tensor, names: Seq
 def _one_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor, units: list[_UnitModules], signal: str
               ) -> list[dict[str, torch.Tensor]]:
     records: list[dict[str, torch.Tensor]] = [{} for _ in units]
+    relu_calls: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # id(output) -> (input, output), every call
     handles = []
 
     def save_grad(rec: dict, key: str):
@@ -196,25 +197,32 @@ def _one_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor, units: list[_Uni
             rec[key] = grad.detach()
         return hook
 
-    for rec, u in zip(records, units):
-        def relu_pre(module, inputs, rec=rec):
-            rec["inp"] = inputs[0].detach()
+    def relu_post(module, inputs, output):  # a ReLU module may run more than once (torchvision's ResNets)
+        relu_calls[id(output)] = (inputs[0].detach(), output)
 
-        def conv_pre(module, inputs, rec=rec):
+    for rec, u in zip(records, units):
+        def conv_pre(module, inputs, rec=rec, name=u.name):
+            if "pre" in rec:
+                return None  # the conv runs again (shared weights): its first call is the unit's
+            call = relu_calls.get(id(inputs[0]))
+            if call is None:
+                raise RuntimeError(f"unit {name}: its conv's input is not a ReLU output in this pass")
             alias = inputs[0].view_as(inputs[0])  # a private alias: its gradient is this conv's share
-            rec["pre"] = alias.detach()
+            rec["inp"], rec["pre"] = call[0], alias.detach()
             if alias.requires_grad:
                 alias.register_hook(save_grad(rec, "pre_grad"))
             return (alias, *inputs[1:])
 
         def bn_post(module, inputs, output, rec=rec):
+            if "act" in rec:
+                return None
             alias = output.view_as(output)
             rec["act"] = alias.detach()
             alias.register_hook(save_grad(rec, "act_grad"))
             return alias
 
-        handles += [u.relu.register_forward_pre_hook(relu_pre), u.conv.register_forward_pre_hook(conv_pre),
-                    u.bn.register_forward_hook(bn_post)]
+        handles += [u.conv.register_forward_pre_hook(conv_pre), u.bn.register_forward_hook(bn_post)]
+    handles += [relu.register_forward_hook(relu_post) for relu in {id(u.relu): u.relu for u in units}.values()]
     net.zero_grad(set_to_none=True)
     with attached(handles), _no_inplace_relu(net), torch.enable_grad():
         logits = net(x)

@@ -142,6 +142,35 @@ def test_in_place_relus_give_the_same_statistics():
             assert torch.equal(ua.tensors[name], uc.tensors[name]), name
 
 
+class SharedReLU(nn.Module):
+    """torchvision's BasicBlock habit: one in-place nn.ReLU module called three times."""
+
+    def __init__(self, c=4):
+        super().__init__()
+        self.conv0, self.bn0 = nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+        self.conv1, self.bn1 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+        self.conv2, self.bn2 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+        self.relu, self.fc = nn.ReLU(inplace=True), nn.Linear(c, 3)
+
+    def forward(self, x):
+        x = self.relu(self.bn0(self.conv0(x)))
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        return self.fc(self.relu(out + x).mean((2, 3)))
+
+
+def test_a_relu_module_called_several_times_gives_each_unit_its_own_input():
+    torch.manual_seed(0)
+    net, b = SharedReLU(), batch()
+    stats = collect(net, b)
+    assert [u.name for u in stats.units] == ["conv1", "conv2"]
+    x0 = net.bn0(net.conv0(b.x))  # by hand: the block inputs before the (shared) ReLU
+    x1 = net.bn1(net.conv1(torch.relu(x0)))
+    for u, inp in zip(stats.units, (x0, x1)):
+        assert torch.allclose(u.tensors["inp_D"], inp, atol=1e-6)
+        assert torch.equal(u.tensors["pre_D"], torch.relu(u.tensors["inp_D"]))
+        assert torch.equal(u.tensors["inp_grad_D"], u.tensors["pre_grad_D"] * (u.tensors["inp_D"] > 0))
+
+
 def test_deterministic_bit_identical_on_cpu():
     net = get_space("NASBench201").build(CELL, 10)
     b = batch(n=2, res=32, classes=10)
