@@ -203,7 +203,7 @@ PARALLEL_FLAGS = {  # flag -> (type, help); None defaults leave the config's val
 
 
 def add_parallel_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("where tasks run (statistics per network, fitness per chunk of programs)")
+    g = p.add_argument_group("where tasks run (statistics per network, fitness per network)")
     for name, (kind, text) in PARALLEL_FLAGS.items():
         add_flag(g, name, type=kind, default=None, help=text)
 

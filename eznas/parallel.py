@@ -1,5 +1,5 @@
 """One mapper for every parallel loop of eznas: statistics collection (a task per network) and fitness
-evaluation (a task per chunk of programs).
+evaluation (also a task per network, scoring all of a generation's programs on it).
 
 ``--backend serial`` runs tasks in this process, ``loky`` in local worker processes (joblib), ``dask`` on
 a Dask cluster: the scheduler at ``--scheduler-address``, else a ``LocalCluster`` on 127.0.0.1, else (with
