@@ -40,7 +40,10 @@ PUBLISHED = {
                  "fisher": (.555, .411), "eznas": (.798, .617), "zico": (.81, .61), "meco": (.88, None),
                  "reg_swap": (.90, None)},
 }
-TASKS = ("nb201-cifar10", "nb201-cifar100", "darts-cifar10", "nb201-cifar100-nbsz725")
+TASKS = ("nb201-cifar10", "nb201-cifar100", "darts-cifar10", "nb201-cifar100-nbsz725", "nb201-paper-batch")
+# Each paper's own batch where it is not 16 (proxies-and-anchors.md): Sweetimator 64; ZiCo two batches of 64
+# (ours: one batch of 128 split in two). MeCo draws its own input and SWAP/EZNAS use 16 already.
+PAPER_BATCH = {"sweetimator": 64, "zico": 128}
 
 
 def nbsz_agreement(scores: pd.DataFrame, nbsz: pd.DataFrame, proxies: list[str]) -> dict[str, dict]:
@@ -97,8 +100,8 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"error: unknown task {unknown[0]!r}; valid: {', '.join(TASKS)}")
 
-    def verify(tag: str, names: tuple[str, ...], **kw) -> tuple[dict, pd.DataFrame]:
-        cfg = VerifyConfig(batch_size=args.batch_size, seed=args.seed, proxies=names, data_root=str(root),
+    def verify(tag: str, names: tuple[str, ...], batch: int | None = None, **kw) -> tuple[dict, pd.DataFrame]:
+        cfg = VerifyConfig(batch_size=batch or args.batch_size, seed=args.seed, proxies=names, data_root=str(root),
                            out=str(runs / tag), results_csv=str(runs / "all_tests.csv"), **kw)
         summary = finished(cfg)
         if summary is None:
@@ -135,6 +138,18 @@ def main() -> None:
         _, scores = verify("nb201-cifar100-nbsz725", with_nbsz, dataset="cifar100", n_samples=-1,
                            benchmark_path=str(subset))
         results["nbsz"]["cifar100"] = nbsz_agreement(scores, nbsz100, list(with_nbsz))
+    # the same archs at each paper's own batch, for the proxies whose paper batch is not ours
+    results["paper_batch"] = {}
+    groups: dict[int, list[str]] = {}
+    for name in proxies:
+        if PAPER_BATCH.get(name, args.batch_size) != args.batch_size:
+            groups.setdefault(PAPER_BATCH[name], []).append(name)
+    for batch, names in sorted(groups.items()) if "nb201-paper-batch" in tasks else ():
+        for dataset in ("cifar10", "cifar100"):
+            summary, _ = verify(f"nb201-{dataset}-b{batch}", tuple(names), batch, dataset=dataset,
+                                n_samples=args.n_archs)
+            for name in names:
+                results["paper_batch"].setdefault(name, {"batch": batch})[dataset] = summary["proxies"][name]
     results["published"] = PUBLISHED
 
     write_json(out.with_suffix(".json"), results)
@@ -173,6 +188,13 @@ def markdown(results: dict, proxies: tuple[str, ...]) -> str:
             f"| {agree('cifar10', name)} | {agree('cifar100', name)} "
             f"| {secs} |"
         )
+    if results.get("paper_batch"):
+        lines += ["", f"At each paper's own batch (same archs; ours above: batch {results['batch_size']}):", "",
+                  "| proxy | batch | NB-201 C10 ρ / τ | NB-201 C100 ρ / τ | published C10 | published C100 |",
+                  "|---|---|---|---|---|---|"]
+        for name, r in results["paper_batch"].items():
+            lines.append(f"| {name} | {r['batch']} | {cell(r.get('cifar10'))} | {cell(r.get('cifar100'))} "
+                         f"| {pub('cifar10', name)} | {pub('cifar100', name)} |")
     return "\n".join(lines) + "\n"
 
 
