@@ -12,7 +12,6 @@ whose run folder holds a finished run with the same settings is reused, and an u
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from scipy import stats
 from eznas.data import resolve_data_root
 from eznas.io import atomic_open, write_json
 from eznas.proxies import list_proxies
-from eznas.verify import VerifyConfig, result_line, run_verify, settings
+from eznas.verify import VerifyConfig, result_line, run_verify
 
 # our proxy name -> NAS-Bench-Suite-Zero column
 NBSZ_NAMES = {"params": "params", "flops": "flops", "synflow": "synflow", "naswot": "nwot", "grad_norm": "grad_norm",
@@ -66,16 +65,6 @@ def nbsz_agreement(scores: pd.DataFrame, nbsz: pd.DataFrame, proxies: list[str])
     return out
 
 
-def finished(cfg: VerifyConfig) -> dict | None:
-    """The summary of a finished run in ``cfg.out`` made with the same settings, else None."""
-    path = Path(cfg.out) / "summary.json"
-    if not path.is_file():
-        return None
-    summary = json.loads(path.read_text())
-    same = summary.get("settings") == settings(cfg)
-    return summary if same else None
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n_archs", type=int, default=1000, help="NB-201 archs per dataset (default 1000)")
@@ -103,9 +92,7 @@ def main() -> None:
     def verify(tag: str, names: tuple[str, ...], batch: int | None = None, **kw) -> tuple[dict, pd.DataFrame]:
         cfg = VerifyConfig(batch_size=batch or args.batch_size, seed=args.seed, proxies=names, data_root=str(root),
                            out=str(runs / tag), results_csv=str(runs / "all_tests.csv"), **kw)
-        summary = finished(cfg)
-        if summary is None:
-            summary = run_verify(cfg, resume=True)
+        summary = run_verify(cfg, resume=True)  # a finished run is reused, an unfinished one resumed
         print(f"--- {tag}: {summary['n_archs']} archs, {summary['wall_seconds']:.0f} s")
         for name, m in summary["proxies"].items():
             print(result_line(name, m))

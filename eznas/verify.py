@@ -71,7 +71,8 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
 
     ``progress(total)`` may return a per-arch callback (the CLI's progress bar). The scores so far are
     checkpointed to ``partial_scores.csv`` in the run folder about every minute; ``resume`` continues
-    from there (same settings required) instead of starting again.
+    from there (same settings required) instead of starting again, and returns a finished run's summary
+    as it is.
     """
     calls = {spec: parse_proxy(spec) for spec in cfg.proxies}  # unknown names and options fail first
     for text in cfg.programs:
@@ -88,6 +89,9 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
     log.info("scoring %d %s archs on %s with %s -> %s", len(archs), space.tag, cfg.dataset,
              ",".join(labels), out)
 
+    if resume and (done_before := finished(cfg)) is not None:
+        log.info("%s already holds this run, finished: nothing to score", out)
+        return done_before
     partial = Partial(out, cfg)
     rows, secs, wall = partial.load() if resume else ([], {}, 0.0)
     secs = {p: secs.get(p, 0.0) for p in labels}
@@ -165,6 +169,16 @@ def result_line(name: str, m: dict[str, Any]) -> str:
 def settings(cfg: VerifyConfig) -> dict[str, Any]:
     """The config fields that change the scores, as JSON stores them (a finished or partial run's key)."""
     return json.loads(json.dumps({k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_NUMBERS}))
+
+
+def finished(cfg: VerifyConfig) -> dict[str, Any] | None:
+    """The summary of the finished run in ``cfg.out`` if it was made with the same settings, else None."""
+    path = cfg.run_dir() / "summary.json"
+    try:
+        summary = json.loads(path.read_text()) if cfg.out and path.is_file() else None
+    except ValueError:
+        return None
+    return summary if summary and summary.get("settings") == settings(cfg) else None
 
 
 class Partial:

@@ -160,4 +160,7 @@ def test_resume_after_a_kill_scores_only_the_rest_and_matches(data_root, tmp_pat
     whole, resumed = pd.read_csv(tmp_path / "whole" / "scores.csv"), pd.read_csv(part / "scores.csv")
     assert list(whole.uid) == list(resumed.uid)
     assert whole.synflow.equals(resumed.synflow) and whole.naswot.equals(resumed.naswot)
+    scored.clear()  # finished: --resume again scores nothing and reports the same figures
+    code, out, _ = run([*common, "--out", str(part), "--resume"], capsys)
+    assert code == 0 and scored == [] and "proxy=synflow" in out
     assert run([*common, "--resume"], capsys)[2].count("--resume needs --out") == 1

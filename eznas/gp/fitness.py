@@ -18,8 +18,8 @@ from __future__ import annotations
 import logging
 import math
 from collections import OrderedDict
-from functools import lru_cache
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
