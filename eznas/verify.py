@@ -74,6 +74,9 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
     from there (same settings required) instead of starting again, and returns a finished run's summary
     as it is.
     """
+    if resume and (done_before := finished(cfg)) is not None:
+        log.info("%s already holds this run, finished: nothing to score", cfg.out)
+        return done_before
     calls = {spec: parse_proxy(spec) for spec in cfg.proxies}  # unknown names and options fail first
     for text in cfg.programs:
         call = program_call(text, cfg.program_signal, cfg.seed)
@@ -89,9 +92,6 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
     log.info("scoring %d %s archs on %s with %s -> %s", len(archs), space.tag, cfg.dataset,
              ",".join(labels), out)
 
-    if resume and (done_before := finished(cfg)) is not None:
-        log.info("%s already holds this run, finished: nothing to score", out)
-        return done_before
     partial = Partial(out, cfg)
     rows, secs, wall = partial.load() if resume else ([], {}, 0.0)
     secs = {p: secs.get(p, 0.0) for p in labels}
