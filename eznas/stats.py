@@ -18,8 +18,10 @@ plus ``perturbation`` times Gaussian noise, stored as the difference P - D):
 ``inp``         the block input, before the ReLU
 ``pre``         the conv input, after the ReLU
 ``act``         the BatchNorm output
-``*_grad``      the gradient of the backward signal w.r.t. each of them; ``inp_grad`` is the part
-                that flows through this unit's ReLU (``pre_grad * 1[inp > 0]``), as a module hook sees it
+``*_grad``      the gradient of the backward signal w.r.t. each of them: this unit's share where a
+                tensor has several readers; ``inp_grad`` is what flows back through the unit's ReLU
+                call, as a backward hook on the ReLU sees it (``pre_grad * 1[inp > 0]`` when the
+                ReLU feeds only this conv, as in NB-201 and DARTS)
 ``weight_grad`` the gradient w.r.t. the first conv's weight
 ==============  ===============================================================================
 
@@ -49,7 +51,8 @@ from eznas.io import atomic_path
 
 log = logging.getLogger(__name__)
 
-COLLECTOR_VERSION = 2  # 2: a ReLU module called more than once gives each unit its own input
+COLLECTOR_VERSION = 3  # 2: a ReLU called more than once gives each unit its own input; 3: inp_grad as
+# the ReLU's backward gives it (differs from 2 only where a ReLU output has several readers)
 STATS = ("inp", "inp_grad", "pre", "pre_grad", "weight_grad", "act", "act_grad")
 PASSES = ("D", "N", "P")
 NAMES = ("weight", *(f"{s}_{p}" for p in PASSES for s in STATS))
@@ -99,7 +102,6 @@ class _UnitModules(NamedTuple):
 
 def find_units(net: nn.Module, x: torch.Tensor) -> list[_UnitModules]:
     """Trace one forward pass on ``x`` and return the ReLU -> Conv -> BN units in execution order."""
-    names = {m: n for n, m in net.named_modules()}
     calls: list[tuple[nn.Module, int, int]] = []  # (module, id(input), id(output)) in call order
     keep: list[torch.Tensor] = []  # keeps traced tensors alive so their ids stay unique
 
@@ -111,17 +113,24 @@ def find_units(net: nn.Module, x: torch.Tensor) -> list[_UnitModules]:
     with _no_inplace_relu(net), torch.no_grad(), \
             attached(m.register_forward_hook(hook) for m in net.modules() if isinstance(m, kinds)):
         net(x)
+    return _units(net, calls)
+
+
+def _units(net: nn.Module, calls: list[tuple[nn.Module, int, int]]) -> list[_UnitModules]:
+    """The units of a traced forward pass, from its ReLU, Conv2d and BatchNorm2d calls in order."""
+    names = {m: n for n, m in net.named_modules()}
     produced_by = {out: module for module, _, out in calls}
+    first_input = {}
+    for module, inp, _ in calls:
+        first_input.setdefault(module, inp)
     units = []
     for module, inp, _ in calls:
         if not isinstance(module, nn.BatchNorm2d) or not isinstance(produced_by.get(inp), nn.Conv2d):
             continue
         conv = produced_by[inp]
-        conv_input = next(i for m, i, _ in calls if m is conv)
-        while isinstance(produced_by.get(conv_input), nn.Conv2d):
-            conv = produced_by[conv_input]
-            conv_input = next(i for m, i, _ in calls if m is conv)
-        relu = produced_by.get(conv_input)
+        while isinstance(produced_by.get(first_input[conv]), nn.Conv2d):
+            conv = produced_by[first_input[conv]]
+        relu = produced_by.get(first_input[conv])
         if isinstance(relu, nn.ReLU):
             units.append(_UnitModules(names[conv], relu, conv, module))
     return units
@@ -165,78 +174,123 @@ def collect_tensors(net: nn.Module, x: torch.Tensor, y: torch.Tensor, names: Seq
     """The named float32 tensors of every unit (module path of its first conv, {name: tensor}): the
     passes the names need (D, N, P) on ``x`` with backward signal ``signal``. Depends on torch only, so
     exported proxies (``best_proxy.py``) carry this very function."""
-    units = find_units(net, x[:2])  # the units do not depend on the batch: trace a small one
     gen = torch.Generator(device="cpu").manual_seed(noise_seed)
     noise = torch.randn(x.shape, generator=gen).to(x.device)
     perturb = torch.randn(x.shape, generator=gen).to(x.device)
     inputs = {"D": x, "N": noise, "P": x + perturbation * perturb}
-    passes = {n.rsplit("_", 1)[1] for n in names if n != "weight"}
+    passes = {n.rsplit("_", 1)[1] for n in names if n != "weight"} or {"D"}  # "D" alone: to find the units
     passes |= {"D"} if "P" in passes else set()  # P is stored as a difference from D
-    raw = {p: _one_pass(net, inputs[p], y, units, signal) for p in sorted(passes)}
-    out = []
-    for i, u in enumerate(units):
-        tensors = {}
-        for name in names:
-            if name == "weight":
-                tensors[name] = u.conv.weight.detach()
-            else:
-                stat, p = name.rsplit("_", 1)
-                tensors[name] = raw[p][i][stat] - raw["D"][i][stat] if p == "P" else raw[p][i][stat]
-        out.append((u.name, tensors))
+    raw = {p: _one_pass(net, inputs[p], y, signal) for p in sorted(passes)}
+    units = next(iter(raw.values()))[0]
+    if any([u.name for u in r[0]] != [u.name for u in units] for r in raw.values()):
+        raise RuntimeError("the network's units differ between passes (its forward is not deterministic)")
+    out = [(u.name, {name: u.conv.weight.detach() if name == "weight" else raw[name[-1]][1][i][name[:-2]]
+                     for name in names}) for i, u in enumerate(units)]
+    wanted = [(tensors, name, raw["D"][1][i][name[:-2]]) for i, (_, tensors) in enumerate(out)
+              for name in names if name.endswith("_P")]
+    for (tensors, name, _), diff in zip(wanted, _differences([(t[n], d) for t, n, d in wanted])):
+        tensors[name] = diff
     return out
 
 
-def _one_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor, units: list[_UnitModules], signal: str
-              ) -> list[dict[str, torch.Tensor]]:
-    records: list[dict[str, torch.Tensor]] = [{} for _ in units]
-    relu_calls: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # id(output) -> (input, output), every call
-    handles = []
+def _differences(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+    """``p - d`` for each pair of a P-pass tensor and its D counterpart: in place in ``p`` (nothing else
+    reads it), once per tensor, where its memory is read through that one view only. Units share P
+    tensors (a cell node feeds several edges, autograd hands one gradient to all summands and splits a
+    concatenation's gradient into views), and their D counterparts are shared alike."""
+    def view(t: torch.Tensor) -> tuple:
+        return t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride()
+
+    views: dict[int, set[tuple]] = {}
+    for p, _ in pairs:
+        views.setdefault(view(p)[0], set()).add(view(p))
+    done: dict[tuple, torch.Tensor] = {}
+    out = []
+    for p, d in pairs:
+        v = view(p)
+        if len(views[v[0]]) > 1:  # overlapping views: changing one in place would change the others
+            out.append(p - d)
+        else:
+            if v not in done:
+                done[v] = p.sub_(d)
+            out.append(done[v])
+    return out
+
+
+def _one_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor, signal: str
+              ) -> tuple[list[_UnitModules], list[dict[str, torch.Tensor]]]:
+    """One forward and backward pass on ``x``: the units (traced in this very pass) and their records.
+
+    Every ReLU call's input, every Conv2d's first input and every BatchNorm2d's first output get a private
+    alias (a view) whose gradient is that call's share; after the pass, the trace says which form units."""
+    calls: list[tuple[nn.Module, int, int]] = []  # (module, id(input), id(output)) in call order
+    keep: list[torch.Tensor] = []  # keeps the traced tensors alive so their ids stay unique
+    relu_in: list[tuple[torch.Tensor, dict]] = []  # the running ReLU call's input alias and record
+    relu_out: dict[int, dict[str, torch.Tensor]] = {}  # id(output) -> inp, inp_grad, every ReLU call
+    conv_in: dict[nn.Module, int] = {}  # the conv's current call's input (before its alias)
+    first_input: dict[nn.Module, int] = {}  # the conv's first call's input
+    first: dict[nn.Module, dict[str, torch.Tensor]] = {}  # first call's conv: pre, pre_grad; BN: act, act_grad
 
     def save_grad(rec: dict, key: str):
         def hook(grad: torch.Tensor) -> None:
             rec[key] = grad.detach()
         return hook
 
-    def relu_post(module, inputs, output):  # a ReLU module may run more than once (torchvision's ResNets)
-        relu_calls[id(output)] = (inputs[0].detach(), output)
+    def alias(module: nn.Module | None, t: torch.Tensor, key: str) -> tuple[torch.Tensor, dict]:
+        view = t.view_as(t)
+        rec = {key: view.detach()}
+        if view.requires_grad:
+            view.register_hook(save_grad(rec, f"{key}_grad"))
+        if module is not None:
+            first[module] = rec
+        return view, rec
 
-    for rec, u in zip(records, units):
-        def conv_pre(module, inputs, rec=rec, name=u.name):
-            if "pre" in rec:
-                return None  # the conv runs again (shared weights): its first call is the unit's
-            call = relu_calls.get(id(inputs[0]))
-            if call is None:
-                raise RuntimeError(f"unit {name}: its conv's input is not a ReLU output in this pass")
-            alias = inputs[0].view_as(inputs[0])  # a private alias: its gradient is this conv's share
-            rec["inp"], rec["pre"] = call[0], alias.detach()
-            if alias.requires_grad:
-                alias.register_hook(save_grad(rec, "pre_grad"))
-            return (alias, *inputs[1:])
+    def relu_pre(module, inputs):  # a ReLU module may run more than once (torchvision's ResNets)
+        keep.append(inputs[0])
+        relu_in.append(alias(None, inputs[0], "inp"))
+        return (relu_in[-1][0], *inputs[1:])
 
-        def bn_post(module, inputs, output, rec=rec):
-            if "act" in rec:
-                return None
-            alias = output.view_as(output)
-            rec["act"] = alias.detach()
-            alias.register_hook(save_grad(rec, "act_grad"))
-            return alias
+    def conv_pre(module, inputs):
+        conv_in[module] = id(inputs[0])
+        keep.append(inputs[0])
+        if module in first:  # the conv runs again (shared weights): its first call is the unit's
+            return None
+        first_input[module] = id(inputs[0])
+        return (alias(module, inputs[0], "pre")[0], *inputs[1:])
 
-        handles += [u.conv.register_forward_pre_hook(conv_pre), u.bn.register_forward_hook(bn_post)]
-    handles += [relu.register_forward_hook(relu_post) for relu in {id(u.relu): u.relu for u in units}.values()]
+    def post(module, inputs, output):
+        inp = conv_in.pop(module) if isinstance(module, nn.Conv2d) else id(inputs[0])
+        if isinstance(module, nn.BatchNorm2d) and module not in first:
+            output = alias(module, output, "act")[0]
+        elif isinstance(module, nn.ReLU):
+            relu_out[id(output)] = relu_in.pop()[1]
+        keep.append(output)
+        calls.append((module, inp, id(output)))
+        return output
+
+    handles = []
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ReLU)):
+            handles.append(m.register_forward_pre_hook(conv_pre if isinstance(m, nn.Conv2d) else relu_pre))
+        if isinstance(m, (nn.ReLU, nn.Conv2d, nn.BatchNorm2d)):
+            handles.append(m.register_forward_hook(post))
     net.zero_grad(set_to_none=True)
     with attached(handles), _no_inplace_relu(net), torch.enable_grad():
         logits = net(x)
         loss = logits.sum() if signal == "logits_sum" else F.cross_entropy(logits, y)
         loss.backward()
-    for rec, u in zip(records, units):
-        for key, like in (("pre_grad", "pre"), ("act_grad", "act")):  # no gradient reached it
+    units = _units(net, calls)
+    records = []
+    for u in units:
+        rec = {**first[u.conv], **first[u.bn], **relu_out[first_input[u.conv]]}
+        for key, like in (("pre_grad", "pre"), ("act_grad", "act"), ("inp_grad", "inp")):  # no gradient reached it
             if key not in rec:
                 rec[key] = torch.zeros_like(rec[like])
-        rec["inp_grad"] = rec["pre_grad"] * (rec["inp"] > 0)
         g = u.conv.weight.grad
         rec["weight_grad"] = g.detach() if g is not None else torch.zeros_like(u.conv.weight)
+        records.append(rec)
     net.zero_grad(set_to_none=True)
-    return records
+    return units, records
 
 
 def stats_key(**fields: object) -> str:

@@ -51,6 +51,20 @@ def eig_ratio(x: T) -> T:
     return (v[-1] / v[0]).float() if v[0] > 0 else torch.zeros(())
 
 
+@primitive("corr_min_eig", (Tensor,), Scalar)
+def corr_min_eig(x: T) -> T:
+    """Smallest eigenvalue of the Pearson correlation between the channels (dim 1) of the first sample's
+    maps, in float64; an undefined correlation (a constant channel, or one value per channel) counts as 0
+    (MeCo's per-layer term, Jiang et al. 2023)."""
+    if x.dim() < 3:
+        raise ValueError(f"corr_min_eig needs (batch, channels, ...) maps, got shape {tuple(x.shape)}")
+    maps = x[0].flatten(1).double()
+    if maps.shape[1] < 2:  # one value per channel: no correlation is defined
+        return torch.zeros(())
+    corr = torch.nan_to_num(torch.corrcoef(maps), nan=0.0, posinf=0.0, neginf=0.0)
+    return torch.linalg.eigvalsh(corr)[0].float()
+
+
 @primitive("swap_count", (Tensor,), Scalar)
 def swap_count(x: T) -> T:
     """Number of distinct sample-wise activation patterns: each element position's vector of (x > 0)

@@ -24,7 +24,7 @@ from primitives import PRIMITIVES, Scalar, Tensor, list_primitives
 def test_registry_has_every_family():
     names = set(list_primitives())
     assert {"log", "abslog", "exp", "reciprocal", "zscore", "softmax_channel", "div", "lt", "mean", "fro", "std",
-            "logdet", "eig_ratio", "numel", "swap_count", "count_in", "hamming", "cosine", "kl",
+            "logdet", "eig_ratio", "corr_min_eig", "numel", "swap_count", "count_in", "hamming", "cosine", "kl",
             "mean_units", "sum_units", "meanlog_units"} <= names
 
 
@@ -82,6 +82,21 @@ def test_safe_forms():
     assert E.div(x, torch.tensor([2.0, 0.0, 0.0])).tolist() == [-1.0, 0.0, 0.0]
     assert torch.isfinite(E.exp(torch.tensor([1e4]))).all()
     assert E.zscore(torch.ones(5)).tolist() == [0.0] * 5
+
+
+def test_corr_min_eig_by_hand():
+    from primitives.reduce import corr_min_eig
+
+    a = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    b = torch.tensor([1.0, 3.0, 2.0, 4.0])  # Pearson r(a, b) = 0.8: eigenvalues 1 - 0.8 and 1 + 0.8
+    x = torch.stack([torch.stack([a, b]), torch.randn(2, 4)]).reshape(2, 2, 2, 2)  # only sample 0 counts
+    assert corr_min_eig(x).item() == pytest.approx(0.2, abs=1e-6)
+    assert corr_min_eig(torch.stack([a, -a]).reshape(1, 2, 2, 2)).item() == pytest.approx(0.0, abs=1e-6)
+    constant = torch.stack([a, torch.ones(4)]).reshape(1, 2, 2, 2)  # undefined correlation counts as 0
+    assert corr_min_eig(constant).item() == pytest.approx(0.0, abs=1e-6)
+    assert corr_min_eig(torch.ones(1, 3, 1, 1)).item() == 0.0
+    with pytest.raises(ValueError, match="corr_min_eig needs"):
+        corr_min_eig(torch.ones(3, 4))
 
 
 @pytest.fixture(scope="module")

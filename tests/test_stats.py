@@ -165,10 +165,18 @@ def test_a_relu_module_called_several_times_gives_each_unit_its_own_input():
     assert [u.name for u in stats.units] == ["conv1", "conv2"]
     x0 = net.bn0(net.conv0(b.x))  # by hand: the block inputs before the (shared) ReLU
     x1 = net.bn1(net.conv1(torch.relu(x0)))
+    for t in (x0, x1):
+        t.retain_grad()
+    out = net.bn2(net.conv2(torch.relu(x1)))
+    net.fc(torch.relu(out + torch.relu(x0)).mean((2, 3))).sum().backward()
     for u, inp in zip(stats.units, (x0, x1)):
         assert torch.allclose(u.tensors["inp_D"], inp, atol=1e-6)
         assert torch.equal(u.tensors["pre_D"], torch.relu(u.tensors["inp_D"]))
-        assert torch.equal(u.tensors["inp_grad_D"], u.tensors["pre_grad_D"] * (u.tensors["inp_D"] > 0))
+        assert torch.allclose(u.tensors["inp_grad_D"], inp.grad, atol=1e-6)  # all of the ReLU's backward
+    conv1, conv2 = stats.units
+    # relu(x0) feeds conv1 and the residual: pre_grad is conv1's share only, inp_grad is not
+    assert not torch.allclose(conv1.tensors["inp_grad_D"], conv1.tensors["pre_grad_D"] * (conv1.tensors["inp_D"] > 0))
+    assert torch.equal(conv2.tensors["inp_grad_D"], conv2.tensors["pre_grad_D"] * (conv2.tensors["inp_D"] > 0))
 
 
 def test_deterministic_bit_identical_on_cpu():
