@@ -41,13 +41,32 @@ def test_two_generation_run_writes_the_run_folder(two_generations):
     assert json.loads((out / "config.json").read_text())["population"] == 8
 
 
+def test_hall_of_fame_is_ranked_on_all_minisets_at_the_end(two_generations, data_root, cache_dir):
+    from scipy import stats as sps
+
+    out, result = two_generations
+    hof = json.loads((out / "hall_of_fame.json").read_text())
+    fits = [h["fitness"] for h in hof]
+    assert fits == sorted(fits, reverse=True) and all("selection_fitness" in h for h in hof)
+    assert [b["exported"] for b in result["best"]] == [h["exported"] for h in hof[:3]]
+    cfg = tiny(data_root)
+    data = FitnessData(cfg.fitness, cfg.terminals, StatsCache(cache_dir), data_root)
+    task = "NASBench201:cifar10"
+    archs = data.networks(task, None)
+    assert len(archs) == 12  # both mini-sets of 6
+    best = parse_program(hof[0]["exported"])  # by hand: Kendall tau over all 12 networks, oriented
+    tau = sps.kendalltau([best.score(data.stats(Task.parse(task), a)) for a in archs],
+                         [a.accuracy for a in archs]).statistic
+    assert hof[0]["fitness"] == pytest.approx(tau) == pytest.approx(hof[0]["fitness_per_task"][task])
+
+
 def test_seed_programs_start_in_the_population(data_root, cache_dir, tmp_path):
     evo = Evolution(tiny(data_root), tmp_path, FitnessData(tiny(data_root).fitness, tiny(data_root).terminals,
                                                            StatsCache(cache_dir), data_root))
     state = evo.initial_state()
     texts = [str(ind) for ind in state.population]
-    assert texts[:3] == ["mean_units(fro(sigmoid(logdet(sign(inp_grad_D)))))", "swap_units(pre_D)",
-                         "sum_units(count_in(weight_grad_D, 0.0001, 0.0005))"]
+    assert texts[:4] == ["mean_units(fro(sigmoid(logdet(sign(inp_grad_D)))))", "swap_units(pre_D)",
+                         "sum_units(count_in(weight_grad_D, 0.0001, 0.0005))", "sum_units(corr_min_eig(pre_N))"]
     assert len(set(texts)) == len(texts) == 8
 
 
@@ -101,6 +120,8 @@ class FakeData:
         self.minisets = {"fake:cifar10": [archs]}
         self.handle = f"fake-{n}"  # what network tasks find it by (fitness.open_data)
         fitness._OPEN[self.handle] = self
+
+    networks = FitnessData.networks
 
     def arch(self, task, uid):
         return self.minisets[task][0][int(uid)]

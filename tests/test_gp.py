@@ -154,3 +154,17 @@ def test_swap_seed_ranks_like_the_network_wide_count(nb201_sample):
         hand.append(get_proxy("swap").fn(Probe(net, batch, seed=seed), reinit=False))
     rho = sps.spearmanr(tree, hand).statistic
     assert rho >= 0.99, rho
+
+
+def test_meco_seed_ranks_like_the_proxy(nb201_sample):
+    """MeCo sums its term over every module with a 4-D output on one 64x64 noise image; the tree over
+    the units' conv inputs on the noise pass. Not equal, but rank-close on 50 real NB-201 networks."""
+    space, archs, batch = nb201_sample
+    program = parse_program(SEEDS["meco"])
+    tree, hand = [], []
+    for arch in archs[:50]:
+        net, seed = _net(space, arch)
+        tree.append(program.score(collect(net, batch, CollectorConfig(names=("pre_N",)))))
+        hand.append(get_proxy("meco").fn(Probe(net, batch, seed=seed)))
+    rho = sps.spearmanr(tree, hand).statistic
+    assert rho >= 0.9, rho

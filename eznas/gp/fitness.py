@@ -144,11 +144,16 @@ class FitnessData:
             self.minisets[str(task)] = [chosen[k * config.networks:(k + 1) * config.networks]
                                         for k in range(config.minisets)]
             self.heldout[str(task)] = [archs[i] for i in order[need:]]
-        self._by_uid = {(str(t), a.uid): a for t in self.tasks for s in self.minisets[str(t)] for a in s}
+        self._by_uid = {(str(t), a.uid): a for t in self.tasks for a in self.networks(str(t), None)}
         self._batches: dict[str, BatchSource] = {}
         _OPEN[self.handle] = self
         while len(_OPEN) > 2:
             _OPEN.popitem(last=False)
+
+    def networks(self, task: str, miniset: int | None) -> list[Arch]:
+        """Mini-set number ``miniset`` of ``task``, or all its mini-sets together (None)."""
+        sets = self.minisets[task]
+        return [a for s in sets for a in s] if miniset is None else sets[miniset]
 
     def _space(self, task: Task):
         return get_space(task.space, SpaceOptions(width=self.config.width, cells=self.config.cells))
@@ -186,7 +191,7 @@ class FitnessData:
 
     def prepare(self, mapper: Mapper | None = None, progress: Callable[[int], Callable[[], None]] | None = None) -> None:
         """Collect the statistics of every fitness network that the cache lacks, a task per network."""
-        todo = [(str(t), a.uid) for t in self.tasks for s in self.minisets[str(t)] for a in s
+        todo = [(str(t), a.uid) for t in self.tasks for a in self.networks(str(t), None)
                 if not self.cache.path(self.key(t, a)).is_file()]
         tick = progress(len(todo)) if progress and todo else None
         (mapper or Mapper()).map(collect_task, [(self.handle, t, uid) for t, uid in todo], tick=tick)
@@ -218,29 +223,29 @@ def score_network(programs: Sequence[Program], stats: NetworkStats) -> list[floa
     return [program.score(stats, caches) for program in programs]
 
 
-def evaluate_programs(programs: Sequence[Program], data: FitnessData, choice: dict[str, int],
+def evaluate_programs(programs: Sequence[Program], data: FitnessData, choice: dict[str, int | None],
                       mapper: Mapper | None = None) -> list[Evaluation]:
-    """Fitness of each program on the chosen mini-set of every task: the 2-network pre-filter here, then
+    """Fitness of each program on the chosen mini-set of every task (None: all its mini-sets at once):
+    the 2-network pre-filter here, then
     a task per network (all surviving programs on it, see ``score_task``) on ``mapper``, then the
     correlations here. One torch thread everywhere: the same numbers wherever a task runs."""
     with torch_threads(1):
         alive = [prefilter(p, data) for p in programs]
     texts = tuple(dict.fromkeys(str(p) for p, ok in zip(programs, alive) if ok))
-    networks = [(str(t), a) for t in data.tasks for a in data.minisets[str(t)][choice[str(t)]]]
+    networks = [(str(t), a) for t in data.tasks for a in data.networks(str(t), choice[str(t)])]
     columns = (mapper or Mapper()).map(score_task, [(data.handle, t, a.uid, texts) for t, a in networks]) \
         if texts else []
     scores = {text: {str(t): [] for t in data.tasks} for text in texts}
     for (task, _), column in zip(networks, columns):
         for text, s in zip(texts, column):
             scores[text][task].append(s)
+    accuracy = {str(t): [a.accuracy for a in data.networks(str(t), choice[str(t)])] for t in data.tasks}
     results = []
     for program, ok in zip(programs, alive):
         if not ok:
             results.append(Evaluation(FLOOR, 1, {}))
             continue
-        corr = {str(t): correlate(scores[str(program)][str(t)],
-                                  [a.accuracy for a in data.minisets[str(t)][choice[str(t)]]], data.config.metric)
-                for t in data.tasks}
+        corr = {t: correlate(scores[str(program)][t], acc, data.config.metric) for t, acc in accuracy.items()}
         results.append(combine(corr, data.config.combine))
     return results
 

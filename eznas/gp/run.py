@@ -53,7 +53,9 @@ def run_evolution(cfg: EvolutionConfig, out: Path, *, resume: bool = False, cach
             log.info("%s has no checkpoint yet: starting the run from generation 0", out)
             write_json(config_path, resolved)
         state = evolution.run(state, on_generation)
-    best = [evolution.describe(ind, state.memo) for ind in state.hall_of_fame[:3]]
+        ranked = evolution.rerank(state) if cfg.rerank else \
+            [evolution.describe(ind, state.memo) for ind in state.hall_of_fame]
+    best = ranked[:3]
     tests = test_programs([b["exported"] for b in best], data, test_networks,
                           progress=(lambda n: progress("held-out test", n)) if progress else None)
     with atomic_open(out / "test_scores.csv") as f:
@@ -117,13 +119,14 @@ def plot_evolution(path: Path, logbook: pd.DataFrame) -> None:
 def write_best_proxy(path: Path, best: dict, cfg: EvolutionConfig) -> None:
     """best_proxy.py: the best program as a standalone function (torch only) that scores any nn.Module."""
     program = parse_program(best["exported"])
+    on_all = ", on all fitness mini-sets at once" if "selection_fitness" in best else ""
     doc = f"""The best proxy found by eznas (higher is better). Needs only PyTorch.
 
 Program (per ReLU-Conv-BN unit, aggregated over the units; see unit_output below):
 
     {program}
 
-Fitness {best["fitness"]:.4f} ({cfg.fitness.metric}, {cfg.fitness.combine} over tasks); per task:
+Fitness {best["fitness"]:.4f} ({cfg.fitness.metric}, {cfg.fitness.combine} over tasks{on_all}); per task:
 {json.dumps(best["fitness_per_task"])}.
 Statistics: backward signal {cfg.fitness.signal!r}, noise seed {cfg.fitness.seed}; scores here are computed
 in float32 (fitness used {cfg.fitness.dtype} storage), as ``verify_scores.py --program`` does.

@@ -8,4 +8,7 @@ SEEDS: dict[str, str] = {
     "swap": "swap_units(pre_D)",
     # Sweetimator (Neural Networks 2023): weights with |gradient| in NB-201's interval [1e-4, 5e-4)
     "sweetimator": "sum_units(count_in(weight_grad_D, 0.0001, 0.0005))",
+    # MeCo (NeurIPS 2023): smallest eigenvalue of the channel correlation of a noise input's feature maps,
+    # here summed over the units' conv inputs (MeCo: over every module with a 4-D output, one 64x64 image)
+    "meco": "sum_units(corr_min_eig(pre_N))",
 }
