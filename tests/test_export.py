@@ -116,3 +116,23 @@ def test_an_unexportable_name_is_an_error_at_export(monkeypatch):
     with pytest.raises(EznasError, match="cannot export: 'torch'"):
         export_source(parse_program("mean_units(fro(pre_D))"), signal="ce", noise_seed=0, perturbation=0.1,
                       doc="x")
+
+
+def test_export_refuses_source_that_changed_after_import(tmp_path, monkeypatch):
+    """inspect reads the source from disk: if the package changed since this process imported it, the
+    file would carry code that never ran. The export checks the source against the running code."""
+    import importlib.util
+
+    from eznas.gp.export import _closure
+
+    path = tmp_path / "stale_mod.py"
+    path.write_text("def f(x):\n    return x + 1\n")
+    spec = importlib.util.spec_from_file_location("stale_mod", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "stale_mod", module)
+    spec.loader.exec_module(module)
+    _, defs = _closure([module.f])
+    assert defs == ["def f(x):\n    return x + 1"]
+    path.write_text("def f(x):\n    return x + 1000\n")
+    with pytest.raises(EznasError, match="stale_mod.f on disk is not the code this process runs"):
+        _closure([module.f])

@@ -8,6 +8,7 @@ one uses, plus the program compiled to one Python expression per unit. So ``best
 """
 from __future__ import annotations
 
+import __future__
 import ast
 import builtins
 import inspect
@@ -105,6 +106,9 @@ def _closure(roots: Iterable[Any]) -> tuple[set[str], list[str]]:
         node = ast.parse(source).body[0]
         source = _without_registration(node, source)
         node = ast.parse(source).body[0]
+        if inspect.isfunction(obj) and not _is_running_code(inspect.unwrap(obj), source):
+            raise EznasError(f"cannot export: the source of {obj.__module__}.{name} on disk is not the code this "
+                             "process runs (the package changed after it started); export from a fresh process")
         namespace = vars(sys.modules[obj.__module__])
         local = {a.arg for a in ast.walk(node) if isinstance(a, ast.arg)} | \
             {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
@@ -121,6 +125,17 @@ def _closure(roots: Iterable[Any]) -> tuple[set[str], list[str]]:
     for root in roots:
         visit(root)
     return imports, list(defs.values())
+
+
+def _is_running_code(fn: types.FunctionType, source: str) -> bool:
+    """Whether ``source`` compiles to ``fn``'s code: the same names, locals, arguments and constants."""
+    def signature(code: types.CodeType) -> tuple:
+        return (code.co_names, code.co_varnames, code.co_argcount,
+                tuple(c for c in code.co_consts if not isinstance(c, types.CodeType)))
+
+    module = compile(source, "<export>", "exec", flags=__future__.annotations.compiler_flag, dont_inherit=True)
+    compiled = [c for c in module.co_consts if isinstance(c, types.CodeType) and c.co_name == fn.__name__]
+    return bool(compiled) and signature(compiled[0]) == signature(fn.__code__)
 
 
 def _own(value: Any) -> bool:
