@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -321,18 +322,18 @@ class StatsCache:
             return None
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
-            stats = NetworkStats([Unit(name, tensors) for name, tensors in blob["units"]])
             if blob["key"] != key:
                 raise ValueError(f"holds key {blob['key']}")
+            stats = _unpack(blob["index"], blob["data"])
         except Exception as exc:  # noqa: BLE001 - truncated, corrupt or foreign: never use it
             raise DataError(f"statistics cache file {path} is unreadable ({exc}); delete it to recompute") from None
         self._remember(key, stats)
         return stats
 
     def put(self, key: str, stats: NetworkStats, fields: dict | None = None) -> None:
+        index, data = _pack(stats)
         with atomic_path(self.path(key)) as tmp:
-            torch.save({"key": key, "fields": json.dumps(fields or {}, default=str),
-                        "units": [(u.name, u.tensors) for u in stats.units]}, tmp)
+            torch.save({"key": key, "fields": json.dumps(fields or {}, default=str), "index": index, "data": data}, tmp)
         self._remember(key, stats)
 
     def _remember(self, key: str, stats: NetworkStats) -> None:
@@ -344,6 +345,28 @@ class StatsCache:
         while self._bytes > self.budget:
             _, old = self._memory.popitem(last=False)
             self._bytes -= old.nbytes()
+
+
+def _pack(stats: NetworkStats) -> tuple[list[tuple], dict[str, torch.Tensor]]:
+    """One flat tensor per dtype and an index of (unit number, unit name, name, dtype, shape): PyTorch's
+    safe unpickler handles each storage in Python, so a file of a thousand small tensors loads slowly."""
+    index, parts = [], {}
+    for i, u in enumerate(stats.units):
+        for name, t in u.tensors.items():
+            dtype = str(t.dtype).removeprefix("torch.")
+            index.append((i, u.name, name, dtype, tuple(t.shape)))
+            parts.setdefault(dtype, []).append(t.reshape(-1))
+    return index, {dtype: torch.cat(ts) for dtype, ts in parts.items()}
+
+
+def _unpack(index: list[tuple], data: dict[str, torch.Tensor]) -> NetworkStats:
+    units: dict[int, Unit] = {}
+    offset = dict.fromkeys(data, 0)
+    for i, unit, name, dtype, shape in index:
+        n = math.prod(shape)
+        units.setdefault(i, Unit(unit)).tensors[name] = data[dtype][offset[dtype]:offset[dtype] + n].view(shape)
+        offset[dtype] += n
+    return NetworkStats(list(units.values()))
 
 
 def config_fields(config: CollectorConfig) -> dict:

@@ -24,14 +24,19 @@ class Aggregator:
 
 
 def unit_mean(out: torch.Tensor) -> float:
+    """The mean in float64: not finite exactly when an element is not (float64 sums of float32 values
+    cannot overflow, and a float64 overflow would make the network score not finite anyway)."""
     out = out.double()
     return float(out if out.dim() == 0 else out.sum() / max(out.numel(), 1))
 
 
-def unit_patterns(out: torch.Tensor) -> torch.Tensor:
-    """Each element position's pattern of (out > 0) over the batch (dim 0), packed in an int64."""
+def unit_patterns(out: torch.Tensor) -> torch.Tensor | float:
+    """Each element position's pattern of (out > 0) over the batch (dim 0), packed in an int64; NaN
+    when an element is not finite."""
     if out.dim() < 2 or out.shape[0] > 53:
         raise ValueError(f"swap_units needs a (batch <= 53, ...) tensor, got shape {tuple(out.shape)}")
+    if not bool(torch.isfinite(out).all()):
+        return math.nan
     return pack_patterns((out > 0).flatten(1))
 
 
@@ -55,18 +60,19 @@ def aggregate_units(units: Sequence[Any], unit_output: Callable[[int, Any], torc
                     unit: Callable[[torch.Tensor], Any], combine: Callable[[Sequence[Any]], float],
                     sign: int = 1) -> float:
     """``sign * combine(unit(unit_output(i, units[i])) for each unit)``; NaN when there are no units, at
-    the first unit whose output fails or is not finite, and when the result is not finite."""
+    the first unit whose output fails or is not finite (``unit`` gives NaN then), and when the result is
+    not finite."""
     if not units:
         return math.nan
     parts = []
     for i, u in enumerate(units):
         try:
-            out = unit_output(i, u)
-            if not bool(torch.isfinite(out).all()):
-                return math.nan
-            parts.append(unit(out))
+            part = unit(unit_output(i, u))
         except Exception:  # noqa: BLE001 - a failing op makes the program invalid on this network
             return math.nan
+        if isinstance(part, float) and not math.isfinite(part):
+            return math.nan
+        parts.append(part)
     result = sign * combine(parts)
     return result if math.isfinite(result) else math.nan
 

@@ -224,6 +224,15 @@ def test_cache_round_trip_budget_and_corruption(tmp_path):
     loaded = fresh.get(key)
     assert [u.name for u in loaded.units] == [u.name for u in stats.units]
     assert torch.equal(loaded.units[1].tensors["act_D"], stats.units[1].tensors["act_D"])
+    # packed on disk as one flat tensor per dtype: shapes, dtypes, order and repeated unit names survive
+    mixed = NetworkStats([Unit("u", {"a": torch.randn(2, 3).half(), "b": torch.randn(4, 1)}),
+                          Unit("u", {"a": torch.randn(5).half(), "c": torch.zeros(0)})])
+    cache.put(stats_key(space="test", arch="mixed"), mixed)
+    back = StatsCache(tmp_path).get(stats_key(space="test", arch="mixed"))
+    assert [u.name for u in back.units] == ["u", "u"]
+    for u, v in zip(mixed.units, back.units):
+        assert list(u.tensors) == list(v.tensors)
+        assert all(torch.equal(u.tensors[n], v.tensors[n]) and u.tensors[n].dtype == v.tensors[n].dtype for n in u.tensors)
     # a second entry pushes the first out of memory, not off disk
     other = NetworkStats([Unit("x", {"act_D": torch.zeros(10)})])
     cache.put(stats_key(space="test", arch="b"), other)

@@ -81,11 +81,15 @@ class Program:
             if cache is not None:
                 cache[self.key(i)] = value
             return value, j
-        if node.name in env:
-            return env[node.name].float(), i + 1
-        if node.name in NAMES:
+        if node.name in NAMES and node.name not in env:
             raise KeyError(f"statistic {node.name!r} was not collected")
-        return torch.tensor(float(node.value)), i + 1
+        key = self.key(i)  # a leaf: a terminal's name or a constant's value
+        if cache is not None and key in cache:  # read as float32 (or made a tensor) once per unit
+            return cache[key], i + 1
+        value = env[node.name].float() if node.name in env else torch.tensor(float(node.value))
+        if cache is not None:
+            cache[key] = value
+        return value, i + 1
 
     def key(self, i: int) -> str:
         if not self._keys:
