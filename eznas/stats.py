@@ -181,16 +181,22 @@ def collect_tensors(net: nn.Module, x: torch.Tensor, y: torch.Tensor, names: Seq
     inputs = {"D": x, "N": noise, "P": x + perturbation * perturb}
     passes = {n.rsplit("_", 1)[1] for n in names if n != "weight"} or {"D"}  # "D" alone: to find the units
     passes |= {"D"} if "P" in passes else set()  # P is stored as a difference from D
-    raw = {p: _one_pass(net, inputs[p], y, signal) for p in sorted(passes)}
-    units = next(iter(raw.values()))[0]
-    if any([u.name for u in r[0]] != [u.name for u in units] for r in raw.values()):
+    runs = {p: _one_pass(net, inputs[p], y, signal) for p in sorted(passes)}
+    units = next(iter(runs.values()))[0]
+    if any([u.name for u in run[0]] != [u.name for u in units] for run in runs.values()):
         raise RuntimeError("the network's units differ between passes (its forward is not deterministic)")
-    out = [(u.name, {name: u.conv.weight.detach() if name == "weight" else raw[name[-1]][1][i][name[:-2]]
-                     for name in names}) for i, u in enumerate(units)]
-    wanted = [(tensors, name, raw["D"][1][i][name[:-2]]) for i, (_, tensors) in enumerate(out)
-              for name in names if name.endswith("_P")]
-    for (tensors, name, _), diff in zip(wanted, _differences([(t[n], d) for t, n, d in wanted])):
-        tensors[name] = diff
+    records = {p: run[1] for p, run in runs.items()}  # pass -> per unit {stat: tensor}
+    out = []
+    for i, u in enumerate(units):
+        tensors = {}
+        for name in names:
+            stat, _, p = name.rpartition("_")
+            tensors[name] = u.conv.weight.detach() if name == "weight" else records[p][i][stat]
+        out.append((u.name, tensors))
+    perturbed = [(i, name) for i in range(len(units)) for name in names if name.endswith("_P")]
+    diffs = _differences([(out[i][1][name], records["D"][i][name.rpartition("_")[0]]) for i, name in perturbed])
+    for (i, name), diff in zip(perturbed, diffs):
+        out[i][1][name] = diff
     return out
 
 
