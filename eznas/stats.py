@@ -209,8 +209,8 @@ def _differences(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.T
         return t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride()
 
     views: dict[int, set[tuple]] = {}
-    for p, _ in pairs:
-        views.setdefault(view(p)[0], set()).add(view(p))
+    for v in (view(p) for p, _ in pairs):
+        views.setdefault(v[0], set()).add(v)
     done: dict[tuple, torch.Tensor] = {}
     out = []
     for p, d in pairs:

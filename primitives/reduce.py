@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from eznas.proxies.swap import count_patterns
+from eznas.proxies.zico_meco import channel_corr_min_eig
 from primitives.base import Scalar, Tensor, primitive
 
 T = torch.Tensor
@@ -58,11 +59,7 @@ def corr_min_eig(x: T) -> T:
     (MeCo's per-layer term, Jiang et al. 2023)."""
     if x.dim() < 3:
         raise ValueError(f"corr_min_eig needs (batch, channels, ...) maps, got shape {tuple(x.shape)}")
-    maps = x[0].flatten(1).double()
-    if maps.shape[1] < 2:  # one value per channel: no correlation is defined
-        return torch.zeros(())
-    corr = torch.nan_to_num(torch.corrcoef(maps), nan=0.0, posinf=0.0, neginf=0.0)
-    return torch.linalg.eigvalsh(corr)[0].float()
+    return channel_corr_min_eig(x[0].flatten(1)).float()
 
 
 @primitive("swap_count", (Tensor,), Scalar)

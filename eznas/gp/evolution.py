@@ -192,24 +192,23 @@ class Evolution:
             pickle.dump(blob, f)
         with atomic_open(self.out / "logbook.csv") as f:
             pd.DataFrame(list(state.logbook)).to_csv(f, index=False)
-        write_json(self.out / "hall_of_fame.json", [self.describe(ind, state.memo) for ind in state.hall_of_fame])
+        write_json(self.out / "hall_of_fame.json", [self.describe(ind, state.memo[str(ind)]) for ind in state.hall_of_fame])
 
-    def describe(self, ind: Individual, memo: dict[str, Evaluation]) -> dict:
-        ev = memo[str(ind)]
+    def describe(self, ind: Individual, ev: Evaluation) -> dict:
         return {"program": str(ind), "exported": exported_program(str(ind), ev.orientation), "fitness": ev.fitness,
                 "orientation": ev.orientation, "fitness_per_task": ev.per_task, "height": ind.height, "size": len(ind)}
 
     def rerank(self, state: State) -> list[dict]:
         """The hall of fame re-evaluated on all mini-sets of every task at once (EZNAS's defaults: 80
         networks per task instead of 20), best first, into hall_of_fame.json. Each program was selected
-        on one generation's mini-sets, where luck counts: the same program's fitness spans 0.3-0.7 from
+        on one generation's mini-sets, where luck counts: the same program's fitness varies widely from
         one mini-set to another. ``fitness`` (and orientation) become the all-mini-set values;
         ``selection_fitness`` keeps the one evolution saw."""
         programs = [Program(gp.PrimitiveTree(ind)) for ind in state.hall_of_fame]
         evals = evaluate_programs(programs, self.data, {str(t): None for t in self.data.tasks}, self.mapper)
         rows = []
         for ind, ev in zip(state.hall_of_fame, evals):
-            rows.append({**self.describe(ind, {str(ind): ev}), "selection_fitness": ind.fitness.values[0]})
+            rows.append({**self.describe(ind, ev), "selection_fitness": ind.fitness.values[0]})
         rows.sort(key=lambda r: r["fitness"], reverse=True)  # stable: ties keep the hall of fame's order
         write_json(self.out / "hall_of_fame.json", rows)
         log.info("hall of fame re-ranked on all mini-sets: best %.4f %s", rows[0]["fitness"], rows[0]["exported"])

@@ -232,14 +232,15 @@ def evaluate_programs(programs: Sequence[Program], data: FitnessData, choice: di
     with torch_threads(1):
         alive = [prefilter(p, data) for p in programs]
     texts = tuple(dict.fromkeys(str(p) for p, ok in zip(programs, alive) if ok))
-    networks = [(str(t), a) for t in data.tasks for a in data.networks(str(t), choice[str(t)])]
+    chosen = {str(t): data.networks(str(t), choice[str(t)]) for t in data.tasks}
+    networks = [(t, a) for t, archs in chosen.items() for a in archs]
     columns = (mapper or Mapper()).map(score_task, [(data.handle, t, a.uid, texts) for t, a in networks]) \
         if texts else []
     scores = {text: {str(t): [] for t in data.tasks} for text in texts}
     for (task, _), column in zip(networks, columns):
         for text, s in zip(texts, column):
             scores[text][task].append(s)
-    accuracy = {str(t): [a.accuracy for a in data.networks(str(t), choice[str(t)])] for t in data.tasks}
+    accuracy = {t: [a.accuracy for a in archs] for t, archs in chosen.items()}
     results = []
     for program, ok in zip(programs, alive):
         if not ok:
@@ -253,4 +254,4 @@ def evaluate_programs(programs: Sequence[Program], data: FitnessData, choice: di
 def prefilter(program: Program, data: FitnessData, n: int = 2) -> bool:
     """A cheap validity check: finite scores on the first ``n`` networks of the first task's mini-set."""
     task = data.tasks[0]
-    return all(math.isfinite(program.score(data.stats(task, a))) for a in data.minisets[str(task)][0][:n])
+    return all(math.isfinite(program.score(data.stats(task, a))) for a in data.networks(str(task), 0)[:n])

@@ -83,12 +83,11 @@ class Program:
             return value, j
         if node.name in NAMES and node.name not in env:
             raise KeyError(f"statistic {node.name!r} was not collected")
-        key = self.key(i)  # a leaf: a terminal's name or a constant's value
-        if cache is not None and key in cache:  # read as float32 (or made a tensor) once per unit
-            return cache[key], i + 1
+        if cache is not None and self.key(i) in cache:  # a leaf (terminal or constant): made once per unit
+            return cache[self.key(i)], i + 1
         value = env[node.name].float() if node.name in env else torch.tensor(float(node.value))
         if cache is not None:
-            cache[key] = value
+            cache[self.key(i)] = value
         return value, i + 1
 
     def key(self, i: int) -> str:

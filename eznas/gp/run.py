@@ -54,7 +54,7 @@ def run_evolution(cfg: EvolutionConfig, out: Path, *, resume: bool = False, cach
             write_json(config_path, resolved)
         state = evolution.run(state, on_generation)
         ranked = evolution.rerank(state) if cfg.rerank else \
-            [evolution.describe(ind, state.memo) for ind in state.hall_of_fame]
+            [evolution.describe(ind, state.memo[str(ind)]) for ind in state.hall_of_fame]
     best = ranked[:3]
     tests = test_programs([b["exported"] for b in best], data, test_networks,
                           progress=(lambda n: progress("held-out test", n)) if progress else None)

@@ -36,6 +36,17 @@ def zico(probe: Probe, *, splits: int = 2) -> float:
     return total
 
 
+def channel_corr_min_eig(maps: torch.Tensor) -> torch.Tensor:
+    """MeCo's per-layer term: the smallest eigenvalue of the Pearson correlation between the rows
+    (channels) of ``maps`` (channels, positions), in float64; an undefined correlation (a constant
+    channel, or one position) counts as 0."""
+    maps = maps.double()
+    if maps.shape[1] < 2:  # one value per channel: no correlation is defined
+        return torch.zeros((), dtype=torch.float64)
+    corr = torch.nan_to_num(torch.corrcoef(maps), nan=0.0, posinf=0.0, neginf=0.0)
+    return torch.linalg.eigvalsh(corr)[0]
+
+
 @register_proxy("meco")
 def meco(probe: Probe, *, resolution: int = 64) -> float:
     """Sum over modules with a 4-D output of the smallest eigenvalue of the Pearson correlation between the
@@ -47,9 +58,7 @@ def meco(probe: Probe, *, resolution: int = 64) -> float:
     def hook(module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
         nonlocal total
         if isinstance(out, torch.Tensor) and out.dim() == 4:
-            fea = out[0].detach().flatten(1).double()
-            corr = torch.nan_to_num(torch.corrcoef(fea), nan=0.0, posinf=0.0, neginf=0.0)
-            total += torch.linalg.eigvalsh(corr).min().item()
+            total += channel_corr_min_eig(out[0].detach().flatten(1)).item()
 
     with attached(m.register_forward_hook(hook) for m in net.modules()), torch.no_grad():
         net(x)
