@@ -7,7 +7,7 @@ Speed: wall time, peak RSS, seconds per generation, programs/s and unit-evaluati
 against a naive evaluator (each program alone, no subtree cache) on the final population, same run.
 Quality: the best program's rho/tau on NB-201 archs never used in fitness (CIFAR-10, CIFAR-100) and on
 the DARTS CSV's held-out rows, next to SWAP, Sweetimator and the EZNAS program scored on the same archs.
-Writes benchmarks/results/evolution.json.
+Writes benchmarks/results/evolution.json (after the speed part, then again after each quality task).
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import logging
 import resource
+import shutil
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from eznas.gp.program import Program
 from eznas.gp.run import run_evolution
 from eznas.io import write_json
 from eznas.parallel import ParallelConfig
+from eznas.spaces import get_space
 from eznas.stats import StatsCache
 from eznas.verify import VerifyConfig, result_line, run_verify
 
@@ -48,6 +50,8 @@ def main() -> None:
     p.add_argument("--quality-archs", type=int, default=1000, help="held-out NB-201 archs per dataset")
     p.add_argument("--darts-archs", type=int, default=-1, help="held-out DARTS rows (default: all)")
     p.add_argument("--quality-proxies", default="swap,sweetimator,eznas")
+    p.add_argument("--keep-cache", action="store_true",
+                   help="reuse the statistics cache of an earlier run (default: start cold, as a first run does)")
     p.add_argument("--run", default="results/benchmarks/evolution")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "evolution.json"))
     args = p.parse_args()
@@ -59,6 +63,8 @@ def main() -> None:
                               fitness=dataclasses.replace(base.fitness, seed=args.seed, data_root=str(root)))
     run = Path(args.run)
     cache = run.parent / "stats-cache"
+    if not args.keep_cache:  # a cold run: the statistics of the fitness networks are part of the wall time
+        shutil.rmtree(cache, ignore_errors=True)
     gen_times: list[float] = []
     last = [time.perf_counter()]
 
@@ -89,39 +95,6 @@ def main() -> None:
     naive = time.perf_counter() - t0
     units = sum(len(data.stats(t, a).units) for t in data.tasks for a in data.minisets[str(t)][0])
 
-    # quality on archs never used in fitness
-    quality = {}
-    best = result["best"][0]["exported"]
-    for tag, space, dataset, n in (("nb201-cifar10", "NASBench201", "cifar10", args.quality_archs),
-                                   ("nb201-cifar100", "NASBench201", "cifar100", args.quality_archs),
-                                   ("darts-cifar10", "DARTS", "cifar10", args.darts_archs)):
-        task = f"{space}:{dataset}"
-        held = data.heldout.get(task)
-        if held is None:  # the task was not in fitness: every arch is held out
-            from eznas.spaces import get_space
-
-            sp = get_space(space)
-            held = sp.load(sp.default_benchmark(root, dataset), dataset)
-        table = pd.DataFrame({"uid": [a.uid for a in held]})
-        bench = run / f"heldout-{tag}.csv"
-        if space == "NASBench201":
-            full = pd.read_csv(root / "nb201" / "nb201_acc_200ep.csv")
-            full[full["index"].astype(str).isin(table.uid)].to_csv(bench, index=False)
-        else:
-            from eznas.spaces import get_space
-
-            src = get_space("DARTS").default_benchmark(root, "cifar10")
-            full = pd.read_csv(src)
-            full.iloc[[int(u) for u in table.uid]].to_csv(bench, index=False)
-        summary = run_verify(VerifyConfig(search_space=space, dataset=dataset, n_samples=n, seed=args.seed,
-                                          proxies=tuple(args.quality_proxies.split(",")), programs=(best,),
-                                          benchmark_path=str(bench), data_root=str(root), out=str(run / f"verify-{tag}"),
-                                          results_csv=str(run / "all_tests.csv"), bootstrap=200))
-        quality[tag] = summary["proxies"]
-        print(f"--- {tag} ({summary['n_archs']} held-out archs)")
-        for name, m in summary["proxies"].items():
-            print(result_line(name, m))
-
     n_gens = len(gen_times)
     out = {
         "config": dataclasses.asdict(cfg),
@@ -135,13 +108,43 @@ def main() -> None:
                       "speedup_vs_naive": naive / shared},
         "best": result["best"],
         "test_scores": result["test"],
-        "quality": quality,
+        "quality": {},  # filled task by task; the file is rewritten after each, so a stopped run keeps what it has
     }
     write_json(args.out, out)
     e = out["evaluator"]
     print(f"wall {wall:.0f} s for {n_gens} generation records; peak RSS {out['peak_rss_gb']:.2f} GB")
     print(f"evaluator: {e['programs_per_second']:.1f} programs/s, {e['unit_evaluations_per_second']:.0f} unit-evaluations/s, "
-          f"{e['speedup_vs_naive']:.2f}x faster than each program alone")
+          f"{e['speedup_vs_naive']:.2f}x faster than each program alone", flush=True)
+
+    # quality on archs never used in fitness
+    quality = out["quality"]
+    best = result["best"][0]["exported"]
+    for tag, space, dataset, n in (("nb201-cifar10", "NASBench201", "cifar10", args.quality_archs),
+                                   ("nb201-cifar100", "NASBench201", "cifar100", args.quality_archs),
+                                   ("darts-cifar10", "DARTS", "cifar10", args.darts_archs)):
+        task = f"{space}:{dataset}"
+        held = data.heldout.get(task)
+        if held is None:  # the task was not in fitness: every arch is held out
+            sp = get_space(space)
+            held = sp.load(sp.default_benchmark(root, dataset), dataset)
+        table = pd.DataFrame({"uid": [a.uid for a in held]})
+        bench = run / f"heldout-{tag}.csv"
+        if space == "NASBench201":
+            full = pd.read_csv(root / "nb201" / "nb201_acc_200ep.csv")
+            full[full["index"].astype(str).isin(table.uid)].to_csv(bench, index=False)
+        else:
+            src = get_space("DARTS").default_benchmark(root, "cifar10")
+            full = pd.read_csv(src)
+            full.iloc[[int(u) for u in table.uid]].to_csv(bench, index=False)
+        summary = run_verify(VerifyConfig(search_space=space, dataset=dataset, n_samples=n, seed=args.seed,
+                                          proxies=tuple(args.quality_proxies.split(",")), programs=(best,),
+                                          benchmark_path=str(bench), data_root=str(root), out=str(run / f"verify-{tag}"),
+                                          results_csv=str(run / "all_tests.csv"), bootstrap=200))
+        quality[tag] = summary["proxies"]
+        write_json(args.out, out)
+        print(f"--- {tag} ({summary['n_archs']} held-out archs)")
+        for name, m in summary["proxies"].items():
+            print(result_line(name, m), flush=True)
     print(f"wrote {args.out}")
 
 
