@@ -2,17 +2,22 @@
 
     python benchmarks/bench_evolution.py                                  # 50 x 10 generations, 3 tasks
     python benchmarks/bench_evolution.py --generations 2 --quality-archs 200   # quicker
+    python benchmarks/bench_evolution.py --part quality                   # quality of the run folder's best
 
-Speed: wall time, peak RSS, seconds per generation, programs/s and unit-evaluations/s, and the ratio
-against a naive evaluator (each program alone, no subtree cache) on the final population, same run.
-Quality: the best program's rho/tau on NB-201 archs never used in fitness (CIFAR-10, CIFAR-100) and on
-the DARTS CSV's held-out rows, next to SWAP, Sweetimator and the EZNAS program scored on the same archs.
-Writes benchmarks/results/evolution.json (after the speed part, then again after each quality task).
+Speed (``--part speed``): a cold run (empty statistics cache) timed from start to ``best_proxy.py``: wall
+time, peak RSS, seconds per generation, and on the final population programs/s, unit-evaluations/s and
+the ratio against a naive evaluator (each program alone, no subtree cache) on the same networks.
+Quality (``--part quality``): the best program of the run folder on NB-201 archs never used in fitness
+(CIFAR-10, CIFAR-100) and on the DARTS CSV's held-out rows, next to SWAP, Sweetimator and the EZNAS
+program scored on the same archs; a stopped quality part continues where it stopped (same settings).
+Both parts update their own section of benchmarks/results/evolution.json (quality after each task); a
+quality section is kept by a later speed part only while the run's best program stays the same.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import resource
 import shutil
@@ -26,7 +31,8 @@ from eznas.gp.evolution import Evolution, EvolutionConfig
 from eznas.gp.fitness import FitnessData, evaluate_programs
 from eznas.gp.program import Program
 from eznas.gp.run import run_evolution
-from eznas.io import write_json
+from eznas.errors import EznasError
+from eznas.io import atomic_open, write_json
 from eznas.parallel import ParallelConfig
 from eznas.spaces import get_space
 from eznas.stats import StatsCache
@@ -41,12 +47,15 @@ def peak_rss_gb() -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--part", choices=("all", "speed", "quality"), default="all")
     p.add_argument("--generations", type=int, default=10)
     p.add_argument("--population", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", default="serial", help="serial, loky or dask (default serial)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--data-root", default=None)
+    p.add_argument("--evaluator-networks", type=int, default=5,
+                   help="networks per task for the shared-versus-naive evaluator comparison (default 5)")
     p.add_argument("--quality-archs", type=int, default=1000, help="held-out NB-201 archs per dataset")
     p.add_argument("--darts-archs", type=int, default=-1, help="held-out DARTS rows (default: all)")
     p.add_argument("--quality-proxies", default="swap,sweetimator,eznas")
@@ -61,7 +70,20 @@ def main() -> None:
     cfg = dataclasses.replace(base, generations=args.generations, population=args.population, seed=args.seed,
                               parallel=ParallelConfig(args.backend, workers=args.workers),
                               fitness=dataclasses.replace(base.fitness, seed=args.seed, data_root=str(root)))
-    run = Path(args.run)
+    run, out = Path(args.run), Path(args.out)
+    record = json.loads(out.read_text()) if out.is_file() else {}
+    if args.part in ("all", "speed"):
+        record = {**speed(args, cfg, run), "quality": record.get("quality", {})}
+        best = record["best"][0]["exported"]
+        record["quality"] = {k: v for k, v in record["quality"].items() if v.get("program") == best}
+        write_json(out, record)
+    if args.part in ("all", "quality"):
+        record.setdefault("quality", {})
+        quality(args, cfg, run, root, record, out)
+    print(f"wrote {out}")
+
+
+def speed(args: argparse.Namespace, cfg: EvolutionConfig, run: Path) -> dict:
     cache = run.parent / "stats-cache"
     if not args.keep_cache:  # a cold run: the statistics of the fitness networks are part of the wall time
         shutil.rmtree(cache, ignore_errors=True)
@@ -76,15 +98,17 @@ def main() -> None:
     start = time.perf_counter()
     result = run_evolution(cfg, run, cache_dir=cache, test_networks=100, on_generation=on_generation)
     wall = time.perf_counter() - start
+    rss = peak_rss_gb()
 
-    # the evaluator on the final population, with and without the subtree cache (same run)
-    data = FitnessData(cfg.fitness, cfg.terminals, StatsCache(cache), root)
-    evo = Evolution(cfg, run, data)
-    state = evo.load()
+    # the evaluator on the final population, with and without the subtree cache, on the same networks
+    data = FitnessData(cfg.fitness, cfg.terminals, StatsCache(cache), resolve_data_root(cfg.fitness.data_root))
+    state = Evolution(cfg, run, data).load()
     programs = [Program(ind) for ind in state.population]
-    choice = {str(t): 0 for t in data.tasks}
+    nets = {str(t): data.minisets[str(t)][0][:args.evaluator_networks] for t in data.tasks}
+    data.minisets = {**data.minisets, **{t: [n, *data.minisets[t][1:]] for t, n in nets.items()}}
+    choice = {t: 0 for t in nets}
     for t in data.tasks:  # warm the statistics into memory first
-        for a in data.minisets[str(t)][0]:
+        for a in nets[str(t)]:
             data.stats(t, a)
     t0 = time.perf_counter()
     evaluate_programs(programs, data, choice)
@@ -93,32 +117,23 @@ def main() -> None:
     for prog in programs:
         evaluate_programs([prog], data, choice)  # alone: no subtree shared with any other program
     naive = time.perf_counter() - t0
-    units = sum(len(data.stats(t, a).units) for t in data.tasks for a in data.minisets[str(t)][0])
+    units = sum(len(data.stats(t, a).units) for t in data.tasks for a in nets[str(t)])
+    evaluator = {"programs": len(programs), "networks": sum(len(n) for n in nets.values()), "units": units,
+                 "seconds_shared": shared, "seconds_naive": naive, "programs_per_second": len(programs) / shared,
+                 "unit_evaluations_per_second": len(programs) * units / shared, "speedup_vs_naive": naive / shared}
+    print(f"wall {wall:.0f} s for {len(gen_times)} generation records; peak RSS {rss:.2f} GB")
+    print(f"evaluator: {evaluator['programs_per_second']:.1f} programs/s, "
+          f"{evaluator['unit_evaluations_per_second']:.0f} unit-evaluations/s, "
+          f"{evaluator['speedup_vs_naive']:.2f}x faster than each program alone", flush=True)
+    return {"config": dataclasses.asdict(cfg), "wall_seconds": wall, "peak_rss_gb": rss,
+            "seconds_per_generation": gen_times, "evaluator": evaluator, "best": result["best"],
+            "test_scores": result["test"]}
 
-    n_gens = len(gen_times)
-    out = {
-        "config": dataclasses.asdict(cfg),
-        "wall_seconds": wall,
-        "peak_rss_gb": peak_rss_gb(),
-        "seconds_per_generation": gen_times,
-        "evaluator": {"programs": len(programs), "networks": sum(len(data.minisets[str(t)][0]) for t in data.tasks),
-                      "units": units, "seconds_shared": shared, "seconds_naive": naive,
-                      "programs_per_second": len(programs) / shared,
-                      "unit_evaluations_per_second": len(programs) * units / shared,
-                      "speedup_vs_naive": naive / shared},
-        "best": result["best"],
-        "test_scores": result["test"],
-        "quality": {},  # filled task by task; the file is rewritten after each, so a stopped run keeps what it has
-    }
-    write_json(args.out, out)
-    e = out["evaluator"]
-    print(f"wall {wall:.0f} s for {n_gens} generation records; peak RSS {out['peak_rss_gb']:.2f} GB")
-    print(f"evaluator: {e['programs_per_second']:.1f} programs/s, {e['unit_evaluations_per_second']:.0f} unit-evaluations/s, "
-          f"{e['speedup_vs_naive']:.2f}x faster than each program alone", flush=True)
 
-    # quality on archs never used in fitness
-    quality = out["quality"]
-    best = result["best"][0]["exported"]
+def quality(args: argparse.Namespace, cfg: EvolutionConfig, run: Path, root: Path, record: dict, out: Path) -> None:
+    """The run folder's best program on archs never used in fitness, next to the baselines."""
+    best = json.loads((run / "hall_of_fame.json").read_text())[0]["exported"]
+    data = FitnessData(cfg.fitness, cfg.terminals, StatsCache(run.parent / "stats-cache"), root)
     for tag, space, dataset, n in (("nb201-cifar10", "NASBench201", "cifar10", args.quality_archs),
                                    ("nb201-cifar100", "NASBench201", "cifar100", args.quality_archs),
                                    ("darts-cifar10", "DARTS", "cifar10", args.darts_archs)):
@@ -127,25 +142,30 @@ def main() -> None:
         if held is None:  # the task was not in fitness: every arch is held out
             sp = get_space(space)
             held = sp.load(sp.default_benchmark(root, dataset), dataset)
-        table = pd.DataFrame({"uid": [a.uid for a in held]})
+        uids = {a.uid for a in held}
         bench = run / f"heldout-{tag}.csv"
         if space == "NASBench201":
             full = pd.read_csv(root / "nb201" / "nb201_acc_200ep.csv")
-            full[full["index"].astype(str).isin(table.uid)].to_csv(bench, index=False)
+            table = full[full["index"].astype(str).isin(uids)]
         else:
-            src = get_space("DARTS").default_benchmark(root, "cifar10")
-            full = pd.read_csv(src)
-            full.iloc[[int(u) for u in table.uid]].to_csv(bench, index=False)
-        summary = run_verify(VerifyConfig(search_space=space, dataset=dataset, n_samples=n, seed=args.seed,
-                                          proxies=tuple(args.quality_proxies.split(",")), programs=(best,),
-                                          benchmark_path=str(bench), data_root=str(root), out=str(run / f"verify-{tag}"),
-                                          results_csv=str(run / "all_tests.csv"), bootstrap=200))
-        quality[tag] = summary["proxies"]
-        write_json(args.out, out)
+            full = pd.read_csv(get_space("DARTS").default_benchmark(root, "cifar10"))
+            table = full.iloc[sorted(int(u) for u in uids)]
+        with atomic_open(bench) as f:
+            table.to_csv(f, index=False)
+        vcfg = VerifyConfig(search_space=space, dataset=dataset, n_samples=n, seed=args.seed,
+                            proxies=tuple(args.quality_proxies.split(",")), programs=(best,),
+                            benchmark_path=str(bench), data_root=str(root), out=str(run / f"verify-{tag}"),
+                            results_csv=str(run / "all_tests.csv"), bootstrap=200)
+        try:
+            summary = run_verify(vcfg, resume=True)
+        except EznasError:  # a stopped quality part with other settings (another best program): start again
+            shutil.rmtree(vcfg.out, ignore_errors=True)
+            summary = run_verify(vcfg)
+        record["quality"][tag] = {"program": best, "n_archs": summary["n_archs"], "proxies": summary["proxies"]}
+        write_json(out, record)
         print(f"--- {tag} ({summary['n_archs']} held-out archs)")
         for name, m in summary["proxies"].items():
             print(result_line(name, m), flush=True)
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

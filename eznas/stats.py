@@ -329,7 +329,7 @@ class StatsCache:
         if not path.is_file():
             return None
         try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
+            blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # reads what is used
             if blob["key"] != key:
                 raise ValueError(f"holds key {blob['key']}")
             stats = _unpack(blob["index"], blob["data"])

@@ -26,8 +26,9 @@ class Aggregator:
 def unit_mean(out: torch.Tensor) -> float:
     """The mean in float64: not finite exactly when an element is not (float64 sums of float32 values
     cannot overflow, and a float64 overflow would make the network score not finite anyway)."""
-    out = out.double()
-    return float(out if out.dim() == 0 else out.sum() / max(out.numel(), 1))
+    if out.dim() == 0:
+        return float(out)
+    return float(out.double().sum() / max(out.numel(), 1))
 
 
 def unit_patterns(out: torch.Tensor) -> torch.Tensor | float:

@@ -13,14 +13,14 @@ B = (Tensor, Tensor)
 @primitive("log", U, Tensor)
 def log(x: T) -> T:
     """log x where x > 0, else 0."""
-    return torch.where(x > 0, torch.log(torch.where(x > 0, x, torch.ones_like(x))), torch.zeros_like(x))
+    return torch.where(x > 0, torch.log(torch.where(x > 0, x, 1.0)), 0.0)
 
 
 @primitive("abslog", U, Tensor)
 def abslog(x: T) -> T:
     """log |x| where x != 0, else 0."""
     a = x.abs()
-    return torch.where(a > 0, torch.log(torch.where(a > 0, a, torch.ones_like(a))), torch.zeros_like(a))
+    return torch.where(a > 0, torch.log(torch.where(a > 0, a, 1.0)), 0.0)
 
 
 @primitive("abs", U, Tensor)
@@ -75,7 +75,7 @@ def heaviside(x: T) -> T:
 def reciprocal(x: T) -> T:
     """1 / x where x != 0, else 0."""
     nz = x != 0
-    return torch.where(nz, 1.0 / torch.where(nz, x, torch.ones_like(x)), torch.zeros_like(x))
+    return torch.where(nz, 1.0 / torch.where(nz, x, 1.0), 0.0)
 
 
 @primitive("neg", U, Tensor)
@@ -138,7 +138,7 @@ def mul(a: T, b: T) -> T:
 def div(a: T, b: T) -> T:
     """a / b where b != 0, else 0."""
     nz = b != 0
-    return torch.where(nz, a / torch.where(nz, b, torch.ones_like(b)), torch.zeros_like(a * b))
+    return torch.where(nz, a / torch.where(nz, b, 1.0), 0.0)
 
 
 @primitive("minimum", B, Tensor)

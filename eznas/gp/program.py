@@ -34,6 +34,7 @@ class Program:
     tree: gp.PrimitiveTree
     sign: int = 1  # -1: the network score is negated
     _keys: list[str] = field(default_factory=list, repr=False)  # subtree string per node (cache keys)
+    _stops: list[int] = field(default_factory=list, repr=False)  # where each node's subtree ends
 
     def __post_init__(self) -> None:
         if not self.tree or self.tree[0].ret is not ProgramType:
@@ -71,7 +72,7 @@ class Program:
         if cache is not None and isinstance(node, gp.Primitive):
             key = self.key(i)
             if key in cache:
-                return cache[key], self.tree.searchSubtree(i).stop
+                return cache[key], self._stops[i]
         if isinstance(node, gp.Primitive):
             args, j = [], i + 1
             for _ in node.args:
@@ -92,7 +93,9 @@ class Program:
 
     def key(self, i: int) -> str:
         if not self._keys:
-            self._keys = [str(gp.PrimitiveTree(self.tree[self.tree.searchSubtree(k)])) for k in range(len(self.tree))]
+            subtrees = [self.tree.searchSubtree(k) for k in range(len(self.tree))]
+            self._stops = [sub.stop for sub in subtrees]
+            self._keys = [str(gp.PrimitiveTree(self.tree[sub])) for sub in subtrees]
         return self._keys[i]
 
 
