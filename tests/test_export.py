@@ -102,9 +102,10 @@ def test_exported_files_need_only_torch_and_score_exactly_as_eznas(tmp_path):
 def test_expression_binds_terminals_by_name_and_constants_as_tensors():
     program = parse_program("-sum_units(count_in(weight_grad_D, 0.0001, 0.0005))")
     assert program_expression(program) == \
-        "count_in(t['weight_grad_D'].float(), torch.tensor(0.0001), torch.tensor(0.0005))"
+        "count_in(statistic(t['weight_grad_D']), torch.tensor(0.0001), torch.tensor(0.0005))"
     source = export_source(program, signal="ce", noise_seed=3, perturbation=0.1, doc="x")
     assert "SIGN = -1" in source and "SIGNAL = 'ce'" in source and "@primitive" not in source
+    assert "def statistic(" in source
     assert "import eznas" not in source and "from eznas" not in source and "from primitives" not in source
     compile(source, "best_proxy.py", "exec")
 

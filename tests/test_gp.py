@@ -168,3 +168,27 @@ def test_meco_seed_ranks_like_the_proxy(nb201_sample):
         hand.append(get_proxy("meco").fn(Probe(net, batch, seed=seed)))
     rho = sps.spearmanr(tree, hand).statistic
     assert rho >= 0.9, rho
+
+
+LAYOUT_PROGRAMS = ("sum_units(corr_min_eig(pre_N))", "sum_units(fro(sigmoid(logdet(sign(inp_P)))))",
+                   "sum_units(corr_min_eig(zscore(square(inp_P))))", "mean_units(fro(act_grad_N))")
+
+
+def test_program_scores_do_not_depend_on_how_statistics_are_stored(data_root):
+    """Fresh statistics keep the batch's channels-last layout; the cache gives them back contiguous. A
+    program reads every statistic in one layout, so both give the same score, to the last bit (before,
+    a fresh DARTS network's corr_min_eig(pre_N) differed in the last digit)."""
+    from eznas.stats import _pack, _unpack
+
+    programs = [parse_program(p) for p in LAYOUT_PROGRAMS]
+    batch = BatchSource(data_root, "cifar10", 4, 0).batch()
+    assert not batch.x.is_contiguous()  # the case that matters: a channels-last batch
+    for name in ("NASBench201", "DARTS"):
+        space = get_space(name)
+        arch = sample_archs(space.load(space.default_benchmark(data_root, "cifar10"), "cifar10"), 1, 0)[0]
+        torch.manual_seed(0)
+        fresh = collect(space.build(arch.spec, 10).train(), batch, CollectorConfig(dtype="float16"))
+        stored = _unpack(*_pack(fresh))
+        assert any(not t.is_contiguous() for u in fresh.units for t in u.tensors.values())
+        for program in programs:
+            assert program.score(fresh) == program.score(stored), (name, str(program))

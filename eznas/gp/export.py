@@ -23,7 +23,7 @@ from eznas.errors import EznasError
 from eznas.gp.program import Program
 from eznas.stats import collect_tensors
 from primitives import PRIMITIVES
-from primitives.aggregate import aggregate_units
+from primitives.aggregate import aggregate_units, statistic
 
 OWN_PACKAGES = ("eznas", "primitives")
 RESERVED = ("NAMES", "SIGNAL", "NOISE_SEED", "PERTURBATION", "SIGN", "unit_output", "score")
@@ -43,7 +43,7 @@ def program_expression(program: Program, env: str = "t") -> str:
                 args.append(text)
             return f"{PRIMITIVES.get(node.name).fn.__name__}({', '.join(args)})", j
         if isinstance(node.value, str):
-            return f"{env}[{node.name!r}].float()", i + 1
+            return f"statistic({env}[{node.name!r}])", i + 1
         return f"torch.tensor({float(node.value)!r})", i + 1
 
     return emit(1)[0]
@@ -52,7 +52,7 @@ def program_expression(program: Program, env: str = "t") -> str:
 def export_source(program: Program, *, signal: str, noise_seed: int, perturbation: float, doc: str) -> str:
     """A Python module with ``score(net, images, labels=None) -> float`` for ``program``."""
     agg = program.aggregator
-    fns = [collect_tensors, aggregate_units, agg.unit, agg.combine,
+    fns = [collect_tensors, aggregate_units, statistic, agg.unit, agg.combine,
            *(PRIMITIVES.get(n.name).fn for n in program.tree[1:] if isinstance(n, gp.Primitive))]
     imports, defs = _closure(fns)
     body = f'''

@@ -21,7 +21,7 @@ from eznas.errors import EznasError
 from eznas.gp.pset import make_pset
 from eznas.stats import NAMES, NetworkStats, Unit
 from primitives import PRIMITIVES, Scalar
-from primitives.aggregate import aggregate_units
+from primitives.aggregate import aggregate_units, statistic
 from primitives import Program as ProgramType
 
 
@@ -86,7 +86,7 @@ class Program:
             raise KeyError(f"statistic {node.name!r} was not collected")
         if cache is not None and self.key(i) in cache:  # a leaf (terminal or constant): made once per unit
             return cache[self.key(i)], i + 1
-        value = env[node.name].float() if node.name in env else torch.tensor(float(node.value))
+        value = statistic(env[node.name]) if node.name in env else torch.tensor(float(node.value))
         if cache is not None:
             cache[self.key(i)] = value
         return value, i + 1
