@@ -202,6 +202,13 @@ def collect_tensors(net: nn.Module, x: torch.Tensor, y: torch.Tensor, names: Seq
     return out
 
 
+def statistic(t: torch.Tensor) -> torch.Tensor:
+    """A statistic as programs and the proxies built on the collector read it: float32 in the standard
+    (contiguous) layout, so a value does not depend on how the statistics were stored (fresh from the
+    collector, channels-last like the batch, or loaded from the cache)."""
+    return t.to(torch.float32, memory_format=torch.contiguous_format)
+
+
 def _differences(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
     """``p - d`` for each pair of a P-pass tensor and its D counterpart: in place in ``p`` (nothing else
     reads it), once per tensor, where its memory is read through that one view only. Units share P

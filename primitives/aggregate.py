@@ -23,13 +23,6 @@ class Aggregator:
     combine: Callable[[Sequence[Any]], float]
 
 
-def statistic(t: torch.Tensor) -> torch.Tensor:
-    """A statistic as programs read it: float32 in the standard (contiguous) layout, so a program's value
-    does not depend on how the statistics were stored (fresh from the collector, channels-last like the
-    batch, or loaded from the cache)."""
-    return t.to(torch.float32, memory_format=torch.contiguous_format)
-
-
 def unit_mean(out: torch.Tensor) -> float:
     """The mean in float64: not finite exactly when an element is not (float64 sums of float32 values
     cannot overflow, and a float64 overflow would make the network score not finite anyway)."""

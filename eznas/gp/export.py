@@ -21,9 +21,9 @@ from deap import gp
 
 from eznas.errors import EznasError
 from eznas.gp.program import Program
-from eznas.stats import collect_tensors
+from eznas.stats import collect_tensors, statistic
 from primitives import PRIMITIVES
-from primitives.aggregate import aggregate_units, statistic
+from primitives.aggregate import aggregate_units
 
 OWN_PACKAGES = ("eznas", "primitives")
 RESERVED = ("NAMES", "SIGNAL", "NOISE_SEED", "PERTURBATION", "SIGN", "unit_output", "score")

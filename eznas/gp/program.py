@@ -19,9 +19,9 @@ from deap import gp
 
 from eznas.errors import EznasError
 from eznas.gp.pset import make_pset
-from eznas.stats import NAMES, NetworkStats, Unit
+from eznas.stats import NAMES, NetworkStats, Unit, statistic
 from primitives import PRIMITIVES, Scalar
-from primitives.aggregate import aggregate_units, statistic
+from primitives.aggregate import aggregate_units
 from primitives import Program as ProgramType
 
 

@@ -6,7 +6,7 @@ import math
 import torch
 
 from eznas.proxies.base import Probe, register_proxy
-from eznas.stats import CollectorConfig, collect
+from eznas.stats import CollectorConfig, collect, statistic
 
 
 def kaiming_init_(net: torch.nn.Module, generator: torch.Generator) -> None:
@@ -38,5 +38,5 @@ def eznas(probe: Probe, *, kaiming: bool = True) -> float:
     if kaiming:
         kaiming_init_(net, probe.generator(salt=2))
     stats = collect(net, probe.batch, CollectorConfig(names=("inp_grad_D",), signal="logits_sum"))
-    scores = [eznas_unit_score(u.tensors["inp_grad_D"]) for u in stats.units]
+    scores = [eznas_unit_score(statistic(u.tensors["inp_grad_D"])) for u in stats.units]
     return math.fsum(scores) / len(scores) if scores else float("nan")
