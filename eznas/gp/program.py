@@ -84,11 +84,12 @@ class Program:
             return value, j
         if node.name in NAMES and node.name not in env:
             raise KeyError(f"statistic {node.name!r} was not collected")
-        if cache is not None and self.key(i) in cache:  # a leaf (terminal or constant): made once per unit
-            return cache[self.key(i)], i + 1
+        key = self.key(i)  # a leaf: a terminal's name or a constant's value
+        if cache is not None and key in cache:  # read as a statistic (or made a tensor) once per unit
+            return cache[key], i + 1
         value = statistic(env[node.name]) if node.name in env else torch.tensor(float(node.value))
         if cache is not None:
-            cache[self.key(i)] = value
+            cache[key] = value
         return value, i + 1
 
     def key(self, i: int) -> str:
