@@ -8,8 +8,9 @@ Speed (``--part speed``): a cold run (empty statistics cache) timed from start t
 time, peak RSS, seconds per generation, and on the final population programs/s, unit-evaluations/s and
 the ratio against a naive evaluator (each program alone, no subtree cache) on the same networks.
 Quality (``--part quality``): the best program of the run folder on NB-201 archs never used in fitness
-(CIFAR-10, CIFAR-100) and on the DARTS CSV's held-out rows, next to SWAP, Sweetimator and the EZNAS
-program scored on the same archs; a stopped quality part continues where it stopped (same settings).
+(CIFAR-10, CIFAR-100) and on the DARTS CSV's held-out rows, next to SWAP, Sweetimator, MeCo and the EZNAS
+program scored on the same archs, ending with a markdown table of every task (rho / tau [95% CI of rho]);
+a stopped quality part continues where it stopped (same settings), and a finished one just prints again.
 Both parts update their own section of benchmarks/results/evolution.json (quality after each task); a
 quality section is kept by a later speed part only while the run's best program stays the same.
 """
@@ -169,6 +170,25 @@ def quality(args: argparse.Namespace, cfg: EvolutionConfig, run: Path, root: Pat
         print(f"--- {tag} ({summary['n_archs']} held-out archs)")
         for name, m in summary["proxies"].items():
             print(result_line(name, m), flush=True)
+    print(quality_table(record["quality"]))
+
+
+def quality_table(quality: dict) -> str:
+    """Markdown: one row per proxy (the best program first), one column per task: rho / tau [95% CI of rho]."""
+    tags = list(quality)
+    names = list(next(iter(quality.values()))["proxies"])
+    names = names[-1:] + names[:-1]  # the program is scored after the baselines
+
+    def cell(m: dict | None) -> str:
+        if not m:
+            return "—"
+        lo, hi = m["ci95"]["spearman"]
+        return f"{m['spearman']:.3f} / {m['kendall']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+    head = " | ".join(f"{t} (n={quality[t]['n_archs']})" for t in tags)
+    lines = [f"| proxy | {head} |", "|---" * (len(tags) + 1) + "|"]
+    lines += [f"| {n} | " + " | ".join(cell(quality[t]["proxies"].get(n)) for t in tags) + " |" for n in names]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
