@@ -4,6 +4,8 @@ the DARTS CSV, next to published figures, plus per-arch agreement with NAS-Bench
     python benchmarks/bench_baselines.py                 # seed 0, batch 16, 1000 archs, every proxy
     python benchmarks/bench_baselines.py --n_archs 200   # quicker
     python benchmarks/bench_baselines.py --proxies swap,reg_swap,eznas --out benchmarks/results/baselines_seeds
+    python benchmarks/bench_baselines.py --proxies grasp --n_archs 300 --tasks nb201-cifar10,nb201-cifar10-seed1 \
+        --out benchmarks/results/baselines_grasp_seeds   # how far one proxy moves between two seeds, per arch
 
 Run folders go to results/benchmarks/baselines/<out name>/<task>/; the figures to <out>.{json,md}. A task
 whose run folder holds a finished run with the same settings is reused, and an unfinished one is resumed
@@ -39,7 +41,8 @@ PUBLISHED = {
                  "fisher": (.555, .411), "eznas": (.798, .617), "zico": (.81, .61), "meco": (.88, None),
                  "reg_swap": (.90, None)},
 }
-TASKS = ("nb201-cifar10", "nb201-cifar100", "darts-cifar10", "nb201-cifar100-nbsz725", "nb201-paper-batch")
+TASKS = ("nb201-cifar10", "nb201-cifar100", "darts-cifar10", "nb201-cifar100-nbsz725", "nb201-paper-batch",
+         "nb201-cifar10-seed1")
 # Each paper's own batch where it is not 16 (proxies-and-anchors.md): Sweetimator 64; ZiCo two batches of 64
 # (ours: one batch of 128 split in two). MeCo draws its own input and SWAP/EZNAS use 16 already.
 PAPER_BATCH = {"sweetimator": 64, "zico": 128}
@@ -89,8 +92,10 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"error: unknown task {unknown[0]!r}; valid: {', '.join(TASKS)}")
 
-    def verify(tag: str, names: tuple[str, ...], batch: int | None = None, **kw) -> tuple[dict, pd.DataFrame]:
-        cfg = VerifyConfig(batch_size=batch or args.batch_size, seed=args.seed, proxies=names, data_root=str(root),
+    def verify(tag: str, names: tuple[str, ...], batch: int | None = None, seed: int | None = None,
+               **kw) -> tuple[dict, pd.DataFrame]:
+        cfg = VerifyConfig(batch_size=batch or args.batch_size, seed=args.seed if seed is None else seed,
+                           proxies=names, data_root=str(root),
                            out=str(runs / tag), results_csv=str(runs / "all_tests.csv"), **kw)
         summary = run_verify(cfg, resume=True)  # a finished run is reused, an unfinished one resumed
         print(f"--- {tag}: {summary['n_archs']} archs, {summary['wall_seconds']:.0f} s")
@@ -98,12 +103,19 @@ def main() -> None:
             print(result_line(name, m))
         return summary, pd.read_csv(runs / tag / "scores.csv")
 
+    def nb201_subset(name: str, keep: pd.Series) -> str:
+        """The NB-201 table's rows whose index is in ``keep``, as a benchmark file in the runs folder."""
+        table = pd.read_csv(root / "nb201" / "nb201_acc_200ep.csv")
+        runs.mkdir(parents=True, exist_ok=True)
+        with atomic_open(runs / name) as f:
+            table[table["index"].isin(keep)].to_csv(f, index=False)
+        return str(runs / name)
+
+    nb201 = {"nb201-cifar10": dict(dataset="cifar10", n_samples=args.n_archs),
+             "nb201-cifar100": dict(dataset="cifar100", n_samples=args.n_archs)}
     results: dict = {"seed": args.seed, "batch_size": args.batch_size, "tasks": {}, "nbsz": {}}
-    for tag, kw in {
-        "nb201-cifar10": dict(dataset="cifar10", n_samples=args.n_archs),
-        "nb201-cifar100": dict(dataset="cifar100", n_samples=args.n_archs),
-        "darts-cifar10": dict(search_space="DARTS", dataset="cifar10", n_samples=args.darts_archs),
-    }.items():
+    for tag, kw in {**nb201, "darts-cifar10": dict(search_space="DARTS", dataset="cifar10",
+                                                   n_samples=args.darts_archs)}.items():
         if tag not in tasks:
             continue
         summary, scores = verify(tag, proxies, **kw)
@@ -117,13 +129,10 @@ def main() -> None:
     with_nbsz = tuple(p for p in proxies if p in NBSZ_NAMES)
     if "nb201-cifar100-nbsz725" in tasks and with_nbsz:
         nbsz100 = pd.read_csv(root / "nb201" / "nb201_zc_nbsuitezero_early_cifar100.csv")
-        table = pd.read_csv(root / "nb201" / "nb201_acc_200ep.csv")
-        runs.mkdir(parents=True, exist_ok=True)
-        subset = runs / "nbsz_cifar100_archs.csv"
-        chosen = table[table["index"].isin(nbsz100["index"])]
-        (chosen.head(args.nbsz_archs) if args.nbsz_archs > 0 else chosen).to_csv(subset, index=False)
+        keep = nbsz100["index"].sort_values()
+        subset = nb201_subset("nbsz_cifar100_archs.csv", keep.head(args.nbsz_archs) if args.nbsz_archs > 0 else keep)
         _, scores = verify("nb201-cifar100-nbsz725", with_nbsz, dataset="cifar100", n_samples=-1,
-                           benchmark_path=str(subset))
+                           benchmark_path=subset)
         results["nbsz"]["cifar100"] = nbsz_agreement(scores, nbsz100, list(with_nbsz))
     # the same archs at each paper's own batch, for the proxies whose paper batch is not ours
     results["paper_batch"] = {}
@@ -137,6 +146,17 @@ def main() -> None:
                                 n_samples=args.n_archs)
             for name in names:
                 results["paper_batch"].setdefault(name, {"batch": batch})[dataset] = summary["proxies"][name]
+    # the CIFAR-10 archs again at the next seed (another batch and initialisation): how far each proxy's
+    # per-arch scores move from seed to seed, the yardstick for the agreement with NB-Suite-Zero's scores
+    if "nb201-cifar10-seed1" in tasks:
+        _, first = verify("nb201-cifar10", proxies, **nb201["nb201-cifar10"])
+        summary, second = verify("nb201-cifar10-seed1", proxies, seed=args.seed + 1, dataset="cifar10",
+                                 n_samples=-1, benchmark_path=nb201_subset("cifar10_archs.csv", first.uid.astype(int)))
+        both = first.merge(second, on="uid", suffixes=("", "_next"))
+        results["next_seed"] = {"seed": args.seed + 1, "n": len(both), "proxies": {
+            name: {"spearman_seed_vs_next": float(stats.spearmanr(both[name], both[f"{name}_next"],
+                                                                   nan_policy="omit").statistic),
+                   "next": summary["proxies"][name]} for name in proxies}}
     results["published"] = PUBLISHED
 
     write_json(out.with_suffix(".json"), results)
@@ -182,6 +202,12 @@ def markdown(results: dict, proxies: tuple[str, ...]) -> str:
         for name, r in results["paper_batch"].items():
             lines.append(f"| {name} | {r['batch']} | {cell(r.get('cifar10'))} | {cell(r.get('cifar100'))} "
                          f"| {pub('cifar10', name)} | {pub('cifar100', name)} |")
+    if results.get("next_seed"):
+        ns = results["next_seed"]
+        lines += ["", f"The same {ns['n']} CIFAR-10 archs at seed {ns['seed']} (another batch and initialisation):", "",
+                  "| proxy | ρ / τ at the next seed | per-arch Spearman, seed vs next seed |", "|---|---|---|"]
+        lines += [f"| {name} | {cell(r['next'])} | {r['spearman_seed_vs_next']:.3f} |"
+                  for name, r in ns["proxies"].items()]
     return "\n".join(lines) + "\n"
 
 
