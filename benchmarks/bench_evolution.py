@@ -176,8 +176,8 @@ def quality(args: argparse.Namespace, cfg: EvolutionConfig, run: Path, root: Pat
 def quality_table(quality: dict) -> str:
     """Markdown: one row per proxy (the best program first), one column per task: rho / tau [95% CI of rho]."""
     tags = list(quality)
-    names = list(next(iter(quality.values()))["proxies"])
-    names = names[-1:] + names[:-1]  # the program is scored after the baselines
+    best = quality[tags[0]]["program"]
+    names = [best] + [n for n in quality[tags[0]]["proxies"] if n != best]
 
     def cell(m: dict | None) -> str:
         if not m:
