@@ -18,8 +18,8 @@ GRID = (0.0, *[m * 10.0 ** e for e in range(-10, 1) for m in (1.0, 5.0)][1:])
 
 @register_proxy("sweetimator", needs={"backward"})
 def sweetimator(probe: Probe, *, low: float = 1e-4, high: float = 5e-4) -> float:
-    """Number of Conv/Linear weights with low <= |dCE/dw| < high on one batch; NB-201's interval
-    [1e-4, 5e-4) (Yang et al., Neural Networks 2023)."""
+    """Number of Conv/Linear weights with low <= |dCE/dw| < high on one batch (the paper's: 64, where the
+    interval is chosen); NB-201's interval [1e-4, 5e-4) (Yang et al., Neural Networks 2023)."""
     return float(sum(((g.abs() >= low) & (g.abs() < high)).sum().item() for g in probe.weight_grads.values()))
 
 
