@@ -14,6 +14,7 @@ whose run folder holds a finished run with the same settings is reused, and an u
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 from pathlib import Path
 
@@ -117,9 +118,14 @@ def main() -> None:
             print(result_line(name, m))
         return summary, pd.read_csv(runs / tag / "scores.csv")
 
+    @functools.cache
+    def nb201_table() -> pd.DataFrame:
+        """The NB-201 accuracy table, read once (the subsets and the extra accuracy column use it)."""
+        return pd.read_csv(root / "nb201" / "nb201_acc_200ep.csv")
+
     def nb201_subset(name: str, keep: pd.Series) -> str:
         """The NB-201 table's rows whose index is in ``keep``, as a benchmark file in the runs folder."""
-        table = pd.read_csv(root / "nb201" / "nb201_acc_200ep.csv")
+        table = nb201_table()
         runs.mkdir(parents=True, exist_ok=True)
         with atomic_open(runs / name) as f:
             table[table["index"].isin(keep)].to_csv(f, index=False)
@@ -140,8 +146,7 @@ def main() -> None:
         if tag == "nb201-cifar10":
             nbsz = pd.read_csv(root / "nb201" / "nb201_zc_nbsuitezero_cifar10.csv")
             results["nbsz"]["cifar10"] = nbsz_agreement(scores, nbsz, list(proxies))
-            table = pd.read_csv(root / "nb201" / "nb201_acc_200ep.csv")
-            results["tasks"][tag]["against_" + C10_VALID] = against(scores, table, C10_VALID, list(proxies))
+            results["tasks"][tag]["against_" + C10_VALID] = against(scores, nb201_table(), C10_VALID, list(proxies))
 
     # CIFAR-100: NB-Suite-Zero's early file has 725 archs; score exactly those for the per-arch comparison
     with_nbsz = tuple(p for p in proxies if p in NBSZ_NAMES)
