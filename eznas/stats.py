@@ -47,14 +47,16 @@ import torch.nn.functional as F
 
 from eznas.data import Batch
 from eznas.errors import DataError
+from eznas.features import network_features
 from eznas.hooks import attached
 from eznas.io import atomic_path
 
 log = logging.getLogger(__name__)
 
-COLLECTOR_VERSION = 4  # 2: a ReLU called more than once gives each unit its own input; 3: inp_grad as
+COLLECTOR_VERSION = 5  # 2: a ReLU called more than once gives each unit its own input; 3: inp_grad as
 # the ReLU's backward gives it (differs from 2 only where a ReLU output has several readers); 4: the N pass
-# runs in the batch's memory layout (same noise values; its gradients round differently)
+# runs in the batch's memory layout (same noise values; its gradients round differently); 5: network
+# features (eznas.features) stored with the units
 STATS = ("inp", "inp_grad", "pre", "pre_grad", "weight_grad", "act", "act_grad")
 PASSES = ("D", "N", "P")
 NAMES = ("weight", *(f"{s}_{p}" for p in PASSES for s in STATS))
@@ -90,6 +92,7 @@ class Unit:
 @dataclass
 class NetworkStats:
     units: list[Unit]
+    features: dict[str, float] = field(default_factory=dict)  # eznas.features.FEATURES of the network
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for u in self.units for t in u.tensors.values())
@@ -167,7 +170,7 @@ def collect(net: nn.Module, batch: Batch, config: CollectorConfig = CollectorCon
             # a copy only where the tensor would otherwise alias the net's weight or a larger storage
             tensors[key] = (t[:cap] if capped else t).to(dtype, copy=capped or key == "weight")
         out.append(Unit(name, tensors))
-    return NetworkStats(out)
+    return NetworkStats(out, network_features(net, batch.x, len(out)))
 
 
 def collect_tensors(net: nn.Module, x: torch.Tensor, y: torch.Tensor, names: Sequence[str],
@@ -340,6 +343,7 @@ class StatsCache:
             if blob["key"] != key:
                 raise ValueError(f"holds key {blob['key']}")
             stats = _unpack(blob["index"], blob["data"])
+            stats.features = {k: float(v) for k, v in blob["features"].items()}
         except Exception as exc:  # noqa: BLE001 - truncated, corrupt or foreign: never use it
             raise DataError(f"statistics cache file {path} is unreadable ({exc}); delete it to recompute") from None
         self._remember(key, stats)
@@ -348,7 +352,8 @@ class StatsCache:
     def put(self, key: str, stats: NetworkStats, fields: dict | None = None) -> None:
         index, data = _pack(stats)
         with atomic_path(self.path(key)) as tmp:
-            torch.save({"key": key, "fields": json.dumps(fields or {}, default=str), "index": index, "data": data}, tmp)
+            torch.save({"key": key, "fields": json.dumps(fields or {}, default=str), "index": index, "data": data,
+                        "features": dict(stats.features)}, tmp)
         self._remember(key, stats)
 
     def _remember(self, key: str, stats: NetworkStats) -> None:

@@ -1,10 +1,11 @@
-"""Root primitives: how a program's per-unit outputs become one network score.
+"""Aggregators: how a per-unit expression becomes one network-level value (a ``Net``).
 
 An aggregator reduces each unit's output (``unit``) and combines the units' results (``combine``).
 For the mean, sum and mean-of-log a unit's result is the mean of its output (a Scalar stays as it is),
 as EZNAS; ``swap_units`` keeps each unit's set of sample-wise patterns and counts their union, which is
-SWAP's network-wide count. :func:`aggregate_units` is the one scoring loop, used by ``Program.score``
-and by exported ``best_proxy.py`` files alike."""
+SWAP's network-wide count. :func:`aggregate_units` is the one aggregation loop, used by ``Program`` and by
+exported ``best_proxy.py`` files alike; it raises :class:`ProgramFailure` with the reason when the value
+is not defined on this network."""
 from __future__ import annotations
 
 import math
@@ -13,8 +14,13 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from eznas.proxies.swap import count_packed, pack_patterns
-from primitives.base import PRIMITIVES, PrimitiveSpec, Program, Tensor
+from eznas.kernels import count_packed, pack_patterns
+from primitives.base import PRIMITIVES, Net, PrimitiveSpec, Tensor
+
+
+class ProgramFailure(Exception):
+    """A program has no value on this network; ``str(exc)`` is the reason (an exception in a primitive,
+    or a value that is not finite, and where)."""
 
 
 @dataclass(frozen=True)
@@ -59,27 +65,35 @@ def combine_patterns(patterns: Sequence[torch.Tensor]) -> float:
 
 def aggregate_units(units: Sequence[Any], unit_output: Callable[[int, Any], torch.Tensor],
                     unit: Callable[[torch.Tensor], Any], combine: Callable[[Sequence[Any]], float],
-                    sign: int = 1) -> float:
-    """``sign * combine(unit(unit_output(i, units[i])) for each unit)``; NaN when there are no units, at
-    the first unit whose output fails or is not finite (``unit`` gives NaN then), and when the result is
-    not finite."""
+                    name: str = "aggregator") -> float:
+    """``combine(unit(unit_output(i, units[i])) for each unit)``. Raises ProgramFailure when there are
+    no units, at the first unit whose output is not finite, when ``combine`` fails (e.g. a sum of
+    values near 1e308 overflows) and when the result is not finite. ``unit_output`` raises its own
+    ProgramFailure for a failing primitive; any other exception is named here."""
     if not units:
-        return math.nan
+        raise ProgramFailure(f"{name}: the network has no units")
     parts = []
     for i, u in enumerate(units):
         try:
             part = unit(unit_output(i, u))
-        except Exception:  # noqa: BLE001 - a failing op makes the program invalid on this network
-            return math.nan
+        except ProgramFailure:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failing op makes the program invalid on this network
+            raise ProgramFailure(f"{type(exc).__name__} in {name} at unit {i}") from None
         if isinstance(part, float) and not math.isfinite(part):
-            return math.nan
+            raise ProgramFailure(f"not finite at unit {i} ({name})")
         parts.append(part)
-    result = sign * combine(parts)
-    return result if math.isfinite(result) else math.nan
+    try:
+        result = combine(parts)
+    except Exception as exc:  # noqa: BLE001
+        raise ProgramFailure(f"{type(exc).__name__} in {name}") from None
+    if not math.isfinite(result):
+        raise ProgramFailure(f"not finite: {name} over all units")
+    return result
 
 
 def _register(name: str, agg: Aggregator, doc: str) -> None:
-    PRIMITIVES.register(name)(PrimitiveSpec(name, agg, (Tensor,), Program, doc))
+    PRIMITIVES.register(name)(PrimitiveSpec(name, agg, (Tensor,), Net, doc))
 
 
 _register("mean_units", Aggregator(unit_mean, combine_mean), "Mean of the unit scores (EZNAS).")

@@ -2,9 +2,12 @@
 
 Types (DEAP's typed GP treats a subclass as usable wherever its parent type is required):
 
-* ``Tensor``  - a per-unit tensor of any shape (a statistic, or what an op made of one);
-* ``Scalar``  - a 0-d tensor (a reduction's result, or a constant); a Scalar is also a Tensor;
-* ``Program`` - the root: a per-unit expression aggregated over all units of a network.
+* ``Tensor``   - a per-unit tensor of any shape (a statistic, or what an op made of one);
+* ``Scalar``   - a 0-d per-unit tensor (a reduction's result, or a constant); a Scalar is also a Tensor;
+* ``Net``      - a network-level value, one float per network: an aggregator's result over all units, a
+  network terminal (``params``, ``flops``, ``n_units``, ``depth``), or arithmetic on such values. The root
+  of every program is a Net;
+* ``Factor``, ``Exponent`` - network-level constants (``net_scale``/``net_shift`` and ``net_pow``).
 
 Every primitive is pure: it never modifies its inputs, and its dims are explicit.
 """
@@ -24,8 +27,16 @@ class Scalar(Tensor):
     """A 0-d tensor."""
 
 
-class Program:
-    """The root of a program: a per-unit expression and how to aggregate it over units."""
+class Net:
+    """A network-level value (a float per network); the type of every program's root."""
+
+
+class Factor:
+    """A network-level constant: a scale or a shift."""
+
+
+class Exponent:
+    """A network-level constant: a power."""
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from eznas.proxies.swap import count_patterns
-from eznas.proxies.zico_meco import channel_corr_min_eig
+from eznas.kernels import channel_corr_min_eig, count_patterns
 from primitives.base import Scalar, Tensor, primitive
 
 T = torch.Tensor

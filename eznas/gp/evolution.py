@@ -1,10 +1,12 @@
 """The evolution loop: seeded population, varOr offspring, elitism + unique tournaments, hall of fame,
-logbook, and an atomic checkpoint every generation (``resume`` continues it exactly)."""
+logbook, and an atomic checkpoint every generation (``resume`` continues it exactly); at the end the hall of
+fame is ranked on the validation networks, which choose the exported winner."""
 from __future__ import annotations
 
 import logging
 import pickle
 import random
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -15,18 +17,19 @@ import pandas as pd
 from deap import base, gp, tools
 
 from eznas.errors import DataError
-from eznas.gp.fitness import Evaluation, FitnessConfig, FitnessData, evaluate_programs
+from eznas.features import FEATURES
+from eznas.gp.fitness import FLOOR, Evaluation, FitnessConfig, FitnessData, evaluate_on, evaluate_programs
 from eznas.gp.operators import (Individual, cx_one_point, gen_half_and_half, limit_height, mut_uniform,
                                 sel_tournament_unique, var_or)
 from eznas.gp.program import Program, parse_program
-from eznas.gp.pset import make_pset
+from eznas.gp.pset import language, make_pset
 from eznas.gp.seeds import SEEDS
 from eznas.io import atomic_open, write_json
 from eznas.parallel import Mapper, ParallelConfig
 from eznas.stats import NAMES
 
 log = logging.getLogger(__name__)
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: network-level language, (stage, fitness) ranks, validation
 
 
 @dataclass(frozen=True)
@@ -43,12 +46,13 @@ class EvolutionConfig:
     max_height: int = 10
     init_min: int = 2
     init_max: int = 6
+    net_depth: int = 2  # new programs use network-level arithmetic only above this depth
     elites: int = 5
     hall_of_fame: int = 10
     seed: int = 0
     seed_programs: tuple[str, ...] = tuple(SEEDS)  # names in eznas.gp.seeds.SEEDS
-    rerank: bool = True  # at the end, rank the hall of fame by its fitness on all mini-sets at once
     terminals: tuple[str, ...] = NAMES
+    features: tuple[str, ...] = FEATURES  # network-level terminals
     fitness: FitnessConfig = field(default_factory=FitnessConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)  # where, not what: free to change on resume
 
@@ -69,7 +73,7 @@ def make_toolbox(pset: gp.PrimitiveSetTyped, cfg: EvolutionConfig, rng: random.R
                  evaluate: Callable[[Sequence[Individual]], list[Evaluation]]) -> base.Toolbox:
     """All the wiring in one place, under DEAP's aliases; every random draw comes from ``rng``."""
     tb = base.Toolbox()
-    tb.register("expr", gen_half_and_half, pset, cfg.init_min, cfg.init_max, rng)
+    tb.register("expr", gen_half_and_half, pset, cfg.init_min, cfg.init_max, rng, net_depth=cfg.net_depth)
     tb.register("individual", lambda: Individual(tb.expr()))
     tb.register("mate", limit_height(partial(cx_one_point, rng=rng), cfg.max_height, rng))
     tb.register("mutate", limit_height(partial(mut_uniform, pset=pset, rng=rng), cfg.max_height, rng))
@@ -81,7 +85,7 @@ def make_toolbox(pset: gp.PrimitiveSetTyped, cfg: EvolutionConfig, rng: random.R
 
 
 def make_stats() -> tools.Statistics:
-    stats = tools.Statistics(key=lambda ind: ind.fitness.values[0])
+    stats = tools.Statistics(key=lambda ind: ind.fitness.values[1])
     for name, fn in (("avg", np.mean), ("std", np.std), ("min", np.min), ("max", np.max)):
         stats.register(name, fn)
     return stats
@@ -93,22 +97,17 @@ class Evolution:
     def __init__(self, cfg: EvolutionConfig, out: Path, data: FitnessData, mapper: Mapper | None = None):
         self.cfg, self.out, self.data = cfg, Path(out), data
         self.mapper = mapper or Mapper()
-        self.pset = make_pset(tuple(cfg.terminals))
+        self.pset = make_pset(tuple(cfg.terminals), tuple(cfg.features))
         self.rng = random.Random(cfg.seed)  # the run's only source of randomness (checkpointed)
         self.toolbox = make_toolbox(self.pset, cfg, self.rng, self._evaluate)
         self.stats = make_stats()
         self.generation = 0
 
     # ------------------------------------------------------------------------------------ evaluation
-    def _choice(self) -> dict[str, int]:
-        """This generation's mini-set per task: drawn from (seed, generation), whatever the worker count."""
-        rng = np.random.default_rng([self.cfg.seed, self.generation])
-        return {str(t): int(rng.integers(self.cfg.fitness.minisets)) for t in self.data.tasks}
-
     def _evaluate(self, individuals: Sequence[Individual]) -> list[Evaluation]:
-        """A task per fitness network, each scoring all the programs; the same fitness on any backend."""
+        """Racing on the selection networks (see fitness.evaluate_programs); the same on any backend."""
         programs = [Program(gp.PrimitiveTree(ind)) for ind in individuals]
-        return evaluate_programs(programs, self.data, self._choice(), self.mapper)
+        return evaluate_programs(programs, self.data, self.mapper)
 
     def evaluate_invalid(self, population: Sequence[Individual], memo: dict[str, Evaluation]) -> int:
         """Evaluate the individuals without a fitness (memoised by program string); returns how many ran."""
@@ -120,7 +119,7 @@ class Evolution:
         for key, ev in zip(fresh, self.toolbox.evaluate(list(fresh.values()))):
             memo[key] = ev
         for ind in todo:
-            ind.fitness.values = (memo[str(ind)].fitness,)
+            ind.fitness.values = memo[str(ind)].rank
         return len(fresh)
 
     # ------------------------------------------------------------------------------------ the loop
@@ -140,7 +139,7 @@ class Evolution:
         offspring = self.toolbox.variate(state.population)
         nevals = self.evaluate_invalid(offspring, state.memo)
         pool = list({str(ind): ind for ind in state.population + offspring}.values())  # duplicates removed
-        ranked = sorted(pool, key=lambda ind: ind.fitness.values[0], reverse=True)
+        ranked = sorted(pool, key=lambda ind: ind.fitness.values, reverse=True)
         elites = ranked[: self.cfg.elites]
         rest = [ind for ind in pool if all(ind is not e for e in elites)]
         state.population = elites + self.toolbox.select(rest, self.cfg.population - len(elites))
@@ -150,10 +149,17 @@ class Evolution:
     def _record(self, state: State, nevals: int) -> None:
         state.hall_of_fame.update(state.population)
         heights = [ind.height for ind in state.population]
+        evals = [state.memo[str(ind)] for ind in state.population]
+        reasons = Counter(next(iter(sorted(e.failures, key=e.failures.get, reverse=True)))
+                          for e in evals if e.failures)
         state.logbook.record(gen=state.generation, nevals=nevals, **self.stats.compile(state.population),
+                             full=sum(e.rank[0] for e in evals), invalid=sum(e.fitness <= FLOOR for e in evals),
                              best=str(state.hall_of_fame[0]), height_avg=float(np.mean(heights)))
         log.info("gen %d: %d evaluated, best %.4f %s", state.generation, nevals,
-                 state.hall_of_fame[0].fitness.values[0], state.hall_of_fame[0])
+                 state.hall_of_fame[0].fitness.values[1], state.hall_of_fame[0])
+        if reasons:
+            log.info("gen %d: programs not defined on some network, by reason: %s", state.generation,
+                     "; ".join(f"{r} ({n})" for r, n in reasons.most_common(5)))
         self.save(state)
 
     def run(self, state: State | None = None, on_generation: Callable[[State], None] | None = None) -> State:
@@ -181,6 +187,7 @@ class Evolution:
         blob = {
             "version": CHECKPOINT_VERSION,
             "config": asdict(self.cfg),
+            "language": language(self.pset),
             "generation": state.generation,
             "population": [str(ind) for ind in state.population],
             "hall_of_fame": [str(ind) for ind in state.hall_of_fame],
@@ -196,22 +203,29 @@ class Evolution:
 
     def describe(self, ind: Individual, ev: Evaluation) -> dict:
         return {"program": str(ind), "exported": exported_program(str(ind), ev.orientation), "fitness": ev.fitness,
-                "orientation": ev.orientation, "fitness_per_task": ev.per_task, "height": ind.height, "size": len(ind)}
+                "orientation": ev.orientation, "fitness_per_task": ev.per_task, "stage": ev.stage,
+                "networks": ev.networks, "failures": ev.failures, "height": ind.height, "size": len(ind)}
 
-    def rerank(self, state: State) -> list[dict]:
-        """The hall of fame re-evaluated on all mini-sets of every task at once (EZNAS's defaults: 80
-        networks per task instead of 20), best first, into hall_of_fame.json. Each program was selected
-        on one generation's mini-sets, where luck counts: the same program's fitness varies widely from
-        one mini-set to another. ``fitness`` (and orientation) become the all-mini-set values;
-        ``selection_fitness`` keeps the one evolution saw."""
+    def validate(self, state: State) -> list[dict]:
+        """The hall of fame on the validation networks (disjoint from selection and test), best first,
+        into hall_of_fame.json: the first is the run's winner. ``fitness`` stays the selection fitness;
+        ``validation_fitness`` and ``validation_per_task`` are added, measured with the orientation
+        chosen on the selection networks."""
         programs = [Program(gp.PrimitiveTree(ind)) for ind in state.hall_of_fame]
-        evals = evaluate_programs(programs, self.data, {str(t): None for t in self.data.tasks}, self.mapper)
+        networks = {str(t): self.data.networks(str(t), "validation") for t in self.data.tasks}
+        evals = evaluate_on(programs, self.data, networks, self.mapper)
         rows = []
         for ind, ev in zip(state.hall_of_fame, evals):
-            rows.append({**self.describe(ind, ev), "selection_fitness": ind.fitness.values[0]})
-        rows.sort(key=lambda r: r["fitness"], reverse=True)  # stable: ties keep the hall of fame's order
+            chosen = state.memo[str(ind)]
+            per_task = {t: v * ev.orientation * chosen.orientation for t, v in ev.per_task.items()}
+            valid = min(per_task.values()) if self.cfg.fitness.combine == "min" and per_task else \
+                (float(np.mean(list(per_task.values()))) if per_task else FLOOR)
+            rows.append({**self.describe(ind, chosen), "validation_fitness": valid if ev.fitness > FLOOR else FLOOR,
+                         "validation_per_task": per_task, "validation_failures": ev.failures})
+        rows.sort(key=lambda r: r["validation_fitness"], reverse=True)  # stable: ties keep the hall of fame's order
         write_json(self.out / "hall_of_fame.json", rows)
-        log.info("hall of fame re-ranked on all mini-sets: best %.4f %s", rows[0]["fitness"], rows[0]["exported"])
+        log.info("hall of fame on the validation networks: best %.4f %s", rows[0]["validation_fitness"],
+                 rows[0]["exported"])
         return rows
 
     def load(self) -> State:
@@ -226,6 +240,9 @@ class Evolution:
             raise DataError(f"no checkpoint to resume: {path} does not exist") from None
         except Exception as exc:  # noqa: BLE001 - truncated, corrupt or foreign
             raise DataError(f"checkpoint {path} is unreadable ({exc}); {self._last_logged()}") from None
+        if blob.get("language") != language(self.pset):
+            raise DataError(f"checkpoint {path} was made with another primitive language (primitives or terminals "
+                            "differ from this version of eznas); start a new run or use the eznas it was made with")
         saved, now = _jsonable(blob["config"]), _jsonable(asdict(self.cfg))
         diff = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
         if diff:
@@ -244,7 +261,7 @@ class Evolution:
 
     def _individual(self, text: str, memo: dict[str, Evaluation]) -> Individual:
         ind = Individual(parse_program(text, self.pset).tree)
-        ind.fitness.values = (memo[text].fitness,)
+        ind.fitness.values = memo[text].rank
         return ind
 
     def _last_logged(self) -> str:

@@ -3,7 +3,7 @@
 The file carries the very source of the functions eznas scores with - the statistics collector
 (:func:`eznas.stats.collect_tensors` and what it calls), the program's primitives and its aggregator,
 and the scoring loop :func:`primitives.aggregate.aggregate_units` - found by following the names each
-one uses, plus the program compiled to one Python expression per unit. So ``best_proxy.score`` and
+one uses, plus the program compiled to one Python expression over the units and network features. So ``best_proxy.score`` and
 ``verify_scores.py --program`` compute the same numbers by the same code.
 """
 from __future__ import annotations
@@ -20,40 +20,60 @@ from typing import Any, Iterable
 from deap import gp
 
 from eznas.errors import EznasError
-from eznas.gp.program import Program
+from eznas.features import network_features
+from eznas.gp.program import Program, is_aggregator
 from eznas.stats import collect_tensors, statistic
 from primitives import PRIMITIVES
-from primitives.aggregate import aggregate_units
+from primitives.aggregate import ProgramFailure, aggregate_units
+from primitives.network import checked
 
 OWN_PACKAGES = ("eznas", "primitives")
-RESERVED = ("NAMES", "SIGNAL", "NOISE_SEED", "PERTURBATION", "SIGN", "unit_output", "score")
+RESERVED = ("NAMES", "SIGNAL", "NOISE_SEED", "PERTURBATION", "SIGN", "network_value", "score")
 
 
-def program_expression(program: Program, env: str = "t") -> str:
-    """The per-unit expression below the root as Python source over the dict ``env`` of named tensors,
-    evaluated as ``Program.unit_output`` does (statistics as float32, constants as 0-d tensors)."""
+def program_expression(program: Program, units: str = "units", features: str = "features") -> str:
+    """The program as one Python expression over the list ``units`` of each unit's named tensors and the
+    dict ``features``, evaluated as ``Program.value`` does: statistics as float32, per-unit constants as
+    0-d tensors, each aggregator through ``aggregate_units``, each network-level result checked finite."""
     tree = program.tree
 
-    def emit(i: int) -> tuple[str, int]:
+    def unit(i: int) -> tuple[str, int]:
         node = tree[i]
         if isinstance(node, gp.Primitive):
             args, j = [], i + 1
             for _ in node.args:
-                text, j = emit(j)
+                text, j = unit(j)
                 args.append(text)
             return f"{PRIMITIVES.get(node.name).fn.__name__}({', '.join(args)})", j
         if isinstance(node.value, str):
-            return f"statistic({env}[{node.name!r}])", i + 1
+            return f"statistic(t[{node.name!r}])", i + 1
         return f"torch.tensor({float(node.value)!r})", i + 1
 
-    return emit(1)[0]
+    def net(i: int) -> str:
+        node = tree[i]
+        if isinstance(node, gp.Terminal):
+            return f"{features}[{node.name!r}]" if isinstance(node.value, str) else repr(float(node.value))
+        spec = PRIMITIVES.get(node.name)
+        if is_aggregator(node):
+            agg = spec.fn
+            return (f"aggregate_units({units}, lambda i, t: {unit(i + 1)[0]}, {agg.unit.__name__}, "
+                    f"{agg.combine.__name__}, {node.name!r})")
+        args, j = [], i + 1
+        for _ in node.args:
+            args.append(net(j))
+            j = program.stops[j]
+        return f"checked({spec.fn.__name__}({', '.join(args)}), {node.name!r})"
+
+    return net(0)
 
 
 def export_source(program: Program, *, signal: str, noise_seed: int, perturbation: float, doc: str) -> str:
     """A Python module with ``score(net, images, labels=None) -> float`` for ``program``."""
-    agg = program.aggregator
-    fns = [collect_tensors, aggregate_units, statistic, agg.unit, agg.combine,
-           *(PRIMITIVES.get(n.name).fn for n in program.tree[1:] if isinstance(n, gp.Primitive))]
+    fns = [collect_tensors, network_features, aggregate_units, ProgramFailure, checked, statistic]
+    for node in program.tree:
+        if isinstance(node, gp.Primitive):
+            fn = PRIMITIVES.get(node.name).fn
+            fns += [fn.unit, fn.combine] if is_aggregator(node) else [fn]
     imports, defs = _closure(fns)
     body = f'''
 NAMES = {tuple(sorted(program.terminals))!r}
@@ -63,23 +83,28 @@ PERTURBATION = {perturbation!r}
 SIGN = {program.sign!r}
 
 
-def unit_output(t: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The program's per-unit expression on one unit's named tensors."""
+def network_value(units: list[dict[str, torch.Tensor]], features: dict[str, float]) -> float:
+    """The program on one network's units (their named tensors) and features; raises ProgramFailure
+    where it is not defined."""
     return {program_expression(program)}
 
 
 def score(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None) -> float:
-    """Score ``net`` on one batch (higher is better; NaN where the program is not finite). The statistics
+    """Score ``net`` on one batch (higher is better; NaN where the program is not defined). The statistics
     come from train mode; labels are needed only for the cross-entropy signal."""
     if labels is None:
         labels = torch.zeros(images.shape[0], dtype=torch.long, device=images.device)
     was_training = net.training
     try:
-        units = collect_tensors(net.train(), images, labels, NAMES, SIGNAL, NOISE_SEED, PERTURBATION)
+        units = [t for _, t in collect_tensors(net.train(), images, labels, NAMES, SIGNAL, NOISE_SEED, PERTURBATION)]
+        features = network_features(net, images, len(units))
     finally:
         net.train(was_training)
-    return aggregate_units([t for _, t in units], lambda i, t: unit_output(t), {agg.unit.__name__},
-                           {agg.combine.__name__}, SIGN)
+    try:
+        value = SIGN * network_value(units, features)
+    except ProgramFailure:
+        return math.nan
+    return value if math.isfinite(value) else math.nan
 '''
     head = [f'"""{doc.strip()}\n"""', "from __future__ import annotations\n",
             *sorted(imports, key=lambda line: (line.startswith("from"), line))]

@@ -1,42 +1,59 @@
-"""Fitness: rank correlation between a program's scores and real accuracies on fixed mini-sets.
+"""Fitness: rank correlation between a program's scores and real accuracies, on fixed splits of networks.
 
-Each task (a space and a dataset) gets ``minisets`` fixed mini-sets of ``networks`` archs drawn by the
-run seed (EZNAS: 4 x 20); every other arch of the benchmark is held out for testing. A network's
-statistics are collected once (a small shared batch, float16, only the names the terminals use) and
-kept in the disk cache; a generation evaluates all its new programs network by network, sharing each
-unit's subtree results between programs: a task per network, so workers share the networks, not the
-programs, and each reads only its own networks' statistics.
+**Splits.** Each task (a space and a dataset) splits its benchmark once, by the *pool seed* (never the GP
+seed, so runs with different GP seeds share their networks and cached values): ``selection`` networks
+(fitness), then ``validation`` networks (choose the hall of fame's winner), and the rest, *test*
+(reported only, never read during the run).
 
-A program's fitness on one evaluation: for each task, Kendall tau (or Spearman) between its scores on
-that generation's mini-set and the accuracies; the tasks are combined by ``min`` (default) or ``mean``
-after orienting the program: a program whose correlations sum to < 0 is negated (its exported form
-too), so an anti-correlated program is as good as its mirror image. A program that fails or gives a
-non-finite score on any network, or ties all networks, gets FLOOR.
+**Values, not tensors.** A network's statistics are collected when a value needs them (a task per
+network, only the names needed, then dropped); what is kept is one float per (network, aggregated
+sub-program) and per (network, feature) in a :class:`ValueCache` on disk. A program's score on a network
+is network-level arithmetic on those floats, done here on the driver; so a program that recombines known
+aggregates costs nothing, and an aggregate is computed once per network for every program, generation and
+run that uses it.
+
+**Racing.** A new program whose aggregates are not all known on the selection networks is first scored
+on the first ``screen`` selection networks of each task; the ``promote`` best of a generation's screened
+programs are then scored on all selection networks. An evaluation is ``full`` (all selection networks) or
+``screen``; selection ranks full evaluations above screened ones (see ``rank``).
+
+A program's fitness: for each task, Kendall tau (or Spearman) between its scores and the accuracies; the
+tasks are combined by ``min`` (default) or ``mean`` after orienting the program: a program whose
+correlations sum to < 0 is negated (its exported form too). A program not defined on some network (the
+reasons are counted), or constant over a task, gets FLOOR.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
-from collections import OrderedDict
-from dataclasses import asdict, dataclass
+import zlib
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 from scipy import stats as sps
 
 from eznas.data import BatchSource
+from eznas.errors import DataError, EznasError
+from eznas.features import FEATURES, network_features
 from eznas.gp.program import Program, parse_program
+from eznas.io import atomic_open
 from eznas.parallel import Mapper, torch_threads
 from eznas.scoring import arch_seed, resolve_device
 from eznas.spaces import Arch, SpaceOptions, get_space
-from eznas.stats import CollectorConfig, NetworkStats, StatsCache, collect, stats_key
+from eznas.stats import COLLECTOR_VERSION, CollectorConfig, collect, stats_key
+from primitives.aggregate import ProgramFailure
 
 log = logging.getLogger(__name__)
 
-FLOOR = -1.0  # the fitness of an invalid program (fails, non-finite, or constant scores)
+FLOOR = -1.0  # the fitness of an invalid program (not defined on a network, or constant scores)
+VALUES_VERSION = 1  # bump when a primitive's numbers change: cached values then no longer apply
+SPLITS = ("selection", "validation", "test")
 
 
 @dataclass(frozen=True)
@@ -56,18 +73,30 @@ class Task:
 @dataclass(frozen=True)
 class FitnessConfig:
     tasks: tuple[str, ...] = ("NASBench201:cifar10", "NASBench201:cifar100", "DARTS:cifar10")
-    minisets: int = 4
-    networks: int = 20  # per mini-set: the networks one evaluation scores per task
+    selection: int = 200  # networks per task that fitness is measured on
+    validation: int = 100  # networks per task that choose the winner among the hall of fame
+    screen: int = 20  # the first selection networks, on which a new program is tried first
+    promote: int = 10  # screened programs per generation that go on to all selection networks
     batch_size: int = 4
     metric: str = "kendall"  # or "spearman"
     combine: str = "min"  # or "mean"
     signal: str = "logits_sum"
-    dtype: str = "float16"
-    seed: int = 0
+    dtype: str = "float16"  # statistics are rounded to this before programs read them
+    pool_seed: int = 0  # the splits, the batch and each network's initialisation (not the GP seed)
     data_root: str | None = None
     device: str = "cpu"
     width: int | None = None  # DARTS networks (None: the space's default)
     cells: int | None = None
+
+    def __post_init__(self) -> None:
+        checks = [("selection", self.selection >= 2, ">= 2"), ("validation", self.validation >= 2, ">= 2"),
+                  ("screen", 2 <= self.screen <= self.selection, f"in [2, selection={self.selection}]"),
+                  ("promote", self.promote >= 1, ">= 1"), ("batch_size", self.batch_size >= 1, ">= 1"),
+                  ("metric", self.metric in ("kendall", "spearman"), "kendall or spearman"),
+                  ("combine", self.combine in ("min", "mean"), "min or mean"), ("tasks", bool(self.tasks), "not empty")]
+        for name, ok, valid in checks:
+            if not ok:
+                raise EznasError(f"fitness.{name} must be {valid}, got {getattr(self, name)!r}")
 
 
 @dataclass
@@ -75,9 +104,17 @@ class Evaluation:
     fitness: float
     orientation: int  # +1, or -1 when the program is anti-correlated (its negation is exported)
     per_task: dict[str, float]  # oriented correlation per task
+    stage: str = "full"  # "full": on all the networks asked for; "screen": on the screening networks only
+    networks: int = 0  # networks per task it was measured on
+    failures: dict[str, int] = field(default_factory=dict)  # reason -> networks where it was not defined
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def rank(self) -> tuple[int, float]:
+        """What selection compares: a valid full evaluation beats any screened one, then fitness."""
+        return (1 if self.stage == "full" and self.fitness > FLOOR else 0, self.fitness)
 
 
 def correlate(scores: Sequence[float], acc: Sequence[float], metric: str) -> float:
@@ -99,159 +136,233 @@ def combine(correlations: dict[str, float], how: str) -> Evaluation:
     return Evaluation(fit, orientation, oriented)
 
 
+# ---------------------------------------------------------------------------------------------- values
+class ValueCache:
+    """Network-level values on disk: one JSON file per network, ``{sub-program or feature: value}``, where a
+    string value is the reason the sub-program is not defined there. Files are written atomically and
+    merged with what is on disk (another run may share the folder); a corrupt file is an error naming it."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self._memory: dict[str, dict[str, float | str]] = {}
+        self._dirty: set[str] = set()
+
+    def path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, float | str]:
+        if key not in self._memory:
+            self._memory[key] = self._read(key)
+        return self._memory[key]
+
+    def update(self, key: str, values: dict[str, float | str]) -> None:
+        self.get(key).update(values)
+        self._dirty.add(key)
+
+    def flush(self) -> None:
+        for key in sorted(self._dirty):
+            merged = {**self._read(key), **self._memory[key]}
+            with atomic_open(self.path(key)) as f:
+                json.dump({"key": key, "values": merged}, f)
+            self._memory[key] = merged
+        self._dirty.clear()
+
+    def _read(self, key: str) -> dict[str, float | str]:
+        path = self.path(key)
+        if not path.is_file():
+            return {}
+        try:
+            blob = json.loads(path.read_text())
+            if blob["key"] != key or not isinstance(blob["values"], dict):
+                raise ValueError(f"holds key {blob['key']}")
+            return {k: v if isinstance(v, str) else float(v) for k, v in blob["values"].items()}
+        except Exception as exc:  # noqa: BLE001 - truncated, corrupt or foreign: never use it
+            raise DataError(f"value cache file {path} is unreadable ({exc}); delete it to recompute") from None
+
+
 @dataclass(frozen=True)
 class DataHandle:
     """What a worker needs to rebuild a run's FitnessData: small, picklable, hashable."""
 
     config: FitnessConfig
-    terminals: tuple[str, ...]
-    cache_folder: str
     data_root: str
 
 
-_OPEN: OrderedDict[DataHandle, "FitnessData"] = OrderedDict()  # this process's recent FitnessData
+_OPEN: dict[DataHandle, "FitnessData"] = {}  # this process's FitnessData, by handle
 
 
 def open_data(handle: DataHandle) -> "FitnessData":
-    """The FitnessData of ``handle``: the one this process already has, or rebuilt from the cache."""
     data = _OPEN.get(handle)
-    if data is None:
-        data = FitnessData(handle.config, handle.terminals, StatsCache(handle.cache_folder), Path(handle.data_root))
-    return data
+    return data if data is not None else FitnessData(handle.config, None, Path(handle.data_root))
 
 
 class FitnessData:
-    """The tasks' fixed mini-sets, held-out archs and statistics (cached on disk, computed once by
-    ``prepare``; a worker that finds a network's statistics missing computes them)."""
+    """The tasks' splits and the values of programs on their networks."""
 
-    def __init__(self, config: FitnessConfig, terminals: Sequence[str], cache: StatsCache, data_root: Path):
+    def __init__(self, config: FitnessConfig, cache: ValueCache | None, data_root: Path):
         self.config, self.cache, self.data_root = config, cache, Path(data_root)
-        self.handle = DataHandle(config, tuple(terminals), str(cache.folder), str(self.data_root))
-        self.collector = CollectorConfig(names=tuple(terminals), signal=config.signal, dtype=config.dtype,
-                                         noise_seed=config.seed)
+        self.handle = DataHandle(config, str(self.data_root))
+        self.collector = CollectorConfig(signal=config.signal, dtype=config.dtype, noise_seed=config.pool_seed)
         self.tasks = [Task.parse(t) for t in config.tasks]
-        self.minisets: dict[str, list[list[Arch]]] = {}
-        self.heldout: dict[str, list[Arch]] = {}
-        rng = np.random.default_rng(config.seed)
+        self.splits: dict[str, dict[str, list[Arch]]] = {}
         for task in self.tasks:
             space = self._space(task)
             archs = space.load(space.default_benchmark(self.data_root, task.dataset), task.dataset)
-            need = config.minisets * config.networks
-            if need > len(archs):
-                raise ValueError(f"task {task}: {need} fitness networks asked, the benchmark has {len(archs)}")
+            need = config.selection + config.validation
+            if need >= len(archs):
+                raise EznasError(f"task {task}: {config.selection} selection + {config.validation} validation "
+                                 f"networks asked, the benchmark has {len(archs)} (some must be left for testing)")
+            rng = np.random.default_rng([config.pool_seed, zlib.crc32(str(task).encode())])
             order = rng.permutation(len(archs))
-            chosen = [archs[i] for i in order[:need]]
-            self.minisets[str(task)] = [chosen[k * config.networks:(k + 1) * config.networks]
-                                        for k in range(config.minisets)]
-            self.heldout[str(task)] = [archs[i] for i in order[need:]]
-        self._by_uid = {(str(t), a.uid): a for t in self.tasks for a in self.networks(str(t), None)}
+            self.splits[str(task)] = {"selection": [archs[i] for i in order[:config.selection]],
+                                      "validation": [archs[i] for i in order[config.selection:need]],
+                                      "test": [archs[i] for i in order[need:]]}
+        self._by_uid = {(t, a.uid): a for t, s in self.splits.items() for archs in s.values() for a in archs}
         self._batches: dict[str, BatchSource] = {}
         _OPEN[self.handle] = self
-        while len(_OPEN) > 2:
-            _OPEN.popitem(last=False)
 
-    def networks(self, task: str, miniset: int | None) -> list[Arch]:
-        """Mini-set number ``miniset`` of ``task``, or all its mini-sets together (None)."""
-        sets = self.minisets[task]
-        return [a for s in sets for a in s] if miniset is None else sets[miniset]
+    def networks(self, task: str, split: str = "selection", n: int | None = None) -> list[Arch]:
+        """The first ``n`` (all: None) networks of ``split`` of ``task``."""
+        return self.splits[task][split][:n]
+
+    def arch(self, task: str, uid: str) -> Arch:
+        return self._by_uid[(task, uid)]
 
     def _space(self, task: Task):
         return get_space(task.space, SpaceOptions(width=self.config.width, cells=self.config.cells))
 
-    def arch(self, task: str, uid: str) -> Arch:
-        """A fitness network of ``task`` by its uid."""
-        return self._by_uid[(task, uid)]
-
     def key(self, task: Task, arch: Arch) -> str:
+        """The network's value-cache key: everything that changes its numbers, not which names are read."""
         c = self.config
-        return stats_key(space=task.space, width=c.width, cells=c.cells, arch=arch.spec, dataset=task.dataset,
-                         batch_seed=c.seed, batch_size=c.batch_size, init="default",
-                         init_seed=arch_seed(c.seed, arch.uid), collector=asdict(self.collector))
+        return stats_key(kind="values", values_version=VALUES_VERSION, collector_version=COLLECTOR_VERSION,
+                         space=task.space, width=c.width, cells=c.cells, arch=arch.spec, dataset=task.dataset,
+                         batch_seed=c.pool_seed, batch_size=c.batch_size, init="default",
+                         init_seed=arch_seed(c.pool_seed, arch.uid),
+                         collector={k: v for k, v in asdict(self.collector).items() if k != "names"})
 
-    def stats(self, task: Task, arch: Arch) -> NetworkStats:
-        """The network's statistics: from the cache, or collected now (with one torch thread, so the
-        numbers do not depend on where they were computed) and cached."""
-        key = self.key(task, arch)
-        found = self.cache.get(key)
-        if found is not None:
-            return found
+    def compute(self, task: Task, arch: Arch, aggregates: Sequence[str], features: bool) -> dict[str, float | str]:
+        """Build the network, collect what ``aggregates`` read (one torch thread, so the numbers do not
+        depend on where they are computed) and return their values (or reasons), plus its features."""
         batches = self._batches.get(task.dataset)
         if batches is None:
             batches = self._batches[task.dataset] = BatchSource(self.data_root, task.dataset,
-                                                                self.config.batch_size, self.config.seed)
+                                                                self.config.batch_size, self.config.pool_seed)
         device = resolve_device(self.config.device)
+        programs = [_parse(a) for a in aggregates]
+        names = tuple(sorted(set().union(*(p.terminals for p in programs)))) if programs else ()
         with torch_threads(1):
-            torch.manual_seed(arch_seed(self.config.seed, arch.uid))
+            torch.manual_seed(arch_seed(self.config.pool_seed, arch.uid))
             net = self._space(task).build(arch.spec, batches.spec.num_classes).to(device).train()
-            stats = collect(net, batches.batch().to(device), self.collector)
-        for u in stats.units:
-            u.tensors = {k: v.cpu() for k, v in u.tensors.items()}
-        self.cache.put(key, stats, {"task": str(task), "uid": arch.uid})
-        return stats
+            batch = batches.batch().to(device)
+            if not programs:
+                return dict(network_features(net, batch.x, _count_units(net, batch)))
+            stats = collect(net, batch, CollectorConfig(**{**asdict(self.collector), "names": names}))
+            caches: list[dict] = [{} for _ in stats.units]
+            out: dict[str, float | str] = dict(stats.features) if features else {}
+            for text, program in zip(aggregates, programs):
+                try:
+                    out[text] = program.aggregate(0, stats.units, caches)
+                except ProgramFailure as exc:
+                    out[text] = str(exc)
+        return out
 
-    def prepare(self, mapper: Mapper | None = None, progress: Callable[[int], Callable[[], None]] | None = None) -> None:
-        """Collect the statistics of every fitness network that the cache lacks, a task per network."""
-        todo = [(str(t), a.uid) for t in self.tasks for a in self.networks(str(t), None)
-                if not self.cache.path(self.key(t, a)).is_file()]
-        tick = progress(len(todo)) if progress and todo else None
-        (mapper or Mapper()).map(collect_task, [(self.handle, t, uid) for t, uid in todo], tick=tick)
+    # ------------------------------------------------------------------------------------ on the driver
+    def ensure(self, aggregates: Iterable[str], networks: dict[str, list[Arch]], mapper: Mapper | None = None,
+               tick: Callable[[int], Callable[[], None]] | None = None) -> None:
+        """Compute (a task per network) every value of ``aggregates`` and the features that the cache lacks
+        on ``networks`` ({task: archs}), then write the cache."""
+        aggregates = list(dict.fromkeys(aggregates))
+        items = []
+        for task, archs in networks.items():
+            for arch in archs:
+                have = self.cache.get(self.key(Task.parse(task), arch))
+                missing = tuple(a for a in aggregates if a not in have)
+                need_features = any(f not in have for f in FEATURES)
+                if missing or need_features:
+                    items.append((self.handle, task, arch.uid, missing, need_features))
+        if not items:
+            return
+        results = (mapper or Mapper()).map(value_task, items, tick=tick(len(items)) if tick else None)
+        for (_, task, uid, _, _), values in zip(items, results):
+            self.cache.update(self.key(Task.parse(task), self.arch(task, uid)), values)
+        self.cache.flush()
+
+    def table(self, networks: dict[str, list[Arch]]) -> dict[str, list[dict[str, float | str]]]:
+        """The cached values of each network, {task: [values per arch]}."""
+        return {t: [self.cache.get(self.key(Task.parse(t), a)) for a in archs] for t, archs in networks.items()}
 
 
-def collect_task(item: tuple[DataHandle, str, str]) -> None:
-    """Task: make sure one fitness network's statistics are in the cache."""
-    handle, task, uid = item
+def value_task(item: tuple[DataHandle, str, str, tuple[str, ...], bool]) -> dict[str, float | str]:
+    """Task: the values of some aggregated sub-programs (and the features) on one network."""
+    handle, task, uid, aggregates, features = item
     data = open_data(handle)
-    data.stats(Task.parse(task), data.arch(task, uid))
+    return data.compute(Task.parse(task), data.arch(task, uid), aggregates, features)
 
 
-def score_task(item: tuple[DataHandle, str, str, tuple[str, ...]]) -> list[float]:
-    """Task: every program's (string's) score on one fitness network; NaN where it fails."""
-    handle, task, uid, texts = item
-    data = open_data(handle)
-    with torch_threads(1):
-        return score_network([_parse(t) for t in texts], data.stats(Task.parse(task), data.arch(task, uid)))
+def _count_units(net: torch.nn.Module, batch) -> int:  # noqa: ANN001
+    from eznas.stats import find_units
+
+    return len(find_units(net, batch.x))
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=16384)
 def _parse(text: str) -> Program:
     return parse_program(text)
 
 
-def score_network(programs: Sequence[Program], stats: NetworkStats) -> list[float]:
-    """The programs' scores on one network, sharing each unit's subtree results between them."""
-    caches: list[dict] = [{} for _ in stats.units]
-    return [program.score(stats, caches) for program in programs]
+def program_scores(programs: Sequence[Program], data: FitnessData, networks: dict[str, list[Arch]],
+                   mapper: Mapper | None = None, tick: Callable[[int], Callable[[], None]] | None = None
+                   ) -> list[tuple[dict[str, list[float]], Counter]]:
+    """Each program's scores on ``networks`` ({task: archs}; NaN where not defined) and its failures by
+    reason; values missing from the cache are computed first."""
+    data.ensure([a for p in programs for a in p.aggregates()], networks, mapper, tick)
+    table = data.table(networks)
+    out = []
+    for program in programs:
+        failures: Counter[str] = Counter()
+        scores: dict[str, list[float]] = {}
+        for task, rows in table.items():
+            scores[task] = []
+            for values in rows:
+                try:
+                    scores[task].append(program.value(None, values, values))
+                except ProgramFailure as exc:
+                    failures[str(exc)] += 1
+                    scores[task].append(math.nan)
+        out.append((scores, failures))
+    return out
 
 
-def evaluate_programs(programs: Sequence[Program], data: FitnessData, choice: dict[str, int | None],
-                      mapper: Mapper | None = None) -> list[Evaluation]:
-    """Fitness of each program on the chosen mini-set of every task (None: all its mini-sets at once):
-    the 2-network pre-filter here, then
-    a task per network (all surviving programs on it, see ``score_task``) on ``mapper``, then the
-    correlations here. One torch thread everywhere: the same numbers wherever a task runs."""
-    with torch_threads(1):
-        alive = [prefilter(p, data) for p in programs]
-    texts = tuple(dict.fromkeys(str(p) for p, ok in zip(programs, alive) if ok))
-    chosen = {str(t): data.networks(str(t), choice[str(t)]) for t in data.tasks}
-    networks = [(t, a) for t, archs in chosen.items() for a in archs]
-    columns = (mapper or Mapper()).map(score_task, [(data.handle, t, a.uid, texts) for t, a in networks]) \
-        if texts else []
-    scores = {text: {str(t): [] for t in data.tasks} for text in texts}
-    for (task, _), column in zip(networks, columns):
-        for text, s in zip(texts, column):
-            scores[text][task].append(s)
-    accuracy = {t: [a.accuracy for a in archs] for t, archs in chosen.items()}
+def evaluate_on(programs: Sequence[Program], data: FitnessData, networks: dict[str, list[Arch]],
+                mapper: Mapper | None = None, stage: str = "full") -> list[Evaluation]:
+    """Each program's fitness on ``networks`` ({task: archs})."""
+    accuracy = {t: [a.accuracy for a in archs] for t, archs in networks.items()}
     results = []
-    for program, ok in zip(programs, alive):
-        if not ok:
-            results.append(Evaluation(FLOOR, 1, {}))
-            continue
-        corr = {t: correlate(scores[str(program)][t], acc, data.config.metric) for t, acc in accuracy.items()}
-        results.append(combine(corr, data.config.combine))
+    for scores, failures in program_scores(programs, data, networks, mapper):
+        ev = combine({t: correlate(s, accuracy[t], data.config.metric) for t, s in scores.items()},
+                     data.config.combine)
+        ev.stage, ev.networks, ev.failures = stage, min(len(a) for a in networks.values()), dict(failures)
+        results.append(ev)
     return results
 
 
-def prefilter(program: Program, data: FitnessData, n: int = 2) -> bool:
-    """A cheap validity check: finite scores on the first ``n`` networks of the first task's mini-set."""
-    task = data.tasks[0]
-    return all(math.isfinite(program.score(data.stats(task, a))) for a in data.networks(str(task), 0)[:n])
+def evaluate_programs(programs: Sequence[Program], data: FitnessData, mapper: Mapper | None = None
+                      ) -> list[Evaluation]:
+    """Fitness on the selection networks, by racing: programs whose values are all known are evaluated on
+    every selection network at once; the others on the screening networks first, and the ``promote`` best
+    of those on every selection network."""
+    c = data.config
+    full = {str(t): data.networks(str(t), "selection") for t in data.tasks}
+    screen = {str(t): data.networks(str(t), "selection", c.screen) for t in data.tasks}
+    rows = [v for values in data.table(full).values() for v in values]
+    known = [all(a in v for a in p.aggregates() for v in rows) for p in programs]
+    results: list[Evaluation | None] = [None] * len(programs)
+    racing = [i for i, k in enumerate(known) if not k]
+    for i, ev in zip(racing, evaluate_on([programs[i] for i in racing], data, screen, mapper, "screen")):
+        results[i] = ev
+    valid = [i for i in racing if results[i].fitness > FLOOR]
+    promoted = sorted(valid, key=lambda i: results[i].fitness, reverse=True)[:c.promote]
+    finals = [i for i, k in enumerate(known) if k] + sorted(promoted)
+    for i, ev in zip(finals, evaluate_on([programs[i] for i in finals], data, full, mapper)):
+        results[i] = ev
+    return results

@@ -15,11 +15,14 @@ from typing import Callable, Sequence
 
 from deap import base, gp
 
-from eznas.gp.pset import log_uniform_constant
+from primitives import Net
 
 
 class FitnessMax(base.Fitness):
-    weights = (1.0,)
+    """(full, fitness), compared in that order: a valid evaluation on all selection networks (1) beats a
+    screened or invalid one (0) whatever their correlations (racing)."""
+
+    weights = (1.0, 1.0)
 
 
 class Individual(gp.PrimitiveTree):
@@ -31,23 +34,29 @@ class Individual(gp.PrimitiveTree):
 
 
 def gen_half_and_half(pset: gp.PrimitiveSetTyped, min_: int, max_: int, rng: random.Random,
-                      type_: type | None = None) -> list:
-    """DEAP's ``genHalfAndHalf``: a full or a grown tree (even odds) of height ``min_..max_``."""
+                      type_: type | None = None, net_depth: int = 2) -> list:
+    """DEAP's ``genHalfAndHalf``: a full or a grown tree (even odds) of height ``min_..max_``; a type
+    without primitives (a constant's) ends its branch at once. Network-level operations (``Net`` from
+    ``Net``) appear only above depth ``net_depth``; below it a Net is an aggregator or a network terminal,
+    so a new program aggregates a few per-unit expressions, not dozens."""
     full = rng.random() < 0.5
     height = rng.randint(min_, max_)
     expr, stack = [], [(0, type_ or pset.ret)]
     while stack:
         depth, type_ = stack.pop()
-        leaf = depth == height or (not full and depth >= min_ and rng.random() < pset.terminalRatio)
+        prims = pset.primitives[type_]
+        if type_ is Net and depth >= net_depth:
+            prims = [p for p in prims if Net not in p.args]
+        leaf = not prims or depth >= height or (not full and depth >= min_ and rng.random() < pset.terminalRatio)
         if leaf:
             if not pset.terminals[type_]:
                 raise IndexError(f"no terminal of type {type_.__name__} to end a branch")
             term = rng.choice(pset.terminals[type_])
             if isinstance(term, gp.MetaEphemeral):  # an ephemeral constant: drawn here, from rng
-                term, term.value = term.__new__(term), log_uniform_constant(rng)
+                term, term.value = term.__new__(term), term.func(rng)
             expr.append(term)
         else:
-            prim = rng.choice(pset.primitives[type_])
+            prim = rng.choice(prims)
             expr.append(prim)
             stack.extend((depth + 1, arg) for arg in reversed(prim.args))
     return expr
@@ -74,9 +83,8 @@ def cx_one_point(ind1: Individual, ind2: Individual, rng: random.Random) -> tupl
 
 
 def gen_subtree(pset: gp.PrimitiveSetTyped, type_: type, rng: random.Random, max_: int = 3) -> list:
-    """A random subtree for mutation: height 0..max_, but at least 1 for the root type (an aggregator
-    needs an argument; there is no root-typed terminal)."""
-    return gen_half_and_half(pset, 0 if pset.terminals[type_] else 1, max(max_, 1), rng, type_=type_)
+    """A random subtree for mutation: height 0..max_ (at least 1 for a type without terminals)."""
+    return gen_half_and_half(pset, 0 if pset.terminals[type_] else 1, max(max_, 1), rng, type_=type_, net_depth=1)
 
 
 def mut_uniform(ind: Individual, pset: gp.PrimitiveSetTyped, rng: random.Random) -> tuple[Individual]:
@@ -120,7 +128,7 @@ def sel_tournament_unique(individuals: Sequence[Individual], k: int, tournsize: 
     chosen: list[Individual] = []
     while pool and len(chosen) < k:
         contestants = [rng.choice(pool) for _ in range(tournsize)]
-        best = max(contestants, key=lambda ind: ind.fitness.values[0])
+        best = max(contestants, key=lambda ind: ind.fitness.values)
         chosen.append(best)
         pool.remove(best)
     return chosen

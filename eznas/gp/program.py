@@ -1,32 +1,44 @@
-"""Programs: a typed tree whose root aggregates a per-unit expression over a network's units.
+"""Programs: typed trees with a network-level root over aggregated per-unit expressions.
 
-    prog = parse_program("sum_units(count_in(weight_grad_D, 0.0001, 0.0005))")
-    prog.score(stats)        # one float per network (NaN when a unit fails or is not finite)
-    str(prog)                # round-trips through parse_program
+    prog = parse_program("net_add(sum_units(corr_min_eig(pre_N)), net_log(params))")
+    prog.score(stats)            # one float per network (NaN where it is not defined)
+    prog.evaluate(stats)         # (value, None) or (NaN, reason)
+    str(prog)                    # round-trips through parse_program
 
-A leading ``-`` negates the network score (how an anti-correlated program is exported).
+Levels, from the root down: network-level nodes (``net_*`` arithmetic, the terminals of
+:mod:`eznas.features`, ``Factor``/``Exponent`` constants), then aggregators (``sum_units(...)``: a per-unit
+expression aggregated over the network's units), then the per-unit expression over the collector's named
+tensors. One recursive evaluator serves fitness, ``verify_scores.py --program`` and (compiled to Python)
+the export. A leading ``-`` negates the network score (how an anti-correlated program is exported).
 
-Terminals are bound by name to the collector's tensors; constants become 0-d float32 tensors.
+``values``, when given, is a per-network cache of network-level results keyed by subtree string: an
+aggregate found there is not recomputed (fitness keeps these scalars across programs and generations);
+a string there is the reason the aggregate failed on that network.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, MutableMapping, Sequence
 
 import torch
 from deap import gp
 
 from eznas.errors import EznasError
+from eznas.features import FEATURES
 from eznas.gp.pset import make_pset
-from eznas.stats import NAMES, NetworkStats, Unit, statistic
-from primitives import PRIMITIVES, Scalar
-from primitives.aggregate import aggregate_units
-from primitives import Program as ProgramType
-
+from eznas.stats import NAMES, NetworkStats, statistic
+from primitives import PRIMITIVES, Net, Scalar, Tensor
+from primitives.aggregate import Aggregator, ProgramFailure, aggregate_units
+from primitives.network import checked
 
 class ProgramError(EznasError):
-    """A program string that does not parse, or whose root is not an aggregator."""
+    """A program string that does not parse, or whose root is not a network-level value."""
+
+
+def is_aggregator(node: Any) -> bool:
+    return isinstance(node, gp.Primitive) and isinstance(PRIMITIVES.get(node.name).fn, Aggregator)
 
 
 @dataclass
@@ -37,9 +49,9 @@ class Program:
     _stops: list[int] = field(default_factory=list, repr=False)  # where each node's subtree ends
 
     def __post_init__(self) -> None:
-        if not self.tree or self.tree[0].ret is not ProgramType:
-            raise ProgramError(f"program {str(self.tree)!r} must start with an aggregator "
-                               f"({', '.join(n for n in PRIMITIVES if PRIMITIVES.get(n).ret is ProgramType)})")
+        if not self.tree or self.tree[0].ret is not Net:
+            raise ProgramError(f"program {str(self.tree)!r} must be a network-level value (an aggregator such "
+                               f"as sum_units(...), a net_* operation or a network terminal)")
 
     def __str__(self) -> str:
         return ("-" if self.sign < 0 else "") + str(self.tree)
@@ -49,48 +61,113 @@ class Program:
 
     @property
     def terminals(self) -> set[str]:
+        """The collector's statistics the program reads."""
         return {n.name for n in self.tree if isinstance(n, gp.Terminal) and n.name in NAMES}
 
     @property
-    def aggregator(self):  # noqa: ANN201 - primitives.aggregate.Aggregator
-        return PRIMITIVES.get(self.tree[0].name).fn
+    def features(self) -> set[str]:
+        """The network features (eznas.features) the program reads."""
+        return {n.name for n in self.tree if isinstance(n, gp.Terminal) and n.name in FEATURES}
 
-    def unit_output(self, tensors: dict[str, torch.Tensor], cache: dict[str, Any] | None = None) -> torch.Tensor:
-        """The per-unit expression (the tree below the root) on one unit's tensors."""
-        return self._eval(1, tensors, cache)[0]
+    def aggregates(self) -> list[str]:
+        """The distinct aggregated sub-programs (``sum_units(...)`` subtrees), in tree order."""
+        return list(dict.fromkeys(self.key(i) for i, n in enumerate(self.tree) if is_aggregator(n)))
+
+    def aggregate_terminals(self, key: str) -> set[str]:
+        """The statistics that aggregate ``key`` (one of ``aggregates()``) reads."""
+        i = next(i for i, n in enumerate(self.tree) if is_aggregator(n) and self.key(i) == key)
+        return {n.name for n in self.tree[i:self._stops[i]] if isinstance(n, gp.Terminal) and n.name in NAMES}
+
+    # ------------------------------------------------------------------------------------ evaluation
+    def value(self, units: Sequence[Any] | None, features: dict[str, float],
+              values: MutableMapping[str, float | str] | None = None,
+              caches: list[dict[str, Any]] | None = None) -> float:
+        """The network score; raises ProgramFailure with the reason where it is not defined. ``units`` may
+        be None when every aggregate is in ``values``; ``caches`` (one dict per unit) share per-unit
+        subtree results between programs."""
+        v = self.sign * self._net(0, units, features, values, caches)
+        if not math.isfinite(v):
+            raise ProgramFailure("not finite: the network score")
+        return v
+
+    def evaluate(self, stats: NetworkStats, values: MutableMapping[str, float | str] | None = None,
+                 caches: list[dict[str, Any]] | None = None) -> tuple[float, str | None]:
+        """(score, None), or (NaN, the reason) where the program is not defined on this network."""
+        try:
+            return self.value(stats.units, stats.features, values, caches), None
+        except ProgramFailure as exc:
+            return math.nan, str(exc)
 
     def score(self, stats: NetworkStats, caches: list[dict[str, Any]] | None = None) -> float:
-        """Aggregate over units; NaN at the first unit that fails or whose output is not finite."""
-        def output(i: int, unit: Unit) -> torch.Tensor:
-            return self.unit_output(unit.tensors, caches[i] if caches is not None else None)
+        """The network score, NaN where it is not defined."""
+        return self.evaluate(stats, None, caches)[0]
 
-        agg = self.aggregator
-        return aggregate_units(stats.units, output, agg.unit, agg.combine, self.sign)
+    def unit_output(self, i: int, tensors: dict[str, torch.Tensor], cache: dict[str, Any] | None = None) -> torch.Tensor:
+        """The per-unit expression whose root is node ``i`` on one unit's tensors."""
+        return self._eval(i, tensors, cache)[0]
+
+    def _net(self, i: int, units, features, values, caches) -> float:  # noqa: ANN001
+        node = self.tree[i]
+        if isinstance(node, gp.Terminal):
+            if node.name in FEATURES:
+                if node.name not in features:
+                    raise KeyError(f"network feature {node.name!r} was not computed")
+                return float(features[node.name])
+            return float(node.value)  # a Factor or Exponent constant
+        if is_aggregator(node):
+            key = self.key(i)
+            found = values.get(key) if values is not None else None
+            if found is None:
+                if units is None:
+                    raise KeyError(f"aggregate {key!r} is neither cached nor computable (no statistics)")
+                try:
+                    found = self.aggregate(i, units, caches)
+                except ProgramFailure as exc:
+                    found = str(exc)
+                if values is not None:
+                    values[key] = found
+            if isinstance(found, str):
+                raise ProgramFailure(found)
+            return found
+        args, j = [], i + 1
+        for _ in node.args:
+            args.append(self._net(j, units, features, values, caches))
+            j = self.stops[j]
+        return checked(PRIMITIVES.get(node.name).fn(*args), node.name)
+
+    def aggregate(self, i: int, units: Sequence[Any], caches: list[dict[str, Any]] | None = None) -> float:
+        """The aggregator at node ``i`` over ``units`` (each with ``.tensors``)."""
+        agg = PRIMITIVES.get(self.tree[i].name).fn
+        return aggregate_units(units, lambda k, u: self.unit_output(i + 1, u.tensors, caches[k] if caches else None),
+                               agg.unit, agg.combine, self.tree[i].name)
 
     def _eval(self, i: int, env: dict[str, torch.Tensor], cache: dict[str, Any] | None) -> tuple[torch.Tensor, int]:
         node = self.tree[i]
-        if cache is not None and isinstance(node, gp.Primitive):
-            key = self.key(i)
-            if key in cache:
-                return cache[key], self._stops[i]
+        key = self.key(i)
+        if cache is not None and key in cache:  # a subtree, or a leaf read as a statistic, once per unit
+            return cache[key], self._stops[i]
         if isinstance(node, gp.Primitive):
             args, j = [], i + 1
             for _ in node.args:
                 value, j = self._eval(j, env, cache)
                 args.append(value)
-            value = PRIMITIVES.get(node.name).fn(*args)
-            if cache is not None:
-                cache[self.key(i)] = value
-            return value, j
-        if node.name in NAMES and node.name not in env:
-            raise KeyError(f"statistic {node.name!r} was not collected")
-        key = self.key(i)  # a leaf: a terminal's name or a constant's value
-        if cache is not None and key in cache:  # read as a statistic (or made a tensor) once per unit
-            return cache[key], i + 1
-        value = statistic(env[node.name]) if node.name in env else torch.tensor(float(node.value))
+            try:
+                value = PRIMITIVES.get(node.name).fn(*args)
+            except Exception as exc:  # noqa: BLE001 - a failing op makes the program invalid on this network
+                raise ProgramFailure(f"{type(exc).__name__} in {node.name}") from None
+        else:
+            value, j = self._leaf(node, env), i + 1
         if cache is not None:
             cache[key] = value
-        return value, i + 1
+        return value, j
+
+    @staticmethod
+    def _leaf(node: gp.Terminal, env: dict[str, torch.Tensor]) -> torch.Tensor:
+        if node.name in NAMES:
+            if node.name not in env:
+                raise KeyError(f"statistic {node.name!r} was not collected")
+            return statistic(env[node.name])
+        return torch.tensor(float(node.value))
 
     def key(self, i: int) -> str:
         if not self._keys:
@@ -99,32 +176,52 @@ class Program:
             self._keys = [str(gp.PrimitiveTree(self.tree[sub])) for sub in subtrees]
         return self._keys[i]
 
+    @property
+    def stops(self) -> list[int]:
+        self.key(0)
+        return self._stops
+
 
 def parse_program(text: str, pset: gp.PrimitiveSetTyped | None = None) -> Program:
-    """Parse a program string (prefix order, as ``str(program)`` prints it); an unknown name, a type
+    """Parse a program string (prefix order, as ``str(program)`` prints it). Only the pset's primitives and
+    terminals and finite numbers (where a constant may stand) are accepted; an unknown name, a type
     mismatch, a missing argument or a trailing token raises ProgramError naming it."""
     pset = pset or make_pset()
     body = text.strip()
+    where = f"program {body!r}"
     sign = -1 if body.startswith("-") else 1
     tokens = [t for t in re.split(r"[\s(),]+", body[1:] if sign < 0 else body) if t]
     expr: list = []
-    expected: list[type] = [ProgramType]
+    expected: list[type] = [Net]
     for tok in tokens:
         if not expected:
-            raise ProgramError(f"program {text.strip()!r}: unexpected {tok!r} after a complete program")
+            raise ProgramError(f"{where}: unexpected {tok!r} after a complete program")
         want = expected.pop(0)
         node = pset.mapping.get(tok)
+        if isinstance(node, type):  # an ephemeral constant's generator ('const'), not a value
+            raise ProgramError(f"{where}: {tok!r} is not a value; write the number itself")
         if node is None:
-            try:
-                node = gp.Terminal(float(tok), False, Scalar)
-            except ValueError:
-                raise ProgramError(f"program {text.strip()!r}: unknown name {tok!r}") from None
+            node = _constant(tok, want, where)
         if not issubclass(node.ret, want):
-            raise ProgramError(f"program {text.strip()!r}: {tok!r} gives a {node.ret.__name__} where a "
-                               f"{want.__name__} is needed")
+            raise ProgramError(f"{where}: {tok!r} gives a {node.ret.__name__} where a {want.__name__} is needed")
         expr.append(node)
         if isinstance(node, gp.Primitive):
             expected[0:0] = list(node.args)
+    if not expr:
+        raise ProgramError(f"{where} is empty")
     if expected:
-        raise ProgramError(f"program {text.strip()!r} is incomplete: {len(expected)} argument(s) missing")
+        raise ProgramError(f"{where} is incomplete: {len(expected)} argument(s) missing")
     return Program(gp.PrimitiveTree(expr), sign)
+
+
+def _constant(tok: str, want: type, where: str) -> gp.Terminal:
+    try:
+        value = float(tok)
+    except ValueError:
+        raise ProgramError(f"{where}: unknown name {tok!r}") from None
+    if not math.isfinite(value):
+        raise ProgramError(f"{where}: constant {tok!r} is not a finite number")
+    kind = Scalar if want in (Tensor, Scalar) else want
+    if kind.__name__ not in ("Scalar", "Factor", "Exponent"):
+        raise ProgramError(f"{where}: a number ({tok}) cannot stand where a {want.__name__} is needed")
+    return gp.Terminal(value, False, kind)

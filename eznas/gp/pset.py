@@ -1,4 +1,5 @@
-"""The DEAP typed primitive set, built from the primitive registry and the collector's names."""
+"""The DEAP typed primitive set, built from the primitive registry, the collector's names and the network
+features, and the ephemeral constants (each drawn from the generator's ``rng``)."""
 from __future__ import annotations
 
 import random
@@ -6,30 +7,58 @@ from functools import lru_cache
 
 from deap import gp
 
+from eznas.features import FEATURES
 from eznas.stats import NAMES
-from primitives import PRIMITIVES, Program, Scalar, Tensor
+from primitives import PRIMITIVES, Exponent, Factor, Net, Scalar, Tensor
+
+EXPONENTS = (-2.0, -1.0, -0.5, 0.5, 2.0, 3.0)
 
 
 def log_uniform_constant(rng: random.Random | None = None) -> float:
-    """An ephemeral constant drawn log-uniformly from [1e-8, 1] (Sweetimator-style interval bounds);
-    evolution draws it from its own ``rng`` (see ``gen_half_and_half``)."""
+    """A per-unit Scalar constant drawn log-uniformly from [1e-8, 1] (Sweetimator-style interval bounds)."""
     return float(f"{10 ** (rng or random).uniform(-8.0, 0.0):.3g}")
 
 
-@lru_cache(maxsize=8)
-def make_pset(terminals: tuple[str, ...] = NAMES) -> gp.PrimitiveSetTyped:
-    """Primitives from the registry, the named statistics as Tensor terminals, a Scalar ephemeral.
+def signed_factor(rng: random.Random | None = None) -> float:
+    """A network-level Factor: +-10^u, u uniform in [-3, 3], three significant digits."""
+    rng = rng or random
+    return float(f"{rng.choice((-1, 1)) * 10 ** rng.uniform(-3.0, 3.0):.3g}")
 
-    Generation never dead-ends: Tensor and Scalar each have primitives and terminals (a Scalar is a
-    Tensor), and Program (the root) has the aggregators."""
-    unknown = [t for t in terminals if t not in NAMES]
-    if unknown:
-        raise ValueError(f"unknown terminal {unknown[0]!r}; valid: {', '.join(NAMES)}")
-    pset = gp.PrimitiveSetTyped("eznas", [], Program)
+
+def exponent(rng: random.Random | None = None) -> float:
+    """A network-level Exponent from a few useful powers (roots, squares, reciprocals)."""
+    return (rng or random).choice(EXPONENTS)
+
+
+@lru_cache(maxsize=8)
+def make_pset(terminals: tuple[str, ...] = NAMES, features: tuple[str, ...] = FEATURES) -> gp.PrimitiveSetTyped:
+    """Primitives from the registry, the named statistics as Tensor terminals, the network features as Net
+    terminals, and ephemeral constants (Scalar ``const``, ``factor``, ``exponent``).
+
+    Generation never dead-ends: Tensor, Scalar and Net each have primitives and terminals (a Scalar is a
+    Tensor), and Factor and Exponent have their constants."""
+    for given, valid, what in ((terminals, NAMES, "terminal"), (features, FEATURES, "network feature")):
+        unknown = [t for t in given if t not in valid]
+        if unknown:
+            raise ValueError(f"unknown {what} {unknown[0]!r}; valid: {', '.join(valid)}")
+    pset = gp.PrimitiveSetTyped("eznas", [], Net)
     for name in PRIMITIVES:
         spec = PRIMITIVES.get(name)
         pset.addPrimitive(spec.fn, list(spec.args), spec.ret, name=spec.name)
     for name in terminals:
         pset.addTerminal(name, Tensor, name=name)
+    for name in features:
+        pset.addTerminal(name, Net, name=name)
     pset.addEphemeralConstant("const", log_uniform_constant, Scalar)
+    pset.addEphemeralConstant("factor", signed_factor, Factor)
+    pset.addEphemeralConstant("exponent", exponent, Exponent)
     return pset
+
+
+def language(pset: gp.PrimitiveSetTyped) -> dict[str, list[str]]:
+    """The primitive set as plain data (recorded in checkpoints: a resumed run must use the same language)."""
+    return {
+        "primitives": sorted(f"{p.name}({','.join(a.__name__ for a in p.args)})->{p.ret.__name__}"
+                             for ps in pset.primitives.values() for p in ps),
+        "terminals": sorted(f"{t.name}:{t.ret.__name__}" for ts in pset.terminals.values() for t in ts),
+    }

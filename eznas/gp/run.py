@@ -9,20 +9,17 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
-import torch
 
-from eznas.data import BatchSource, resolve_data_root
+from eznas.data import resolve_data_root
 from eznas.errors import EznasError
 from eznas.gp.evolution import Evolution, EvolutionConfig, State
 from eznas.gp.export import export_source
-from eznas.gp.fitness import FitnessData
+from eznas.gp.fitness import FitnessData, ValueCache, program_scores
 from eznas.gp.program import parse_program
 from eznas.io import atomic_open, write_json
 from eznas.metrics import correlations
 from eznas.parallel import open_mapper
-from eznas.scoring import arch_seed, resolve_device
-from eznas.spaces import SpaceOptions, get_space
-from eznas.stats import CollectorConfig, StatsCache, collect
+from eznas.stats import CollectorConfig
 
 log = logging.getLogger(__name__)
 
@@ -30,34 +27,31 @@ log = logging.getLogger(__name__)
 def run_evolution(cfg: EvolutionConfig, out: Path, *, resume: bool = False, cache_dir: Path | None = None,
                   test_networks: int = 100, progress: Callable[[str, int], Callable[[], None]] | None = None,
                   on_generation: Callable[[State], None] | None = None) -> dict[str, Any]:
-    """Evolve into ``out`` (or continue the run there), then test the top 3 programs on held-out archs."""
+    """Evolve into ``out`` (or continue the run there), choose the winner on the validation networks, then
+    test the top 3 on ``test_networks`` test networks per task. A finished run resumed is returned as it is."""
     out = Path(out)
     config_path = out / "config.json"
-    resolved = dataclasses.asdict(cfg)
-    if resume:
-        if not config_path.is_file():
-            raise EznasError(f"--resume {out}: no config.json there (not a run folder)")
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(config_path, resolved)
+    if resume and not config_path.is_file():
+        raise EznasError(f"--resume {out}: no config.json there (not a run folder)")
     data_root = resolve_data_root(cfg.fitness.data_root)
-    cache = StatsCache(cache_dir or Path("results") / "cache" / "stats")
-    data = FitnessData(cfg.fitness, cfg.terminals, cache, data_root)
+    data = FitnessData(cfg.fitness, ValueCache(cache_dir or Path("results") / "cache" / "values"), data_root)
+    if resume and (finished := _finished(out)) is not None:
+        log.info("%s holds a finished run: nothing to do", out)
+        return finished
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume or not (out / "checkpoint.pkl").exists():
+        write_json(config_path, dataclasses.asdict(cfg))
+    tick = (lambda what: (lambda n: progress(what, n))) if progress else (lambda what: None)
     with open_mapper(cfg.parallel) as mapper:
-        data.prepare(mapper, (lambda n: progress("statistics", n)) if progress else None)
+        data.ensure((), {str(t): data.networks(str(t)) for t in data.tasks}, mapper, tick("network features"))
         evolution = Evolution(cfg, out, data, mapper)
-        state = None
-        if resume and evolution.checkpoint_path.exists():
-            state = evolution.load()
-        elif resume:  # killed before its first checkpoint: nothing to continue, start it again
+        state = evolution.load() if resume and evolution.checkpoint_path.exists() else None
+        if resume and state is None:  # killed before its first checkpoint: nothing to continue, start it again
             log.info("%s has no checkpoint yet: starting the run from generation 0", out)
-            write_json(config_path, resolved)
         state = evolution.run(state, on_generation)
-        ranked = evolution.rerank(state) if cfg.rerank else \
-            [evolution.describe(ind, state.memo[str(ind)]) for ind in state.hall_of_fame]
-    best = ranked[:3]
-    tests = test_programs([b["exported"] for b in best], data, test_networks,
-                          progress=(lambda n: progress("held-out test", n)) if progress else None)
+        ranked = evolution.validate(state)
+        best = ranked[:3]
+        tests = test_programs([b["exported"] for b in best], data, test_networks, mapper, tick("held-out test"))
     with atomic_open(out / "test_scores.csv") as f:
         tests.to_csv(f, index=False)
     plot_evolution(out / "evolution.png", pd.DataFrame(list(state.logbook)))
@@ -65,35 +59,30 @@ def run_evolution(cfg: EvolutionConfig, out: Path, *, resume: bool = False, cach
     return {"run_dir": str(out), "best": best, "test": tests.to_dict("records")}
 
 
-def test_programs(programs: list[str], data: FitnessData, n: int, progress=None) -> pd.DataFrame:
-    """Score the programs on ``n`` held-out archs per task (never used in fitness), batch and collector as
-    in fitness; one row per program and task with Kendall, Spearman and Pearson."""
+def _finished(out: Path) -> dict[str, Any] | None:
+    """The results of a finished run folder (its last outputs are in place), else None."""
+    try:
+        best = json.loads((out / "hall_of_fame.json").read_text())[:3]
+        tests = pd.read_csv(out / "test_scores.csv")
+    except (OSError, ValueError):
+        return None
+    if not (out / "best_proxy.py").is_file() or "validation_fitness" not in best[0]:
+        return None
+    return {"run_dir": str(out), "best": best, "test": tests.to_dict("records")}
+
+
+def test_programs(programs: list[str], data: FitnessData, n: int, mapper=None, tick=None) -> pd.DataFrame:  # noqa: ANN001
+    """Score the programs on the first ``n`` test networks of each task (never read during the run), batch
+    and statistics as in fitness; one row per program and task with Kendall, Spearman and Pearson."""
+    networks = {str(t): data.networks(str(t), "test", n) for t in data.tasks}
     parsed = [parse_program(p) for p in programs]
-    names = tuple(sorted(set().union(*(p.terminals for p in parsed))))
-    collector = dataclasses.replace(data.collector, names=names)
     rows = []
-    todo = {str(t): data.heldout[str(t)][:n] for t in data.tasks}
-    tick = progress(sum(len(v) for v in todo.values())) if progress else None
-    for task in data.tasks:
-        space = get_space(task.space, SpaceOptions(width=data.config.width, cells=data.config.cells))
-        batches = BatchSource(data.data_root, task.dataset, data.config.batch_size, data.config.seed)
-        device = resolve_device(data.config.device)
-        scores = [[] for _ in parsed]
-        archs = todo[str(task)]
-        for arch in archs:
-            torch.manual_seed(arch_seed(data.config.seed, arch.uid))
-            net = space.build(arch.spec, batches.spec.num_classes).to(device).train()
-            stats = collect(net, batches.batch().to(device), collector)
-            for k, p in enumerate(parsed):
-                scores[k].append(p.score(stats))
-            if tick:
-                tick()
-        acc = np.array([a.accuracy for a in archs])
-        for text, s in zip(programs, scores):
-            s = np.array(s)
+    for text, (scores, failures) in zip(programs, program_scores(parsed, data, networks, mapper, tick)):
+        for task, archs in networks.items():
+            s, acc = np.array(scores[task]), np.array([a.accuracy for a in archs])
             ok = np.isfinite(s)
             m = correlations(s[ok], acc[ok])
-            rows.append({"program": text, "task": str(task), "n": m["n"], "excluded_non_finite": int((~ok).sum()),
+            rows.append({"program": text, "task": task, "n": m["n"], "excluded_non_finite": int((~ok).sum()),
                          "kendall": m["kendall"], "spearman": m["spearman"], "pearson": m["pearson"]})
     return pd.DataFrame(rows)
 
@@ -119,22 +108,23 @@ def plot_evolution(path: Path, logbook: pd.DataFrame) -> None:
 def write_best_proxy(path: Path, best: dict, cfg: EvolutionConfig) -> None:
     """best_proxy.py: the best program as a standalone function (torch only) that scores any nn.Module."""
     program = parse_program(best["exported"])
-    on_all = ", on all fitness mini-sets at once" if "selection_fitness" in best else ""
     doc = f"""The best proxy found by eznas (higher is better). Needs only PyTorch.
 
-Program (per ReLU-Conv-BN unit, aggregated over the units; see unit_output below):
+Program (network-level arithmetic over aggregates of per-unit expressions of the ReLU-Conv-BN units'
+statistics and over network features; see network_value below):
 
     {program}
 
-Fitness {best["fitness"]:.4f} ({cfg.fitness.metric}, {cfg.fitness.combine} over tasks{on_all}); per task:
-{json.dumps(best["fitness_per_task"])}.
-Statistics: backward signal {cfg.fitness.signal!r}, noise seed {cfg.fitness.seed}; scores here are computed
-in float32 (fitness used {cfg.fitness.dtype} storage), as ``verify_scores.py --program`` does.
+Selection fitness {best["fitness"]:.4f} ({cfg.fitness.metric}, {cfg.fitness.combine} over tasks, {best["networks"]}
+networks per task); validation fitness {best["validation_fitness"]:.4f}, per task:
+{json.dumps(best["validation_per_task"])}.
+Statistics: backward signal {cfg.fitness.signal!r}, noise seed {cfg.fitness.pool_seed}; scores here are computed
+in float32 (fitness rounded statistics to {cfg.fitness.dtype}), as ``verify_scores.py --program`` does.
 
     from best_proxy import score
     score(net, images, labels)   # net: any nn.Module with ReLU -> Conv -> BN units; train mode is used
 """
-    source = export_source(program, signal=cfg.fitness.signal, noise_seed=cfg.fitness.seed,
+    source = export_source(program, signal=cfg.fitness.signal, noise_seed=cfg.fitness.pool_seed,
                            perturbation=CollectorConfig().perturbation, doc=doc)
     with atomic_open(path) as f:
         f.write(source)
