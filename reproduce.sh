@@ -31,10 +31,15 @@ while [[ $# -gt 0 ]]; do
         *) die "unknown option $1 (see bash reproduce.sh --help)" ;;
     esac
 done
+[[ -z "$BACKEND" || "$BACKEND" =~ ^(serial|loky|dask)$ ]] || die "--backend must be serial, loky or dask, got '$BACKEND'"
+[[ -z "$WORKERS" || "$WORKERS" =~ ^[1-9][0-9]*$ ]] || die "--workers must be a positive integer, got '$WORKERS'"
+[[ "$DEVICE" =~ ^(auto|cpu|cuda)$ ]] || die "--device must be auto, cpu or cuda, got '$DEVICE'"
+[[ -z "$DATA_ROOT" || -d "$DATA_ROOT" ]] || die "--data-root $DATA_ROOT is not a folder (run setup_script.sh first)"
 PY=${PYTHON:-.venv/bin/python}
 [[ -x "$PY" ]] || PY=python3
 OUT=${OUT:-results/reproduce$([[ $QUICK -eq 1 ]] && echo -quick)}
-mkdir -p "$OUT"
+[[ ! -e "$OUT" || -d "$OUT" ]] || die "--out $OUT is a file, not a folder"
+mkdir -p "$OUT" 2>/dev/null || die "--out $OUT: cannot create the folder"
 DATA=()
 [[ -n "$DATA_ROOT" ]] && DATA=(--data-root "$DATA_ROOT")
 WHERE=()

@@ -53,9 +53,15 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 [[ $# -gt 0 ]] || die "no command to submit (e.g. bash runjob.sh python evolve.py --space NASBench201)"
-[[ "$CPUS" =~ ^[1-9][0-9]*$ ]] || die "--cpus must be a positive integer, got '$CPUS'"
-[[ "$GPUS" =~ ^[0-9]+$ ]] || die "--gpus must be a non-negative integer, got '$GPUS'"
-[[ "$TIME" =~ ^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$ ]] || die "--time must look like [D-]HH:MM:SS, got '$TIME'"
+# check VALUE REGEX FLAG VARIABLE WHAT: the flag's value (or its variable's) must match
+check() { [[ "$1" =~ $2 ]] || die "$3 (or \$$4) must be $5, got '$1'"; }
+check "$CPUS" '^[1-9][0-9]*$' --cpus EZNAS_SLURM_CPUS "a positive integer"
+check "$GPUS" '^[0-9]+$' --gpus EZNAS_SLURM_GPUS "a non-negative integer"
+check "$TIME" '^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$' --time EZNAS_SLURM_TIME "like [D-]HH:MM:SS"
+check "$MEM" '^[1-9][0-9]*[KMGT]?$' --mem EZNAS_SLURM_MEM "a size like 16G (K, M, G or T; no suffix: MB)"
+check "$JOB_NAME" '^[A-Za-z0-9._-]+$' --job-name EZNAS_SLURM_JOB_NAME "letters, digits, '.', '_' or '-'"
+check "$PARTITION" '^[A-Za-z0-9._,-]*$' --partition EZNAS_SLURM_PARTITION "names of letters, digits, '.', '_', '-', ','"
+check "$ACCOUNT" '^[A-Za-z0-9._-]*$' --account EZNAS_SLURM_ACCOUNT "letters, digits, '.', '_' or '-'"
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 

@@ -2,16 +2,26 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
 import sys
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Callable, NoReturn, Sequence
 
 from eznas.data import DATA_ENV, DATASETS
 from eznas.errors import EznasError
-from eznas.proxies import list_proxies, parse_proxy
-from eznas.registry import UnknownNameError
+from eznas.proxies import list_proxies
+from eznas.registry import UnknownNameError, at_least, check_values
 from eznas.scoring import INITS
 from eznas.spaces import list_spaces
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose command-line errors raise EznasError: run_cli prints them as one ``error:`` line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise EznasError(f"{message} (see {self.prog} --help)")
 
 
 def add_flag(parser: argparse.ArgumentParser, name: str, *aliases: str, **kw) -> None:
@@ -31,8 +41,18 @@ def _proxy_list(text: str) -> tuple[str, ...]:
     return names
 
 
+def _n_samples(text: str) -> int:
+    """``all`` (or -1): every architecture; else a count (checked >= 1 with the config)."""
+    if text.strip().lower() == "all":
+        return -1
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count >= 1 or 'all', got {text!r}") from None
+
+
 def verify_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="verify_scores.py",
         description="Score benchmark architectures with zero-cost proxies and rank-correlate the scores with "
         "their trained accuracies. Writes scores.csv, summary.json and scatter.png to the run folder and "
@@ -44,49 +64,53 @@ def verify_parser() -> argparse.ArgumentParser:
     add_flag(p, "nds_space", default=None, help="NDS space: darts, amoeba, enas, pnas, nasnet (with --search_space NDS)")
     add_flag(p, "dataset", default="cifar10", choices=list(DATASETS), help="image dataset (default cifar10)")
     add_flag(p, "batch_size", type=int, default=16, help="images per batch (default 16)")
-    add_flag(p, "n_samples", type=int, default=-1, help="architectures to sample (default -1: all)")
-    add_flag(p, "seed", type=int, default=0, help="seed of the arch sample, the batch and the initialisation")
+    add_flag(p, "n_samples", type=_n_samples, default=-1, metavar="N|all",
+             help="architectures to sample, N >= 1, or all (default; -1 also means all)")
+    add_flag(p, "seed", type=int, default=0, help="seed (>= 0) of the arch sample, the batch and the initialisation")
     add_flag(p, "proxy", type=_proxy_list, default=None,
              help="comma-separated proxies, each optionally with options as name:key=value "
-             f"(e.g. swap:repeats=8); default {','.join(DEFAULT_PROXIES)} unless programs are given")
+             f"(e.g. swap:repeats=8; values are range-checked); default {','.join(DEFAULT_PROXIES)} unless "
+             "programs are given")
     add_flag(p, "accuracy_key", default=None,
              help="accuracy column (NB-201 defaults: cifar10_test, cifar100_test, imagenet16_120_test)")
     add_flag(p, "benchmark_path", default=None, help="ground-truth file (default: the space's file under the data root)")
     add_flag(p, "data_root", default=None, help=f"data root (default ${DATA_ENV}, else ./data)")
     add_flag(p, "device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA when present")
-    add_flag(p, "out", default=None, help="run folder (default results/verify/<space>-<dataset>-s<seed>-<time>/)")
+    add_flag(p, "out", default=None, help="run folder (default results/verify/<space>-<dataset>-s<seed>-<time>/); "
+             "one that holds results is only continued, with --resume")
     add_flag(p, "results_csv", default="results/all_tests.csv", help="cumulative results CSV to append to")
     add_flag(p, "fresh_batch", action="store_true", help="a fresh batch per network (EZNAS) instead of one shared batch")
     add_flag(p, "init", default="default", choices=INITS, help="weight initialisation (default: PyTorch's)")
-    add_flag(p, "width", type=int, default=None, help="DARTS/NDS initial channels (default: the space's)")
-    add_flag(p, "cells", type=int, default=None, help="DARTS/NDS number of cells (default: the space's)")
-    add_flag(p, "bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs (default 1000)")
+    add_flag(p, "width", type=int, default=None, help="DARTS/NDS initial channels, >= 1 (default: the space's)")
+    add_flag(p, "cells", type=int, default=None, help="DARTS/NDS number of cells, >= 1 (default: the space's)")
+    add_flag(p, "bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs, >= 1 (default 1000)")
     add_flag(p, "program", action="append", default=[], metavar="EXPR",
              help="an evolved program to score like a proxy (repeatable), e.g. 'mean_units(fro(pre_D))'")
     add_flag(p, "program_file", default=None, metavar="RUN/hall_of_fame.json",
              help="score the programs of an evolution run's hall of fame (their exported, higher-is-better form)")
-    add_flag(p, "program_top", type=int, default=3, help="how many hall-of-fame programs (default 3)")
+    add_flag(p, "program_top", type=int, default=3, help="how many hall-of-fame programs, >= 1 (default 3)")
     add_flag(p, "program_signal", default="logits_sum", choices=("logits_sum", "ce"),
              help="backward signal for programs' statistics (default logits_sum, as in evolution)")
     add_flag(p, "resume", action="store_true",
              help="with --out DIR: continue the unfinished run there (its scores so far are checkpointed about "
-             "every minute; same settings required), or start it if there is none")
+             "every minute), or start it if there is none; same settings required (only --results_csv and "
+             "--bootstrap may change); a finished run is reported as it is")
     add_flag(p, "quiet", action="store_true", help="no progress bar")
     return p
 
 
 def hall_of_fame_programs(path: str, top: int) -> list[str]:
     """The exported programs of a run's hall_of_fame.json (best first)."""
-    import json
-    from pathlib import Path
-
     try:
         entries = json.loads(Path(path).read_text())
-        return [e["exported"] for e in entries[:top]]
+        programs = [e["exported"] for e in entries[:top]]
     except FileNotFoundError:
         raise EznasError(f"--program-file: {path} does not exist") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise EznasError(f"--program-file: {path} is not a hall_of_fame.json ({exc})") from None
+    if not programs or not all(isinstance(p, str) for p in programs):
+        raise EznasError(f"--program-file: {path} holds no programs (expected a list of entries with 'exported')")
+    return programs
 
 
 def run_cli(main: Callable[[], int]) -> int:
@@ -99,33 +123,36 @@ def run_cli(main: Callable[[], int]) -> int:
         return 2
 
 
+def verify_config(args: argparse.Namespace) -> "VerifyConfig":
+    """The run's config from the flags (ranges are checked by run_verify, before anything is read)."""
+    from eznas.verify import VerifyConfig
+
+    check_values(vars(args), {"program_top": at_least(1)}, name=lambda k: f"--{k}")
+    if args.resume and not args.out:
+        raise EznasError("--resume needs --out DIR: the run folder to continue")
+    programs = list(args.program)
+    if args.program_file:
+        programs += hall_of_fame_programs(args.program_file, args.program_top)
+    proxies = args.proxy if args.proxy is not None else (() if programs else DEFAULT_PROXIES)
+    return VerifyConfig(
+        programs=tuple(programs), program_signal=args.program_signal,
+        search_space=args.search_space, nds_space=args.nds_space, dataset=args.dataset,
+        batch_size=args.batch_size, n_samples=args.n_samples, seed=args.seed, proxies=proxies,
+        accuracy_key=args.accuracy_key, benchmark_path=args.benchmark_path, data_root=args.data_root,
+        device=args.device, out=args.out, results_csv=args.results_csv, fresh_batch=args.fresh_batch,
+        init=args.init, width=args.width, cells=args.cells, bootstrap=args.bootstrap,
+    )
+
+
 def verify_main(argv: Sequence[str] | None = None) -> int:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from eznas.verify import VerifyConfig, result_line, run_verify
-
-    args = verify_parser().parse_args(argv)
+    from eznas.verify import notes, result_line, run_verify
 
     def body() -> int:
-        for spec in args.proxy or ():
-            parse_proxy(spec)
-        if args.batch_size < 1:
-            raise EznasError(f"--batch_size must be >= 1, got {args.batch_size}")
-        if args.resume and not args.out:
-            raise EznasError("--resume needs --out DIR: the run folder to continue")
-        programs = list(args.program)
-        if args.program_file:
-            programs += hall_of_fame_programs(args.program_file, args.program_top)
-        proxies = args.proxy if args.proxy is not None else (() if programs else DEFAULT_PROXIES)
-        cfg = VerifyConfig(
-            programs=tuple(programs), program_signal=args.program_signal,
-            search_space=args.search_space, nds_space=args.nds_space, dataset=args.dataset,
-            batch_size=args.batch_size, n_samples=args.n_samples, seed=args.seed, proxies=proxies,
-            accuracy_key=args.accuracy_key, benchmark_path=args.benchmark_path, data_root=args.data_root,
-            device=args.device, out=args.out, results_csv=args.results_csv, fresh_batch=args.fresh_batch,
-            init=args.init, width=args.width, cells=args.cells, bootstrap=args.bootstrap,
-        )
+        args = verify_parser().parse_args(argv)
+        cfg = verify_config(args)
         bars = []
 
         def progress(total: int):
@@ -140,9 +167,8 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
                 for bar in bars:
                     bar.close()
         print(f"run folder: {summary['config']['run_dir']}")
-        for name, m in summary["proxies"].items():
-            if m["excluded_non_finite"]:
-                print(f"note: {name}: {m['excluded_non_finite']} archs with a non-finite score were excluded")
+        for line in notes(summary):
+            print(line)
         for name, m in summary["proxies"].items():
             print(result_line(name, m))
         return 0
@@ -151,44 +177,202 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
 
 
 SPACE_TASKS = {"NASBench201": ("NASBench201:cifar10", "NASBench201:cifar100"), "DARTS": ("DARTS:cifar10",)}
+EVOLVE_DATASETS = {"NASBench201": ("cifar10", "cifar100", "ImageNet16-120"), "DARTS": ("cifar10",)}  # task spaces
+EVOLVE_RANGES = {"population": at_least(2), "generations": at_least(1), "seed": at_least(0)}
+FLAG_RANGES = {"generations": at_least(1), "test_networks": at_least(0)}  # flags checked as given, resumed or not
+
+
+def check_tasks(tasks: Sequence[str], where: str) -> None:
+    """Every task is SPACE:DATASET with a space and dataset evolution has data for (EznasError naming ``where``)."""
+    valid = ", ".join(f"{s}:{d}" for s, ds in EVOLVE_DATASETS.items() for d in ds)
+    if not tasks:
+        raise EznasError(f"{where}: no tasks (valid: {valid})")
+    for task in tasks:
+        space, _, dataset = task.partition(":")
+        if space not in EVOLVE_DATASETS:
+            raise EznasError(f"{where}: unknown space {space!r} in task {task!r}; valid tasks: {valid}")
+        if (dataset or "cifar10") not in EVOLVE_DATASETS[space]:
+            raise EznasError(f"{where}: unknown dataset {dataset!r} for {space} in task {task!r}; valid tasks: {valid}")
+
+
+def quick_config(cfg):  # noqa: ANN001, ANN201 - EvolutionConfig in and out
+    """``--quick``: the same run, small enough for a first try in about two minutes."""
+    return _fitness(dataclasses.replace(cfg, population=12, offspring=12, generations=2, elites=2, hall_of_fame=4),
+                    selection=24, validation=12, screen=8, promote=4)
+
+
+def _fitness(cfg, **changes):  # noqa: ANN001, ANN202 - EvolutionConfig in and out
+    return dataclasses.replace(cfg, fitness=dataclasses.replace(cfg.fitness, **changes))
+
+
+def _toml_over(cfg, path: str):  # noqa: ANN001, ANN202
+    """The keys of the TOML file at ``path`` over ``cfg`` (strictly checked, as a new run reads them)."""
+    import tomllib
+
+    from eznas.config import from_dict, load_toml
+
+    load_toml(type(cfg), path)  # unknown keys, wrong types, bad TOML: its error names the file and key
+
+    def merge(base: dict, over: dict) -> dict:
+        return {**base, **{k: merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+                           for k, v in over.items()}}
+
+    return from_dict(type(cfg), merge(_plain(cfg), tomllib.loads(Path(path).read_text())), path)
+
+
+def _plain(cfg) -> dict:  # noqa: ANN001
+    """A config as JSON holds it (tuples as lists): what config.json stores and from_dict reads."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+# the flags that change a run's numbers, and how each changes a config (applied in this order)
+NUMBER_FLAGS: dict[str, Callable] = {
+    "config": _toml_over,
+    "quick": lambda cfg, quick: quick_config(cfg) if quick else cfg,
+    "space": lambda cfg, space: _fitness(cfg, tasks=SPACE_TASKS[space]),
+    "tasks": lambda cfg, text: _fitness(cfg, tasks=tuple(t.strip() for t in text.split(",") if t.strip())),
+    "population": lambda cfg, n: dataclasses.replace(cfg, population=n),
+    "seed": lambda cfg, seed: dataclasses.replace(cfg, seed=seed),  # the GP's; the networks are the pool seed's
+    "data_root": lambda cfg, root: _fitness(cfg, data_root=root),
+    "device": lambda cfg, device: _fitness(cfg, device=device),
+}
+
+
+def changed_fields(before, after) -> list[str]:  # noqa: ANN001
+    """The fields that differ, except those a resumed run may change, as "name (before there, after now)"."""
+    from eznas.gp.evolution import RESUMABLE_CHANGES
+
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    a, b = flat(_plain(before)), flat(_plain(after))
+    return [f"{k} ({a.get(k)!r} there, {b.get(k)!r} now)" for k in {**a, **b}
+            if k.split(".")[0] not in RESUMABLE_CHANGES and a.get(k) != b.get(k)]
+
+
+def apply_flag(cfg, args: argparse.Namespace, name: str):  # noqa: ANN001, ANN201 - EvolutionConfig in and out
+    """``cfg`` with the number flag ``name`` as given (unchanged when it is not); errors name the flag."""
+    value = getattr(args, name)
+    try:
+        return cfg if value is None else NUMBER_FLAGS[name](cfg, value)
+    except EznasError as exc:
+        raise EznasError(f"--{name}: {exc}") from None
+
+
+def new_run_config(args: argparse.Namespace):  # noqa: ANN201 - EvolutionConfig
+    """A new run's config: the TOML (or EZNAS's defaults), then the flags; ranges and tasks checked."""
+    from eznas.gp.evolution import EvolutionConfig
+
+    cfg = EvolutionConfig()
+    for name in NUMBER_FLAGS:
+        cfg = apply_flag(cfg, args, name)
+    if args.generations is not None:
+        cfg = dataclasses.replace(cfg, generations=args.generations)
+    check_values(dataclasses.asdict(cfg), EVOLVE_RANGES,
+                 name=lambda k: f"--{k}" if getattr(args, k) is not None else f"{k} (--config {args.config})")
+    check_tasks(cfg.fitness.tasks, "--tasks" if args.tasks else f"--config {args.config}: fitness.tasks")
+    return cfg
+
+
+def resumed_config(args: argparse.Namespace, run_dir: Path, saved_path: Path):  # noqa: ANN201
+    """The saved config of the run in ``run_dir``; a flag given that would change it is an error naming it."""
+    from eznas.config import from_dict
+    from eznas.gp.evolution import EvolutionConfig
+
+    try:
+        saved = from_dict(EvolutionConfig, json.loads(saved_path.read_text()), str(saved_path))
+    except FileNotFoundError:
+        raise EznasError(f"--resume {run_dir}: no config.json there (not a run folder)") from None
+    except ValueError as exc:
+        raise EznasError(f"--resume {run_dir}: {saved_path} is not valid JSON ({exc})") from None
+    for name in NUMBER_FLAGS:
+        if changed := changed_fields(saved, apply_flag(saved, args, name)):
+            raise EznasError(f"--resume {run_dir}: --{name} would change the run's {changed[0]}; a resumed run "
+                             "keeps its settings (only --generations, --test_networks and where tasks run may change)")
+    if args.generations is not None:  # a resumed run may run longer, and elsewhere
+        saved = dataclasses.replace(saved, generations=args.generations)
+    return saved
+
+
+def evolve_setup(args: argparse.Namespace):  # noqa: ANN201 - (EvolutionConfig, Path, bool)
+    """The run's config, folder and whether it resumes; every flag is checked and nothing is written."""
+    from datetime import datetime
+
+    check_values(vars(args), FLAG_RANGES, name=lambda k: f"--{k}")
+    if args.space and args.tasks:
+        raise EznasError("--space and --tasks both choose the tasks: give one")
+    if args.resume == "" and not args.out:
+        raise EznasError("bare --resume needs --out DIR: the run folder to continue, or to start")
+    if args.resume:
+        run_dir = Path(args.resume)
+        if args.out and Path(args.out) != run_dir:
+            raise EznasError(f"--out {args.out}: a run resumed with --resume {run_dir} stays in {run_dir}")
+        return resumed_config(args, run_dir, run_dir / "config.json"), run_dir, True
+    cfg = new_run_config(args)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    label = args.space or "+".join(sorted({t.split(':')[0] for t in cfg.fitness.tasks}))
+    run_dir = Path(args.out) if args.out else Path("results") / "evolve" / f"{label}-s{cfg.seed}-{stamp}"
+    has_run = (run_dir / "checkpoint.pkl").exists()
+    if args.resume == "":  # continue --out if it holds a run: these flags must give its config
+        if has_run and (changed := changed_fields(resumed_config(args, run_dir, run_dir / "config.json"), cfg)):
+            raise EznasError(f"--resume: the flags differ from the run in {run_dir}: {changed[0]}; "
+                             f"resume it with the flags it was started with (or --resume {run_dir}), or choose "
+                             "another --out")
+        return cfg, run_dir, (run_dir / "config.json").is_file()
+    if has_run:
+        raise EznasError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+    return cfg, run_dir, False
 
 
 def evolve_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="evolve.py",
-        description="Discover a zero-cost proxy by genetic programming: programs over per-unit network "
-        "statistics, fitness = rank correlation with real accuracies on fixed mini-sets of networks. "
-        "Writes config.json, logbook.csv, hall_of_fame.json, checkpoint.pkl, evolution.png, best_proxy.py "
-        "and test_scores.csv (top 3 programs on held-out archs) to the run folder.",
-        epilog="Defaults follow EZNAS: population 50, 50 offspring, tournament 4, cx 0.4, mut 0.4, height <= 10, "
-        "10 generations, 4 mini-sets of 20 networks per task, fitness = min over tasks of Kendall tau.",
+        description="Discover a zero-cost proxy by genetic programming: network-level arithmetic over "
+        "aggregated per-unit expressions of network statistics and over network features; fitness = rank "
+        "correlation with real accuracies on fixed selection networks (racing: new programs are screened on a "
+        "few first); the hall of fame's winner is chosen on disjoint validation networks and tested on test "
+        "networks. Writes config.json, logbook.csv, hall_of_fame.json, checkpoint.pkl, evolution.png, "
+        "best_proxy.py and test_scores.csv (the top 3 by validation on test archs) to the run folder.",
+        epilog="Defaults: population 50, 50 offspring, tournament 4, cx 0.4, mut 0.4, height <= 10, 10 generations "
+        "(EZNAS's); per task 200 selection networks (20 for screening, the 10 best screened programs of a "
+        "generation promoted), 100 validation networks, the rest for testing, split by fitness.pool_seed (not "
+        "--seed); fitness = min over tasks of Kendall tau.",
     )
     add_flag(p, "space", default=None, choices=sorted(SPACE_TASKS),
              help="evolve on this space's tasks (NASBench201: CIFAR-10 and CIFAR-100; DARTS: CIFAR-10); "
              "default: NASBench201 CIFAR-10, CIFAR-100 and DARTS CIFAR-10")
-    add_flag(p, "tasks", default=None, help="comma-separated SPACE:DATASET tasks, e.g. NASBench201:cifar10,DARTS:cifar10")
-    add_flag(p, "generations", type=int, default=None, help="generations (default 10)")
-    add_flag(p, "population", type=int, default=None, help="population size (default 50)")
-    add_flag(p, "seed", type=int, default=None, help="one seed for everything (default 0)")
+    add_flag(p, "tasks", default=None, help="comma-separated SPACE:DATASET tasks, e.g. NASBench201:cifar10,DARTS:cifar10 "
+             f"(valid: {', '.join(f'{s}:{d}' for s, ds in EVOLVE_DATASETS.items() for d in ds)})")
+    add_flag(p, "generations", type=int, default=None, help="generations, >= 1 (default 10)")
+    add_flag(p, "population", type=int, default=None, help="population size, >= 2 (default 50)")
+    add_flag(p, "seed", type=int, default=None, help="the GP's seed, >= 0 (default 0); the networks, splits and "
+             "batch come from fitness.pool_seed, so runs with other seeds share them")
+    add_flag(p, "quick", action="store_true", default=None,
+             help="a complete small first try (population 12, 2 generations, 24 selection / 12 validation networks "
+             "per task, 12 test networks): every output file in about 2 minutes")
     add_flag(p, "config", default=None, metavar="FILE", help="TOML config; unknown keys are errors; flags override it")
     add_flag(p, "out", default=None, help="run folder (default results/evolve/<space>-s<seed>-<time>/)")
     add_flag(p, "resume", nargs="?", const="", default=None, metavar="DIR",
-             help="continue the run in DIR from its checkpoint (its saved config; --generations and where tasks "
-             "run may change); bare --resume with --out DIR: continue DIR if it holds this run, else start it "
+             help="continue the run in DIR from its checkpoint (its saved config: a flag that would change it "
+             "is an error; --generations, --test_networks and where tasks run may change); bare --resume with --out DIR: continue DIR if it holds this run, else start it "
              "there (what runjob.sh --requeue uses)")
     add_flag(p, "data_root", default=None, help=f"data root (default ${DATA_ENV}, else ./data)")
     add_flag(p, "device", default=None, choices=("auto", "cpu", "cuda"), help="statistics device (default cpu)")
-    add_flag(p, "cache_dir", default="results/cache/stats", help="statistics cache (default results/cache/stats)")
-    add_flag(p, "test_networks", type=int, default=100, help="held-out archs per task for the top-3 test (default 100)")
+    add_flag(p, "cache_dir", default="results/cache/values", help="cache of network-level values, shared by "
+             "runs (default results/cache/values)")
+    add_flag(p, "test_networks", type=int, default=None, help="held-out archs per task for the top-3 test, >= 0 (default 100)")
     add_flag(p, "quiet", action="store_true", help="no progress bars")
     add_parallel_flags(p)
     return p
 
 
 PARALLEL_FLAGS = {  # flag -> (type, help); None defaults leave the config's value
-    "backend": (str, "serial | loky (local processes) | dask (default serial); results are the same with each"),
-    "workers": (int, "loky/LocalCluster worker processes, or the most SLURM jobs (default 1; "
-                "more than 1 without --backend means loky)"),
+    "backend": (str, "serial | loky (local processes) | dask (default loky); results are the same with each"),
+    "workers": (int, "loky/LocalCluster worker processes, or the most SLURM jobs (default 2; "
+                "alone, 1 means serial and more than 1 loky)"),
     "scheduler_address": (str, "dask: connect to this scheduler (e.g. tcp://host:8786) instead of starting one"),
     "cluster": (str, "dask without an address: local (LocalCluster on 127.0.0.1, default) or slurm (dask-jobqueue)"),
     "retries": (int, "dask: reruns of a task whose worker was lost (default 3)"),
@@ -209,65 +393,26 @@ def add_parallel_flags(p: argparse.ArgumentParser) -> None:
 
 
 def parallel_overrides(args: argparse.Namespace, current: str = "serial") -> dict:
-    """The parallel flags given; ``--workers N`` (N > 1) alone on a serial config means loky."""
+    """The parallel flags given; ``--workers N`` alone means loky for N > 1 on a serial config, and serial
+    for N = 1 on a loky one."""
     given = {k: getattr(args, k) for k in PARALLEL_FLAGS if getattr(args, k) is not None}
-    if given.get("workers", 1) > 1 and "backend" not in given and current == "serial":
-        given["backend"] = "loky"
+    if "workers" in given and "backend" not in given:
+        if given["workers"] > 1 and current == "serial":
+            given["backend"] = "loky"
+        elif given["workers"] == 1 and current == "loky":
+            given["backend"] = "serial"
     return given
 
 
 def evolve_main(argv: Sequence[str] | None = None) -> int:
-    import dataclasses
-    import json
-    from datetime import datetime
-    from pathlib import Path
-
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from eznas.config import from_dict, load_toml
-    from eznas.gp.evolution import EvolutionConfig
     from eznas.gp.run import run_evolution
 
-    args = evolve_parser().parse_args(argv)
-
     def body() -> int:
-        resume = bool(args.resume)
-        if args.resume == "" and not args.out:
-            raise EznasError("bare --resume needs --out DIR: the run folder to continue, or to start")
-        if args.resume:
-            run_dir = Path(args.resume)
-            try:
-                saved = json.loads((run_dir / "config.json").read_text())
-            except FileNotFoundError:
-                raise EznasError(f"--resume {run_dir}: no config.json there (not a run folder)") from None
-            cfg = from_dict(EvolutionConfig, saved, str(run_dir / "config.json"))
-            if args.generations is not None:  # a resumed run may run longer, and elsewhere
-                cfg = dataclasses.replace(cfg, generations=args.generations)
-        else:
-            cfg = load_toml(EvolutionConfig, args.config) if args.config else EvolutionConfig()
-            fit = cfg.fitness
-            if args.tasks:
-                fit = dataclasses.replace(fit, tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()))
-            elif args.space:
-                fit = dataclasses.replace(fit, tasks=SPACE_TASKS[args.space])
-            overrides = {k: getattr(args, k) for k in ("generations", "population", "seed")
-                         if getattr(args, k) is not None}
-            if "seed" in overrides:
-                fit = dataclasses.replace(fit, seed=overrides["seed"])
-            fit = dataclasses.replace(fit, **{k: getattr(args, k) for k in ("data_root", "device")
-                                              if getattr(args, k) is not None})
-            cfg = dataclasses.replace(cfg, fitness=fit, **overrides)
-            for name in ("generations", "population"):
-                if getattr(cfg, name) < 1:
-                    raise EznasError(f"--{name} must be >= 1, got {getattr(cfg, name)}")
-            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-            label = args.space or "+".join(sorted({t.split(':')[0] for t in cfg.fitness.tasks}))
-            run_dir = Path(args.out) if args.out else Path("results") / "evolve" / f"{label}-s{cfg.seed}-{stamp}"
-            if args.resume == "":  # continue --out if it holds a run (its checkpoint must match these flags)
-                resume = (run_dir / "config.json").is_file()
-            elif (run_dir / "checkpoint.pkl").exists():
-                raise EznasError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+        args = evolve_parser().parse_args(argv)
+        cfg, run_dir, resume = evolve_setup(args)
         cfg = dataclasses.replace(cfg, parallel=dataclasses.replace(
             cfg.parallel, **parallel_overrides(args, cfg.parallel.backend)))
         bars: list = []
@@ -281,13 +426,15 @@ def evolve_main(argv: Sequence[str] | None = None) -> int:
 
         def on_generation(state) -> None:
             gen_bar.n = state.generation
-            gen_bar.set_postfix(best=f"{state.hall_of_fame[0].fitness.values[0]:.4f}")
+            gen_bar.set_postfix(best=f"{state.hall_of_fame[0].fitness.values[1]:.4f}")
             gen_bar.refresh()
 
         with logging_redirect_tqdm():
             try:
                 result = run_evolution(cfg, run_dir, resume=resume, cache_dir=Path(args.cache_dir),
-                                       test_networks=args.test_networks, progress=progress,
+                                       test_networks=(12 if args.quick else 100) if args.test_networks is None
+                                       else args.test_networks,
+                                       progress=progress,
                                        on_generation=on_generation)
             finally:
                 gen_bar.close()
@@ -295,7 +442,8 @@ def evolve_main(argv: Sequence[str] | None = None) -> int:
                     bar.close()
         print(f"run folder: {result['run_dir']}")
         for rank, b in enumerate(result["best"], 1):
-            print(f"top{rank} fitness={b['fitness']:.4f} program={b['exported']}")
+            print(f"top{rank} validation={b['validation_fitness']:.4f} selection={b['fitness']:.4f} "
+                  f"program={b['exported']}")
         for row in result["test"]:
             print(f"test task={row['task']} kendall={row['kendall']:.4f} spearman={row['spearman']:.4f} "
                   f"n={row['n']} program={row['program']}")

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 from eznas.data import DATA_ENV, resolve_data_root
 from eznas.errors import DataError
-from eznas.io import atomic_path, write_bytes
+from eznas.io import atomic_path, check_writable, write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -392,9 +392,9 @@ def manual_notes(root: Path, manifest: Manifest | None = None) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from eznas.cli import add_flag
+    from eznas.cli import Parser, add_flag
 
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m eznas.fetch",
         description="Fill the data root from a local mirror (checked against the sha256 in "
         "eznas/data_sources.json), or else download and convert the public sources.",
@@ -408,12 +408,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from eznas.cli import run_cli
 
-    args = build_parser().parse_args(argv)
-
     def body() -> int:
+        args = build_parser().parse_args(argv)
         root = resolve_data_root(args.data_root)
+        check_writable(root, folder=True, what=f"--data-root (or ${DATA_ENV})")
         manifest = load_manifest()
         mirror = args.mirror or os.environ.get(MIRROR_ENV)
+        base = os.environ.get(SOURCE_BASE_ENV)
+        if not mirror and base and urlsplit(base).scheme not in ("http", "https", "file"):
+            raise DataError(f"${SOURCE_BASE_ENV} must be a URL such as http://host:8000, got {base!r}")
         if mirror:
             fill_from_mirror(mirror, root, manifest)
         else:

@@ -1,6 +1,8 @@
-"""Atomic file writes: a reader never sees a half-written file, and an existing one survives a crash."""
+"""Atomic file writes: a reader never sees a half-written file, and an existing one survives a crash.
+``locked(path)`` serialises the writers of a shared file (read-modify-replace under one lock)."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -42,3 +44,32 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_open(path) as f:
         json.dump(obj, f, indent=2, default=str)
         f.write("\n")
+
+
+@contextmanager
+def locked(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the sidecar ``.<name>.lock`` beside ``path`` (created once, never
+    removed: removing it would let two writers lock two different files)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def check_writable(path: str | os.PathLike, folder: bool, what: str) -> None:
+    """Raise OSError naming ``what`` unless ``path`` (a file, or a folder if ``folder``) can be written:
+    it is of that kind or absent, and its nearest existing folder is writable. Nothing is created."""
+    path = Path(path)
+    if path.exists() and path.is_dir() != folder:
+        raise OSError(f"{what} {path}: is {'a file' if folder else 'a folder'}, not {'a folder' if folder else 'a file'}")
+    parent = path if folder and path.exists() else path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OSError(f"{what} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.is_file() and not os.access(path, os.W_OK)):
+        raise OSError(f"{what} {path}: not writable")

@@ -7,12 +7,17 @@
 
     PROXIES.get("synflow")     # the registered object
     PROXIES.names("*flow")     # sorted names, fnmatch filter
+
+``Valid`` rules (``at_least(1)``, ``above(0)``, or your own) say which values of an option are valid.
 """
 from __future__ import annotations
 
 import difflib
 import fnmatch
-from typing import Callable, Generic, Iterator, TypeVar
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
+
+from eznas.errors import EznasError
 
 T = TypeVar("T")
 
@@ -20,6 +25,40 @@ T = TypeVar("T")
 def doc_line(obj: object) -> str:
     """The first paragraph of an object's docstring, on one line (what a registry lists)."""
     return " ".join((getattr(obj, "__doc__", None) or "").split("\n\n")[0].split())
+
+
+@dataclass(frozen=True)
+class Valid:
+    """A rule for an option's value: ``test(value)`` is true when it is valid; ``text`` says what is
+    (it completes "must be ...", e.g. ">= 1")."""
+
+    test: Callable[[Any], bool]
+    text: str
+    keys: tuple[str, ...] = ()  # for a rule over several options: those its message shows
+
+    def __call__(self, value: Any) -> bool:
+        try:
+            return bool(self.test(value))
+        except (TypeError, ValueError):
+            return False
+
+
+def at_least(low: float) -> Valid:
+    return Valid(lambda v: v >= low, f">= {low:g}")
+
+
+def above(low: float) -> Valid:
+    return Valid(lambda v: v > low, f"> {low:g}")
+
+
+def check_values(values: Mapping[str, Any], rules: Mapping[str, Valid], where: str = "",
+                 name: Callable[[str], str] = str) -> None:
+    """Raise EznasError for the first value that breaks its rule: "<where>: <name(key)> must be <rule>,
+    got <value>". Absent and None values are not checked."""
+    for key, rule in rules.items():
+        value = values.get(key)
+        if value is not None and not rule(value):
+            raise EznasError(f"{where}{': ' if where else ''}{name(key)} must be {rule.text}, got {value}")
 
 
 class UnknownNameError(KeyError):

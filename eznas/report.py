@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from eznas.errors import DataError
-from eznas.io import atomic_open, write_json
+from eznas.io import atomic_open, check_writable, locked, write_json
 
 ALL_TESTS_COLUMNS = [
     "timestamp", "proxy", "seed", "n_samples", "batch_size", "dataset", "search_space", "nds_space",
@@ -30,21 +30,33 @@ def write_summary(path: Path, summary: dict[str, Any]) -> None:
 def append_all_tests(path: Path, rows: list[dict[str, Any]]) -> None:
     """Append rows to the cumulative results CSV (EZNAS's columns plus proxy, n and run folder).
 
-    The file is rewritten through a temporary copy, so a crash leaves either the old or the new file.
+    Under a file lock (concurrent runs keep every row), the file is rewritten through a temporary copy,
+    so a crash leaves either the old or the new file. No rows: the file is left alone.
     """
+    if not rows:
+        return
     path = Path(path)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=ALL_TESTS_COLUMNS, lineterminator="\n")
+    writer.writerows(rows)
+    with locked(path):
+        old = check_all_tests(path)
+        head = "" if old else ",".join(ALL_TESTS_COLUMNS) + "\n"
+        with atomic_open(path) as f:
+            f.write(old + ("" if not old or old.endswith("\n") else "\n") + head + buf.getvalue())
+
+
+def check_all_tests(path: Path) -> str:
+    """The cumulative results CSV's text ("" when absent); DataError unless its header is ours, OSError
+    unless it can be written."""
+    path = Path(path)
+    check_writable(path, folder=False, what="--results_csv")
     old = path.read_text() if path.exists() else ""
     if old:
         header = old.splitlines()[0].split(",")
         if header != ALL_TESTS_COLUMNS:
             raise DataError(f"{path}: unexpected header {header} (expected {ALL_TESTS_COLUMNS}); move it aside")
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=ALL_TESTS_COLUMNS, lineterminator="\n")
-    if not old:
-        writer.writeheader()
-    writer.writerows(rows)
-    with atomic_open(path) as f:
-        f.write(old + ("" if not old or old.endswith("\n") else "\n") + buf.getvalue())
+    return old
 
 
 def plot_scatter(path: Path, table: pd.DataFrame, proxies: list[str], summary: dict[str, Any], title: str) -> None:

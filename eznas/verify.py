@@ -7,6 +7,7 @@ import logging
 import math
 import platform
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,10 +21,11 @@ import eznas
 from eznas import report
 from eznas.data import BatchSource, resolve_data_root
 from eznas.errors import DataError, EznasError
-from eznas.io import write_json
+from eznas.io import check_writable, write_json
 from eznas.metrics import bootstrap_ci, correlations
-from eznas.proxies import parse_proxy
+from eznas.proxies import ProxyCall, parse_proxy
 from eznas.proxies.program import program_call
+from eznas.registry import UnknownNameError, Valid, at_least, check_values
 from eznas.scoring import ArchScores, resolve_device, sample_archs, score_archs
 from eznas.spaces import SpaceOptions, get_space
 
@@ -36,7 +38,7 @@ class VerifyConfig:
     nds_space: str | None = None
     dataset: str = "cifar10"
     batch_size: int = 16
-    n_samples: int | None = None  # None or < 0: all architectures
+    n_samples: int | None = None  # None or -1: all architectures
     seed: int = 0
     proxies: tuple[str, ...] = ("synflow", "naswot", "params")
     programs: tuple[str, ...] = ()  # evolved programs, scored like proxies
@@ -63,6 +65,49 @@ class VerifyConfig:
 
 CHECKPOINT_SECONDS = 60.0
 NOT_NUMBERS = ("results_csv", "bootstrap", "out")  # config fields a resumed run may change
+RESULT_FILES = ("summary.json", "scores.csv", "partial_scores.csv", "partial_state.json")  # a run's results
+FLAGS = {"proxies": "--proxy", "programs": "--program/--program-file"}  # where a flag's name is not the field's
+RANGES = {  # config field -> its valid values (None: the default)
+    "batch_size": at_least(1),
+    "n_samples": Valid(lambda n: n == -1 or n >= 1, ">= 1, or -1 (all)"),
+    "seed": at_least(0),
+    "bootstrap": at_least(1),
+    "width": at_least(1),
+    "cells": at_least(1),
+}
+SIZED_SPACES = ("DARTS", "NDS")  # the spaces whose networks take --width and --cells
+
+
+def flag(field: str) -> str:
+    """The command-line flag of a config field."""
+    return FLAGS.get(field, f"--{field}")
+
+
+def check_config(cfg: VerifyConfig) -> None:
+    """Every value in range, and no option the chosen space ignores (EznasError naming the flag)."""
+    check_values(dataclasses.asdict(cfg), RANGES, name=flag)
+    for field in ("width", "cells"):
+        if getattr(cfg, field) is not None and cfg.search_space not in SIZED_SPACES:
+            raise EznasError(f"{flag(field)} applies to --search_space {' or '.join(SIZED_SPACES)} only, "
+                             f"not {cfg.search_space}")
+    if cfg.nds_space is not None and cfg.search_space != "NDS":
+        raise EznasError(f"--nds_space applies to --search_space NDS only, not {cfg.search_space}")
+    if not cfg.proxies and not cfg.programs:
+        raise EznasError("nothing to score: give --proxy, --program or --program-file")
+
+
+def proxy_calls(cfg: VerifyConfig) -> dict[str, ProxyCall]:
+    """The proxies (options checked) and programs (parsed) to score, by label; errors name the flag."""
+    calls = {}
+    for field, items, make in (("proxies", cfg.proxies, lambda t: parse_proxy(t, cfg.batch_size)),
+                               ("programs", cfg.programs, lambda t: program_call(t, cfg.program_signal, cfg.seed))):
+        for text in items:
+            try:
+                call = make(text)
+            except (EznasError, UnknownNameError) as exc:
+                raise EznasError(f"{flag(field)}: {exc}") from None
+            calls[call.label] = call
+    return calls
 
 
 def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores], None]] | None = None,
@@ -72,23 +117,26 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
     ``progress(total)`` may return a per-arch callback (the CLI's progress bar). The scores so far are
     checkpointed to ``partial_scores.csv`` in the run folder about every minute; ``resume`` continues
     from there (same settings required) instead of starting again, and returns a finished run's summary
-    as it is.
+    as it is. A folder that holds results is never written to without ``resume``. Every input and both
+    outputs are checked before anything is scored.
     """
-    if resume and (done_before := finished(cfg)) is not None:
-        log.info("%s already holds this run, finished: nothing to score", cfg.out)
+    check_config(cfg)
+    out = cfg.run_dir()
+    if (done_before := check_run_folder(cfg, out, resume)) is not None:
+        log.info("%s already holds this run, finished: nothing to score", out)
         return done_before
-    calls = {spec: parse_proxy(spec) for spec in cfg.proxies}  # unknown names and options fail first
-    for text in cfg.programs:
-        call = program_call(text, cfg.program_signal, cfg.seed)
-        calls[call.label] = call
+    calls = proxy_calls(cfg)
     labels = tuple(calls)
+    check_writable(out, folder=True, what="--out")
+    report.check_all_tests(Path(cfg.results_csv))
     space = get_space(cfg.search_space, SpaceOptions(cfg.nds_space, cfg.width, cfg.cells))
     data_root = resolve_data_root(cfg.data_root)
     bench = Path(cfg.benchmark_path) if cfg.benchmark_path else space.default_benchmark(data_root, cfg.dataset)
     archs = sample_archs(space.load(bench, cfg.dataset, cfg.accuracy_key), cfg.n_samples, cfg.seed)
+    if not archs:
+        raise DataError(f"{bench}: no architectures to score (no row with an accuracy)")
     batches = BatchSource(data_root, cfg.dataset, cfg.batch_size, cfg.seed, fresh=cfg.fresh_batch)
     device = resolve_device(cfg.device)
-    out = cfg.run_dir()
     log.info("scoring %d %s archs on %s with %s -> %s", len(archs), space.tag, cfg.dataset,
              ",".join(labels), out)
 
@@ -133,6 +181,8 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
                         int((~finite).sum()), len(s))
         m = correlations(s[finite], a[finite])
         m["excluded_non_finite"] = int((~finite).sum())
+        m["all_non_finite"] = not finite.any()
+        m["failures"] = failures(table, name)
         m["ci95"] = bootstrap_ci(s[finite], a[finite], n_boot=cfg.bootstrap, seed=cfg.seed)
         m["seconds"] = secs[name]
         m["seconds_per_arch"] = secs[name] / max(len(archs), 1)
@@ -142,19 +192,45 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
 
     out.mkdir(parents=True, exist_ok=True)
     report.write_scores(out / "scores.csv", table)
-    partial.remove()
     report.write_summary(out / "summary.json", summary)
     title = f"{space.tag} {cfg.dataset}: {len(archs)} archs, batch {cfg.batch_size}, seed {cfg.seed}"
     report.plot_scatter(out / "scatter.png", table, list(labels), summary, title)
+    partial.remove()  # last: a run killed while writing its outputs resumes from its checkpoint
     stamp = datetime.now().isoformat(timespec="seconds")
     report.append_all_tests(Path(cfg.results_csv), [
         {"timestamp": stamp, "proxy": name, "seed": cfg.seed, "n_samples": len(archs),
          "batch_size": cfg.batch_size, "dataset": cfg.dataset, "search_space": cfg.search_space,
          "nds_space": cfg.nds_space or "", "tau": m["kendall"], "pearson": m["pearson"],
          "spearman": m["spearman"], "n": m["n"], "run_dir": str(out)}
-        for name, m in summary["proxies"].items()
+        for name, m in summary["proxies"].items() if not m["all_non_finite"]  # no figure, no row
     ])
     return summary
+
+
+def failures(table: pd.DataFrame, name: str) -> dict[str, int]:
+    """Per reason, how many archs got a non-finite score: the error the proxy raised (its first line),
+    else the value it returned; most frequent first."""
+    scores, errors = table[name].to_numpy(float), table.get(f"error_{name}")
+    reasons: Counter[str] = Counter()
+    for i in np.flatnonzero(~np.isfinite(scores)):
+        error = errors.iloc[i] if errors is not None else None
+        reasons[error.splitlines()[0][:200] if isinstance(error, str) and error else f"returned {scores[i]}"] += 1
+    return dict(reasons.most_common())
+
+
+def notes(summary: dict[str, Any]) -> list[str]:
+    """Lines for stdout about the archs each proxy could not score, with the reasons."""
+    lines = []
+    for name, m in summary["proxies"].items():
+        reasons = "; ".join(f"{why}: {k}" for why, k in m.get("failures", {}).items())
+        reasons = f" ({reasons})" if reasons else ""
+        if m.get("all_non_finite"):
+            lines.append(f"warning: {name}: no finite score on any of the {summary['n_archs']} archs{reasons}; "
+                         f"no row appended to {summary['config']['results_csv']}")
+        elif m["excluded_non_finite"]:
+            lines.append(f"note: {name}: {m['excluded_non_finite']} archs with a non-finite score were "
+                         f"excluded{reasons}")
+    return lines
 
 
 def result_line(name: str, m: dict[str, Any]) -> str:
@@ -171,14 +247,34 @@ def settings(cfg: VerifyConfig) -> dict[str, Any]:
     return json.loads(json.dumps({k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_NUMBERS}))
 
 
-def finished(cfg: VerifyConfig) -> dict[str, Any] | None:
-    """The summary of the finished run in ``cfg.out`` if it was made with the same settings, else None."""
-    path = cfg.run_dir() / "summary.json"
-    try:
-        summary = json.loads(path.read_text()) if cfg.out and path.is_file() else None
-    except ValueError:
+def check_run_folder(cfg: VerifyConfig, out: Path, resume: bool) -> dict[str, Any] | None:
+    """Refuse to write into a folder that holds results, unless resuming the same run there; returns the
+    summary of that run when it is finished (nothing to score), else None."""
+    held = [name for name in RESULT_FILES if (out / name).exists()]
+    if not held:
         return None
-    return summary if summary and summary.get("settings") == settings(cfg) else None
+    if not resume:
+        raise EznasError(f"--out {out} already holds a run ({held[0]}): continue it with --resume (same "
+                         "settings), or choose another --out")
+    source = next((out / n for n in ("summary.json", "partial_state.json") if n in held), None)
+    if source is None:
+        if "scores.csv" in held:  # written, then killed before its summary: its settings are unknown
+            raise EznasError(f"--resume {out}: scores.csv there has no summary.json or partial run to tell "
+                             "its settings; move it aside to score the run again")
+        return None  # a first checkpoint killed half-way: nothing to continue
+    try:
+        saved = json.loads(source.read_text())
+        before = saved["settings"] if source.name == "summary.json" else saved["config"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"--resume {out}: {source.name} is unreadable ({exc}); move it aside to start "
+                        "again") from None
+    now = settings(cfg)
+    if changed := [k for k in [*now, *(k for k in before if k not in now)] if before.get(k) != now.get(k)]:
+        k = changed[0]
+        raise EznasError(f"--resume {out}: {flag(k)} differs from the run's ({k}: {before.get(k)!r} there, "
+                         f"{now.get(k)!r} now); a resumed run keeps its settings (only "
+                         f"{' and '.join(flag(f) for f in NOT_NUMBERS if f != 'out')} may change)")
+    return saved if source.name == "summary.json" else None
 
 
 class Partial:
@@ -200,15 +296,12 @@ class Partial:
         try:
             state = json.loads(self.state.read_text())
             table = pd.read_csv(self.scores, dtype={"uid": str, "arch": str})
-            config = self.config
-            changed = [k for k in config if state["config"].get(k) != config[k]]
             rows = table.head(state["n"]).to_dict("records")
         except (OSError, ValueError, KeyError) as exc:
             raise DataError(f"{self.state.parent}: the partial run is unreadable ({exc}); delete "
                             f"{self.state.name} to start again") from None
-        if changed:
-            raise EznasError(f"--resume {self.state.parent}: the partial run was made with other settings "
-                             f"({changed[0]}: {state['config'].get(changed[0])!r}, now {config[changed[0]]!r})")
+        if state["config"] != self.config:  # check_run_folder names the field; this guards direct use
+            raise EznasError(f"--resume {self.state.parent}: the partial run was made with other settings")
         for row in rows:  # pandas reads the absent errors back as NaN
             for key in [k for k, v in row.items() if k.startswith("error_") and not isinstance(v, str)]:
                 del row[key]

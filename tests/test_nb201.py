@@ -92,3 +92,23 @@ def test_missing_accuracy_column_names_file_and_column(tmp_path, nb201_table):
 def test_missing_benchmark_file_is_named(tmp_path):
     with pytest.raises(DataError, match="nope.csv"):
         get_space("NASBench201").load(tmp_path / "nope.csv", "cifar10")
+
+
+def test_load_validates_every_arch_and_names_the_row(tmp_path, nb201_table):
+    space = get_space("NASBench201")
+    path = tmp_path / "table.csv"
+    table = nb201_table.head(4).copy()
+    reordered = "|nor_conv_3x3~0|+|avg_pool_3x3~1|nor_conv_3x3~0|+|skip_connect~2|nor_conv_3x3~1|skip_connect~0|"
+    table.loc[1, "arch_str"] = reordered  # not the table's canonical form, but a valid cell
+    table.to_csv(path, index=False)
+    assert space.load(path, "cifar10")[1].spec == reordered
+    for row, column, value, message in [(2, "arch_str", GOOD.replace("~1|", "~5|", 1), "row 2 (file line 4)"),
+                                        (3, "arch_str", float("nan"), "row 3 (file line 5): NB-201 arch must be a string"),
+                                        (0, "cifar10_test", "high", "row 0 (file line 2): cifar10_test 'high' is not a number"),
+                                        (3, "index", table["index"][0], "row 3 (file line 5): index 0 appears twice")]:
+        bad = table.astype({column: object})
+        bad.loc[row, column] = value
+        bad.to_csv(path, index=False)
+        with pytest.raises((ArchError, DataError)) as err:
+            space.load(path, "cifar10")
+        assert str(path) in str(err.value) and message in str(err.value)

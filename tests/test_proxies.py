@@ -105,6 +105,68 @@ def test_proxy_options_parse_and_errors():
         parse_proxy("swap:repeats=many")
 
 
+@pytest.mark.parametrize("spec, batch_size, message", [
+    ("sweetimator:low=-1", None, "low must be >= 0, got -1.0"),
+    ("sweetimator:low=1e-3", None, "needs low < high, got low=0.001, high=0.0005"),
+    ("sweetimator:high=inf", None, "high must be a finite number, got inf"),
+    ("swap:repeats=0", None, "repeats must be >= 1, got 0"),
+    ("reg_swap:repeats=-3", None, "repeats must be >= 1, got -3"),
+    ("reg_swap:sigma=0", None, "sigma must be > 0, got 0.0"),
+    ("reg_swap:mu=nan", None, "mu must be a finite number, got nan"),
+    ("zico:splits=1", None, "splits must be >= 2, got 1"),
+    ("zico:splits=9", 8, "needs splits <= --batch_size, got splits=9, batch_size=8"),
+    ("meco:resolution=30", None, "resolution must be a multiple of 4, >= 8, got 30"),
+    ("meco:resolution=4", None, "resolution must be a multiple of 4, >= 8, got 4"),
+    ("jacov:k=0", None, "k must be > 0, got 0.0"),
+])
+def test_proxy_options_out_of_range_name_the_option(spec, batch_size, message):
+    from eznas.errors import EznasError
+    from eznas.proxies import parse_proxy
+
+    with pytest.raises(EznasError) as err:
+        parse_proxy(spec, batch_size)
+    assert str(err.value) == f"proxy {spec!r}: {message}"
+
+
+def test_proxy_options_at_the_edges_of_their_range_are_accepted():
+    from eznas.proxies import parse_proxy
+
+    for spec, batch_size in [("sweetimator:low=0:high=1e-9", None), ("swap:repeats=1", None), ("zico:splits=8", 8),
+                             ("zico:splits=64", None), ("meco:resolution=8", None), ("jacov:k=1e-12", None)]:
+        assert parse_proxy(spec, batch_size).label == spec
+
+
+def test_meco_runs_at_every_valid_resolution_on_both_cell_spaces():
+    from eznas.proxies import parse_proxy
+    from eznas.spaces import get_space
+
+    darts = "Genotype(normal=[('sep_conv_3x3', 0), ('skip_connect', 1)], normal_concat=[2], " \
+            "reduce=[('max_pool_3x3', 0), ('dil_conv_3x3', 1)], reduce_concat=[2])"
+    nb201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    for space, spec in (("NASBench201", nb201), ("DARTS", darts)):
+        torch.manual_seed(0)
+        net = get_space(space).build(spec, 10)
+        batch = Batch(torch.randn(2, 3, 32, 32), torch.tensor([0, 1]), 10)
+        for resolution in (8, 12, 20):
+            assert math.isfinite(parse_proxy(f"meco:resolution={resolution}")(Probe(net, batch))), (space, resolution)
+
+
+def test_registration_checks_its_own_declared_ranges():
+    from eznas.proxies.base import register_proxy
+    from eznas.registry import at_least
+
+    def fn(probe, *, n: int = 0) -> float:
+        return 0.0
+
+    with pytest.raises(ValueError, match="unknown options \\['m'\\]"):
+        register_proxy("test_typo", valid={"m": at_least(1)})(fn)
+    from eznas.errors import EznasError
+
+    with pytest.raises(EznasError, match="n must be >= 1, got 0"):  # its default is out of its own range
+        register_proxy("test_bad_default", valid={"n": at_least(1)})(fn)
+    assert "test_typo" not in list_proxies() and "test_bad_default" not in list_proxies()
+
+
 def test_sweetimator_counts_gradients_in_the_interval():
     net, batch = make()
     loss = nn.functional.cross_entropy(net(batch.x), batch.y)

@@ -74,8 +74,8 @@ def test_dry_run_submits_nothing_and_the_script_runs_the_command_verbatim(fake_s
 @pytest.mark.parametrize("args, message", [
     ([], "no command to submit"),
     (["--partition"], "--partition needs a value"),
-    (["--cpus", "two", "python", "evolve.py"], "--cpus must be a positive integer, got 'two'"),
-    (["--time", "soon", "python", "evolve.py"], "--time must look like"),
+    (["--cpus", "two", "python", "evolve.py"], "--cpus (or $EZNAS_SLURM_CPUS) must be a positive integer, got 'two'"),
+    (["--time", "soon", "python", "evolve.py"], "--time (or $EZNAS_SLURM_TIME) must be like [D-]HH:MM:SS"),
     (["--bogus", "python", "evolve.py"], "unknown option --bogus"),
 ])
 def test_bad_input_is_one_clear_line(fake_sbatch, args, message):

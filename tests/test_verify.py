@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from eznas import report
 from eznas.cli import verify_main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -152,7 +153,7 @@ def test_resume_after_a_kill_scores_only_the_rest_and_matches(data_root, tmp_pat
     assert not (part / "scores.csv").exists() and len(pd.read_csv(part / "partial_scores.csv")) == 6
     code, _, err = run([*common[:-2], "--proxy", "synflow", "--results-csv", str(tmp_path / "t.csv"),
                         "--out", str(part), "--resume"], capsys)
-    assert code == 2 and "other settings (proxies" in err
+    assert code == 2 and "--proxy differs from the run's (proxies: ['synflow', 'naswot'] there" in err
     scored.clear()
     monkeypatch.setattr(verify, "score_archs", lambda *a, **k: (scored.append(r.arch.uid) or r for r in real(*a, **k)))
     assert run([*common, "--out", str(part), "--resume"], capsys)[0] == 0
@@ -164,3 +165,74 @@ def test_resume_after_a_kill_scores_only_the_rest_and_matches(data_root, tmp_pat
     code, out, _ = run([*common, "--out", str(part), "--resume"], capsys)
     assert code == 0 and scored == [] and "proxy=synflow" in out
     assert run([*common, "--resume"], capsys)[2].count("--resume needs --out") == 1
+
+
+APPENDER = """
+import sys
+from pathlib import Path
+from eznas.report import ALL_TESTS_COLUMNS, append_all_tests
+path, who, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+for i in range(n):
+    append_all_tests(path, [{**dict.fromkeys(ALL_TESTS_COLUMNS, ""), "proxy": who, "seed": i}])
+"""
+
+
+def test_concurrent_appends_to_all_tests_keep_every_row(tmp_path):
+    path = tmp_path / "all_tests.csv"
+    procs = [subprocess.Popen([sys.executable, "-c", APPENDER, str(path), who, "300"], cwd=REPO) for who in "ab"]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    rows = pd.read_csv(path)
+    assert list(rows.columns) == report.ALL_TESTS_COLUMNS and len(rows) == 600
+    for who in "ab":  # each writer's rows all there, in its order
+        assert list(rows[rows.proxy == who].seed) == list(range(300))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".all_tests.csv.lock", "all_tests.csv"]  # no temp left
+
+
+def test_a_proxy_that_fails_on_every_arch_is_reported_with_its_reasons_and_gets_no_row(
+        data_root, tmp_path, capsys, monkeypatch):
+    from eznas.proxies import PROXIES, Proxy
+
+    def broken(probe) -> float:
+        raise ValueError(f"cannot score a net with {sum(1 for _ in probe.net.modules()) % 1} modules\nmore detail")
+
+    monkeypatch.setitem(PROXIES._items, "broken", Proxy("broken", broken, frozenset(), "always fails"))
+    monkeypatch.setitem(PROXIES._items, "nan", Proxy("nan", lambda probe: float("nan"), frozenset(), "NaN"))
+    code, out, err = run(["--data-root", str(data_root), "--n_samples", "3", "--proxy", "params,broken,nan", "--quiet",
+                          "--bootstrap", "5", "--out", str(tmp_path / "r"), "--results-csv", str(tmp_path / "t.csv")],
+                         capsys)
+    assert code == 0, err
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    m = summary["proxies"]
+    assert m["broken"]["all_non_finite"] and m["broken"]["failures"] == {"ValueError: cannot score a net with 0 modules": 3}
+    assert m["nan"]["all_non_finite"] and m["nan"]["failures"] == {"returned nan": 3} and m["nan"]["n"] == 0
+    assert not m["params"]["all_non_finite"] and m["params"]["failures"] == {}
+    assert ("warning: broken: no finite score on any of the 3 archs (ValueError: cannot score a net with 0 modules: 3); "
+            f"no row appended to {tmp_path / 't.csv'}") in out.splitlines()
+    assert "warning: nan: no finite score on any of the 3 archs (returned nan: 3)" in out
+    assert list(pd.read_csv(tmp_path / "t.csv").proxy) == ["params"]
+    last = out.strip().splitlines()[-3:]
+    assert LINE.match(last[0]) and [line.split()[0] for line in last] == ["proxy=params", "proxy=broken", "proxy=nan"]
+    assert " kendall=nan spearman=nan pearson=nan n=0 " in last[1]
+
+
+def test_no_rows_leave_all_tests_alone(tmp_path):
+    report.append_all_tests(tmp_path / "t.csv", [])
+    assert not (tmp_path / "t.csv").exists()
+
+
+def test_a_finished_run_is_never_scored_again(data_root, tmp_path, capsys, monkeypatch):
+    import eznas.verify as verify
+
+    common = ["--data-root", str(data_root), "--n_samples", "2", "--quiet", "--bootstrap", "5", "--proxy", "params",
+              "--out", str(tmp_path / "r"), "--results-csv", str(tmp_path / "t.csv")]
+    assert run(common, capsys)[0] == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}
+    monkeypatch.setattr(verify, "score_archs", lambda *a, **k: pytest.fail("scored again"))
+    code, out, _ = run([*common, "--resume", "--bootstrap", "7", "--results-csv", str(tmp_path / "u.csv")], capsys)
+    assert code == 0 and "proxy=params" in out and not (tmp_path / "u.csv").exists()
+    for args, flag in ((["--seed", "4"], "--seed"), (["--fresh_batch"], "--fresh_batch"), (["--init", "kaiming"], "--init")):
+        code, _, err = run([*common, "--resume", *args], capsys)
+        assert code == 2 and f"{flag} differs from the run's" in err
+    code, _, err = run(common, capsys)
+    assert code == 2 and "already holds a run (summary.json)" in err
+    assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == before

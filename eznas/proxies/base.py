@@ -11,15 +11,22 @@ one run therefore share the network build and the pass. A proxy that needs passe
 signal, another input, re-initialised weights) runs them on ``probe.copy()``, never on ``probe.net``.
 
 Options are keyword-only parameters with defaults (the paper's protocol), set per run as
-``name:key=value:key=value``, e.g. ``swap:repeats=8`` or ``sweetimator:low=1e-5:high=5e-5``.
+``name:key=value:key=value``, e.g. ``swap:repeats=8`` or ``sweetimator:low=1e-5:high=5e-5``. Their valid
+values are declared with the proxy, checked when a spec is parsed (a float must also be finite)::
+
+    @register_proxy("sweetimator", needs={"backward"}, valid={"low": at_least(0), "high": above(0)},
+                    rules=[Valid(lambda o: o["low"] < o["high"], "low < high", ("low", "high"))])
+
+A rule sees all the options (defaults filled in) and, when known, ``batch_size``.
 """
 from __future__ import annotations
 
 import copy
 import inspect
+import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -28,9 +35,10 @@ import torch.nn.functional as F
 from eznas.data import Batch
 from eznas.errors import EznasError
 from eznas.hooks import attached
-from eznas.registry import Registry, doc_line
+from eznas.registry import Registry, Valid, check_values, doc_line
 
 PASSES = frozenset({"forward", "backward", "relu_kernel", "macs"})
+FINITE = Valid(math.isfinite, "a finite number")
 
 
 @dataclass(frozen=True)
@@ -39,11 +47,25 @@ class Proxy:
     fn: Callable[..., float]
     needs: frozenset[str]
     doc: str  # one line: what it computes, and the reference
+    valid: Mapping[str, Valid] = field(default_factory=dict)  # option -> its valid values
+    rules: tuple[Valid, ...] = ()  # tests of all the options together (plus batch_size when known)
 
     def options(self) -> dict[str, Any]:
         """The proxy's options and their defaults."""
         return {p.name: p.default for p in inspect.signature(self.fn).parameters.values()
                 if p.kind is p.KEYWORD_ONLY}
+
+    def check(self, options: Mapping[str, Any], batch_size: int | None = None, label: str | None = None) -> None:
+        """Raise EznasError naming the first option (of ``options`` over the defaults) that is not valid."""
+        where = f"proxy {label or self.name!r}"
+        values = {**self.options(), **options}
+        check_values(values, {k: FINITE for k, v in values.items() if isinstance(v, float)}, where)
+        check_values(values, self.valid, where)
+        context = {**values, "batch_size": batch_size}
+        for rule in self.rules:
+            if not rule(context):
+                shown = ", ".join(f"{k}={context[k]}" for k in rule.keys)
+                raise EznasError(f"{where}: needs {rule.text}, got {shown}")
 
 
 @dataclass(frozen=True)
@@ -65,13 +87,19 @@ class ProxyCall:
 PROXIES: Registry[Proxy] = Registry("proxy")
 
 
-def register_proxy(name: str, needs: Iterable[str] = ()) -> Callable:
+def register_proxy(name: str, needs: Iterable[str] = (), valid: Mapping[str, Valid] | None = None,
+                   rules: Sequence[Valid] = ()) -> Callable:
+    """Register ``fn(probe, **options)``; ``valid`` and ``rules`` declare its options' valid values."""
     needs = frozenset(needs)
     if not needs <= PASSES:
         raise ValueError(f"proxy {name!r}: unknown needs {sorted(needs - PASSES)}; valid: {sorted(PASSES)}")
 
     def decorator(fn: Callable[..., float]) -> Callable[..., float]:
-        PROXIES.register(name)(Proxy(name, fn, needs, doc_line(fn)))
+        proxy = Proxy(name, fn, needs, doc_line(fn), dict(valid or {}), tuple(rules))
+        if unknown := sorted(set(proxy.valid) - set(proxy.options())):
+            raise ValueError(f"proxy {name!r}: valid values given for unknown options {unknown}")
+        proxy.check({})  # the defaults themselves must be valid
+        PROXIES.register(name)(proxy)
         return fn
 
     return decorator
@@ -85,8 +113,9 @@ def get_proxy(name: str) -> Proxy:
     return PROXIES.get(name)
 
 
-def parse_proxy(spec: str) -> ProxyCall:
-    """``name[:key=value...]`` -> ProxyCall; values take the type of the option's default."""
+def parse_proxy(spec: str, batch_size: int | None = None) -> ProxyCall:
+    """``name[:key=value...]`` -> ProxyCall; values take the type of the option's default and are checked
+    against the proxy's valid values (and, given ``batch_size``, its rules that depend on it)."""
     name, *pairs = spec.strip().split(":")
     proxy = get_proxy(name)
     defaults, options = proxy.options(), {}
@@ -96,6 +125,7 @@ def parse_proxy(spec: str) -> ProxyCall:
             valid = ", ".join(f"{k}={v}" for k, v in defaults.items()) or "none"
             raise EznasError(f"proxy {spec!r}: bad option {pair!r} (options of {name}: {valid})")
         options[key] = _convert(text, defaults[key], spec)
+    proxy.check(options, batch_size, spec.strip())
     return ProxyCall(spec.strip(), proxy, options)
 
 

@@ -8,6 +8,7 @@ from torch.func import functional_call
 
 from eznas.hooks import attached
 from eznas.proxies.base import Probe, register_proxy, weight_layers
+from eznas.registry import above
 
 
 @register_proxy("params")
@@ -64,7 +65,7 @@ def synflow(probe: Probe) -> float:
                if id(p) in names and (g := grad_of[k]) is not None)
 
 
-@register_proxy("jacov")
+@register_proxy("jacov", valid={"k": above(0)})
 def jacov(probe: Probe, *, k: float = 1e-5) -> float:
     """-sum(log(v + k) + 1/(v + k)) over eigenvalues v of the correlation matrix of the per-sample input
     gradients of the summed logits (Mellor et al., arXiv 2006.04647 v1; NASLib's jacov)."""

@@ -5,7 +5,9 @@ import torch
 import torch.nn as nn
 
 from eznas.hooks import attached
+from eznas.kernels import count_packed, count_patterns, pack_patterns  # noqa: F401 (re-exported)
 from eznas.proxies.base import Probe, register_proxy
+from eznas.registry import above, at_least
 
 
 def gaussian_init_(net: nn.Module, generator: torch.Generator) -> None:
@@ -19,32 +21,6 @@ def gaussian_init_(net: nn.Module, generator: torch.Generator) -> None:
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-
-
-def pack_patterns(codes: torch.Tensor) -> torch.Tensor:
-    """(samples, neurons) booleans -> one int64 per neuron holding its pattern over the samples.
-
-    The bits are summed by a matrix product in floating point, exact for up to 24 (float32) or 53
-    (float64) samples, and much faster than integer shifts over the whole matrix."""
-    s = codes.shape[0]
-    if s > 53:
-        raise ValueError(f"cannot pack patterns of {s} samples (at most 53)")
-    dtype = torch.float32 if s <= 24 else torch.float64
-    powers = 2.0 ** torch.arange(s, dtype=dtype, device=codes.device)
-    return (powers @ codes.to(dtype)).to(torch.int64)
-
-
-def count_patterns(codes: torch.Tensor) -> int:
-    """Distinct columns of a (samples, neurons) boolean matrix: each neuron's pattern over the batch."""
-    if codes.shape[0] > 53:
-        return torch.unique(codes.T, dim=0).shape[0]
-    return count_packed(pack_patterns(codes), codes.shape[0])
-
-
-def count_packed(packed: torch.Tensor, samples: int) -> int:
-    if samples <= 20:  # at most 2^20 patterns: a bincount is linear time
-        return int(torch.count_nonzero(torch.bincount(packed, minlength=1)))
-    return torch.unique(packed).numel()
 
 
 def swap_patterns(net: nn.Module, x: torch.Tensor) -> int:
@@ -68,7 +44,7 @@ def swap_patterns(net: nn.Module, x: torch.Tensor) -> int:
     return count_packed(torch.cat(codes), s)
 
 
-@register_proxy("swap")
+@register_proxy("swap", valid={"repeats": at_least(1)})
 def swap(probe: Probe, *, repeats: int = 32, reinit: bool = True) -> float:
     """Mean over `repeats` N(0,1) re-initialisations of the number of distinct sample-wise ReLU activation
     patterns on the batch, forward only, no labels (Peng et al., ICLR 2024). reinit=false: the network's
@@ -85,7 +61,7 @@ def swap(probe: Probe, *, repeats: int = 32, reinit: bool = True) -> float:
     return probe.memo[key]
 
 
-@register_proxy("reg_swap")
+@register_proxy("reg_swap", valid={"repeats": at_least(1), "sigma": above(0)})
 def reg_swap(probe: Probe, *, repeats: int = 32, mu: float = 1000.0, sigma: float = 1.0e6) -> float:
     """SWAP x exp(-(P - mu)^2 / sigma), P = parameters in thousands; mu and sigma are the user's model-size
     target (ours: mu=1000, sigma=1e6; Peng et al., ICLR 2024)."""

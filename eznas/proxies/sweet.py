@@ -11,12 +11,14 @@ import torch.nn.functional as F
 
 from eznas.data import Batch
 from eznas.proxies.base import Probe, register_proxy, weight_layers
+from eznas.registry import Valid, above, at_least
 
 # bin edges of the interval search: 0, 5e-10, 1e-9, 5e-9, ..., 1e-1, 5e-1, 1, 5 (21 bins)
 GRID = (0.0, *[m * 10.0 ** e for e in range(-10, 1) for m in (1.0, 5.0)][1:])
 
 
-@register_proxy("sweetimator", needs={"backward"})
+@register_proxy("sweetimator", needs={"backward"}, valid={"low": at_least(0), "high": above(0)},
+                rules=[Valid(lambda o: o["low"] < o["high"], "low < high", ("low", "high"))])
 def sweetimator(probe: Probe, *, low: float = 1e-4, high: float = 5e-4) -> float:
     """Number of Conv/Linear weights with low <= |dCE/dw| < high on one batch (the paper's: 64, where the
     interval is chosen); NB-201's interval [1e-4, 5e-4) (Yang et al., Neural Networks 2023)."""

@@ -8,10 +8,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from eznas.hooks import attached
+from eznas.kernels import channel_corr_min_eig
 from eznas.proxies.base import Probe, register_proxy, weight_layers
+from eznas.registry import Valid, at_least
 
 
-@register_proxy("zico")
+@register_proxy("zico", valid={"splits": at_least(2)}, rules=[  # std over splits; each split needs an image
+    Valid(lambda o: o["batch_size"] is None or o["splits"] <= o["batch_size"], "splits <= --batch_size",
+          ("splits", "batch_size"))])
 def zico(probe: Probe, *, splits: int = 2) -> float:
     """Sum over Conv/Linear layers of log(sum over weights of mean|g| / std(g)), g the CE gradients of
     `splits` equal parts of the batch; zero-std weights are skipped (Li et al., ICLR 2023)."""
@@ -36,18 +40,8 @@ def zico(probe: Probe, *, splits: int = 2) -> float:
     return total
 
 
-def channel_corr_min_eig(maps: torch.Tensor) -> torch.Tensor:
-    """MeCo's per-layer term: the smallest eigenvalue of the Pearson correlation between the rows
-    (channels) of ``maps`` (channels, positions), in float64; an undefined correlation (a constant
-    channel, or one position) counts as 0."""
-    maps = maps.double()
-    if maps.shape[1] < 2:  # one value per channel: no correlation is defined
-        return torch.zeros((), dtype=torch.float64)
-    corr = torch.nan_to_num(torch.corrcoef(maps), nan=0.0, posinf=0.0, neginf=0.0)
-    return torch.linalg.eigvalsh(corr)[0]
-
-
-@register_proxy("meco")
+# two stride-2 reductions (NB-201's residual blocks, DARTS's reduction cells) need a map divisible by 4
+@register_proxy("meco", valid={"resolution": Valid(lambda r: r >= 8 and r % 4 == 0, "a multiple of 4, >= 8")})
 def meco(probe: Probe, *, resolution: int = 64) -> float:
     """Sum over modules with a 4-D output of the smallest eigenvalue of the Pearson correlation between the
     channels of one N(0,1) input's feature map; forward only (Jiang et al., NeurIPS 2023)."""

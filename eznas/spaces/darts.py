@@ -31,7 +31,7 @@ import torch.nn as nn
 
 from eznas.errors import ArchError, DataError
 from eznas.spaces.base import Arch, SearchSpace, register_space
-from eznas.spaces.nb201 import read_table
+from eznas.spaces.nb201 import read_table, row_name
 from eznas.spaces.ops import FactorizedReduce, ReLUConvBN, Zero
 
 log = logging.getLogger(__name__)
@@ -339,14 +339,14 @@ class DARTS(SearchSpace):
             try:
                 parse_genotype(spec)
             except ArchError as exc:
-                raise ArchError(f"{path}: row {row} (file line {row + 2}): {exc}") from None
+                raise ArchError(f"{path}: {row_name(row)}: {exc}") from None
             if pd.isna(acc):
                 skipped += 1
                 continue
             try:
                 accuracy = float(acc)
             except (TypeError, ValueError):
-                raise DataError(f"{path}: row {row} (file line {row + 2}): {key} {acc!r} is not a number") from None
+                raise DataError(f"{path}: {row_name(row)}: {key} {acc!r} is not a number") from None
             archs.append(Arch(str(row), spec, accuracy))
         if skipped:
             log.warning("%s: skipped %d rows with no %s", path, skipped, key)

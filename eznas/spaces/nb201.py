@@ -9,7 +9,9 @@ joined by stride-2 residual blocks; BN-ReLU, global average pooling and a linear
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import torch
@@ -23,10 +25,15 @@ OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 ACCURACY_KEYS = {"cifar10": "cifar10_test", "cifar100": "cifar100_test", "ImageNet16-120": "imagenet16_120_test"}
 
 Cell = tuple[tuple[tuple[str, int], ...], ...]  # per node: ((op, input_node), ...)
+_OP = "(?:" + "|".join(OPS) + ")"
+# the canonical form of a cell string (every string of the NB-201 table): a match needs no further parsing
+CANONICAL = re.compile(rf"\|{_OP}~0\|\+\|{_OP}~0\|{_OP}~1\|\+\|{_OP}~0\|{_OP}~1\|{_OP}~2\|")
 
 
 def parse_arch(spec: str) -> Cell:
     """Parse and validate a cell string; a bad one raises ArchError naming the bad token."""
+    if not isinstance(spec, str):
+        raise ArchError(f"NB-201 arch must be a string, got {type(spec).__name__} {spec!r}")
     nodes = spec.strip().split("+")
     if len(nodes) != 3:
         raise ArchError(f"NB-201 arch {spec!r}: expected 3 nodes separated by '+', got {len(nodes)}")
@@ -121,11 +128,33 @@ class NASBench201(SearchSpace):
         if key is None:
             raise DataError(f"no default accuracy column for dataset {dataset!r}; pass --accuracy-key")
         table = read_table(path, ["index", "arch_str", key])
-        table = table.dropna(subset=[key])
-        return [Arch(str(i), s, float(a)) for i, s, a in zip(table["index"], table["arch_str"], table[key])]
+        for row, spec in enumerate(table["arch_str"]):  # validated now, naming the row, not when built
+            if not (isinstance(spec, str) and CANONICAL.fullmatch(spec)):
+                try:
+                    parse_arch(spec)
+                except ArchError as exc:
+                    raise ArchError(f"{path}: {row_name(row)}: {exc}") from None
+        accuracy = pd.to_numeric(table[key], errors="coerce")
+        refuse_rows(path, accuracy.isna() & table[key].notna(), lambda r: f"{key} {table[key][r]!r} is not a number")
+        refuse_rows(path, table["index"].duplicated(), lambda r: f"index {table['index'][r]} appears twice")
+        keep = accuracy.notna()
+        return [Arch(str(i), s, float(a)) for i, s, a in zip(table["index"][keep], table["arch_str"][keep],
+                                                              accuracy[keep])]
 
     def build(self, spec: str, num_classes: int) -> nn.Module:
         return TinyNetwork(parse_arch(spec), num_classes)
+
+
+def row_name(row: int) -> str:
+    """How errors name a CSV row (0-based, after the header)."""
+    return f"row {row} (file line {row + 2})"
+
+
+def refuse_rows(path: Path, bad: pd.Series, message: Callable[[int], str]) -> None:
+    """Raise DataError naming the first row where ``bad`` is true, with ``message(row)``."""
+    if bad.any():
+        row = int(bad.to_numpy().argmax())
+        raise DataError(f"{path}: {row_name(row)}: {message(row)}")
 
 
 def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
