@@ -186,7 +186,9 @@ def collect_tensors(net: nn.Module, x: torch.Tensor, y: torch.Tensor, names: Seq
     inputs = {"D": x, "N": noise, "P": x + perturbation * perturb}
     passes = {n.rsplit("_", 1)[1] for n in names if n != "weight"} or {"D"}  # "D" alone: to find the units
     passes |= {"D"} if "P" in passes else set()  # P is stored as a difference from D
-    runs = {p: _one_pass(net, inputs[p], y, signal) for p in sorted(passes)}
+    grads = {n.rsplit("_", 1)[1] for n in names if "_grad_" in n}  # passes whose gradients are read
+    grads |= {"D"} if "P" in grads else set()  # the P pass's gradients are stored as differences from D's
+    runs = {p: _one_pass(net, inputs[p], y, signal, backward=p in grads) for p in sorted(passes)}
     units = next(iter(runs.values()))[0]
     if any([u.name for u in run[0]] != [u.name for u in units] for run in runs.values()):
         raise RuntimeError("the network's units differ between passes (its forward is not deterministic)")
@@ -236,9 +238,11 @@ def _differences(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.T
     return out
 
 
-def _one_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor, signal: str
+def _one_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor, signal: str, backward: bool = True
               ) -> tuple[list[_UnitModules], list[dict[str, torch.Tensor]]]:
-    """One forward and backward pass on ``x``: the units (traced in this very pass) and their records.
+    """One forward and (if ``backward``) backward pass on ``x``: the units (traced in this very pass) and
+    their records. Without the backward pass the forward is the same computation (autograd on), so its
+    values are the same to the bit; the records then have no gradients.
 
     Every ReLU call's input, every Conv2d's first input and every BatchNorm2d's first output get a private
     alias (a view) whose gradient is that call's share; after the pass, the trace says which form units."""
@@ -296,17 +300,19 @@ def _one_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor, signal: str
     net.zero_grad(set_to_none=True)
     with attached(handles), _no_inplace_relu(net), torch.enable_grad():
         logits = net(x)
-        loss = logits.sum() if signal == "logits_sum" else F.cross_entropy(logits, y)
-        loss.backward()
+        if backward:
+            loss = logits.sum() if signal == "logits_sum" else F.cross_entropy(logits, y)
+            loss.backward()
     units = _units(net, calls)
     records = []
     for u in units:
         rec = {**first[u.conv], **first[u.bn], **relu_out[first_input[u.conv]]}
-        for key, like in (("pre_grad", "pre"), ("act_grad", "act"), ("inp_grad", "inp")):  # no gradient reached it
-            if key not in rec:
-                rec[key] = torch.zeros_like(rec[like])
-        g = u.conv.weight.grad
-        rec["weight_grad"] = g.detach() if g is not None else torch.zeros_like(u.conv.weight)
+        if backward:
+            for key, like in (("pre_grad", "pre"), ("act_grad", "act"), ("inp_grad", "inp")):  # no gradient reached it
+                if key not in rec:
+                    rec[key] = torch.zeros_like(rec[like])
+            g = u.conv.weight.grad
+            rec["weight_grad"] = g.detach() if g is not None else torch.zeros_like(u.conv.weight)
         records.append(rec)
     net.zero_grad(set_to_none=True)
     return units, records

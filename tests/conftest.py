@@ -39,22 +39,23 @@ def nb201_table(data_root: Path):
 
 # ---------------------------------------------------------------------------------- a tiny real evolution run
 def tiny(data_root: Path, **kw):
-    """EvolutionConfig of a run small enough for tests: 8 programs, 2 generations, 2 mini-sets of 6 NB-201
-    networks (CIFAR-10, batch 4)."""
+    """EvolutionConfig of a run small enough for tests: 8 programs, 2 generations, NB-201 CIFAR-10 with 12
+    selection networks (6 for screening, 3 promoted a generation) and 6 validation networks, batch 4."""
     import dataclasses
 
     from eznas.gp.evolution import EvolutionConfig
     from eznas.gp.fitness import FitnessConfig
+    from eznas.parallel import ParallelConfig
 
-    base = EvolutionConfig(population=8, offspring=8, generations=2, elites=2, hall_of_fame=5,
-                           fitness=FitnessConfig(tasks=("NASBench201:cifar10",), minisets=2, networks=6,
-                                                 batch_size=4, data_root=str(data_root)))
+    base = EvolutionConfig(population=8, offspring=8, generations=2, elites=2, hall_of_fame=5, parallel=ParallelConfig(),
+                           fitness=FitnessConfig(tasks=("NASBench201:cifar10",), selection=12, validation=6,
+                                                 screen=6, promote=3, batch_size=4, data_root=str(data_root)))
     return dataclasses.replace(base, **kw)
 
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("stats-cache")
+    return tmp_path_factory.mktemp("value-cache")
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import math
+import pickle
 import random
 
 import pandas as pd
@@ -15,15 +16,16 @@ from eznas.data import Batch, BatchSource
 from eznas.errors import DataError, EznasError
 from eznas.gp.evolution import Evolution, EvolutionConfig, exported_program
 from eznas.gp import fitness
-from eznas.gp.fitness import FLOOR, FitnessConfig, FitnessData, Task, combine, evaluate_programs
+from eznas.gp.fitness import FLOOR, FitnessConfig, FitnessData, Task, ValueCache, combine, evaluate_programs
 from eznas.gp.program import parse_program
 from eznas.gp.operators import gen_half_and_half
 from eznas.gp.pset import make_pset
+from eznas.gp.seeds import SEEDS
 from eznas.gp.run import run_evolution
 from eznas.parallel import ParallelConfig
 from eznas.scoring import arch_seed
 from eznas.spaces import get_space
-from eznas.stats import CollectorConfig, StatsCache, collect
+from eznas.stats import CollectorConfig, collect
 from tests.conftest import tiny
 
 def test_two_generation_run_writes_the_run_folder(two_generations):
@@ -32,41 +34,61 @@ def test_two_generation_run_writes_the_run_folder(two_generations):
                  "best_proxy.py", "test_scores.csv"):
         assert (out / name).is_file(), name
     logbook = pd.read_csv(out / "logbook.csv")
-    assert list(logbook.gen) == [0, 1, 2] and logbook["max"].is_monotonic_increasing
+    assert list(logbook.gen) == [0, 1, 2] and {"full", "invalid"} <= set(logbook.columns)
     hof = json.loads((out / "hall_of_fame.json").read_text())
-    assert len(hof) == 5 and {"program", "exported", "fitness", "fitness_per_task", "height", "size"} <= set(hof[0])
-    assert all(h["height"] <= 10 for h in hof)
+    assert len(hof) == 5 and {"program", "exported", "fitness", "fitness_per_task", "validation_fitness",
+                              "validation_per_task", "stage", "networks", "height", "size"} <= set(hof[0])
+    assert all(h["height"] <= 10 and h["stage"] == "full" and h["networks"] == 12 for h in hof)
     tests = pd.read_csv(out / "test_scores.csv")
     assert len(tests) == 3 and set(tests.task) == {"NASBench201:cifar10"} and (tests.n <= 8).all()
     assert json.loads((out / "config.json").read_text())["population"] == 8
 
 
-def test_hall_of_fame_is_ranked_on_all_minisets_at_the_end(two_generations, data_root, cache_dir):
+def test_splits_are_disjoint_and_do_not_depend_on_the_gp_seed(data_root, tmp_path):
+    cfg = tiny(data_root)
+    a = FitnessData(cfg.fitness, ValueCache(tmp_path), data_root)
+    b = FitnessData(tiny(data_root, seed=7).fitness, ValueCache(tmp_path), data_root)
+    uids = {s: {x.uid for x in a.networks("NASBench201:cifar10", s)} for s in fitness.SPLITS}
+    assert len(uids["selection"]) == 12 and len(uids["validation"]) == 6 and len(uids["test"]) == 15625 - 18
+    assert not (uids["selection"] & uids["validation"]) and not (uids["test"] & (uids["selection"] | uids["validation"]))
+    assert [x.uid for x in b.networks("NASBench201:cifar10")] == [x.uid for x in a.networks("NASBench201:cifar10")]
+    other = FitnessData(dataclasses.replace(cfg.fitness, pool_seed=1), ValueCache(tmp_path), data_root)
+    assert [x.uid for x in other.networks("NASBench201:cifar10")] != [x.uid for x in a.networks("NASBench201:cifar10")]
+
+
+def test_winner_is_chosen_on_the_validation_networks(two_generations, data_root):
+    """By hand: each program's Kendall tau over the 6 validation networks, from statistics collected afresh."""
     from scipy import stats as sps
 
     out, result = two_generations
     hof = json.loads((out / "hall_of_fame.json").read_text())
-    fits = [h["fitness"] for h in hof]
-    assert fits == sorted(fits, reverse=True) and all("selection_fitness" in h for h in hof)
+    valid = [h["validation_fitness"] for h in hof]
+    assert valid == sorted(valid, reverse=True)
     assert [b["exported"] for b in result["best"]] == [h["exported"] for h in hof[:3]]
     cfg = tiny(data_root)
-    data = FitnessData(cfg.fitness, cfg.terminals, StatsCache(cache_dir), data_root)
-    task = "NASBench201:cifar10"
-    archs = data.networks(task, None)
-    assert len(archs) == 12  # both mini-sets of 6
-    best = parse_program(hof[0]["exported"])  # by hand: Kendall tau over all 12 networks, oriented
-    tau = sps.kendalltau([best.score(data.stats(Task.parse(task), a)) for a in archs],
-                         [a.accuracy for a in archs]).statistic
-    assert hof[0]["fitness"] == pytest.approx(tau) == pytest.approx(hof[0]["fitness_per_task"][task])
+    data = FitnessData(cfg.fitness, None, data_root)
+    task = Task.parse("NASBench201:cifar10")
+    archs = data.networks(str(task), "validation")
+    space = get_space("NASBench201")
+    batch = BatchSource(data_root, "cifar10", 4, cfg.fitness.pool_seed).batch()
+    best = parse_program(hof[0]["exported"])
+    scores = []
+    for arch in archs:
+        torch.manual_seed(arch_seed(cfg.fitness.pool_seed, arch.uid))
+        net = space.build(arch.spec, 10).train()
+        stats = collect(net, batch, CollectorConfig(names=tuple(best.terminals), dtype="float16",
+                                                    noise_seed=cfg.fitness.pool_seed))
+        scores.append(best.score(stats))
+    tau = sps.kendalltau(scores, [a.accuracy for a in archs]).statistic
+    assert hof[0]["validation_fitness"] == pytest.approx(tau) == pytest.approx(hof[0]["validation_per_task"][str(task)])
 
 
 def test_seed_programs_start_in_the_population(data_root, cache_dir, tmp_path):
-    evo = Evolution(tiny(data_root), tmp_path, FitnessData(tiny(data_root).fitness, tiny(data_root).terminals,
-                                                           StatsCache(cache_dir), data_root))
+    cfg = tiny(data_root)
+    evo = Evolution(cfg, tmp_path, FitnessData(cfg.fitness, ValueCache(cache_dir), data_root))
     state = evo.initial_state()
     texts = [str(ind) for ind in state.population]
-    assert texts[:4] == ["mean_units(fro(sigmoid(logdet(sign(inp_grad_D)))))", "swap_units(pre_D)",
-                         "sum_units(count_in(weight_grad_D, 0.0001, 0.0005))", "sum_units(corr_min_eig(pre_N))"]
+    assert texts[:len(SEEDS)] == list(SEEDS.values())
     assert len(set(texts)) == len(texts) == 8
 
 
@@ -79,12 +101,15 @@ def test_resume_gives_the_same_run(two_generations, data_root, cache_dir, tmp_pa
     assert (straight / "hall_of_fame.json").read_text() == (split / "hall_of_fame.json").read_text()
     a, b = pd.read_csv(straight / "logbook.csv"), pd.read_csv(split / "logbook.csv")
     pd.testing.assert_frame_equal(a, b)
+    before = {f.name: f.read_bytes() for f in split.iterdir()}
+    run_evolution(tiny(data_root, generations=4), split, resume=True, cache_dir=cache_dir, test_networks=4)
+    assert {f.name: f.read_bytes() for f in split.iterdir()} == before  # a finished run is left as it is
 
 
-def test_workers_do_not_change_the_result(two_generations, data_root, cache_dir, tmp_path):
-    out, _ = two_generations
+def test_workers_do_not_change_the_result(two_generations, data_root, tmp_path):
+    out, _ = two_generations  # a fresh value cache: the workers compute every value themselves
     run_evolution(tiny(data_root, parallel=ParallelConfig("loky", workers=2)), tmp_path / "w2",
-                  cache_dir=cache_dir, test_networks=8)
+                  cache_dir=tmp_path / "cache", test_networks=8)
     assert (tmp_path / "w2" / "hall_of_fame.json").read_text() == (out / "hall_of_fame.json").read_text()
 
 
@@ -100,14 +125,19 @@ def test_a_corrupt_checkpoint_is_named_with_the_last_generation(two_generations,
     with pytest.raises(DataError, match="differs in: population"):
         (copy / "checkpoint.pkl").write_bytes((out / "checkpoint.pkl").read_bytes())
         run_evolution(tiny(data_root, population=9), copy, resume=True, cache_dir=cache_dir)
+    blob = pickle.loads((out / "checkpoint.pkl").read_bytes())
+    blob["language"]["primitives"] = blob["language"]["primitives"][1:]  # as if made with another language
+    (copy / "checkpoint.pkl").write_bytes(pickle.dumps(blob))
+    with pytest.raises(DataError, match="made with another primitive language"):
+        run_evolution(tiny(data_root, generations=3), copy, resume=True, cache_dir=cache_dir)
 
 
-class FakeData:
-    """Fitness data over a tiny ReLU-Conv-BN network family on real images (fast enough to fuzz)."""
+class FakeData(FitnessData):
+    """Fitness data over a tiny ReLU-Conv-BN network family on random images (fast enough to fuzz)."""
 
-    def __init__(self, n=6):
-        self.config = FitnessConfig(tasks=("fake:cifar10",), minisets=1, networks=n)
-        self.tasks = [Task("fake", "cifar10")]
+    def __init__(self, folder, n=6, **config):
+        self.config = FitnessConfig(tasks=("fake:cifar10",), selection=n, validation=2, **config)
+        self.cache, self.tasks = ValueCache(folder), [Task("fake", "cifar10")]
         from tests.test_stats import RCB
 
         g = torch.Generator().manual_seed(0)
@@ -116,32 +146,96 @@ class FakeData:
         for i in range(n):
             torch.manual_seed(i)
             self._stats.append(collect(RCB(), batch, CollectorConfig()))
-            archs.append(type("A", (), {"accuracy": float(i), "uid": str(i)})())
-        self.minisets = {"fake:cifar10": [archs]}
-        self.handle = f"fake-{n}"  # what network tasks find it by (fitness.open_data)
+            archs.append(type("A", (), {"accuracy": float(i), "uid": str(i), "spec": str(i)})())
+        self.splits = {"fake:cifar10": {"selection": archs, "validation": [], "test": []}}
+        self._by_uid = {("fake:cifar10", a.uid): a for a in archs}
+        self.handle = f"fake-{n}-{folder}"  # what network tasks find it by (fitness.open_data)
+        self.computed = 0
         fitness._OPEN[self.handle] = self
 
-    networks = FitnessData.networks
+    def key(self, task, arch):
+        return f"fake{arch.uid}"
 
-    def arch(self, task, uid):
-        return self.minisets[task][0][int(uid)]
-
-    def stats(self, task, arch):
-        return self._stats[int(arch.uid)]
+    def compute(self, task, arch, aggregates, features):
+        self.computed += 1
+        return fitness.values_of(self._stats[int(arch.uid)], aggregates, features)
 
 
-def test_fuzz_1000_random_programs_never_crash_or_give_non_finite_fitness():
-    data, pset = FakeData(), make_pset()
+def test_fuzz_1000_random_programs_never_crash_or_give_non_finite_fitness(tmp_path):
+    data, pset = FakeData(tmp_path, screen=3, promote=1000), make_pset()
     rng = random.Random(0)
     programs = [parse_program(str(gp.PrimitiveTree(gen_half_and_half(pset, 2, 6, rng)))) for _ in range(1000)]
-    results = evaluate_programs(programs, data, {"fake:cifar10": 0})
+    results = evaluate_programs(programs, data)
     fits = [r.fitness for r in results]
     assert all(math.isfinite(f) and (f == FLOOR or -1.0 <= f <= 1.0) for f in fits)
     assert sum(f > FLOOR for f in fits) > 100  # most random programs are valid, not all floored
+    assert sum(bool(r.failures) for r in results) > 10  # and the invalid ones say why
 
 
-def test_anti_correlated_programs_are_exported_negated():
-    data = FakeData()
+EXTREME = {  # hand-built programs at the edges, and the reason each must give
+    "sum_units(hamming(pre_D, weight))": "ValueError in hamming",
+    "sum_units(square(square(square(exp(numel(pre_D))))))": "not finite at unit 0 (sum_units)",
+    "net_pow(net_pow(net_pow(net_exp(net_shift(params, 100.0)), 3.0), 3.0), 3.0)": "not finite in net_pow",
+    "net_mul(net_scale(sum_units(numel(pre_D)), 1e300), net_scale(params, 1e300))": "not finite in net_mul",
+    "swap_units(heaviside(weight_grad_D))": None,  # defined: a weight tensor's rows are its "samples"
+    "net_div(params, net_sub(params, params))": None,  # safe division: 0
+}
+
+
+@pytest.mark.parametrize("text, reason", list(EXTREME.items()))
+def test_extreme_programs_are_contained_with_their_reason(text, reason, tmp_path):
+    data = FakeData(tmp_path, screen=3, promote=1)
+    program = parse_program(text)
+    value, why = program.evaluate(data._stats[0])
+    if reason is None:
+        assert why is None and math.isfinite(value)
+    else:
+        assert math.isnan(value) and why == reason
+        (ev,) = evaluate_programs([program], data)
+        n = 3 if program.aggregates() else 6  # screened on 3 networks, not promoted; or all known at once
+        assert ev.fitness == FLOOR and ev.failures == {reason: n}
+
+
+def test_a_sum_that_overflows_is_a_reason_not_a_crash():
+    from primitives.aggregate import ProgramFailure, aggregate_units, combine_sum, unit_mean
+
+    with pytest.raises(ProgramFailure, match="OverflowError in sum_units"):
+        aggregate_units([1, 2, 3], lambda i, u: torch.tensor(1.7e308, dtype=torch.float64), unit_mean, combine_sum,
+                        "sum_units")
+
+
+def test_racing_screens_new_programs_and_promotes_the_best(tmp_path):
+    data = FakeData(tmp_path, n=8, screen=3, promote=2)
+    texts = ["sum_units(mean(weight))", "sum_units(std(pre_D))", "sum_units(fro(act_N))", "mean_units(mean(inp_D))"]
+    results = evaluate_programs([parse_program(t) for t in texts], data)
+    stages = [r.stage for r in results]
+    valid = [r for r in results if r.fitness > FLOOR]
+    assert stages.count("full") <= 2 and all(r.networks == (8 if r.stage == "full" else 3) for r in valid)
+    full = [t for t, r in zip(texts, results) if r.stage == "full"]
+    again = evaluate_programs([parse_program(f"net_add({full[0]}, params)")], data)[0]
+    computed = data.computed
+    assert again.stage == "full"  # its aggregate is known on every selection network: no screening
+    assert evaluate_programs([parse_program(t) for t in full], data)[0].stage == "full" and data.computed == computed
+    ranks = sorted(results, key=lambda r: r.rank, reverse=True)
+    assert all(r.stage == "full" for r in ranks[:len(full)])  # a full evaluation ranks above any screened one
+
+
+def test_value_cache_round_trips_and_a_corrupt_file_is_named(tmp_path):
+    cache = ValueCache(tmp_path)
+    cache.update("ab12", {"sum_units(x)": 1.5, "mean_units(y)": "not finite at unit 2 (mean_units)"})
+    cache.flush()
+    assert ValueCache(tmp_path).get("ab12") == {"sum_units(x)": 1.5, "mean_units(y)": "not finite at unit 2 (mean_units)"}
+    other = ValueCache(tmp_path)  # another run merges into the same file instead of overwriting it
+    other.update("ab12", {"params": 0.3})
+    other.flush()
+    assert ValueCache(tmp_path).get("ab12")["sum_units(x)"] == 1.5
+    cache.path("ab12").write_text('{"key": "ab12", "values": ')
+    with pytest.raises(DataError, match=r"value cache file .*ab12.json is unreadable"):
+        ValueCache(tmp_path).get("ab12")
+
+
+def test_anti_correlated_programs_are_exported_negated(tmp_path):
+    data = FakeData(tmp_path, screen=3)
     program = parse_program("mean_units(fro(weight))")
     ev = combine({"t": -0.6}, "min")
     assert ev.orientation == -1 and ev.fitness == pytest.approx(0.6)
@@ -183,8 +277,8 @@ def test_toml_config_is_strict(tmp_path):
     path.write_text("populaton = 12\n")
     with pytest.raises(EznasError, match="unknown key 'populaton'"):
         load_toml(EvolutionConfig, path)
-    with pytest.raises(EznasError, match=r"fitness.networks: expected int, got '20'"):
-        from_dict(EvolutionConfig, {"fitness": {"networks": "20"}}, "cfg")
+    with pytest.raises(EznasError, match=r"fitness.selection: expected int, got '20'"):
+        from_dict(EvolutionConfig, {"fitness": {"selection": "20"}}, "cfg")
 
 
 @pytest.mark.parametrize("args, message", [

@@ -18,7 +18,7 @@ from eznas.gp.pset import make_pset
 from eznas.gp.seeds import SEEDS
 from eznas.parallel import torch_threads
 from eznas.stats import CollectorConfig, collect
-from primitives import PRIMITIVES, Program, Scalar
+from primitives import PRIMITIVES, Exponent, Net, Scalar
 
 # A plain post-activation net with an in-place ReLU: two ReLU -> Conv -> BN units (the stem is none).
 NET = """
@@ -58,11 +58,18 @@ print(json.dumps(out))
 def _covering_programs() -> list[str]:
     """The seeds, one program per primitive (so every primitive's source is exported once), and random
     trees; some negated, and both backward signals."""
-    programs = [*SEEDS.values(), "-mean_units(mean(act_P))", "meanlog_units(weight)"]
+    programs = [*SEEDS.values(), "-mean_units(mean(act_P))", "meanlog_units(weight)", "depth", "n_units",
+                "net_div(flops, net_sub(params, params))", "net_mul(net_scale(sum_units(numel(pre_D)), 1e300), "
+                "net_scale(params, 1e300))", "net_add(sum_units(hamming(pre_D, weight)), params)"]
     for name in PRIMITIVES:
         spec = PRIMITIVES.get(name)
-        if spec.ret is Program:
-            programs.append(f"{name}(pre_D)")
+        if spec.ret is Net:
+            if Net in spec.args:  # network-level arithmetic over an aggregate and a feature
+                args = ["sum_units(std(act_D))", "net_log(params)"][:spec.args.count(Net)]
+                args += ["2.0" if a is Exponent else "-0.5" for a in spec.args if a is not Net]
+                programs.append(f"{name}({', '.join(args)})")
+            else:
+                programs.append(f"{name}(pre_D)")
             continue
         args = ["act_D" if i == 0 else "act_N" for i in range(len(spec.args))]
         args = ["0.0001" if a is Scalar and i else arg for i, (a, arg) in enumerate(zip(spec.args, args))]
@@ -102,7 +109,10 @@ def test_exported_files_need_only_torch_and_score_exactly_as_eznas(tmp_path):
 def test_expression_binds_terminals_by_name_and_constants_as_tensors():
     program = parse_program("-sum_units(count_in(weight_grad_D, 0.0001, 0.0005))")
     assert program_expression(program) == \
-        "count_in(statistic(t['weight_grad_D']), torch.tensor(0.0001), torch.tensor(0.0005))"
+        "aggregate_units(units, lambda i, t: count_in(statistic(t['weight_grad_D']), torch.tensor(0.0001), " \
+        "torch.tensor(0.0005)), unit_mean, combine_sum, 'sum_units')"
+    assert program_expression(parse_program("net_pow(net_log(params), 0.5)")) == \
+        "checked(net_pow(checked(net_log(features['params']), 'net_log'), 0.5), 'net_pow')"
     source = export_source(program, signal="ce", noise_seed=3, perturbation=0.1, doc="x")
     assert "SIGN = -1" in source and "SIGNAL = 'ce'" in source and "@primitive" not in source
     assert "def statistic(" in source

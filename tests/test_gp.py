@@ -1,5 +1,6 @@
 """The primitive language and programs: generation, parsing, purity, and the seeds against the
 hand-written proxies on real NB-201 networks."""
+import itertools
 import math
 import random
 
@@ -18,7 +19,8 @@ from eznas.proxies.evolved import kaiming_init_
 from eznas.scoring import arch_seed, sample_archs
 from eznas.spaces import get_space
 from eznas.stats import CollectorConfig, collect
-from primitives import PRIMITIVES, Scalar, Tensor, list_primitives
+from eznas.gp.pset import EXPONENTS
+from primitives import PRIMITIVES, Exponent, Factor, Net, Scalar, Tensor, list_primitives
 
 
 def test_registry_has_every_family():
@@ -34,11 +36,14 @@ def test_generation_never_dead_ends_and_round_trips():
     for _ in range(400):
         tree = gp.PrimitiveTree(gen_half_and_half(pset, 2, 7, rng))
         assert str(parse_program(str(tree))) == str(tree)
-    constants = [node.value for _ in range(200) for node in gen_half_and_half(pset, 2, 6, rng)
+    constants = [node for _ in range(300) for node in gen_half_and_half(pset, 2, 6, rng)
                  if isinstance(node, gp.Terminal) and isinstance(node.value, float)]
-    assert constants and all(1e-8 <= c <= 1 for c in constants)
-    for _ in range(100):  # genFull picks primitives down to the leaves: the classic dead-end trap
-        gp.PrimitiveTree(gp.genFull(pset, 3, 5))
+    by_kind = {kind: [c.value for c in constants if c.ret is kind] for kind in (Scalar, Factor, Exponent)}
+    assert all(by_kind.values())
+    assert all(1e-8 <= c <= 1 for c in by_kind[Scalar])
+    assert all(1e-3 <= abs(c) <= 1e3 for c in by_kind[Factor]) and set(by_kind[Exponent]) <= set(EXPONENTS)
+    for _ in range(300):  # full trees pick primitives down to the leaves: the classic dead-end trap
+        gp.PrimitiveTree(gen_half_and_half(pset, 4, 4, rng))
     a, b = random.Random(7), random.Random(7)
     assert [str(gp.PrimitiveTree(gen_half_and_half(pset, 2, 6, a))) for _ in range(20)] == \
         [str(gp.PrimitiveTree(gen_half_and_half(pset, 2, 6, b))) for _ in range(20)]
@@ -46,7 +51,15 @@ def test_generation_never_dead_ends_and_round_trips():
 
 @pytest.mark.parametrize("text, message", [
     ("mean_units(fro(foo))", "unknown name 'foo'"),
-    ("fro(pre_D)", "'fro' gives a Scalar where a Program is needed"),
+    ("fro(pre_D)", "'fro' gives a Scalar where a Net is needed"),
+    ("net_add(sum_units(pre_D))", "incomplete: 1 argument(s) missing"),
+    ("sum_units(params)", "'params' gives a Net where a Tensor is needed"),
+    ("net_pow(params, pre_D)", "'pre_D' gives a Tensor where a Exponent is needed"),
+    ("net_scale(params, const)", "'const' is not a value"),
+    ("const", "'const' is not a value"),
+    ("sum_units(count_in(pre_D, inf, 0.1))", "constant 'inf' is not a finite number"),
+    ("0.5", "a number (0.5) cannot stand where a Net is needed"),
+    ("", "is empty"),
     ("mean_units(count_in(pre_D, 0.1))", "incomplete: 1 argument(s) missing"),
     ("mean_units(pre_D) pre_N", "unexpected 'pre_N' after a complete program"),
     ("mean_units(count_in(pre_D, pre_D, 0.1))", "'pre_D' gives a Tensor where a Scalar is needed"),
@@ -61,7 +74,7 @@ def test_primitives_are_pure_on_random_inputs():
     a, b = torch.randn(4, 3, 5, 5), torch.randn(4, 3, 5, 5)
     for name in list_primitives():
         spec = PRIMITIVES.get(name)
-        if spec.ret.__name__ == "Program":
+        if spec.ret is Net:  # aggregators and network-level ops: tested below
             continue
         args = [a if i == 0 else (b if t is Tensor else torch.tensor(0.5)) for i, t in enumerate(spec.args)]
         before = [x.clone() for x in args]
@@ -70,6 +83,20 @@ def test_primitives_are_pure_on_random_inputs():
         assert all(torch.equal(x, y) for x, y in zip(args, before)), f"{name} modified its input"
         if spec.ret is Scalar:
             assert out.dim() == 0, name
+
+
+def test_network_ops_never_raise_and_are_finite_or_nan():
+    """Every network-level op on extreme finite floats: a float, finite or NaN, never an exception."""
+    values = [0.0, -0.0, 1e-300, -1e-300, 1.0, -2.5, 1e300, -1e300, 1.7e308]
+    for name in list_primitives("net_*"):
+        spec = PRIMITIVES.get(name)
+        pools = [values if t is Net else ([-2.0, 0.5, 3.0] if t is Exponent else [-1e3, 1e-3, 1e3]) for t in spec.args]
+        for args in itertools.product(*pools):
+            out = spec.fn(*args)
+            assert isinstance(out, float), (name, args)
+    assert PRIMITIVES.get("net_div").fn(1.0, 0.0) == 0.0 and PRIMITIVES.get("net_log").fn(0.0) == 0.0
+    assert PRIMITIVES.get("net_pow").fn(-4.0, 0.5) == -2.0 and PRIMITIVES.get("net_pow").fn(0.0, -1.0) == 0.0
+    assert math.isnan(PRIMITIVES.get("net_pow").fn(1e300, 3.0))
 
 
 def test_safe_forms():

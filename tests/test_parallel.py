@@ -1,6 +1,7 @@
 """Beyond one process: the mapper's backends give the same results, a Dask worker or the driver killed
 mid-run loses nothing, corrupt files are named and never used."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,10 +13,9 @@ import pandas as pd
 import pytest
 
 from eznas.errors import DataError, EznasError
-from eznas.gp.fitness import FitnessData
+from eznas.gp.fitness import FitnessData, ValueCache
 from eznas.gp.run import run_evolution
 from eznas.parallel import Mapper, ParallelConfig, make_cluster, open_mapper
-from eznas.stats import StatsCache
 from tests.conftest import REPO, tiny
 
 dask_distributed = pytest.importorskip("dask.distributed")
@@ -78,14 +78,14 @@ def test_slurm_workers_are_described_by_the_config():
         assert line in script, line
 
 
-def test_dask_gives_the_serial_hall_of_fame(two_generations, dask_cluster, data_root, cache_dir, tmp_path):
-    out, _ = two_generations
+def test_dask_gives_the_serial_hall_of_fame(two_generations, dask_cluster, data_root, tmp_path):
+    out, _ = two_generations  # a fresh value cache: the workers compute every value themselves
     cfg = tiny(data_root, parallel=ParallelConfig("dask", workers=2, scheduler_address=dask_cluster.scheduler_address))
-    run_evolution(cfg, tmp_path / "dask", cache_dir=cache_dir, test_networks=8)
+    run_evolution(cfg, tmp_path / "dask", cache_dir=tmp_path / "cache", test_networks=8)
     same_run(out, tmp_path / "dask")
 
 
-def test_a_worker_killed_mid_generation_loses_nothing(two_generations, dask_cluster, data_root, cache_dir, tmp_path):
+def test_a_worker_killed_mid_generation_loses_nothing(two_generations, dask_cluster, data_root, tmp_path):
     out, _ = two_generations
     client = dask_distributed.Client(dask_cluster)
     pids = client.run(os.getpid)
@@ -95,7 +95,7 @@ def test_a_worker_killed_mid_generation_loses_nothing(two_generations, dask_clus
     def kill_a_busy_worker() -> None:
         while not done.is_set():
             for worker, keys in client.processing().items():
-                if any("score_task" in str(k) for k in keys) and worker in pids:
+                if any("value_task" in str(k) for k in keys) and worker in pids:
                     os.kill(pids[worker], signal.SIGKILL)
                     killed.append(worker)
                     return
@@ -106,7 +106,7 @@ def test_a_worker_killed_mid_generation_loses_nothing(two_generations, dask_clus
     try:
         cfg = tiny(data_root, parallel=ParallelConfig("dask", workers=2,
                                                        scheduler_address=dask_cluster.scheduler_address))
-        run_evolution(cfg, tmp_path / "killed", cache_dir=cache_dir, test_networks=8)
+        run_evolution(cfg, tmp_path / "killed", cache_dir=tmp_path / "cache", test_networks=8)
     finally:
         done.set()
         killer.join()
@@ -123,9 +123,13 @@ elites = 2
 hall_of_fame = 5
 [fitness]
 tasks = ["NASBench201:cifar10"]
-minisets = 2
-networks = 6
+selection = 12
+validation = 6
+screen = 6
+promote = 3
 batch_size = 4
+[parallel]
+backend = "serial"
 """
 
 
@@ -149,11 +153,11 @@ KILL_POINTS = {  # when to SIGKILL the driver, judged from its run folder
 
 
 @pytest.mark.parametrize("point", list(KILL_POINTS))
-def test_the_driver_killed_and_resumed_gives_the_same_run(point, two_generations, data_root, cache_dir, tmp_path):
-    out, _ = two_generations
+def test_the_driver_killed_and_resumed_gives_the_same_run(point, two_generations, data_root, tmp_path):
+    out, _ = two_generations  # a fresh value cache, so the run is not over before the kill point
     (tmp_path / "tiny.toml").write_text(TINY_TOML)
     run = tmp_path / "run"
-    common = ["--data-root", str(data_root), "--cache-dir", str(cache_dir), "--test-networks", "4"]
+    common = ["--data-root", str(data_root), "--cache-dir", str(tmp_path / "cache"), "--test-networks", "4"]
     proc = evolve("--config", str(tmp_path / "tiny.toml"), "--out", str(run), *common)
     try:
         while proc.poll() is None and not KILL_POINTS[point](run):
@@ -171,18 +175,19 @@ def test_the_driver_killed_and_resumed_gives_the_same_run(point, two_generations
 
 def test_a_corrupt_cache_file_is_named_and_never_used(two_generations, data_root, cache_dir, tmp_path):
     cfg = tiny(data_root)
-    data = FitnessData(cfg.fitness, cfg.terminals, StatsCache(cache_dir), data_root)
+    data = FitnessData(cfg.fitness, ValueCache(cache_dir), data_root)
     task = data.tasks[0]
-    key = data.key(task, data.minisets[str(task)][0][0])  # the pre-filter's first network: always read
-    good = StatsCache(cache_dir).path(key)
-    bad_cache = StatsCache(tmp_path / "cache")
-    bad_cache.path(key).parent.mkdir(parents=True)
-    bad_cache.path(key).write_bytes(good.read_bytes()[:1000])
-    with pytest.raises(DataError, match=f"statistics cache file {bad_cache.path(key)} is unreadable .*delete it"):
-        bad_cache.get(key)
-    assert StatsCache(cache_dir).get(key) is not None
-    with pytest.raises(DataError, match=f"statistics cache file .*{key}.pt is unreadable"):
-        run_evolution(cfg, tmp_path / "run", cache_dir=tmp_path / "cache", test_networks=2)
+    key = data.key(task, data.networks(str(task))[0])  # a selection network: always read
+    good = ValueCache(cache_dir).path(key)
+    assert "sum_units(corr_min_eig(pre_N))" in ValueCache(cache_dir).get(key)
+    copy = tmp_path / "cache"
+    shutil.copytree(cache_dir, copy)
+    ValueCache(copy).path(key).write_bytes(good.read_bytes()[:100])
+    with pytest.raises(DataError, match=f"value cache file {ValueCache(copy).path(key)} is unreadable .*delete it"):
+        ValueCache(copy).get(key)
+    with pytest.raises(DataError, match=f"value cache file .*{key}.json is unreadable"):
+        run_evolution(cfg, tmp_path / "run", cache_dir=copy, test_networks=2)
+    assert not (tmp_path / "run" / "checkpoint.pkl").exists()
 
 
 def test_a_mapper_is_serial_by_default():

@@ -54,7 +54,8 @@ class EvolutionConfig:
     terminals: tuple[str, ...] = NAMES
     features: tuple[str, ...] = FEATURES  # network-level terminals
     fitness: FitnessConfig = field(default_factory=FitnessConfig)
-    parallel: ParallelConfig = field(default_factory=ParallelConfig)  # where, not what: free to change on resume
+    # where, not what (free to change on resume): two local worker processes, this machine's two cores
+    parallel: ParallelConfig = field(default_factory=lambda: ParallelConfig("loky", workers=2))
 
 
 RESUMABLE_CHANGES = ("generations", "parallel")  # the settings a resumed run may change

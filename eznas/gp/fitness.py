@@ -46,7 +46,7 @@ from eznas.io import atomic_open
 from eznas.parallel import Mapper, torch_threads
 from eznas.scoring import arch_seed, resolve_device
 from eznas.spaces import Arch, SpaceOptions, get_space
-from eznas.stats import COLLECTOR_VERSION, CollectorConfig, collect, stats_key
+from eznas.stats import COLLECTOR_VERSION, CollectorConfig, NetworkStats, collect, stats_key
 from primitives.aggregate import ProgramFailure
 
 log = logging.getLogger(__name__)
@@ -257,14 +257,7 @@ class FitnessData:
             if not programs:
                 return dict(network_features(net, batch.x, _count_units(net, batch)))
             stats = collect(net, batch, CollectorConfig(**{**asdict(self.collector), "names": names}))
-            caches: list[dict] = [{} for _ in stats.units]
-            out: dict[str, float | str] = dict(stats.features) if features else {}
-            for text, program in zip(aggregates, programs):
-                try:
-                    out[text] = program.aggregate(0, stats.units, caches)
-                except ProgramFailure as exc:
-                    out[text] = str(exc)
-        return out
+            return values_of(stats, aggregates, features)
 
     # ------------------------------------------------------------------------------------ on the driver
     def ensure(self, aggregates: Iterable[str], networks: dict[str, list[Arch]], mapper: Mapper | None = None,
@@ -290,6 +283,19 @@ class FitnessData:
     def table(self, networks: dict[str, list[Arch]]) -> dict[str, list[dict[str, float | str]]]:
         """The cached values of each network, {task: [values per arch]}."""
         return {t: [self.cache.get(self.key(Task.parse(t), a)) for a in archs] for t, archs in networks.items()}
+
+
+def values_of(stats: NetworkStats, aggregates: Sequence[str], features: bool) -> dict[str, float | str]:
+    """The aggregates' values on one network's statistics (a string: the reason one is not defined there),
+    sharing each unit's subtree results between them; plus the network's features if asked."""
+    caches: list[dict] = [{} for _ in stats.units]
+    out: dict[str, float | str] = dict(stats.features) if features else {}
+    for text in aggregates:
+        try:
+            out[text] = _parse(text).aggregate(0, stats.units, caches)
+        except ProgramFailure as exc:
+            out[text] = str(exc)
+    return out
 
 
 def value_task(item: tuple[DataHandle, str, str, tuple[str, ...], bool]) -> dict[str, float | str]:

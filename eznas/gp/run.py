@@ -35,9 +35,6 @@ def run_evolution(cfg: EvolutionConfig, out: Path, *, resume: bool = False, cach
         raise EznasError(f"--resume {out}: no config.json there (not a run folder)")
     data_root = resolve_data_root(cfg.fitness.data_root)
     data = FitnessData(cfg.fitness, ValueCache(cache_dir or Path("results") / "cache" / "values"), data_root)
-    if resume and (finished := _finished(out)) is not None:
-        log.info("%s holds a finished run: nothing to do", out)
-        return finished
     out.mkdir(parents=True, exist_ok=True)
     if not resume or not (out / "checkpoint.pkl").exists():
         write_json(config_path, dataclasses.asdict(cfg))
@@ -48,6 +45,9 @@ def run_evolution(cfg: EvolutionConfig, out: Path, *, resume: bool = False, cach
         state = evolution.load() if resume and evolution.checkpoint_path.exists() else None
         if resume and state is None:  # killed before its first checkpoint: nothing to continue, start it again
             log.info("%s has no checkpoint yet: starting the run from generation 0", out)
+        if state is not None and state.generation >= cfg.generations and (finished := _finished(out)) is not None:
+            log.info("%s holds this run, finished: nothing to do", out)
+            return finished
         state = evolution.run(state, on_generation)
         ranked = evolution.validate(state)
         best = ranked[:3]
