@@ -106,6 +106,12 @@ def test_resume_gives_the_same_run(two_generations, data_root, cache_dir, tmp_pa
     assert {f.name: f.read_bytes() for f in split.iterdir()} == before  # a finished run is left as it is
 
 
+def test_a_warm_value_cache_does_not_change_the_result(two_generations, data_root, cache_dir, tmp_path):
+    out, _ = two_generations  # the cache now holds every value that run computed
+    run_evolution(tiny(data_root), tmp_path / "warm", cache_dir=cache_dir, test_networks=8)
+    assert (tmp_path / "warm" / "hall_of_fame.json").read_text() == (out / "hall_of_fame.json").read_text()
+
+
 def test_workers_do_not_change_the_result(two_generations, data_root, tmp_path):
     out, _ = two_generations  # a fresh value cache: the workers compute every value themselves
     run_evolution(tiny(data_root, parallel=ParallelConfig("loky", workers=2)), tmp_path / "w2",
@@ -207,15 +213,18 @@ def test_a_sum_that_overflows_is_a_reason_not_a_crash():
 def test_racing_screens_new_programs_and_promotes_the_best(tmp_path):
     data = FakeData(tmp_path, n=8, screen=3, promote=2)
     texts = ["sum_units(mean(weight))", "sum_units(std(pre_D))", "sum_units(fro(act_N))", "mean_units(mean(inp_D))"]
-    results = evaluate_programs([parse_program(t) for t in texts], data)
+    known: set[str] = set()
+    results = evaluate_programs([parse_program(t) for t in texts], data, known=known)
     stages = [r.stage for r in results]
     valid = [r for r in results if r.fitness > FLOOR]
     assert stages.count("full") <= 2 and all(r.networks == (8 if r.stage == "full" else 3) for r in valid)
     full = [t for t, r in zip(texts, results) if r.stage == "full"]
-    again = evaluate_programs([parse_program(f"net_add({full[0]}, params)")], data)[0]
+    assert known == {t for t in full}  # the promoted programs' aggregates
     computed = data.computed
-    assert again.stage == "full"  # its aggregate is known on every selection network: no screening
-    assert evaluate_programs([parse_program(t) for t in full], data)[0].stage == "full" and data.computed == computed
+    again = evaluate_programs([parse_program(f"net_add({full[0]}, params)")], data, known=known)[0]
+    assert again.stage == "full" and data.computed == computed  # its aggregate is known: no screening, no work
+    fresh = evaluate_programs([parse_program(full[0])], data)[0]  # a new run knows nothing: it races again
+    assert fresh == results[texts.index(full[0])]  # (screened, promoted) and ends the same, cache or not
     ranks = sorted(results, key=lambda r: r.rank, reverse=True)
     assert all(r.stage == "full" for r in ranks[:len(full)])  # a full evaluation ranks above any screened one
 

@@ -68,6 +68,7 @@ class State:
     hall_of_fame: tools.HallOfFame
     logbook: tools.Logbook
     memo: dict[str, Evaluation]
+    known: set[str] = field(default_factory=set)  # aggregates measured on every selection network (racing)
 
 
 def make_toolbox(pset: gp.PrimitiveSetTyped, cfg: EvolutionConfig, rng: random.Random,
@@ -105,19 +106,20 @@ class Evolution:
         self.generation = 0
 
     # ------------------------------------------------------------------------------------ evaluation
-    def _evaluate(self, individuals: Sequence[Individual]) -> list[Evaluation]:
+    def _evaluate(self, individuals: Sequence[Individual], known: set[str]) -> list[Evaluation]:
         """Racing on the selection networks (see fitness.evaluate_programs); the same on any backend."""
         programs = [Program(gp.PrimitiveTree(ind)) for ind in individuals]
-        return evaluate_programs(programs, self.data, self.mapper)
+        return evaluate_programs(programs, self.data, self.mapper, known)
 
-    def evaluate_invalid(self, population: Sequence[Individual], memo: dict[str, Evaluation]) -> int:
+    def evaluate_invalid(self, population: Sequence[Individual], state: State) -> int:
         """Evaluate the individuals without a fitness (memoised by program string); returns how many ran."""
+        memo = state.memo
         todo = [ind for ind in population if not ind.fitness.valid]
         fresh: dict[str, Individual] = {}
         for ind in todo:
             if str(ind) not in memo:
                 fresh.setdefault(str(ind), ind)
-        for key, ev in zip(fresh, self.toolbox.evaluate(list(fresh.values()))):
+        for key, ev in zip(fresh, self.toolbox.evaluate(list(fresh.values()), state.known)):
             memo[key] = ev
         for ind in todo:
             ind.fitness.values = memo[str(ind)].rank
@@ -131,14 +133,14 @@ class Evolution:
         state = State(0, population, tools.HallOfFame(self.cfg.hall_of_fame, similar=lambda a, b: str(a) == str(b)),
                       tools.Logbook(), {})
         self.generation = 0
-        nevals = self.evaluate_invalid(population, state.memo)
+        nevals = self.evaluate_invalid(population, state)
         self._record(state, nevals)
         return state
 
     def step(self, state: State) -> None:
         self.generation = state.generation + 1
         offspring = self.toolbox.variate(state.population)
-        nevals = self.evaluate_invalid(offspring, state.memo)
+        nevals = self.evaluate_invalid(offspring, state)
         pool = list({str(ind): ind for ind in state.population + offspring}.values())  # duplicates removed
         ranked = sorted(pool, key=lambda ind: ind.fitness.values, reverse=True)
         elites = ranked[: self.cfg.elites]
@@ -194,6 +196,7 @@ class Evolution:
             "hall_of_fame": [str(ind) for ind in state.hall_of_fame],
             "logbook": list(state.logbook),
             "memo": {k: v.to_dict() for k, v in state.memo.items()},
+            "known": sorted(state.known),
             "random_state": self.rng.getstate(),
         }
         with atomic_open(self.checkpoint_path, "wb") as f:
@@ -258,7 +261,7 @@ class Evolution:
             logbook.record(**record)
         self.rng.setstate(blob["random_state"])
         self.generation = blob["generation"]
-        return State(blob["generation"], population, hof, logbook, memo)
+        return State(blob["generation"], population, hof, logbook, memo, set(blob["known"]))
 
     def _individual(self, text: str, memo: dict[str, Evaluation]) -> Individual:
         ind = Individual(parse_program(text, self.pset).tree)

@@ -352,23 +352,26 @@ def evaluate_on(programs: Sequence[Program], data: FitnessData, networks: dict[s
     return results
 
 
-def evaluate_programs(programs: Sequence[Program], data: FitnessData, mapper: Mapper | None = None
-                      ) -> list[Evaluation]:
-    """Fitness on the selection networks, by racing: programs whose values are all known are evaluated on
-    every selection network at once; the others on the screening networks first, and the ``promote`` best
-    of those on every selection network."""
+def evaluate_programs(programs: Sequence[Program], data: FitnessData, mapper: Mapper | None = None,
+                      known: set[str] | None = None) -> list[Evaluation]:
+    """Fitness on the selection networks, by racing: a program whose aggregates are all in ``known`` (the
+    aggregates this run has already measured on every selection network) is evaluated on all of them at
+    once; the others on the screening networks first, and the ``promote`` best of those on all selection
+    networks (their aggregates are then added to ``known``). What the value cache happens to hold never
+    changes a result, only how fast it comes."""
     c = data.config
+    known = set() if known is None else known
     full = {str(t): data.networks(str(t), "selection") for t in data.tasks}
     screen = {str(t): data.networks(str(t), "selection", c.screen) for t in data.tasks}
-    rows = [v for values in data.table(full).values() for v in values]
-    known = [all(a in v for a in p.aggregates() for v in rows) for p in programs]
+    ready = [all(a in known for a in p.aggregates()) for p in programs]
     results: list[Evaluation | None] = [None] * len(programs)
-    racing = [i for i, k in enumerate(known) if not k]
+    racing = [i for i, k in enumerate(ready) if not k]
     for i, ev in zip(racing, evaluate_on([programs[i] for i in racing], data, screen, mapper, "screen")):
         results[i] = ev
     valid = [i for i in racing if results[i].fitness > FLOOR]
     promoted = sorted(valid, key=lambda i: results[i].fitness, reverse=True)[:c.promote]
-    finals = [i for i, k in enumerate(known) if k] + sorted(promoted)
+    finals = [i for i, k in enumerate(ready) if k] + sorted(promoted)
     for i, ev in zip(finals, evaluate_on([programs[i] for i in finals], data, full, mapper)):
         results[i] = ev
+    known.update(a for i in finals for a in programs[i].aggregates())
     return results
