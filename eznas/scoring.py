@@ -82,7 +82,8 @@ def score_archs(
 ) -> Iterator[ArchScores]:
     """Yield the scores of each arch in turn, keyed by proxy spec (``name[:key=value...]``), except the
     archs whose uid is in ``skip`` (each arch's batch and initialisation stay those of its position).
-    A proxy that raises gets NaN and its error is kept."""
+    A proxy that raises gets NaN and its error is kept; so do all the proxies of an arch whose network
+    cannot be built, and those reading a shared pass that fails."""
     chosen = [p if isinstance(p, ProxyCall) else parse_proxy(p) for p in proxies]
     needs = frozenset().union(*(p.needs for p in chosen))
     for i, arch in enumerate(archs):
@@ -90,21 +91,36 @@ def score_archs(
             continue
         start = time.perf_counter()
         net_seed = arch_seed(seed, arch.uid)
-        torch.manual_seed(net_seed)
-        net = space.build(arch.spec, batches.spec.num_classes)
-        init_network(net, init)
-        net.to(device).train()
-        probe = Probe(net, batches.batch(i).to(device), seed=net_seed)
-        probe.run(needs)
-        build = time.perf_counter() - start - probe.seconds
+        failed: dict[str, str] = {}  # a step every proxy (build) or the pass readers (shared) depend on
+        try:
+            torch.manual_seed(net_seed)
+            net = space.build(arch.spec, batches.spec.num_classes)
+            init_network(net, init)
+            net.to(device).train()
+            probe = Probe(net, batches.batch(i).to(device), seed=net_seed)
+        except Exception as exc:  # noqa: BLE001 - one arch must not stop the run
+            failed["build"] = f"building the network: {_reason(exc)}"
+        else:
+            try:
+                probe.run(needs)
+            except Exception as exc:  # noqa: BLE001
+                failed["shared"] = f"the shared pass: {_reason(exc)}"
+        build = time.perf_counter() - start - (0.0 if "build" in failed else probe.seconds)
         scores, seconds, errors = {}, {}, {}
         for proxy in chosen:
             t0 = time.perf_counter()
-            try:
-                scores[proxy.label] = proxy(probe)
-            except Exception as exc:  # noqa: BLE001 - one failing proxy must not stop the run
-                scores[proxy.label], errors[proxy.label] = math.nan, f"{type(exc).__name__}: {exc}"
-                log.debug("%s on %s failed: %s", proxy.label, arch.uid, exc)
-            shared = probe.seconds if proxy.needs else 0.0
+            if blocked := failed.get("build") or (failed.get("shared") if proxy.needs else None):
+                scores[proxy.label], errors[proxy.label] = math.nan, blocked
+            else:
+                try:
+                    scores[proxy.label] = proxy(probe)
+                except Exception as exc:  # noqa: BLE001 - one failing proxy must not stop the run
+                    scores[proxy.label], errors[proxy.label] = math.nan, _reason(exc)
+                    log.debug("%s on %s failed: %s", proxy.label, arch.uid, exc)
+            shared = probe.seconds if proxy.needs and "build" not in failed else 0.0
             seconds[proxy.label] = build + shared + time.perf_counter() - t0
         yield ArchScores(arch, scores, seconds, errors)
+
+
+def _reason(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"

@@ -236,3 +236,36 @@ def test_a_finished_run_is_never_scored_again(data_root, tmp_path, capsys, monke
     code, _, err = run(common, capsys)
     assert code == 2 and "already holds a run (summary.json)" in err
     assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == before
+
+
+def test_a_network_that_cannot_be_built_or_run_fails_only_its_own_scores(data_root):
+    import math
+
+    import torch.nn as nn
+
+    from eznas.data import BatchSource
+    from eznas.errors import ArchError
+    from eznas.scoring import score_archs
+    from eznas.spaces import Arch
+
+    class Explodes(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("forward exploded")
+
+    class Space:
+        def build(self, spec, num_classes):
+            if spec == "unbuildable":
+                raise ArchError("no such cell")
+            body = [Explodes()] if spec == "unrunnable" else []
+            return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), *body, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                 nn.Linear(4, num_classes))
+
+    archs = [Arch(str(i), spec, 50.0) for i, spec in enumerate(["fine", "unbuildable", "unrunnable", "fine"])]
+    results = list(score_archs(Space(), archs, ["params", "grad_norm"], BatchSource(data_root, "cifar10", 4, 0)))
+    assert [r.arch.uid for r in results] == ["0", "1", "2", "3"]
+    fine, unbuildable, unrunnable, again = results
+    assert all(math.isfinite(v) for v in (*fine.scores.values(), *again.scores.values())) and not fine.errors
+    assert math.isnan(unbuildable.scores["params"]) and math.isnan(unbuildable.scores["grad_norm"])
+    assert unbuildable.errors == dict.fromkeys(["params", "grad_norm"], "building the network: ArchError: no such cell")
+    assert unrunnable.scores["params"] == fine.scores["params"] and math.isnan(unrunnable.scores["grad_norm"])
+    assert unrunnable.errors == {"grad_norm": "the shared pass: RuntimeError: forward exploded"}
