@@ -37,3 +37,18 @@ def test_project_registries_are_filled():
 
     assert {"params", "flops", "synflow", "naswot", "grad_norm", "snip"} <= set(list_proxies())
     assert {"NASBench201", "DARTS", "NDS"} <= set(list_spaces())
+
+
+def test_valid_rules_and_check_values_name_the_first_bad_value():
+    from eznas.errors import EznasError
+    from eznas.registry import Valid, above, at_least, check_values
+
+    assert at_least(1)(1) and not at_least(1)(0) and above(0)(1e-9) and not above(0)(0)
+    assert not at_least(1)("x") and not above(0)(None)  # a value that cannot be compared is not valid
+    even = Valid(lambda v: v % 2 == 0, "even")
+    check_values({"a": 2, "b": None}, {"a": even, "b": at_least(1), "c": at_least(1)})  # None / absent: unchecked
+    with pytest.raises(EznasError) as err:
+        check_values({"a": 3, "b": 0}, {"a": even, "b": at_least(1)}, "where", name=lambda k: f"--{k}")
+    assert str(err.value) == "where: --a must be even, got 3"
+    with pytest.raises(EznasError, match="^b must be >= 1, got 0$"):
+        check_values({"b": 0}, {"b": at_least(1)})
