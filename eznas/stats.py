@@ -154,9 +154,11 @@ def _no_inplace_relu(net: nn.Module) -> Iterator[None]:
             m.inplace = True
 
 
-def collect(net: nn.Module, batch: Batch, config: CollectorConfig = CollectorConfig()) -> NetworkStats:
+def collect(net: nn.Module, batch: Batch, config: CollectorConfig = CollectorConfig(),
+            features: bool = True) -> NetworkStats:
     """Run the passes ``config`` needs on ``net`` (in train mode) and return the named per-unit tensors,
-    stored as ``config.dtype`` with at most ``config.max_samples`` samples per tensor.
+    stored as ``config.dtype`` with at most ``config.max_samples`` samples per tensor, and (if ``features``)
+    the network's features (eznas.features).
 
     The network's weights are not changed; its gradients are cleared afterwards.
     """
@@ -170,7 +172,7 @@ def collect(net: nn.Module, batch: Batch, config: CollectorConfig = CollectorCon
             # a copy only where the tensor would otherwise alias the net's weight or a larger storage
             tensors[key] = (t[:cap] if capped else t).to(dtype, copy=capped or key == "weight")
         out.append(Unit(name, tensors))
-    return NetworkStats(out, network_features(net, batch.x, len(out)))
+    return NetworkStats(out, network_features(net, batch.x, len(out)) if features else {})
 
 
 def collect_tensors(net: nn.Module, x: torch.Tensor, y: torch.Tensor, names: Sequence[str],

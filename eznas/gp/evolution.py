@@ -4,6 +4,7 @@ fame is ranked on the validation networks, which choose the exported winner."""
 from __future__ import annotations
 
 import logging
+import math
 import pickle
 import random
 from collections import Counter
@@ -106,10 +107,13 @@ class Evolution:
         self.generation = 0
 
     # ------------------------------------------------------------------------------------ evaluation
-    def _evaluate(self, individuals: Sequence[Individual], known: set[str]) -> list[Evaluation]:
-        """Racing on the selection networks (see fitness.evaluate_programs); the same on any backend."""
+    def _evaluate(self, individuals: Sequence[Individual], state: State) -> list[Evaluation]:
+        """Racing on the selection networks (see fitness.evaluate_programs); the same on any backend. The bar
+        for promotion is the worst full fitness among the run's ``elites`` best so far."""
         programs = [Program(gp.PrimitiveTree(ind)) for ind in individuals]
-        return evaluate_programs(programs, self.data, self.mapper, known)
+        full = sorted((e.fitness for e in state.memo.values() if e.rank[0]), reverse=True)
+        bar = full[self.cfg.elites - 1] if len(full) >= self.cfg.elites else -math.inf
+        return evaluate_programs(programs, self.data, self.mapper, state.known, bar)
 
     def evaluate_invalid(self, population: Sequence[Individual], state: State) -> int:
         """Evaluate the individuals without a fitness (memoised by program string); returns how many ran."""
@@ -119,7 +123,7 @@ class Evolution:
         for ind in todo:
             if str(ind) not in memo:
                 fresh.setdefault(str(ind), ind)
-        for key, ev in zip(fresh, self.toolbox.evaluate(list(fresh.values()), state.known)):
+        for key, ev in zip(fresh, self.toolbox.evaluate(list(fresh.values()), state)):
             memo[key] = ev
         for ind in todo:
             ind.fitness.values = memo[str(ind)].rank

@@ -76,7 +76,8 @@ class FitnessConfig:
     selection: int = 200  # networks per task that fitness is measured on
     validation: int = 100  # networks per task that choose the winner among the hall of fame
     screen: int = 20  # the first selection networks, on which a new program is tried first
-    promote: int = 10  # screened programs per generation that go on to all selection networks
+    promote: int = 10  # screened programs per generation that go on at most to all selection networks
+    promote_margin: float = 0.1  # ... if their screening fitness is at least the run's bar minus this
     batch_size: int = 4
     metric: str = "kendall"  # or "spearman"
     combine: str = "min"  # or "mean"
@@ -256,7 +257,7 @@ class FitnessData:
             batch = batches.batch().to(device)
             if not programs:
                 return dict(network_features(net, batch.x, _count_units(net, batch)))
-            stats = collect(net, batch, CollectorConfig(**{**asdict(self.collector), "names": names}))
+            stats = collect(net, batch, CollectorConfig(**{**asdict(self.collector), "names": names}), features)
             return values_of(stats, aggregates, features)
 
     # ------------------------------------------------------------------------------------ on the driver
@@ -353,12 +354,13 @@ def evaluate_on(programs: Sequence[Program], data: FitnessData, networks: dict[s
 
 
 def evaluate_programs(programs: Sequence[Program], data: FitnessData, mapper: Mapper | None = None,
-                      known: set[str] | None = None) -> list[Evaluation]:
+                      known: set[str] | None = None, bar: float = -math.inf) -> list[Evaluation]:
     """Fitness on the selection networks, by racing: a program whose aggregates are all in ``known`` (the
     aggregates this run has already measured on every selection network) is evaluated on all of them at
-    once; the others on the screening networks first, and the ``promote`` best of those on all selection
-    networks (their aggregates are then added to ``known``). What the value cache happens to hold never
-    changes a result, only how fast it comes."""
+    once; the others on the screening networks first, and the ``promote`` best of those whose screening
+    fitness reaches ``bar - promote_margin`` (the run's bar: e.g. its elites' worst full fitness) on all
+    selection networks; their aggregates are then added to ``known``. What the value cache happens to hold
+    never changes a result, only how fast it comes."""
     c = data.config
     known = set() if known is None else known
     full = {str(t): data.networks(str(t), "selection") for t in data.tasks}
@@ -368,7 +370,7 @@ def evaluate_programs(programs: Sequence[Program], data: FitnessData, mapper: Ma
     racing = [i for i, k in enumerate(ready) if not k]
     for i, ev in zip(racing, evaluate_on([programs[i] for i in racing], data, screen, mapper, "screen")):
         results[i] = ev
-    valid = [i for i in racing if results[i].fitness > FLOOR]
+    valid = [i for i in racing if results[i].fitness > FLOOR and results[i].fitness >= bar - c.promote_margin]
     promoted = sorted(valid, key=lambda i: results[i].fitness, reverse=True)[:c.promote]
     finals = [i for i, k in enumerate(ready) if k] + sorted(promoted)
     for i, ev in zip(finals, evaluate_on([programs[i] for i in finals], data, full, mapper)):

@@ -1,0 +1,158 @@
+"""Does evolution discover a proxy that beats its seeds? The default ``evolve.py`` at several GP seeds, each
+winner tested on the pool's test archs (never read during a run) next to every seed program and registered
+proxy, scored in the same verify run.
+
+    python benchmarks/bench_discovery.py                       # seeds 0,1,2; 1000 test archs per NB-201 dataset
+    python benchmarks/bench_discovery.py --part evolve         # only the runs (wall time, peak RSS, cache size)
+    python benchmarks/bench_discovery.py --part test --n_test 300 --batches 16
+
+Per seed: wall time, peak RSS of the run's process tree, the value cache's size after it, the winner (chosen
+on the validation networks) and its fitness figures. Per task and batch: Spearman / Kendall with 95% bootstrap
+CIs and seconds per arch for every winner, seed program and proxy, and each winner's per-arch Spearman
+against each of them ("equivalent" at >= 0.95). Runs go to results/benchmarks/discovery/ (the first seed starts
+from an empty value cache unless --keep-cache; the others share it, as runs on one pool do); the figures to
+benchmarks/results/discovery.json. Every part resumes: evolve runs continue from their checkpoints, verify
+runs from theirs, and finished ones are reused.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+from scipy import stats
+
+from eznas.config import from_dict
+from eznas.data import resolve_data_root
+from eznas.gp.evolution import EvolutionConfig
+from eznas.gp.fitness import FitnessData
+from eznas.gp.seeds import SEEDS
+from eznas.io import atomic_open, write_json
+from eznas.proxies import list_proxies
+from eznas.verify import VerifyConfig, result_line, run_verify
+
+REPO = Path(__file__).resolve().parents[1]
+EQUIVALENT = 0.95  # per-arch Spearman at or above which two proxies count as the same ranking
+
+
+def run_evolve(seed: int, run: Path, cache: Path, extra: list[str]) -> dict:
+    """One default evolve.py run (resumed if its folder holds one): wall seconds and peak RSS of its tree."""
+    args = [sys.executable, str(REPO / "evolve.py"), "--quiet", "--seed", str(seed), "--cache_dir", str(cache), *extra]
+    args += ["--resume", str(run)] if (run / "config.json").is_file() else ["--out", str(run)]
+    start, peak = time.perf_counter(), 0
+    proc = subprocess.Popen(args, cwd=REPO)
+    root = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            peak = max(peak, sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]))
+        except psutil.Error:
+            pass
+        time.sleep(0.5)
+    if proc.returncode:
+        raise SystemExit(f"error: evolve.py --seed {seed} failed with exit code {proc.returncode}")
+    return {"wall_seconds": time.perf_counter() - start, "peak_rss_gb": peak / 1024 ** 3}
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def test_files(cfg: EvolutionConfig, root: Path, runs: Path, n_test: int) -> dict[str, tuple[dict, str]]:
+    """Per task: the verify settings and a benchmark file holding the pool's first ``n_test`` test archs."""
+    data = FitnessData(cfg.fitness, None, root)
+    out = {}
+    for task in data.tasks:
+        archs = data.networks(str(task), "test", n_test if n_test > 0 else None)
+        space, dataset = task.space, task.dataset
+        path = runs / f"test-{space}-{dataset}.csv"
+        if space == "NASBench201":
+            table = pd.read_csv(root / "nb201" / "nb201_acc_200ep.csv")
+            subset = table[table["index"].isin({int(a.uid) for a in archs})]
+        else:
+            table = pd.read_csv(data._space(task).default_benchmark(root, dataset))
+            subset = table.iloc[sorted(int(a.uid) for a in archs)]
+        with atomic_open(path) as f:
+            subset.to_csv(f, index=False)
+        out[str(task)] = ({"search_space": space, "dataset": dataset}, str(path))
+    return out
+
+
+def agreement(scores: pd.DataFrame, winner: str, others: list[str]) -> dict[str, float]:
+    """Per-arch Spearman between the winner's scores and each other column (archs where both are finite)."""
+    out = {}
+    for name in others:
+        both = scores[[winner, name]].replace([float("inf"), -float("inf")], float("nan")).dropna()
+        out[name] = float(stats.spearmanr(both[winner], both[name]).statistic) if len(both) > 2 else float("nan")
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--part", choices=("all", "evolve", "test"), default="all")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--n_test", type=int, default=1000, help="test archs per task (DARTS: all of its test split)")
+    p.add_argument("--batches", default="16,4", help="verify batch sizes (default 16, and the fitness batch 4)")
+    p.add_argument("--proxies", default=",".join(list_proxies()), help="default: every registered proxy")
+    p.add_argument("--keep-cache", action="store_true", help="do not empty the value cache before the first run")
+    p.add_argument("--evolve-args", default="", help="extra evolve.py flags (e.g. '--workers 2')")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--runs", default="results/benchmarks/discovery")
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "discovery.json"))
+    args = p.parse_args()
+    root, runs, out = resolve_data_root(args.data_root), Path(args.runs), Path(args.out)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    cache = runs / "values"
+    results = json.loads(out.read_text()) if out.is_file() else {}
+    results.setdefault("seeds", {})
+    if args.part in ("all", "evolve"):
+        if not args.keep_cache and not any((runs / f"seed{s}" / "config.json").is_file() for s in seeds):
+            shutil.rmtree(cache, ignore_errors=True)  # a cold first run: computing values is part of its cost
+        for seed in seeds:
+            run = runs / f"seed{seed}"
+            if (run / "best_proxy.py").is_file() and str(seed) in results["seeds"]:
+                continue  # finished and measured
+            measured = run_evolve(seed, run, cache, args.evolve_args.split())
+            best = json.loads((run / "hall_of_fame.json").read_text())[0]
+            results["seeds"][str(seed)] = {**measured, "cache_bytes": folder_bytes(cache), "run": str(run),
+                                           "winner": best["exported"], "hall_of_fame_top": best,
+                                           "logbook": pd.read_csv(run / "logbook.csv").to_dict("records")}
+            print(f"seed {seed}: {measured['wall_seconds']:.0f} s, peak RSS {measured['peak_rss_gb']:.2f} GB, "
+                  f"cache {folder_bytes(cache) / 1e9:.2f} GB, winner {best['exported']}", flush=True)
+            write_json(out, results)
+    if args.part in ("all", "test"):
+        winners = {s: results["seeds"][str(s)]["winner"] for s in seeds if str(s) in results["seeds"]}
+        if not winners:
+            raise SystemExit("error: no finished evolution run to test; run --part evolve first")
+        cfg = from_dict(EvolutionConfig, json.loads((runs / f"seed{seeds[0]}" / "config.json").read_text()), "config")
+        programs = tuple(dict.fromkeys([*winners.values(), *SEEDS.values()]))
+        proxies = tuple(args.proxies.split(","))
+        results["test"] = results.get("test", {})
+        for task, (kw, bench) in test_files(cfg, root, runs, args.n_test).items():
+            for batch in (int(b) for b in args.batches.split(",")):
+                tag = f"{task.replace(':', '-')}-b{batch}"
+                vcfg = VerifyConfig(**kw, batch_size=batch, seed=0, proxies=proxies, programs=programs,
+                                    benchmark_path=bench, n_samples=-1, data_root=str(root),
+                                    out=str(runs / "verify" / tag), results_csv=str(runs / "all_tests.csv"))
+                summary = run_verify(vcfg, resume=True)
+                scores = pd.read_csv(runs / "verify" / tag / "scores.csv")
+                others = [c for c in (*proxies, *programs) if c in summary["proxies"]]
+                results["test"][tag] = {
+                    "task": task, "batch_size": batch, "n_archs": summary["n_archs"],
+                    "proxies": summary["proxies"],
+                    "agreement": {str(s): agreement(scores, w, [o for o in others if o != w])
+                                  for s, w in winners.items()}}
+                print(f"--- {tag}: {summary['n_archs']} archs")
+                for name, m in summary["proxies"].items():
+                    print(result_line(name, m))
+                write_json(out, results)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
