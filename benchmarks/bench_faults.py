@@ -29,9 +29,13 @@ elites = 2
 hall_of_fame = 5
 [fitness]
 tasks = ["NASBench201:cifar10"]
-minisets = 2
-networks = 8
+selection = 16
+validation = 8
+screen = 8
+promote = 3
 batch_size = 4
+[parallel]
+backend = "serial"
 """
 
 

@@ -1,12 +1,12 @@
-"""Scaling on this machine: statistics collection and one generation's fitness (each a task per network;
-in fitness a task scores all the programs on its network) on the serial, loky and Dask LocalCluster
-backends, 1 and 2 workers: wall time, speed-up over serial and overhead per task.
+"""Scaling on this machine: one generation's values (a task per network: build it, collect what the
+programs' aggregates read, compute them) and the fitness from them, on the serial, loky and Dask
+LocalCluster backends, 1 and 2 workers: wall time, speed-up over serial and overhead per task.
 
     python benchmarks/bench_scaling.py --networks 20 --programs 50
 
 Overhead per task = (workers x wall - serial wall) / tasks: the worker-seconds a task costs beyond its
-serial share (start-up, pickling, reading the statistics back from the cache). Every backend must give
-the serial fitness exactly (checked). Writes benchmarks/results/scaling.json.
+serial share (start-up, pickling). Every backend must give the serial fitness exactly (checked). Writes
+benchmarks/results/scaling.json.
 """
 from __future__ import annotations
 
@@ -20,14 +20,13 @@ from pathlib import Path
 from deap import gp
 
 from eznas.data import resolve_data_root
-from eznas.gp.fitness import FitnessConfig, FitnessData, evaluate_programs
+from eznas.gp.fitness import FitnessConfig, FitnessData, ValueCache, evaluate_on
 from eznas.gp.program import parse_program
 from eznas.gp.operators import gen_half_and_half
 from eznas.gp.pset import make_pset
 from eznas.gp.seeds import SEEDS
 from eznas.io import write_json
 from eznas.parallel import ParallelConfig, open_mapper
-from eznas.stats import NAMES, StatsCache
 
 SETUPS = [("serial", 1), ("loky", 1), ("loky", 2), ("dask", 1), ("dask", 2)]
 
@@ -40,7 +39,8 @@ def main() -> None:
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "scaling.json"))
     args = p.parse_args()
     root = resolve_data_root(args.data_root)
-    config = FitnessConfig(tasks=("NASBench201:cifar10",), minisets=1, networks=args.networks, data_root=str(root))
+    config = FitnessConfig(tasks=("NASBench201:cifar10",), selection=args.networks, validation=2,
+                           screen=min(20, args.networks), data_root=str(root))
     rng = random.Random(0)
     pset = make_pset()
     programs = list(SEEDS.values()) + [str(gp.PrimitiveTree(gen_half_and_half(pset, 2, 6, rng)))
@@ -49,32 +49,32 @@ def main() -> None:
     rows, reference = [], None
     for backend, workers in SETUPS:
         cache = work / f"cache-{backend}-{workers}"
-        data = FitnessData(config, NAMES, StatsCache(cache), root)
+        data = FitnessData(config, ValueCache(cache), root)
+        networks = {str(t): data.networks(str(t)) for t in data.tasks}
+        parsed = [parse_program(t) for t in programs]
         with open_mapper(ParallelConfig(backend, workers=workers)) as mapper:
             mapper.map(abs, range(workers))  # start the workers before the clock (once per run)
             t0 = time.perf_counter()
-            data.prepare(mapper)
-            collect_s = time.perf_counter() - t0
+            data.ensure([a for p in parsed for a in p.aggregates()], networks, mapper)
+            values_s = time.perf_counter() - t0
             t0 = time.perf_counter()
-            evals = evaluate_programs([parse_program(t) for t in programs], data, {str(data.tasks[0]): 0}, mapper)
+            evals = evaluate_on(parsed, data, networks, mapper)  # every value is cached now: the driver's part
             fitness_s = time.perf_counter() - t0
         fitness = {t: ev.fitness for t, ev in zip(programs, evals)}
         reference = reference or fitness
-        rows.append({"backend": backend, "workers": workers, "collect_seconds": collect_s, "fitness_seconds": fitness_s,
+        rows.append({"backend": backend, "workers": workers, "values_seconds": values_s, "fitness_seconds": fitness_s,
                      "same_fitness_as_serial": fitness == reference})
         shutil.rmtree(cache, ignore_errors=True)
     serial = rows[0]
-    print(f"{args.networks} networks (all 22 names, batch 4, float16), {args.programs} programs")
-    print(f"{'backend':8} {'workers':>7} | {'collect s':>9} {'speed-up':>8} {'overhead/task':>13} | "
-          f"{'fitness s':>9} {'speed-up':>8} {'overhead/task':>13} | same")
+    print(f"{args.networks} networks (batch 4, float16), {args.programs} programs")
+    print(f"{'backend':8} {'workers':>7} | {'values s':>9} {'speed-up':>8} {'overhead/task':>13} | "
+          f"{'fitness s':>9} | same")
     for r in rows:
         w = r["workers"]
-        for part, tasks in (("collect", args.networks), ("fitness", args.networks)):
-            r[f"{part}_speedup"] = serial[f"{part}_seconds"] / r[f"{part}_seconds"]
-            r[f"{part}_overhead_per_task"] = (w * r[f"{part}_seconds"] - serial[f"{part}_seconds"]) / tasks
-        print(f"{r['backend']:8} {w:7d} | {r['collect_seconds']:9.2f} {r['collect_speedup']:7.2f}x "
-              f"{r['collect_overhead_per_task']:12.3f}s | {r['fitness_seconds']:9.2f} {r['fitness_speedup']:7.2f}x "
-              f"{r['fitness_overhead_per_task']:12.3f}s | {r['same_fitness_as_serial']}")
+        r["values_speedup"] = serial["values_seconds"] / r["values_seconds"]
+        r["values_overhead_per_task"] = (w * r["values_seconds"] - serial["values_seconds"]) / args.networks
+        print(f"{r['backend']:8} {w:7d} | {r['values_seconds']:9.2f} {r['values_speedup']:7.2f}x "
+              f"{r['values_overhead_per_task']:12.3f}s | {r['fitness_seconds']:9.2f} | {r['same_fitness_as_serial']}")
     write_json(Path(args.out), {"networks": args.networks, "programs": args.programs, "rows": rows})
     shutil.rmtree(work, ignore_errors=True)
     print(f"wrote {args.out}")

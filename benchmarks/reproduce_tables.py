@@ -21,13 +21,15 @@ def tables(out: Path) -> str:
     config = json.loads((out / "evolve" / "config.json").read_text())
     parts += ["## Evolution", "",
               f"Population {config['population']}, {config['generations']} generations, seed {config['seed']}, "
-              f"tasks {', '.join(config['fitness']['tasks'])}, {config['fitness']['minisets']} mini-sets of "
-              f"{config['fitness']['networks']} networks, fitness = {config['fitness']['combine']} of "
-              f"{config['fitness']['metric']}.", "",
-              "| rank | fitness | program (exported, higher is better) |", "|---|---|---|"]
-    parts += [f"| {i} | {h['fitness']:.4f} | `{h['exported']}` |" for i, h in enumerate(hof[:3], 1)]
+              f"tasks {', '.join(config['fitness']['tasks'])}, {config['fitness']['selection']} selection and "
+              f"{config['fitness']['validation']} validation networks per task, fitness = "
+              f"{config['fitness']['combine']} of {config['fitness']['metric']}.", "",
+              "| rank | validation fitness | selection fitness | program (exported, higher is better) |",
+              "|---|---|---|---|"]
+    parts += [f"| {i} | {h['validation_fitness']:.4f} | {h['fitness']:.4f} | `{h['exported']}` |"
+              for i, h in enumerate(hof[:3], 1)]
     test = pd.read_csv(out / "evolve" / "test_scores.csv")
-    parts += ["", "Held-out archs (never used in fitness), batch and statistics as in fitness:", "",
+    parts += ["", "Test archs (never read during the run), batch and statistics as in fitness:", "",
               "| program | task | n | Spearman ρ | Kendall τ |", "|---|---|---|---|---|"]
     parts += [f"| `{r.program}` | {r.task} | {r.n} | {r.spearman:.3f} | {r.kendall:.3f} |" for r in test.itertuples()]
     parts += ["", "## Hall of fame verified with verify_scores.py (seed 0: the baselines' archs)", "",
