@@ -63,19 +63,7 @@ step() {
 
 if [[ $QUICK -eq 1 ]]; then
     BASELINES=(--n_archs 40 --darts_archs 30 --nbsz_archs 30 --proxies params,flops,synflow,naswot,grad_norm,snip,jacov,sweetimator,eznas)
-    cat >"$OUT/evolve.toml.tmp" <<'EOF'
-# reproduce.sh --quick: a small evolution (the full one uses evolve.py's EZNAS-scale defaults)
-population = 12
-offspring = 12
-generations = 3
-elites = 3
-[fitness]
-tasks = ["NASBench201:cifar10", "NASBench201:cifar100", "DARTS:cifar10"]
-minisets = 2
-networks = 8
-EOF
-    mv "$OUT/evolve.toml.tmp" "$OUT/evolve.toml"
-    EVOLVE=(--config "$OUT/evolve.toml" --test-networks 20)
+    EVOLVE=(--quick --test-networks 20)  # evolve.py's own small first try
     VERIFY_N=40
 else
     BASELINES=()
@@ -88,7 +76,7 @@ step "baselines" "$OUT/baselines.md" \
 
 step "evolution" "$OUT/evolve/test_scores.csv" \
     "$PY" evolve.py --quiet "${DATA[@]}" --device "$DEVICE" --out "$OUT/evolve" --resume \
-    --cache-dir "$OUT/cache/stats" "${EVOLVE[@]}" "${WHERE[@]}"
+    --cache-dir "$OUT/cache/values" "${EVOLVE[@]}" "${WHERE[@]}"
 
 for task in NASBench201:cifar10 NASBench201:cifar100 DARTS:cifar10; do
     space=${task%%:*} dataset=${task##*:}

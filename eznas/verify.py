@@ -24,7 +24,7 @@ from eznas.errors import DataError, EznasError
 from eznas.io import check_writable, write_json
 from eznas.metrics import bootstrap_ci, correlations
 from eznas.proxies import ProxyCall, parse_proxy
-from eznas.proxies.program import program_call
+from eznas.proxies.program import program_call, program_names
 from eznas.registry import UnknownNameError, Valid, at_least, check_values
 from eznas.scoring import ArchScores, resolve_device, sample_archs, score_archs
 from eznas.spaces import SpaceOptions, get_space
@@ -100,7 +100,8 @@ def proxy_calls(cfg: VerifyConfig) -> dict[str, ProxyCall]:
     """The proxies (options checked) and programs (parsed) to score, by label; errors name the flag."""
     calls = {}
     for field, items, make in (("proxies", cfg.proxies, lambda t: parse_proxy(t, cfg.batch_size)),
-                               ("programs", cfg.programs, lambda t: program_call(t, cfg.program_signal, cfg.seed))):
+                               ("programs", cfg.programs,
+                                lambda t: program_call(t, cfg.program_signal, cfg.seed, program_names(cfg.programs)))):
         for text in items:
             try:
                 call = make(text)
