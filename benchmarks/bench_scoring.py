@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from eznas.data import BatchSource, resolve_data_root
 from eznas.io import write_json
 from eznas.proxies import Probe, list_proxies, parse_proxy
-from eznas.scoring import arch_seed, sample_archs
+from eznas.networks import build_network
+from eznas.scoring import sample_archs
 from eznas.spaces import get_space
 from eznas.stats import collect
 
@@ -44,8 +45,7 @@ def main() -> None:
     proxies = args.proxies.split(",")
 
     def fresh(arch):
-        torch.manual_seed(arch_seed(args.seed, arch.uid))
-        return space.build(arch.spec, 10).train()
+        return build_network(space, arch, 10, args.seed)
 
     times: dict[str, list[float]] = {"build": [], "forward+backward": [], "collector (D,N,P)": [],
                                      **{n: [] for n in proxies}}

@@ -13,12 +13,11 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from eznas.data import BatchSource, resolve_data_root
 from eznas.io import write_json
 from eznas.proxies.sweet import GRID, cell_shares, find_sweet_interval
-from eznas.scoring import arch_seed
+from eznas.networks import build_network
 from eznas.spaces import get_space
 
 
@@ -37,8 +36,7 @@ def main() -> None:
     batches = BatchSource(root, args.dataset, args.batch_size, args.seed)
     shares = []
     for arch in archs:
-        torch.manual_seed(arch_seed(args.seed, arch.uid))
-        net = space.build(arch.spec, batches.spec.num_classes).train()
+        net = build_network(space, arch, batches.spec.num_classes, args.seed)
         shares.append(cell_shares(net, batches.batch()))
     low, high, scores = find_sweet_interval(shares)
     order = np.argsort(-np.nan_to_num(scores, nan=-9))

@@ -4,54 +4,18 @@ from __future__ import annotations
 import logging
 import math
 import time
-import zlib
 from dataclasses import dataclass, field
 from typing import Collection, Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn as nn
 
 from eznas.data import BatchSource
 from eznas.proxies import Probe, ProxyCall, parse_proxy
+from eznas.networks import INITS, arch_seed, build_network, init_network, resolve_device  # noqa: F401
 from eznas.spaces import Arch, SearchSpace
 
 log = logging.getLogger(__name__)
-
-INITS = ("default", "kaiming")
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when a GPU is present, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda: no CUDA device is available (use --device auto or cpu)")
-    return torch.device(name)
-
-
-def arch_seed(seed: int, uid: str) -> int:
-    """The initialisation seed of one network: fixed by (run seed, arch id), not by sampling order."""
-    return zlib.crc32(f"{seed}:{uid}".encode())
-
-
-def init_network(net: nn.Module, scheme: str) -> None:
-    """``default``: PyTorch's own initialisation (as built). ``kaiming``: EZNAS's (conv Kaiming-normal
-    fan_out, BN weight 1 bias 0, Linear N(0, 0.01) bias 0)."""
-    if scheme == "default":
-        return
-    if scheme != "kaiming":
-        raise ValueError(f"unknown init {scheme!r}; valid: {', '.join(INITS)}")
-    for m in net.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)
-
 
 def sample_archs(archs: Sequence[Arch], n: int | None, seed: int) -> list[Arch]:
     """``n`` archs drawn without replacement by seed (all of them, in file order, when n is None or <0)."""
@@ -93,10 +57,7 @@ def score_archs(
         net_seed = arch_seed(seed, arch.uid)
         failed: dict[str, str] = {}  # a step every proxy (build) or the pass readers (shared) depend on
         try:
-            torch.manual_seed(net_seed)
-            net = space.build(arch.spec, batches.spec.num_classes)
-            init_network(net, init)
-            net.to(device).train()
+            net = build_network(space, arch, batches.spec.num_classes, seed, init, device)
             probe = Probe(net, batches.batch(i).to(device), seed=net_seed)
         except Exception as exc:  # noqa: BLE001 - one arch must not stop the run
             failed["build"] = f"building the network: {_reason(exc)}"

@@ -23,8 +23,8 @@ from eznas.gp.pset import make_pset
 from eznas.gp.seeds import SEEDS
 from eznas.gp.run import run_evolution
 from eznas.parallel import ParallelConfig
-from eznas.scoring import arch_seed
-from eznas.spaces import get_space
+from eznas.networks import arch_seed, build_network
+from eznas.spaces import Arch, get_space
 from eznas.stats import CollectorConfig, collect
 from tests.conftest import tiny
 
@@ -74,8 +74,7 @@ def test_winner_is_chosen_on_the_validation_networks(two_generations, data_root)
     best = parse_program(hof[0]["exported"])
     scores = []
     for arch in archs:
-        torch.manual_seed(arch_seed(cfg.fitness.pool_seed, arch.uid))
-        net = space.build(arch.spec, 10).train()
+        net = build_network(space, arch, 10, cfg.fitness.pool_seed)
         stats = collect(net, batch, CollectorConfig(names=tuple(best.terminals), dtype="float16",
                                                     noise_seed=cfg.fitness.pool_seed))
         scores.append(best.score(stats))
@@ -271,9 +270,8 @@ def test_verify_program_and_best_proxy_score_identically(two_generations, data_r
     best = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(best)
     space, batch = get_space("NASBench201"), BatchSource(data_root, "cifar10", 16, 0).batch()
-    for uid, arch, value in zip(scores.uid, scores.arch, scores[program]):
-        torch.manual_seed(arch_seed(0, str(uid)))
-        net = space.build(arch, 10)
+    for uid, spec, acc, value in zip(scores.uid, scores.arch, scores.accuracy, scores[program]):
+        net = build_network(space, Arch(str(uid), spec, acc), 10, 0)
         assert best.score(net, batch.x, batch.y) == pytest.approx(value, rel=1e-12, abs=1e-12) or \
             (math.isnan(value) and math.isnan(best.score(net, batch.x, batch.y)))
 

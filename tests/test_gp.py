@@ -16,7 +16,8 @@ from eznas.gp.pset import make_pset
 from eznas.gp.seeds import SEEDS
 from eznas.proxies import Probe, get_proxy
 from eznas.proxies.evolved import kaiming_init_
-from eznas.scoring import arch_seed, sample_archs
+from eznas.networks import arch_seed, build_network
+from eznas.scoring import sample_archs
 from eznas.spaces import get_space
 from eznas.stats import CollectorConfig, collect
 from eznas.gp.pset import EXPONENTS
@@ -134,9 +135,7 @@ def nb201_sample(data_root):
 
 
 def _net(space, arch):
-    seed = arch_seed(0, arch.uid)
-    torch.manual_seed(seed)
-    return space.build(arch.spec, 10).train(), seed
+    return build_network(space, arch, 10, 0), arch_seed(0, arch.uid)
 
 
 def test_eznas_seed_reproduces_the_proxy_exactly(nb201_sample):

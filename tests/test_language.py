@@ -11,7 +11,8 @@ from eznas.features import graph_depth, network_features
 from eznas.gp.program import parse_program
 from eznas.gp.seeds import SEEDS
 from eznas.proxies import Probe, get_proxy
-from eznas.scoring import arch_seed, sample_archs
+from eznas.networks import arch_seed, build_network
+from eznas.scoring import sample_archs
 from eznas.spaces import get_space
 from eznas.stats import NAMES, CollectorConfig, collect
 
@@ -23,8 +24,7 @@ def nb201_nets(data_root):
     batch = BatchSource(data_root, "cifar10", 4, 0).batch()
     nets = []
     for arch in archs:
-        torch.manual_seed(arch_seed(0, arch.uid))
-        nets.append((space.build(arch.spec, 10).train(), arch_seed(0, arch.uid)))
+        nets.append((build_network(space, arch, 10, 0), arch_seed(0, arch.uid)))
     return nets, batch
 
 

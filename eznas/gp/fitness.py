@@ -44,7 +44,7 @@ from eznas.features import FEATURES, network_features
 from eznas.gp.program import Program, parse_program
 from eznas.io import atomic_open
 from eznas.parallel import Mapper, torch_threads
-from eznas.scoring import arch_seed, resolve_device
+from eznas.networks import arch_seed, build_network, resolve_device
 from eznas.spaces import Arch, SpaceOptions, get_space
 from eznas.stats import COLLECTOR_VERSION, CollectorConfig, NetworkStats, collect, stats_key
 from primitives.aggregate import ProgramFailure
@@ -252,8 +252,8 @@ class FitnessData:
         programs = [_parse(a) for a in aggregates]
         names = tuple(sorted(set().union(*(p.terminals for p in programs)))) if programs else ()
         with torch_threads(1):
-            torch.manual_seed(arch_seed(self.config.pool_seed, arch.uid))
-            net = self._space(task).build(arch.spec, batches.spec.num_classes).to(device).train()
+            net = build_network(self._space(task), arch, batches.spec.num_classes, self.config.pool_seed,
+                                device=device)
             batch = batches.batch().to(device)
             if not programs:
                 return dict(network_features(net, batch.x, _count_units(net, batch)))

@@ -1,0 +1,55 @@
+"""One recipe for a network that is scored: build it from its arch, seed its initialisation by (run seed,
+arch id), initialise, place it on the device in train mode. Scoring, fitness, tests and benchmarks all use
+``build_network``, so an arch is the same network wherever it is scored."""
+from __future__ import annotations
+
+import zlib
+
+import torch
+import torch.nn as nn
+
+from eznas.spaces import Arch, SearchSpace
+
+INITS = ("default", "kaiming")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when a GPU is present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: no CUDA device is available (use --device auto or cpu)")
+    return torch.device(name)
+
+
+def arch_seed(seed: int, uid: str) -> int:
+    """The initialisation seed of one network: fixed by (run seed, arch id), not by sampling order."""
+    return zlib.crc32(f"{seed}:{uid}".encode())
+
+
+def init_network(net: nn.Module, scheme: str) -> None:
+    """``default``: PyTorch's own initialisation (as built). ``kaiming``: EZNAS's (conv Kaiming-normal
+    fan_out, BN weight 1 bias 0, Linear N(0, 0.01) bias 0)."""
+    if scheme == "default":
+        return
+    if scheme != "kaiming":
+        raise ValueError(f"unknown init {scheme!r}; valid: {', '.join(INITS)}")
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)
+
+
+def build_network(space: SearchSpace, arch: Arch, classes: int, seed: int, init: str = "default",
+                  device: torch.device | str = "cpu") -> nn.Module:
+    """``arch`` of ``space`` with ``classes`` outputs, initialised from ``arch_seed(seed, arch.uid)`` by
+    ``init`` (see ``init_network``), on ``device``, in train mode."""
+    torch.manual_seed(arch_seed(seed, arch.uid))
+    net = space.build(arch.spec, classes)
+    init_network(net, init)
+    return net.to(device).train()
