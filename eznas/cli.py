@@ -198,7 +198,7 @@ def check_tasks(tasks: Sequence[str], where: str) -> None:
 def quick_config(cfg):  # noqa: ANN001, ANN201 - EvolutionConfig in and out
     """``--quick``: the same run, small enough for a first try in about two minutes."""
     return _fitness(dataclasses.replace(cfg, population=12, offspring=12, generations=2, elites=2, hall_of_fame=4),
-                    selection=24, validation=12, screen=8, promote=4)
+                    selection=24, validation=12, screen=8, promote=3)
 
 
 def _fitness(cfg, **changes):  # noqa: ANN001, ANN202 - EvolutionConfig in and out
@@ -337,7 +337,7 @@ def evolve_parser() -> argparse.ArgumentParser:
         "networks. Writes config.json, logbook.csv, hall_of_fame.json, checkpoint.pkl, evolution.png, "
         "best_proxy.py and test_scores.csv (the top 3 by validation on test archs) to the run folder.",
         epilog="Defaults: population 50, 50 offspring, tournament 4, cx 0.4, mut 0.4, height <= 10, 10 generations "
-        "(EZNAS's); per task 200 selection networks (20 for screening, the 10 best screened programs of a "
+        "(EZNAS's); per task 200 selection networks (20 for screening, at most the 4 best screened programs of a "
         "generation promoted), 100 validation networks, the rest for testing, split by fitness.pool_seed (not "
         "--seed); fitness = min over tasks of Kendall tau.",
     )

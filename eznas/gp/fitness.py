@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -76,7 +77,7 @@ class FitnessConfig:
     selection: int = 200  # networks per task that fitness is measured on
     validation: int = 100  # networks per task that choose the winner among the hall of fame
     screen: int = 20  # the first selection networks, on which a new program is tried first
-    promote: int = 10  # screened programs per generation that go on at most to all selection networks
+    promote: int = 4  # screened programs per generation that go on at most to all selection networks
     promote_margin: float = 0.1  # ... if their screening fitness is at least the run's bar minus this
     batch_size: int = 4
     metric: str = "kendall"  # or "spearman"
@@ -368,12 +369,17 @@ def evaluate_programs(programs: Sequence[Program], data: FitnessData, mapper: Ma
     ready = [all(a in known for a in p.aggregates()) for p in programs]
     results: list[Evaluation | None] = [None] * len(programs)
     racing = [i for i, k in enumerate(ready) if not k]
+    start = time.perf_counter()
     for i, ev in zip(racing, evaluate_on([programs[i] for i in racing], data, screen, mapper, "screen")):
         results[i] = ev
+    screened = time.perf_counter() - start
     valid = [i for i in racing if results[i].fitness > FLOOR and results[i].fitness >= bar - c.promote_margin]
     promoted = sorted(valid, key=lambda i: results[i].fitness, reverse=True)[:c.promote]
     finals = [i for i, k in enumerate(ready) if k] + sorted(promoted)
     for i, ev in zip(finals, evaluate_on([programs[i] for i in finals], data, full, mapper)):
         results[i] = ev
     known.update(a for i in finals for a in programs[i].aggregates())
+    log.info("racing: %d programs screened on %d networks per task (%.0f s), %d promoted, %d known: full "
+             "evaluations on %d per task (%.0f s)", len(racing), c.screen, screened, len(promoted),
+             len(finals) - len(promoted), c.selection, time.perf_counter() - start - screened)
     return results
