@@ -19,7 +19,7 @@ from deap import base, gp, tools
 
 from eznas.errors import DataError
 from eznas.features import FEATURES
-from eznas.gp.fitness import FLOOR, Evaluation, FitnessConfig, FitnessData, evaluate_on, evaluate_programs
+from eznas.gp.fitness import FLOOR, Evaluation, FitnessConfig, FitnessData, evaluate_on, race
 from eznas.gp.operators import (Individual, cx_one_point, gen_half_and_half, limit_height, mut_uniform,
                                 sel_tournament_unique, var_or)
 from eznas.gp.program import Program, parse_program
@@ -49,6 +49,7 @@ class EvolutionConfig:
     init_max: int = 6
     net_depth: int = 2  # new programs use network-level arithmetic only above this depth
     elites: int = 5
+    promote_every: int = 2  # promote screened programs in generations 0, 2, 4, ... (keep generations even)
     hall_of_fame: int = 10
     seed: int = 0
     seed_programs: tuple[str, ...] = tuple(SEEDS)  # names in eznas.gp.seeds.SEEDS
@@ -107,13 +108,18 @@ class Evolution:
         self.generation = 0
 
     # ------------------------------------------------------------------------------------ evaluation
-    def _evaluate(self, individuals: Sequence[Individual], state: State) -> list[Evaluation]:
-        """Racing on the selection networks (see fitness.evaluate_programs); the same on any backend. The bar
-        for promotion is the worst full fitness among the run's ``elites`` best so far."""
+    def _evaluate(self, individuals: Sequence[Individual], state: State) -> dict[str, Evaluation]:
+        """Racing on the selection networks (see fitness.race); the same on any backend. Screened programs
+        are promoted in generations 0, ``promote_every``, 2 x ``promote_every``... (a full evaluation costs a
+        pass over every selection network, whatever the number of programs; not "the last generation", which
+        would make a run continued to more generations differ from one run straight); the bar is the worst
+        full fitness among the run's ``elites`` best so far."""
         programs = [Program(gp.PrimitiveTree(ind)) for ind in individuals]
         full = sorted((e.fitness for e in state.memo.values() if e.rank[0]), reverse=True)
         bar = full[self.cfg.elites - 1] if len(full) >= self.cfg.elites else -math.inf
-        return evaluate_programs(programs, self.data, self.mapper, state.known, bar)
+        waiting = {t: e for t, e in state.memo.items() if e.stage == "screen"}
+        promote = self.generation % self.cfg.promote_every == 0
+        return race(programs, self.data, self.mapper, state.known, bar, waiting, promote)
 
     def evaluate_invalid(self, population: Sequence[Individual], state: State) -> int:
         """Evaluate the individuals without a fitness (memoised by program string); returns how many ran."""
@@ -123,9 +129,8 @@ class Evolution:
         for ind in todo:
             if str(ind) not in memo:
                 fresh.setdefault(str(ind), ind)
-        for key, ev in zip(fresh, self.toolbox.evaluate(list(fresh.values()), state)):
-            memo[key] = ev
-        for ind in todo:
+        memo.update(self.toolbox.evaluate(list(fresh.values()), state))
+        for ind in population:  # promoted programs of earlier generations have new fitness too
             ind.fitness.values = memo[str(ind)].rank
         return len(fresh)
 
@@ -134,8 +139,7 @@ class Evolution:
         self.rng.seed(self.cfg.seed)
         seeds = [Individual(parse_program(SEEDS[name], self.pset).tree) for name in self.cfg.seed_programs]
         population = seeds + [self.toolbox.individual() for _ in range(self.cfg.population - len(seeds))]
-        state = State(0, population, tools.HallOfFame(self.cfg.hall_of_fame, similar=lambda a, b: str(a) == str(b)),
-                      tools.Logbook(), {})
+        state = State(0, population, self._hall_of_fame({}), tools.Logbook(), {})
         self.generation = 0
         nevals = self.evaluate_invalid(population, state)
         self._record(state, nevals)
@@ -146,6 +150,8 @@ class Evolution:
         offspring = self.toolbox.variate(state.population)
         nevals = self.evaluate_invalid(offspring, state)
         pool = list({str(ind): ind for ind in state.population + offspring}.values())  # duplicates removed
+        for ind in pool:
+            ind.fitness.values = state.memo[str(ind)].rank
         ranked = sorted(pool, key=lambda ind: ind.fitness.values, reverse=True)
         elites = ranked[: self.cfg.elites]
         rest = [ind for ind in pool if all(ind is not e for e in elites)]
@@ -154,7 +160,7 @@ class Evolution:
         self._record(state, nevals)
 
     def _record(self, state: State, nevals: int) -> None:
-        state.hall_of_fame.update(state.population)
+        state.hall_of_fame = self._hall_of_fame(state.memo)
         heights = [ind.height for ind in state.population]
         evals = [state.memo[str(ind)] for ind in state.population]
         reasons = Counter(next(iter(sorted(e.failures, key=e.failures.get, reverse=True)))
@@ -257,15 +263,22 @@ class Evolution:
             raise DataError(f"checkpoint {path} was made with another configuration (differs in: {', '.join(diff)})")
         memo = {k: Evaluation(**v) for k, v in blob["memo"].items()}
         population = [self._individual(text, memo) for text in blob["population"]]
-        hof = tools.HallOfFame(self.cfg.hall_of_fame, similar=lambda a, b: str(a) == str(b))
-        for text in reversed(blob["hall_of_fame"]):  # worst first keeps the saved order among equals
-            hof.insert(self._individual(text, memo))
+        hof = self._hall_of_fame(memo)
         logbook = tools.Logbook()
         for record in blob["logbook"]:
             logbook.record(**record)
         self.rng.setstate(blob["random_state"])
         self.generation = blob["generation"]
         return State(blob["generation"], population, hof, logbook, memo, set(blob["known"]))
+
+    def _hall_of_fame(self, memo: dict[str, Evaluation]) -> tools.HallOfFame:
+        """The best ``hall_of_fame`` programs ever evaluated in the run, by (full, fitness); ties keep the
+        order they were first evaluated in. Rebuilt from the memo, so a program promoted later moves up."""
+        hof = tools.HallOfFame(self.cfg.hall_of_fame, similar=lambda a, b: str(a) == str(b))
+        best = sorted(memo, key=lambda t: memo[t].rank, reverse=True)[:self.cfg.hall_of_fame]
+        for text in reversed(best):  # worst first keeps the order among equals
+            hof.insert(self._individual(text, memo))
+        return hof
 
     def _individual(self, text: str, memo: dict[str, Evaluation]) -> Individual:
         ind = Individual(parse_program(text, self.pset).tree)

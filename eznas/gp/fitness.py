@@ -354,32 +354,43 @@ def evaluate_on(programs: Sequence[Program], data: FitnessData, networks: dict[s
     return results
 
 
-def evaluate_programs(programs: Sequence[Program], data: FitnessData, mapper: Mapper | None = None,
-                      known: set[str] | None = None, bar: float = -math.inf) -> list[Evaluation]:
-    """Fitness on the selection networks, by racing: a program whose aggregates are all in ``known`` (the
-    aggregates this run has already measured on every selection network) is evaluated on all of them at
-    once; the others on the screening networks first, and the ``promote`` best of those whose screening
-    fitness reaches ``bar - promote_margin`` (the run's bar: e.g. its elites' worst full fitness) on all
-    selection networks; their aggregates are then added to ``known``. What the value cache happens to hold
-    never changes a result, only how fast it comes."""
+def race(fresh: Sequence[Program], data: FitnessData, mapper: Mapper | None, known: set[str], bar: float,
+         waiting: dict[str, Evaluation], promote: bool = True) -> dict[str, Evaluation]:
+    """Racing on the selection networks; returns the new evaluations by program string.
+
+    A fresh program whose aggregates are all in ``known`` (the aggregates this run has measured on every
+    selection network) is evaluated on all of them at once; the others on the screening networks. If
+    ``promote``, the ``promote`` best by screening fitness among those and the ``waiting`` ones (screened
+    earlier, not promoted yet) whose screening fitness reaches ``bar - promote_margin`` (the run's bar: its
+    elites' worst full fitness) are evaluated on all selection networks, and their aggregates join
+    ``known``. What the value cache holds never changes a result, only how fast it comes."""
     c = data.config
-    known = set() if known is None else known
     full = {str(t): data.networks(str(t), "selection") for t in data.tasks}
     screen = {str(t): data.networks(str(t), "selection", c.screen) for t in data.tasks}
-    ready = [all(a in known for a in p.aggregates()) for p in programs]
-    results: list[Evaluation | None] = [None] * len(programs)
-    racing = [i for i, k in enumerate(ready) if not k]
+    by_text = {str(p): p for p in fresh}
+    ready = [t for t, p in by_text.items() if all(a in known for a in p.aggregates())]
+    racing = [t for t in by_text if t not in ready]
     start = time.perf_counter()
-    for i, ev in zip(racing, evaluate_on([programs[i] for i in racing], data, screen, mapper, "screen")):
-        results[i] = ev
+    out = dict(zip(racing, evaluate_on([by_text[t] for t in racing], data, screen, mapper, "screen")))
     screened = time.perf_counter() - start
-    valid = [i for i in racing if results[i].fitness > FLOOR and results[i].fitness >= bar - c.promote_margin]
-    promoted = sorted(valid, key=lambda i: results[i].fitness, reverse=True)[:c.promote]
-    finals = [i for i, k in enumerate(ready) if k] + sorted(promoted)
-    for i, ev in zip(finals, evaluate_on([programs[i] for i in finals], data, full, mapper)):
-        results[i] = ev
-    known.update(a for i in finals for a in programs[i].aggregates())
-    log.info("racing: %d programs screened on %d networks per task (%.0f s), %d promoted, %d known: full "
-             "evaluations on %d per task (%.0f s)", len(racing), c.screen, screened, len(promoted),
-             len(finals) - len(promoted), c.selection, time.perf_counter() - start - screened)
-    return results
+    promoted: list[str] = []
+    if promote:
+        candidates = {**waiting, **{t: out[t] for t in racing}}
+        passing = [t for t, ev in candidates.items() if FLOOR < ev.fitness and ev.fitness >= bar - c.promote_margin]
+        promoted = sorted(passing, key=lambda t: candidates[t].fitness, reverse=True)[:c.promote]
+    finals = ready + promoted
+    programs = [by_text.get(t) or _parse(t) for t in finals]
+    out.update(zip(finals, evaluate_on(programs, data, full, mapper)))
+    known.update(a for p in programs for a in p.aggregates())
+    log.info("racing: %d programs screened on %d networks per task (%.0f s); %s; %d known: full evaluations on "
+             "%d per task (%.0f s)", len(racing), c.screen, screened,
+             f"{len(promoted)} promoted ({sum(t in waiting for t in promoted)} waiting from before)" if promote
+             else "no promotion this generation", len(ready), c.selection, time.perf_counter() - start - screened)
+    return out
+
+
+def evaluate_programs(programs: Sequence[Program], data: FitnessData, mapper: Mapper | None = None,
+                      known: set[str] | None = None, bar: float = -math.inf) -> list[Evaluation]:
+    """Fitness on the selection networks by racing (see ``race``), for one batch of programs."""
+    out = race(programs, data, mapper, set() if known is None else known, bar, {})
+    return [out[str(p)] for p in programs]
