@@ -337,9 +337,9 @@ def evolve_parser() -> argparse.ArgumentParser:
         "networks. Writes config.json, logbook.csv, hall_of_fame.json, checkpoint.pkl, evolution.png, "
         "best_proxy.py and test_scores.csv (the top 3 by validation on test archs) to the run folder.",
         epilog="Defaults: population 50, 50 offspring, tournament 4, cx 0.4, mut 0.4, height <= 10, 10 generations "
-        "(EZNAS's); per task 200 selection networks (20 for screening, at most the 4 best screened programs of a "
-        "generation promoted), 100 validation networks, the rest for testing, split by fitness.pool_seed (not "
-        "--seed); fitness = min over tasks of Kendall tau.",
+        "(EZNAS's); per task 200 selection networks (new programs are screened on 20; every 2 generations the 4 "
+        "best screened ones go on to all 200), 100 validation networks, the rest for testing, split by "
+        "fitness.pool_seed (not --seed); fitness = min over tasks of Kendall tau.",
     )
     add_flag(p, "space", default=None, choices=sorted(SPACE_TASKS),
              help="evolve on this space's tasks (NASBench201: CIFAR-10 and CIFAR-100; DARTS: CIFAR-10); "
@@ -360,7 +360,7 @@ def evolve_parser() -> argparse.ArgumentParser:
              "is an error; --generations, --test_networks and where tasks run may change); bare --resume with --out DIR: continue DIR if it holds this run, else start it "
              "there (what runjob.sh --requeue uses)")
     add_flag(p, "data_root", default=None, help=f"data root (default ${DATA_ENV}, else ./data)")
-    add_flag(p, "device", default=None, choices=("auto", "cpu", "cuda"), help="statistics device (default cpu)")
+    add_flag(p, "device", default=None, choices=("auto", "cpu", "cuda"), help="where networks are built and their statistics computed (default cpu)")
     add_flag(p, "cache_dir", default="results/cache/values", help="cache of network-level values, shared by "
              "runs (default results/cache/values)")
     add_flag(p, "test_networks", type=int, default=None, help="held-out archs per task for the top-3 test, >= 0 (default 100)")

@@ -14,7 +14,8 @@ from eznas.cli import evolve_main, verify_main
 from eznas.config import from_dict, load_toml
 from eznas.data import Batch, BatchSource
 from eznas.errors import DataError, EznasError
-from eznas.gp.evolution import Evolution, EvolutionConfig, exported_program
+from eznas.gp.evolution import Evolution, EvolutionConfig, distinct, exported_program
+from eznas.gp.operators import Individual
 from eznas.gp import fitness
 from eznas.gp.fitness import FLOOR, FitnessConfig, FitnessData, Task, ValueCache, combine, evaluate_programs
 from eznas.gp.program import parse_program
@@ -226,6 +227,17 @@ def test_racing_screens_new_programs_and_promotes_the_best(tmp_path):
     assert fresh == results[texts.index(full[0])]  # (screened, promoted) and ends the same, cache or not
     ranks = sorted(results, key=lambda r: r.rank, reverse=True)
     assert all(r.stage == "full" for r in ranks[:len(full)])  # a full evaluation ranks above any screened one
+
+
+def test_programs_that_rank_alike_are_one_behaviour_and_the_smallest_is_kept(tmp_path):
+    data = FakeData(tmp_path, screen=3, promote=10)
+    texts = ["net_scale(sum_units(mean(weight)), 2.0)", "sum_units(mean(weight))", "net_neg(sum_units(mean(weight)))",
+             "sum_units(std(pre_D))"]
+    evals = dict(zip(texts, evaluate_programs([parse_program(t) for t in texts], data)))
+    assert len({evals[t].behaviour for t in texts[:3]}) == 1 and evals[texts[3]].behaviour != evals[texts[0]].behaviour
+    individuals = [Individual(parse_program(t.lstrip("-")).tree) for t in texts]
+    kept = [str(ind) for ind in distinct(individuals, evals)]
+    assert kept == ["sum_units(mean(weight))", "sum_units(std(pre_D))"]
 
 
 def test_value_cache_round_trips_and_a_corrupt_file_is_named(tmp_path):

@@ -152,6 +152,7 @@ class Evolution:
         pool = list({str(ind): ind for ind in state.population + offspring}.values())  # duplicates removed
         for ind in pool:
             ind.fitness.values = state.memo[str(ind)].rank
+        pool = distinct(pool, state.memo)
         ranked = sorted(pool, key=lambda ind: ind.fitness.values, reverse=True)
         elites = ranked[: self.cfg.elites]
         rest = [ind for ind in pool if all(ind is not e for e in elites)]
@@ -275,7 +276,8 @@ class Evolution:
         """The best ``hall_of_fame`` programs ever evaluated in the run, by (full, fitness); ties keep the
         order they were first evaluated in. Rebuilt from the memo, so a program promoted later moves up."""
         hof = tools.HallOfFame(self.cfg.hall_of_fame, similar=lambda a, b: str(a) == str(b))
-        best = sorted(memo, key=lambda t: memo[t].rank, reverse=True)[:self.cfg.hall_of_fame]
+        ranked = sorted(memo, key=lambda t: memo[t].rank, reverse=True)
+        best = [str(ind) for ind in distinct([self._individual(t, memo) for t in ranked], memo)][:self.cfg.hall_of_fame]
         for text in reversed(best):  # worst first keeps the order among equals
             hof.insert(self._individual(text, memo))
         return hof
@@ -291,6 +293,20 @@ class Evolution:
             return f"the last generation in logbook.csv is {int(gens.max())}"
         except Exception:  # noqa: BLE001
             return "no logbook.csv to tell the last good generation"
+
+
+def distinct(individuals: Sequence[Individual], memo: dict[str, Evaluation]) -> list[Individual]:
+    """The individuals without behavioural duplicates: of programs that rank the networks alike (same stage
+    and behaviour, e.g. n_units and log(n_units)), the smallest is kept (the first among equal sizes), in
+    its place; invalid programs are kept as they are."""
+    keep: dict[tuple, Individual] = {}
+    for ind in individuals:
+        ev = memo[str(ind)]
+        key = (ev.stage, ev.behaviour) if ev.behaviour else ("", str(ind))
+        if key not in keep or len(ind) < len(keep[key]):
+            keep[key] = ind
+    chosen = {id(ind) for ind in keep.values()}
+    return [ind for ind in individuals if id(ind) in chosen]
 
 
 def _jsonable(obj):  # tuples and lists compare equal after a JSON-like normalisation

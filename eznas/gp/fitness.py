@@ -24,6 +24,7 @@ reasons are counted), or constant over a task, gets FLOOR.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -109,6 +110,8 @@ class Evaluation:
     stage: str = "full"  # "full": on all the networks asked for; "screen": on the screening networks only
     networks: int = 0  # networks per task it was measured on
     failures: dict[str, int] = field(default_factory=dict)  # reason -> networks where it was not defined
+    behaviour: str = ""  # a hash of the oriented ranking of the networks ("" when invalid): equal behaviour,
+    # equal fitness on any networks of these; a monotone transform of a program behaves as the program does
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -350,8 +353,16 @@ def evaluate_on(programs: Sequence[Program], data: FitnessData, networks: dict[s
         ev = combine({t: correlate(s, accuracy[t], data.config.metric) for t, s in scores.items()},
                      data.config.combine)
         ev.stage, ev.networks, ev.failures = stage, min(len(a) for a in networks.values()), dict(failures)
+        ev.behaviour = behaviour(scores, ev.orientation) if ev.fitness > FLOOR else ""
         results.append(ev)
     return results
+
+
+def behaviour(scores: dict[str, list[float]], orientation: int) -> str:
+    """A hash of how the oriented scores rank each task's networks (ties kept as ties)."""
+    ranks = [sps.rankdata(orientation * np.asarray(s, float), method="dense").astype(np.int32).tobytes()
+             for _, s in sorted(scores.items())]
+    return hashlib.sha1(b"|".join(ranks)).hexdigest()[:16]
 
 
 def race(fresh: Sequence[Program], data: FitnessData, mapper: Mapper | None, known: set[str], bar: float,
