@@ -99,9 +99,9 @@ def check_config(cfg: VerifyConfig) -> None:
 def proxy_calls(cfg: VerifyConfig) -> dict[str, ProxyCall]:
     """The proxies (options checked) and programs (parsed) to score, by label; errors name the flag."""
     calls = {}
+    shared = program_names(cfg.programs)  # one collection per arch serves every program
     for field, items, make in (("proxies", cfg.proxies, lambda t: parse_proxy(t, cfg.batch_size)),
-                               ("programs", cfg.programs,
-                                lambda t: program_call(t, cfg.program_signal, cfg.seed, program_names(cfg.programs)))):
+                               ("programs", cfg.programs, lambda t: program_call(t, cfg.program_signal, cfg.seed, shared))):
         for text in items:
             try:
                 call = make(text)

@@ -7,6 +7,7 @@ import math
 
 from primitives.aggregate import ProgramFailure
 from primitives.base import Exponent, Factor, Net, primitive
+from primitives.elementwise import add, mul, neg, sub
 
 N2 = (Net, Net)
 
@@ -18,34 +19,16 @@ def checked(value: float, name: str) -> float:
     return value
 
 
-@primitive("net_add", N2, Net)
-def net_add(a: float, b: float) -> float:
-    """a + b."""
-    return a + b
-
-
-@primitive("net_sub", N2, Net)
-def net_sub(a: float, b: float) -> float:
-    """a - b."""
-    return a - b
-
-
-@primitive("net_mul", N2, Net)
-def net_mul(a: float, b: float) -> float:
-    """a * b."""
-    return a * b
+# the element-wise forms compute the same on floats: one function, registered at both levels
+for _name, _fn in (("net_add", add), ("net_sub", sub), ("net_mul", mul)):
+    primitive(_name, N2, Net)(_fn)
+primitive("net_neg", (Net,), Net)(neg)
 
 
 @primitive("net_div", N2, Net)
 def net_div(a: float, b: float) -> float:
     """a / b where b != 0, else 0."""
     return a / b if b != 0 else 0.0
-
-
-@primitive("net_neg", (Net,), Net)
-def net_neg(a: float) -> float:
-    """-a."""
-    return -a
 
 
 @primitive("net_log", (Net,), Net)

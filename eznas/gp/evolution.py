@@ -19,7 +19,7 @@ from deap import base, gp, tools
 
 from eznas.errors import DataError
 from eznas.features import FEATURES
-from eznas.gp.fitness import FLOOR, Evaluation, FitnessConfig, FitnessData, evaluate_on, race
+from eznas.gp.fitness import FLOOR, Evaluation, FitnessConfig, FitnessData, combine, evaluate_on, race
 from eznas.gp.operators import (Individual, cx_one_point, gen_half_and_half, limit_height, mut_uniform,
                                 sel_tournament_unique, var_or)
 from eznas.gp.program import Program, parse_program
@@ -164,8 +164,7 @@ class Evolution:
         state.hall_of_fame = self._hall_of_fame(state.memo)
         heights = [ind.height for ind in state.population]
         evals = [state.memo[str(ind)] for ind in state.population]
-        reasons = Counter(next(iter(sorted(e.failures, key=e.failures.get, reverse=True)))
-                          for e in evals if e.failures)
+        reasons = Counter(max(e.failures, key=e.failures.get) for e in evals if e.failures)
         state.logbook.record(gen=state.generation, nevals=nevals, **self.stats.compile(state.population),
                              full=sum(e.rank[0] for e in evals), invalid=sum(e.fitness <= FLOOR for e in evals),
                              best=str(state.hall_of_fame[0]), height_avg=float(np.mean(heights)))
@@ -204,7 +203,6 @@ class Evolution:
             "language": language(self.pset),
             "generation": state.generation,
             "population": [str(ind) for ind in state.population],
-            "hall_of_fame": [str(ind) for ind in state.hall_of_fame],
             "logbook": list(state.logbook),
             "memo": {k: v.to_dict() for k, v in state.memo.items()},
             "known": sorted(state.known),
@@ -232,11 +230,10 @@ class Evolution:
         rows = []
         for ind, ev in zip(state.hall_of_fame, evals):
             chosen = state.memo[str(ind)]
-            per_task = {t: v * ev.orientation * chosen.orientation for t, v in ev.per_task.items()}
-            valid = min(per_task.values()) if self.cfg.fitness.combine == "min" and per_task else \
-                (float(np.mean(list(per_task.values()))) if per_task else FLOOR)
-            rows.append({**self.describe(ind, chosen), "validation_fitness": valid if ev.fitness > FLOOR else FLOOR,
-                         "validation_per_task": per_task, "validation_failures": ev.failures})
+            valid = combine({t: v * ev.orientation for t, v in ev.per_task.items()}, self.cfg.fitness.combine,
+                            chosen.orientation)
+            rows.append({**self.describe(ind, chosen), "validation_fitness": valid.fitness,
+                         "validation_per_task": valid.per_task, "validation_failures": ev.failures})
         rows.sort(key=lambda r: r["validation_fitness"], reverse=True)  # stable: ties keep the hall of fame's order
         write_json(self.out / "hall_of_fame.json", rows)
         log.info("hall of fame on the validation networks: best %.4f %s", rows[0]["validation_fitness"],
@@ -277,9 +274,9 @@ class Evolution:
         order they were first evaluated in. Rebuilt from the memo, so a program promoted later moves up."""
         hof = tools.HallOfFame(self.cfg.hall_of_fame, similar=lambda a, b: str(a) == str(b))
         ranked = sorted(memo, key=lambda t: memo[t].rank, reverse=True)
-        best = [str(ind) for ind in distinct([self._individual(t, memo) for t in ranked], memo)][:self.cfg.hall_of_fame]
-        for text in reversed(best):  # worst first keeps the order among equals
-            hof.insert(self._individual(text, memo))
+        best = distinct([self._individual(t, memo) for t in ranked], memo)[:self.cfg.hall_of_fame]
+        for ind in reversed(best):  # worst first keeps the order among equals
+            hof.insert(ind)
         return hof
 
     def _individual(self, text: str, memo: dict[str, Evaluation]) -> Individual:

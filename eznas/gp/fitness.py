@@ -12,9 +12,9 @@ is network-level arithmetic on those floats, done here on the driver; so a progr
 aggregates costs nothing, and an aggregate is computed once per network for every program, generation and
 run that uses it.
 
-**Racing.** A new program whose aggregates are not all known on the selection networks is first scored
-on the first ``screen`` selection networks of each task; the ``promote`` best of a generation's screened
-programs are then scored on all selection networks. An evaluation is ``full`` (all selection networks) or
+**Racing.** A new program whose aggregates this run has not measured on every selection network is first
+scored on the first ``screen`` selection networks of each task; in promotion rounds the ``promote`` best
+screened programs (fresh or waiting from earlier rounds) above the run's bar are scored on all of them. An evaluation is ``full`` (all selection networks) or
 ``screen``; selection ranks full evaluations above screened ones (see ``rank``).
 
 A program's fitness: for each task, Kendall tau (or Spearman) between its scores and the accuracies; the
@@ -30,14 +30,13 @@ import logging
 import math
 import time
 import zlib
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
-import torch
 from scipy import stats as sps
 
 from eznas.data import BatchSource
@@ -48,7 +47,7 @@ from eznas.io import atomic_open
 from eznas.parallel import Mapper, torch_threads
 from eznas.networks import arch_seed, build_network, resolve_device
 from eznas.spaces import Arch, SpaceOptions, get_space
-from eznas.stats import COLLECTOR_VERSION, CollectorConfig, NetworkStats, collect, stats_key
+from eznas.stats import COLLECTOR_VERSION, CollectorConfig, NetworkStats, collect, find_units, stats_key
 from primitives.aggregate import ProgramFailure
 
 log = logging.getLogger(__name__)
@@ -130,12 +129,16 @@ def correlate(scores: Sequence[float], acc: Sequence[float], metric: str) -> flo
     return float(r)
 
 
-def combine(correlations: dict[str, float], how: str) -> Evaluation:
-    """Orient by the sign of the correlations' sum, then combine by min or mean; FLOOR if any is NaN."""
+def combine(correlations: dict[str, float], how: str, orientation: int | None = None) -> Evaluation:
+    """Orient (by the sign of the correlations' sum, unless ``orientation`` is given), then combine by min
+    or mean; FLOOR if any is NaN."""
     values = list(correlations.values())
     if not values or any(math.isnan(v) for v in values):
-        return Evaluation(FLOOR, 1, correlations)
-    orientation = -1 if math.fsum(values) < 0 else 1
+        if orientation is None:
+            return Evaluation(FLOOR, 1, correlations)
+        return Evaluation(FLOOR, orientation, {k: orientation * v for k, v in correlations.items()})
+    if orientation is None:
+        orientation = -1 if math.fsum(values) < 0 else 1
     oriented = {k: orientation * v for k, v in correlations.items()}
     fit = min(oriented.values()) if how == "min" else math.fsum(oriented.values()) / len(oriented)
     return Evaluation(fit, orientation, oriented)
@@ -193,7 +196,7 @@ class DataHandle:
     data_root: str
 
 
-_OPEN: dict[DataHandle, "FitnessData"] = {}  # this process's FitnessData, by handle
+_OPEN: OrderedDict[DataHandle, "FitnessData"] = OrderedDict()  # this process's recent FitnessData
 
 
 def open_data(handle: DataHandle) -> "FitnessData":
@@ -224,7 +227,10 @@ class FitnessData:
                                       "test": [archs[i] for i in order[need:]]}
         self._by_uid = {(t, a.uid): a for t, s in self.splits.items() for archs in s.values() for a in archs}
         self._batches: dict[str, BatchSource] = {}
+        self._keys: dict[tuple[str, str], str] = {}
         _OPEN[self.handle] = self
+        while len(_OPEN) > 2:
+            _OPEN.popitem(last=False)
 
     def networks(self, task: str, split: str = "selection", n: int | None = None) -> list[Arch]:
         """The first ``n`` (all: None) networks of ``split`` of ``task``."""
@@ -238,6 +244,12 @@ class FitnessData:
 
     def key(self, task: Task, arch: Arch) -> str:
         """The network's value-cache key: everything that changes its numbers, not which names are read."""
+        found = self._keys.get((task.space, arch.uid))
+        if found is None:
+            found = self._keys[(task.space, arch.uid)] = self._key(task, arch)
+        return found
+
+    def _key(self, task: Task, arch: Arch) -> str:
         c = self.config
         return stats_key(kind="values", values_version=VALUES_VERSION, collector_version=COLLECTOR_VERSION,
                          space=task.space, width=c.width, cells=c.cells, arch=arch.spec, dataset=task.dataset,
@@ -260,7 +272,7 @@ class FitnessData:
                                 device=device)
             batch = batches.batch().to(device)
             if not programs:
-                return dict(network_features(net, batch.x, _count_units(net, batch)))
+                return dict(network_features(net, batch.x, len(find_units(net, batch.x))))
             stats = collect(net, batch, CollectorConfig(**{**asdict(self.collector), "names": names}), features)
             return values_of(stats, aggregates, features)
 
@@ -308,12 +320,6 @@ def value_task(item: tuple[DataHandle, str, str, tuple[str, ...], bool]) -> dict
     handle, task, uid, aggregates, features = item
     data = open_data(handle)
     return data.compute(Task.parse(task), data.arch(task, uid), aggregates, features)
-
-
-def _count_units(net: torch.nn.Module, batch) -> int:  # noqa: ANN001
-    from eznas.stats import find_units
-
-    return len(find_units(net, batch.x))
 
 
 @lru_cache(maxsize=16384)

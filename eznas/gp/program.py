@@ -64,19 +64,9 @@ class Program:
         """The collector's statistics the program reads."""
         return {n.name for n in self.tree if isinstance(n, gp.Terminal) and n.name in NAMES}
 
-    @property
-    def features(self) -> set[str]:
-        """The network features (eznas.features) the program reads."""
-        return {n.name for n in self.tree if isinstance(n, gp.Terminal) and n.name in FEATURES}
-
     def aggregates(self) -> list[str]:
         """The distinct aggregated sub-programs (``sum_units(...)`` subtrees), in tree order."""
         return list(dict.fromkeys(self.key(i) for i, n in enumerate(self.tree) if is_aggregator(n)))
-
-    def aggregate_terminals(self, key: str) -> set[str]:
-        """The statistics that aggregate ``key`` (one of ``aggregates()``) reads."""
-        i = next(i for i, n in enumerate(self.tree) if is_aggregator(n) and self.key(i) == key)
-        return {n.name for n in self.tree[i:self._stops[i]] if isinstance(n, gp.Terminal) and n.name in NAMES}
 
     # ------------------------------------------------------------------------------------ evaluation
     def value(self, units: Sequence[Any] | None, features: dict[str, float],
