@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import shutil
 import subprocess
 import sys
@@ -57,6 +58,18 @@ def run_evolve(seed: int, run: Path, cache: Path, extra: list[str]) -> dict:
     if proc.returncode:
         raise SystemExit(f"error: evolve.py --seed {seed} failed with exit code {proc.returncode}")
     return {"wall_seconds": time.perf_counter() - start, "peak_rss_gb": peak / 1024 ** 3}
+
+
+def describe_run(run: Path) -> dict:
+    """What a finished run folder says: its winner and hall of fame (validated), its logbook and test scores
+    (the top 3 on the run's own test archs, at the fitness batch), and how each seed
+    program fared in fitness (from the checkpoint's memo: stage, fitness, per task, failures)."""
+    hall = json.loads((run / "hall_of_fame.json").read_text())
+    memo = pickle.loads((run / "checkpoint.pkl").read_bytes())["memo"]
+    return {"run": str(run), "winner": hall[0]["exported"], "hall_of_fame": hall,
+            "logbook": pd.read_csv(run / "logbook.csv").to_dict("records"),
+            "test_scores": pd.read_csv(run / "test_scores.csv").to_dict("records"),
+            "seed_programs": {name: memo.get(text) for name, text in SEEDS.items()}}
 
 
 def folder_bytes(path: Path) -> int:
@@ -115,15 +128,13 @@ def main() -> None:
             shutil.rmtree(cache, ignore_errors=True)  # a cold first run: computing values is part of its cost
         for seed in seeds:
             run = runs / f"seed{seed}"
-            if (run / "best_proxy.py").is_file() and str(seed) in results["seeds"]:
-                continue  # finished and measured
-            measured = run_evolve(seed, run, cache, args.evolve_args.split())
-            best = json.loads((run / "hall_of_fame.json").read_text())[0]
-            results["seeds"][str(seed)] = {**measured, "cache_bytes": folder_bytes(cache), "run": str(run),
-                                           "winner": best["exported"], "hall_of_fame_top": best,
-                                           "logbook": pd.read_csv(run / "logbook.csv").to_dict("records")}
-            print(f"seed {seed}: {measured['wall_seconds']:.0f} s, peak RSS {measured['peak_rss_gb']:.2f} GB, "
-                  f"cache {folder_bytes(cache) / 1e9:.2f} GB, winner {best['exported']}", flush=True)
+            entry = results["seeds"].get(str(seed))
+            if not ((run / "best_proxy.py").is_file() and entry):  # else finished and measured: described again
+                entry = {**run_evolve(seed, run, cache, args.evolve_args.split()), "cache_bytes": folder_bytes(cache)}
+            results["seeds"][str(seed)] = {**entry, **describe_run(run)}
+            print(f"seed {seed}: {entry['wall_seconds']:.0f} s, peak RSS {entry['peak_rss_gb']:.2f} GB, "
+                  f"cache {entry['cache_bytes'] / 1e9:.2f} GB, winner {results['seeds'][str(seed)]['winner']}",
+                  flush=True)
             write_json(out, results)
     if args.part in ("all", "test"):
         winners = {s: results["seeds"][str(s)]["winner"] for s in seeds if str(s) in results["seeds"]}
