@@ -15,6 +15,7 @@ from eznas.proxies import list_proxies
 from eznas.registry import UnknownNameError, at_least, check_values
 from eznas.scoring import INITS
 from eznas.spaces import list_spaces
+from eznas.spaces.darts import PROBES
 
 
 class Parser(argparse.ArgumentParser):
@@ -80,9 +81,16 @@ def verify_parser() -> argparse.ArgumentParser:
              "one that holds results is only continued, with --resume")
     add_flag(p, "results_csv", default="results/all_tests.csv", help="cumulative results CSV to append to")
     add_flag(p, "fresh_batch", action="store_true", help="a fresh batch per network (EZNAS) instead of one shared batch")
+    add_flag(p, "first_batch", action="store_true",
+             help="the first --batch_size training images in file order (SWAP's unshuffled loader) instead of a "
+             "seeded draw")
     add_flag(p, "init", default="default", choices=INITS, help="weight initialisation (default: PyTorch's)")
     add_flag(p, "width", type=int, default=None, help="DARTS/NDS initial channels, >= 1 (default: the space's)")
     add_flag(p, "cells", type=int, default=None, help="DARTS/NDS number of cells, >= 1 (default: the space's)")
+    add_flag(p, "probe", default=None, choices=list(PROBES),
+             help="DARTS: which network of a genotype is scored: swap (default; SWAP's probe network: no stem, one "
+             "reduction cell, width 3) or none (the standard network: stem, 8 cells, width 16); --width/--cells "
+             "override its size")
     add_flag(p, "bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs, >= 1 (default 1000)")
     add_flag(p, "program", action="append", default=[], metavar="EXPR",
              help="an evolved program to score like a proxy (repeatable), e.g. 'mean_units(fro(pre_D))'")
@@ -140,7 +148,8 @@ def verify_config(args: argparse.Namespace) -> "VerifyConfig":
         batch_size=args.batch_size, n_samples=args.n_samples, seed=args.seed, proxies=proxies,
         accuracy_key=args.accuracy_key, benchmark_path=args.benchmark_path, data_root=args.data_root,
         device=args.device, out=args.out, results_csv=args.results_csv, fresh_batch=args.fresh_batch,
-        init=args.init, width=args.width, cells=args.cells, bootstrap=args.bootstrap,
+        first_batch=args.first_batch, init=args.init, width=args.width, cells=args.cells, probe=args.probe,
+        bootstrap=args.bootstrap,
     )
 
 
@@ -235,6 +244,7 @@ NUMBER_FLAGS: dict[str, Callable] = {
     "seed": lambda cfg, seed: dataclasses.replace(cfg, seed=seed),  # the GP's; the networks are the pool seed's
     "data_root": lambda cfg, root: _fitness(cfg, data_root=root),
     "device": lambda cfg, device: _fitness(cfg, device=device),
+    "probe": lambda cfg, probe: _fitness(cfg, probe=probe),
 }
 
 
@@ -361,6 +371,9 @@ def evolve_parser() -> argparse.ArgumentParser:
              "there (what runjob.sh --requeue uses)")
     add_flag(p, "data_root", default=None, help=f"data root (default ${DATA_ENV}, else ./data)")
     add_flag(p, "device", default=None, choices=("auto", "cpu", "cuda"), help="where networks are built and their statistics computed (default cpu)")
+    add_flag(p, "probe", default=None, choices=list(PROBES),
+             help="which network of a DARTS genotype fitness scores: swap (default; SWAP's probe network) or none "
+             "(the standard network)")
     add_flag(p, "cache_dir", default="results/cache/values", help="cache of network-level values, shared by "
              "runs (default results/cache/values)")
     add_flag(p, "test_networks", type=int, default=None, help="held-out archs per task for the top-3 test, >= 0 (default 100)")

@@ -152,21 +152,32 @@ class BatchSource:
     """Deterministic image batches: the same batch for every network, or a fresh one per network.
 
     The batch for network ``i`` is drawn without replacement by ``numpy.random.default_rng`` seeded
-    with ``seed`` (shared batch) or ``[seed, i]`` (fresh batch per network, as EZNAS did).
+    with ``seed`` (shared batch) or ``[seed, i]`` (fresh batch per network, as EZNAS did); ``first``: the
+    first ``batch_size`` training images in file order, for every network (SWAP's unshuffled loader).
     """
 
-    def __init__(self, data_root: Path, dataset: str, batch_size: int, seed: int, fresh: bool = False):
+    def __init__(self, data_root: Path, dataset: str, batch_size: int, seed: int, fresh: bool = False,
+                 first: bool = False):
         self.spec = dataset_spec(dataset)
         self.images, self.labels = load_images(Path(data_root), dataset)
         if not 1 <= batch_size <= len(self.images):
             raise DataError(
                 f"--batch_size {batch_size} is out of range for {dataset} ({len(self.images)} images available)"
             )
+        if fresh and first:
+            raise DataError("a batch is either fresh per network or the first images, not both")
         self.batch_size, self.seed, self.fresh = batch_size, seed, fresh
-        self._shared = None if fresh else self._draw(np.random.default_rng(seed))
+        if fresh:
+            self._shared = None
+        elif first:
+            self._shared = self._take(np.arange(batch_size))
+        else:
+            self._shared = self._draw(np.random.default_rng(seed))
 
     def _draw(self, rng: np.random.Generator) -> Batch:
-        idx = np.sort(rng.choice(len(self.images), self.batch_size, replace=False))
+        return self._take(np.sort(rng.choice(len(self.images), self.batch_size, replace=False)))
+
+    def _take(self, idx: np.ndarray) -> Batch:
         x = normalise(self.images[idx], self.spec)
         return Batch(x, torch.from_numpy(self.labels[idx].copy()), self.spec.num_classes)
 

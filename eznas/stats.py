@@ -53,10 +53,10 @@ from eznas.io import atomic_path
 
 log = logging.getLogger(__name__)
 
-COLLECTOR_VERSION = 5  # 2: a ReLU called more than once gives each unit its own input; 3: inp_grad as
+COLLECTOR_VERSION = 6  # 2: a ReLU called more than once gives each unit its own input; 3: inp_grad as
 # the ReLU's backward gives it (differs from 2 only where a ReLU output has several readers); 4: the N pass
 # runs in the batch's memory layout (same noise values; its gradients round differently); 5: network
-# features (eznas.features) stored with the units
+# features (eznas.features) stored with the units; 6: float16 storage saturates at +-65504 (was inf)
 STATS = ("inp", "inp_grad", "pre", "pre_grad", "weight_grad", "act", "act_grad")
 PASSES = ("D", "N", "P")
 NAMES = ("weight", *(f"{s}_{p}" for p in PASSES for s in STATS))
@@ -154,6 +154,18 @@ def _no_inplace_relu(net: nn.Module) -> Iterator[None]:
             m.inplace = True
 
 
+def rounded(t: torch.Tensor, dtype: torch.dtype, copy: bool = False) -> torch.Tensor:
+    """``t`` as ``dtype``, saturating: a finite value beyond ``dtype``'s range becomes its largest finite
+    value of the same sign instead of an infinity (float16 stops at 65504, and deep residual sums of an
+    untrained network pass that), so signs, orders and finiteness survive the rounding."""
+    if dtype == t.dtype or not dtype.is_floating_point:
+        return t.to(dtype, copy=copy)
+    big = torch.finfo(dtype).max
+    if torch.finfo(t.dtype).max > big and bool((t.abs() > big).logical_and(t.isfinite()).any()):
+        t = torch.where(t.isfinite(), t.clamp(-big, big), t)
+    return t.to(dtype, copy=copy)
+
+
 def collect(net: nn.Module, batch: Batch, config: CollectorConfig = CollectorConfig(),
             features: bool = True) -> NetworkStats:
     """Run the passes ``config`` needs on ``net`` (in train mode) and return the named per-unit tensors,
@@ -170,7 +182,7 @@ def collect(net: nn.Module, batch: Batch, config: CollectorConfig = CollectorCon
         for key, t in tensors.items():
             capped = cap is not None and key != "weight" and not key.startswith("weight_grad") and len(t) > cap
             # a copy only where the tensor would otherwise alias the net's weight or a larger storage
-            tensors[key] = (t[:cap] if capped else t).to(dtype, copy=capped or key == "weight")
+            tensors[key] = rounded((t[:cap] if capped else t), dtype, copy=capped or key == "weight")
         out.append(Unit(name, tensors))
     return NetworkStats(out, network_features(net, batch.x, len(out)) if features else {})
 

@@ -28,6 +28,7 @@ from eznas.proxies.program import program_call, program_names
 from eznas.registry import UnknownNameError, Valid, at_least, check_values
 from eznas.scoring import ArchScores, resolve_device, sample_archs, score_archs
 from eznas.spaces import SpaceOptions, get_space
+from eznas.spaces.darts import DARTS
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +51,17 @@ class VerifyConfig:
     out: str | None = None
     results_csv: str = "results/all_tests.csv"
     fresh_batch: bool = False
+    first_batch: bool = False  # the first batch_size training images (SWAP's unshuffled loader)
     init: str = "default"
     width: int | None = None
     cells: int | None = None
+    probe: str | None = None  # DARTS: a proxy's own probe network (eznas.spaces.darts.PROBES)
     bootstrap: int = 1000
 
     def run_dir(self) -> Path:
         if self.out:
             return Path(self.out)
-        space = self.search_space + (f"-{self.nds_space}" if self.nds_space else "")
+        space = self.search_space + (f"-{self.nds_space}" if self.nds_space else "") + (f"-probe-{self.probe}" if self.probe else "")
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         return Path("results") / "verify" / f"{space}-{self.dataset}-s{self.seed}-{stamp}"
 
@@ -75,6 +78,7 @@ RANGES = {  # config field -> its valid values (None: the default)
     "width": at_least(1),
     "cells": at_least(1),
 }
+LEGACY = {"DARTS": {"probe": "none"}}  # what runs made before a field existed used (DARTS: the standard network)
 SIZED_SPACES = ("DARTS", "NDS")  # the spaces whose networks take --width and --cells
 
 
@@ -90,10 +94,22 @@ def check_config(cfg: VerifyConfig) -> None:
         if getattr(cfg, field) is not None and cfg.search_space not in SIZED_SPACES:
             raise EznasError(f"{flag(field)} applies to --search_space {' or '.join(SIZED_SPACES)} only, "
                              f"not {cfg.search_space}")
+    if cfg.probe is not None and cfg.search_space != "DARTS":
+        raise EznasError(f"--probe applies to --search_space DARTS only, not {cfg.search_space}")
+    if cfg.fresh_batch and cfg.first_batch:
+        raise EznasError("--fresh_batch and --first_batch exclude each other")
     if cfg.nds_space is not None and cfg.search_space != "NDS":
         raise EznasError(f"--nds_space applies to --search_space NDS only, not {cfg.search_space}")
     if not cfg.proxies and not cfg.programs:
         raise EznasError("nothing to score: give --proxy, --program or --program-file")
+
+
+def resolved(cfg: VerifyConfig) -> VerifyConfig:
+    """The config with the space's defaults that change the scores made explicit (DARTS: its probe network),
+    so that a run folder records them and a later default cannot change a resumed run."""
+    if cfg.search_space == "DARTS" and cfg.probe is None:
+        return dataclasses.replace(cfg, probe=DARTS.default_probe)
+    return cfg
 
 
 def proxy_calls(cfg: VerifyConfig) -> dict[str, ProxyCall]:
@@ -122,6 +138,7 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
     outputs are checked before anything is scored.
     """
     check_config(cfg)
+    cfg = resolved(cfg)
     out = cfg.run_dir()
     if (done_before := check_run_folder(cfg, out, resume)) is not None:
         log.info("%s already holds this run, finished: nothing to score", out)
@@ -130,13 +147,14 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
     labels = tuple(calls)
     check_writable(out, folder=True, what="--out")
     report.check_all_tests(Path(cfg.results_csv))
-    space = get_space(cfg.search_space, SpaceOptions(cfg.nds_space, cfg.width, cfg.cells))
+    space = get_space(cfg.search_space, SpaceOptions(cfg.nds_space, cfg.width, cfg.cells, cfg.probe))
     data_root = resolve_data_root(cfg.data_root)
     bench = Path(cfg.benchmark_path) if cfg.benchmark_path else space.default_benchmark(data_root, cfg.dataset)
     archs = sample_archs(space.load(bench, cfg.dataset, cfg.accuracy_key), cfg.n_samples, cfg.seed)
     if not archs:
         raise DataError(f"{bench}: no architectures to score (no row with an accuracy)")
-    batches = BatchSource(data_root, cfg.dataset, cfg.batch_size, cfg.seed, fresh=cfg.fresh_batch)
+    batches = BatchSource(data_root, cfg.dataset, cfg.batch_size, cfg.seed, fresh=cfg.fresh_batch,
+                          first=cfg.first_batch)
     device = resolve_device(cfg.device)
     log.info("scoring %d %s archs on %s with %s -> %s", len(archs), space.tag, cfg.dataset,
              ",".join(labels), out)
@@ -200,7 +218,7 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
     stamp = datetime.now().isoformat(timespec="seconds")
     report.append_all_tests(Path(cfg.results_csv), [
         {"timestamp": stamp, "proxy": name, "seed": cfg.seed, "n_samples": len(archs),
-         "batch_size": cfg.batch_size, "dataset": cfg.dataset, "search_space": cfg.search_space,
+         "batch_size": cfg.batch_size, "dataset": cfg.dataset, "search_space": space.tag,
          "nds_space": cfg.nds_space or "", "tau": m["kendall"], "pearson": m["pearson"],
          "spearman": m["spearman"], "n": m["n"], "run_dir": str(out)}
         for name, m in summary["proxies"].items() if not m["all_non_finite"]  # no figure, no row
@@ -270,6 +288,8 @@ def check_run_folder(cfg: VerifyConfig, out: Path, resume: bool) -> dict[str, An
         raise DataError(f"--resume {out}: {source.name} is unreadable ({exc}); move it aside to start "
                         "again") from None
     now = settings(cfg)
+    before = {**{k: v for k, v in settings(VerifyConfig(search_space=cfg.search_space)).items() if k in now},
+              **LEGACY.get(cfg.search_space, {}), **before}  # a field added since that run: what it used
     if changed := [k for k in [*now, *(k for k in before if k not in now)] if before.get(k) != now.get(k)]:
         k = changed[0]
         raise EznasError(f"--resume {out}: {flag(k)} differs from the run's ({k}: {before.get(k)!r} there, "

@@ -132,8 +132,9 @@ def test_all_real_genotypes_parse(real_archs):
 
 
 @needs_csv
-def test_real_sample_builds_and_gives_finite_logits(real_archs):
-    space = get_space("DARTS")
+@pytest.mark.parametrize("probe", ["swap", "none"])
+def test_real_sample_builds_and_gives_finite_logits(real_archs, probe):
+    space = get_space("DARTS", SpaceOptions(probe=probe))
     for arch in real_archs[::50]:
         logits = forward(space.build(arch.spec, num_classes=10))
         assert logits.shape == (2, 10) and torch.isfinite(logits).all(), arch.uid
@@ -173,6 +174,31 @@ def test_width_and_cells_options_change_the_network():
     assert len(deeper.cells) == 11 and [c.reduction for c in deeper.cells].count(True) == 2
     with pytest.raises(ArchError, match="width"):
         get_space("DARTS", SpaceOptions(width=0)).build(DARTS_V2, 10)
+
+
+def test_swap_probe_network_is_one_stemless_reduction_cell_of_width_3():
+    """SWAP's correlation.py: Network(3, 10, 1, genotype) -- the image goes straight into one cell."""
+    space = get_space("DARTS", SpaceOptions(probe="swap"))
+    net = space.build(DARTS_V2, 10)
+    assert isinstance(net.stem, torch.nn.Identity) and len(net.cells) == 1 and net.cells[0].reduction
+    first = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)][0]
+    assert first.in_channels == 3 and first.out_channels == 6  # width 3, doubled by the reduction
+    assert 300 <= param_count(net) <= 2700 and forward(net).shape == (2, 10)
+    assert space.tag == "DARTS-probe-swap" and get_space("DARTS").tag == "DARTS-probe-swap"  # the default
+    assert param_count(get_space("DARTS").build(DARTS_V2, 10)) == param_count(net)
+    wider = get_space("DARTS", SpaceOptions(probe="swap", width=8)).build(DARTS_V2, 10)
+    assert isinstance(wider.stem, torch.nn.Identity) and param_count(wider) > param_count(net)
+    standard = get_space("DARTS", SpaceOptions(probe="none"))
+    assert standard.tag == "DARTS" and len(standard.build(DARTS_V2, 10).cells) == 8
+    with pytest.raises(EznasError, match="unknown probe network 'tiny'; valid: swap, none"):
+        get_space("DARTS", SpaceOptions(probe="tiny"))
+
+
+@needs_csv
+def test_swap_probe_networks_of_the_csv_are_small():
+    space = get_space("DARTS", SpaceOptions(probe="swap"))
+    counts = [param_count(space.build(a.spec, 10)) for a in space.load(DARTS_CSV, "cifar10")[:40]]
+    assert 300 <= min(counts) < max(counts) <= 2700
 
 
 # --- NDS --------------------------------------------------------------------------------------------

@@ -79,6 +79,16 @@ def test_batches_are_deterministic_shared_or_fresh(data_root):
     assert not BatchSource(data_root, "cifar10", 16, seed=4).batch(0).x.equal(a.batch(0).x)
 
 
+def test_first_batch_is_the_first_training_images_for_every_seed(data_root):
+    x, y = load_images(data_root, "cifar10")
+    first = BatchSource(data_root, "cifar10", 16, seed=3, first=True)
+    assert first.batch(0) is first.batch(7)
+    assert first.batch(0).y.tolist() == y[:16].tolist()
+    assert first.batch(0).x.equal(BatchSource(data_root, "cifar10", 16, seed=9, first=True).batch(0).x)
+    with pytest.raises(DataError, match="fresh per network or the first images"):
+        BatchSource(data_root, "cifar10", 16, seed=3, fresh=True, first=True)
+
+
 def test_batch_size_larger_than_the_data_is_an_error(data_root):
     with pytest.raises(DataError, match="--batch_size 500 is out of range for ImageNet16-120"):
         BatchSource(data_root, "ImageNet16-120", 500, seed=0)

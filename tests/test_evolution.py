@@ -318,3 +318,11 @@ def test_evolve_refuses_to_overwrite_a_run(two_generations, capsys):
     out, _ = two_generations
     assert evolve_main(["--quiet", "--out", str(out)]) == 2
     assert "already holds a run; use --resume" in capsys.readouterr().err
+
+
+def test_variation_rates_are_checked():
+    from eznas.errors import EznasError
+
+    with pytest.raises(EznasError, match=r"sum <= 1, got cxpb=0.4, mutpb=0.4, joinpb=0.5"):
+        EvolutionConfig(joinpb=0.5)
+    assert EvolutionConfig(cxpb=0.5, mutpb=0.5, joinpb=0.0).joinpb == 0.0

@@ -50,6 +50,25 @@ def test_generation_never_dead_ends_and_round_trips():
         [str(gp.PrimitiveTree(gen_half_and_half(pset, 2, 6, b))) for _ in range(20)]
 
 
+def test_join_puts_two_whole_programs_under_a_network_operation():
+    from eznas.gp.operators import Individual, cx_join, limit_height
+
+    pset, rng = make_pset(), random.Random(3)
+    meco, swap = SEEDS["meco"], SEEDS["swap"]
+    ops = set()
+    for _ in range(40):
+        a, b = (Individual(parse_program(t, pset).tree) for t in (meco, swap))
+        joined, other = cx_join(a, b, pset, rng)
+        op = joined[0].name
+        ops.add(op)
+        assert str(joined) == f"{op}({meco}, {swap})" and str(other) == swap
+        assert parse_program(str(joined)).aggregates() == parse_program(meco).aggregates() + parse_program(swap).aggregates()
+    assert ops == {"net_add", "net_sub", "net_mul", "net_div"}
+    tall = Individual(parse_program(SEEDS["reg_swap"], pset).tree)
+    kept = limit_height(lambda x, y: cx_join(x, y, pset, rng), tall.height, rng)(tall, tall)
+    assert all(str(k) == SEEDS["reg_swap"] for k in kept)  # over the height limit: a parent instead
+
+
 @pytest.mark.parametrize("text, message", [
     ("mean_units(fro(foo))", "unknown name 'foo'"),
     ("fro(pre_D)", "'fro' gives a Scalar where a Net is needed"),

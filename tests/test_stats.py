@@ -242,3 +242,13 @@ def test_cache_round_trip_budget_and_corruption(tmp_path):
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(DataError, match=str(path)):
         StatsCache(tmp_path).get(key)
+
+
+def test_float16_storage_saturates_instead_of_overflowing():
+    from eznas.stats import rounded
+    t = torch.tensor([1.0e6, -7.0e4, 3.0, float("inf"), float("nan")])
+    r = rounded(t, torch.float16)
+    assert r.dtype == torch.float16
+    assert r[0].item() == 65504.0 and r[1].item() == -65504.0 and r[2].item() == 3.0
+    assert r[3].item() == float("inf") and torch.isnan(r[4])  # a value that was not finite stays so
+    assert rounded(t, torch.float32) is t  # same dtype, no copy asked: the tensor itself

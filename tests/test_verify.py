@@ -269,3 +269,34 @@ def test_a_network_that_cannot_be_built_or_run_fails_only_its_own_scores(data_ro
     assert unbuildable.errors == dict.fromkeys(["params", "grad_norm"], "building the network: ArchError: no such cell")
     assert unrunnable.scores["params"] == fine.scores["params"] and math.isnan(unrunnable.scores["grad_norm"])
     assert unrunnable.errors == {"grad_norm": "the shared pass: RuntimeError: forward exploded"}
+
+
+def test_darts_probe_network_and_first_batch_are_what_is_scored(data_root, tmp_path, capsys):
+    """--probe swap scores SWAP's stem-less one-cell network (params ~1e-3 M); the config records both options."""
+    from eznas.spaces import SpaceOptions, get_space
+
+    code, _, err = run(["--data-root", str(data_root), "--search_space", "DARTS", "--probe", "swap", "--first_batch",
+                        "--n_samples", "4", "--quiet", "--bootstrap", "5", "--proxy", "params,swap:repeats=2",
+                        "--out", str(tmp_path / "run"), "--results-csv", str(tmp_path / "t.csv")], capsys)
+    assert code == 0, err
+    scores = pd.read_csv(tmp_path / "run" / "scores.csv")
+    space = get_space("DARTS", SpaceOptions(probe="swap"))
+    built = [sum(p.numel() for p in space.build(spec, 10).parameters()) / 1e6 for spec in scores.arch]
+    assert scores.params.tolist() == pytest.approx(built) and max(built) < 0.003
+    config = json.loads((tmp_path / "run" / "summary.json").read_text())["config"]
+    assert config["probe"] == "swap" and config["first_batch"] is True
+
+
+def test_a_darts_run_from_before_the_probe_option_resumes_only_on_its_standard_network(data_root, tmp_path, capsys):
+    common = ["--data-root", str(data_root), "--search_space", "DARTS", "--n_samples", "2", "--quiet",
+              "--bootstrap", "5", "--proxy", "params", "--out", str(tmp_path / "run"),
+              "--results-csv", str(tmp_path / "t.csv")]
+    assert run([*common, "--probe", "none"], capsys)[0] == 0
+    summary_path = tmp_path / "run" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    for key in ("probe", "first_batch"):  # as a run made before these options were written it
+        del summary["settings"][key]
+    summary_path.write_text(json.dumps(summary))
+    assert run([*common, "--probe", "none", "--resume"], capsys)[0] == 0  # finished: reported as it is
+    code, _, err = run([*common, "--resume"], capsys)  # the default is now SWAP's probe network
+    assert code == 2 and "--probe differs from the run's" in err and "'none' there, 'swap' now" in err

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 from deap import base, gp, tools
 
-from eznas.errors import DataError
+from eznas.errors import DataError, EznasError
 from eznas.features import FEATURES
 from eznas.gp.fitness import FLOOR, Evaluation, FitnessConfig, FitnessData, combine, evaluate_on, race
-from eznas.gp.operators import (Individual, cx_one_point, gen_half_and_half, limit_height, mut_uniform,
+from eznas.gp.operators import (Individual, cx_join, cx_one_point, gen_half_and_half, limit_height, mut_uniform,
                                 sel_tournament_unique, var_or)
 from eznas.gp.program import Program, parse_program
 from eznas.gp.pset import language, make_pset
@@ -44,6 +44,7 @@ class EvolutionConfig:
     tournament: int = 4
     cxpb: float = 0.4
     mutpb: float = 0.4
+    joinpb: float = 0.1  # two parents joined under a network-level operation (cx_join), from reproduction's 0.2
     max_height: int = 10
     init_min: int = 2
     init_max: int = 6
@@ -58,6 +59,12 @@ class EvolutionConfig:
     fitness: FitnessConfig = field(default_factory=FitnessConfig)
     # where, not what (free to change on resume): two local worker processes, this machine's two cores
     parallel: ParallelConfig = field(default_factory=lambda: ParallelConfig("loky", workers=2))
+
+    def __post_init__(self) -> None:
+        rates = {"cxpb": self.cxpb, "mutpb": self.mutpb, "joinpb": self.joinpb}
+        if any(not 0 <= v <= 1 for v in rates.values()) or sum(rates.values()) > 1:
+            raise EznasError(f"cxpb, mutpb and joinpb must be in [0, 1] with a sum <= 1, got "
+                             f"{', '.join(f'{k}={v}' for k, v in rates.items())}")
 
 
 RESUMABLE_CHANGES = ("generations", "parallel")  # the settings a resumed run may change
@@ -82,7 +89,9 @@ def make_toolbox(pset: gp.PrimitiveSetTyped, cfg: EvolutionConfig, rng: random.R
     tb.register("mate", limit_height(partial(cx_one_point, rng=rng), cfg.max_height, rng))
     tb.register("mutate", limit_height(partial(mut_uniform, pset=pset, rng=rng), cfg.max_height, rng))
     tb.register("select", sel_tournament_unique, tournsize=cfg.tournament, rng=rng)
-    tb.register("variate", var_or, toolbox=tb, lambda_=cfg.offspring, cxpb=cfg.cxpb, mutpb=cfg.mutpb, rng=rng)
+    tb.register("join", limit_height(partial(cx_join, pset=pset, rng=rng), cfg.max_height, rng))
+    tb.register("variate", var_or, toolbox=tb, lambda_=cfg.offspring, cxpb=cfg.cxpb, mutpb=cfg.mutpb, rng=rng,
+                joinpb=cfg.joinpb)
     tb.register("evaluate", evaluate)
     tb.register("map", map)
     return tb

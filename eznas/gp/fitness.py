@@ -47,6 +47,7 @@ from eznas.io import atomic_open
 from eznas.parallel import Mapper, torch_threads
 from eznas.networks import arch_seed, build_network, resolve_device
 from eznas.spaces import Arch, SpaceOptions, get_space
+from eznas.spaces.darts import PROBES
 from eznas.stats import COLLECTOR_VERSION, CollectorConfig, NetworkStats, collect, find_units, stats_key
 from primitives.aggregate import ProgramFailure
 
@@ -79,23 +80,27 @@ class FitnessConfig:
     screen: int = 20  # the first selection networks, on which a new program is tried first
     promote: int = 4  # screened programs per generation that go on at most to all selection networks
     promote_margin: float = 0.1  # ... if their screening fitness is at least the run's bar minus this
-    batch_size: int = 4
+    batch_size: int = 16  # SWAP-like counts saturate at 2^batch patterns (16 at batch 4: no signal)
     metric: str = "kendall"  # or "spearman"
     combine: str = "min"  # or "mean"
     signal: str = "logits_sum"
-    dtype: str = "float16"  # statistics are rounded to this before programs read them
+    dtype: str = "float32"  # statistics are rounded to this before programs read them (float32: as users
+    # score the exported program; float16 saturates at 65504, which pre-activations of deep NB-201 nets pass)
     pool_seed: int = 0  # the splits, the batch and each network's initialisation (not the GP seed)
     data_root: str | None = None
     device: str = "cpu"
     width: int | None = None  # DARTS networks (None: the space's default)
     cells: int | None = None
+    probe: str | None = None  # DARTS: which network of a genotype (None: the space's default, SWAP's probe
+    # network; "none": the standard one; eznas.spaces.darts.PROBES)
 
     def __post_init__(self) -> None:
         checks = [("selection", self.selection >= 2, ">= 2"), ("validation", self.validation >= 2, ">= 2"),
                   ("screen", 2 <= self.screen <= self.selection, f"in [2, selection={self.selection}]"),
                   ("promote", self.promote >= 1, ">= 1"), ("batch_size", self.batch_size >= 1, ">= 1"),
                   ("metric", self.metric in ("kendall", "spearman"), "kendall or spearman"),
-                  ("combine", self.combine in ("min", "mean"), "min or mean"), ("tasks", bool(self.tasks), "not empty")]
+                  ("combine", self.combine in ("min", "mean"), "min or mean"), ("tasks", bool(self.tasks), "not empty"),
+                  ("probe", self.probe is None or self.probe in PROBES, f"unset or one of: {', '.join(PROBES)}")]
         for name, ok, valid in checks:
             if not ok:
                 raise EznasError(f"fitness.{name} must be {valid}, got {getattr(self, name)!r}")
@@ -240,7 +245,9 @@ class FitnessData:
         return self._by_uid[(task, uid)]
 
     def _space(self, task: Task):
-        return get_space(task.space, SpaceOptions(width=self.config.width, cells=self.config.cells))
+        c = self.config
+        return get_space(task.space, SpaceOptions(width=c.width, cells=c.cells,
+                                                  probe=c.probe if task.space == "DARTS" else None))
 
     def key(self, task: Task, arch: Arch) -> str:
         """The network's value-cache key: everything that changes its numbers, not which names are read."""
@@ -253,6 +260,7 @@ class FitnessData:
         c = self.config
         return stats_key(kind="values", values_version=VALUES_VERSION, collector_version=COLLECTOR_VERSION,
                          space=task.space, width=c.width, cells=c.cells, arch=arch.spec, dataset=task.dataset,
+                         network=self._space(task).tag,  # DARTS: which network of the genotype (its probe)
                          batch_seed=c.pool_seed, batch_size=c.batch_size, init="default",
                          init_seed=arch_seed(c.pool_seed, arch.uid),
                          collector={k: v for k, v in asdict(self.collector).items() if k != "names"})

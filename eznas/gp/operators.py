@@ -82,6 +82,16 @@ def cx_one_point(ind1: Individual, ind2: Individual, rng: random.Random) -> tupl
     return ind1, ind2
 
 
+def cx_join(ind1: Individual, ind2: Individual, pset: gp.PrimitiveSetTyped,
+            rng: random.Random) -> tuple[Individual, Individual]:
+    """Join two whole programs under a random network-level binary operation (``net_add(ind1, ind2)``,
+    ``net_mul``, ...): how a hybrid such as reg-SWAP (SWAP times a size term) arises from two parents that
+    each carry one of its signals; ``cx_one_point`` never makes one, as it swaps subtrees below the root."""
+    ops = sorted((p for p in pset.primitives[Net] if p.args == [Net, Net]), key=lambda p: p.name)
+    joined = Individual([rng.choice(ops), *ind1, *ind2])
+    return joined, ind2
+
+
 def gen_subtree(pset: gp.PrimitiveSetTyped, type_: type, rng: random.Random, max_: int = 3) -> list:
     """A random subtree for mutation: height 0..max_ (at least 1 for a type without terminals)."""
     return gen_half_and_half(pset, 0 if pset.terminals[type_] else 1, max(max_, 1), rng, type_=type_, net_depth=1)
@@ -103,14 +113,15 @@ def limit_height(op: Callable[..., tuple], max_height: int, rng: random.Random) 
 
 
 def var_or(population: Sequence[Individual], toolbox: base.Toolbox, lambda_: int, cxpb: float, mutpb: float,
-           rng: random.Random) -> list[Individual]:
-    """DEAP's ``varOr``: ``lambda_`` offspring, each from crossover, mutation or reproduction."""
+           rng: random.Random, joinpb: float = 0.0) -> list[Individual]:
+    """DEAP's ``varOr``: ``lambda_`` offspring, each from crossover, mutation, a join of two parents
+    (``toolbox.join``, with probability ``joinpb``) or reproduction."""
     offspring = []
     for _ in range(lambda_):
         op = rng.random()
-        if op < cxpb:
+        if op < cxpb or cxpb + mutpb <= op < cxpb + mutpb + joinpb:
             ind1, ind2 = [toolbox.clone(i) for i in rng.sample(list(population), 2)]
-            ind, _ = toolbox.mate(ind1, ind2)
+            ind, _ = (toolbox.mate if op < cxpb else toolbox.join)(ind1, ind2)
         elif op < cxpb + mutpb:
             (ind,) = toolbox.mutate(toolbox.clone(rng.choice(population)))
         else:

@@ -27,6 +27,7 @@ class SpaceOptions:
     nds_space: str | None = None
     width: int | None = None  # DARTS/NDS initial channels (None: the space's default)
     cells: int | None = None  # DARTS/NDS number of cells (None: the space's default)
+    probe: str | None = None  # DARTS: a proxy's own probe network (``swap``: no stem, one cell, width 3)
 
 
 class SearchSpace(ABC):

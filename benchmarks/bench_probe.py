@@ -1,0 +1,100 @@
+"""Every registered proxy on the DARTS CSV scored on SWAP's probe network, next to the standard network.
+
+    python benchmarks/bench_probe.py                      # all rows, every proxy, batch 16, seed 0
+    python benchmarks/bench_probe.py --darts_archs 100    # quicker
+
+The probe network (``--probe swap``) is SWAP's ``Network(3, 10, 1, genotype)``: no stem, one reduction cell
+of width 3 (``eznas.spaces.darts.PROBES``). Two batches on it: the seeded draw every other table uses and
+SWAP's own (``--first_batch``: the first 16 training images, unshuffled). The standard network (stem, 8
+cells, width 16) is not re-scored here: its figures are read from the baseline tables measured with the
+same seed, batch and rows (``benchmarks/results/baselines_{classic,fisher,eznas,seeds}.json``; fisher and
+eznas from their own re-runs). Run folders go to results/benchmarks/probe/<variant>/ (a finished run is
+reused, an unfinished one resumed); the figures to benchmarks/results/darts_probe.{json,md}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from eznas.data import resolve_data_root
+from eznas.io import atomic_open, write_json
+from eznas.proxies import list_proxies
+from eznas.verify import VerifyConfig, result_line, run_verify
+
+RESULTS = Path(__file__).parent / "results"
+# the standard network's DARTS figures: the later file wins (its proxy was re-measured there)
+STANDARD = ("baselines_classic", "baselines_seeds", "baselines_fisher", "baselines_eznas")
+VARIANTS = {"probe-seeded": dict(probe="swap"), "probe-first16": dict(probe="swap", first_batch=True)}
+
+
+def standard_figures() -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for name in STANDARD:
+        path = RESULTS / f"{name}.json"
+        if path.is_file():
+            task = json.loads(path.read_text())["tasks"].get("darts-cifar10")
+            if task:
+                out.update({p: {**m, "source": path.name} for p, m in task["proxies"].items()})
+    return out
+
+
+def markdown(results: dict) -> str:
+    def cell(m: dict | None) -> str:
+        if not m:
+            return "—"
+        lo, hi = m["ci95"]["spearman"]
+        return f"{m['spearman']:.3f} / {m['kendall']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+    n = {v: results["variants"][v]["n_archs"] for v in VARIANTS}
+    lines = [f"| proxy | standard net ρ / τ [95% CI of ρ] | probe net, seeded batch (n={n['probe-seeded']}) "
+             f"| probe net, first 16 images (n={n['probe-first16']}) | s/arch probe |", "|---|---|---|---|---|"]
+    for name in results["proxies"]:
+        probe = results["variants"]["probe-first16"]["proxies"].get(name)
+        seconds = f"{probe['seconds_per_arch']:.3f}" if probe else "—"
+        lines.append(f"| {name} | {cell(results['standard'].get(name))} "
+                     f"| {cell(results['variants']['probe-seeded']['proxies'].get(name))} | {cell(probe)} | {seconds} |")
+    better = results["probe_better"]
+    lines.append(f"\nThe probe network ranks better (first-16 batch, ρ) for {len(better)} of "
+                 f"{len(results['compared'])} proxies: {', '.join(better) or 'none'}.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--darts_archs", type=int, default=-1, help="DARTS CSV rows (default -1: all)")
+    p.add_argument("--batch_size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--proxies", default=",".join(list_proxies()), help="default: every registered proxy")
+    p.add_argument("--runs", default="results/benchmarks/probe")
+    p.add_argument("--out", default=str(RESULTS / "darts_probe"))
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    root, proxies, runs, out = resolve_data_root(args.data_root), tuple(args.proxies.split(",")), Path(args.runs), Path(args.out)
+    results: dict = {"seed": args.seed, "batch_size": args.batch_size, "proxies": list(proxies), "variants": {},
+                     "standard": {k: v for k, v in standard_figures().items() if k in proxies}}
+    for variant, kw in VARIANTS.items():
+        cfg = VerifyConfig(search_space="DARTS", dataset="cifar10", n_samples=args.darts_archs,
+                           batch_size=args.batch_size, seed=args.seed, proxies=proxies, data_root=str(root),
+                           out=str(runs / variant), results_csv=str(runs / "all_tests.csv"), **kw)
+        summary = run_verify(cfg, resume=True)
+        print(f"--- {variant}: {summary['n_archs']} archs, {summary['wall_seconds']:.0f} s")
+        for name, m in summary["proxies"].items():
+            print(result_line(name, m))
+        results["variants"][variant] = {"n_archs": summary["n_archs"], "wall_seconds": summary["wall_seconds"],
+                                        "proxies": summary["proxies"]}
+    probe = results["variants"]["probe-first16"]["proxies"]
+    results["compared"] = [n for n in proxies if n in probe and n in results["standard"]]
+    results["probe_better"] = [n for n in results["compared"] if probe[n]["spearman"] > results["standard"][n]["spearman"]]
+    write_json(out.with_suffix(".json"), results)
+    md = markdown(results)
+    with atomic_open(out.with_suffix(".md")) as f:
+        f.write(md)
+    print(md)
+    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()
