@@ -4,7 +4,7 @@ proxy, scored in the same verify run.
 
     python benchmarks/bench_discovery.py                       # seeds 0,1,2; 1000 test archs per NB-201 dataset
     python benchmarks/bench_discovery.py --part evolve         # only the runs (wall time, peak RSS, cache size)
-    python benchmarks/bench_discovery.py --part test --n_test 300 --batches 16
+    python benchmarks/bench_discovery.py --part test --n_test 300 --proxies meco,reg_swap,swap,params
 
 Per seed: wall time, peak RSS of the run's process tree, the value cache's size after it, the winner (chosen
 on the validation networks) and its fitness figures. Per task and batch: Spearman / Kendall with 95% bootstrap
@@ -36,6 +36,7 @@ from eznas.gp.fitness import FitnessData
 from eznas.gp.seeds import SEEDS
 from eznas.io import atomic_open, write_json
 from eznas.proxies import list_proxies
+from eznas.spaces.darts import DARTS
 from eznas.verify import VerifyConfig, result_line, run_verify
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,7 +93,11 @@ def test_files(cfg: EvolutionConfig, root: Path, runs: Path, n_test: int) -> dic
             subset = table.iloc[sorted(int(a.uid) for a in archs)]
         with atomic_open(path) as f:
             subset.to_csv(f, index=False)
-        out[str(task)] = ({"search_space": space, "dataset": dataset}, str(path))
+        # the network fitness scored: DARTS genotypes on the run's probe network (None: the space's default)
+        kw = {"search_space": space, "dataset": dataset}
+        if space == "DARTS":
+            kw.update(probe=cfg.fitness.probe or DARTS.default_probe, width=cfg.fitness.width, cells=cfg.fitness.cells)
+        out[str(task)] = (kw, str(path))
     return out
 
 
@@ -110,7 +115,7 @@ def main() -> None:
     p.add_argument("--part", choices=("all", "evolve", "test"), default="all")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--n_test", type=int, default=1000, help="test archs per task (DARTS: all of its test split)")
-    p.add_argument("--batches", default="16,4", help="verify batch sizes (default 16, and the fitness batch 4)")
+    p.add_argument("--batches", default=None, help="verify batch sizes (default 16 and the fitness batch)")
     p.add_argument("--proxies", default=",".join(list_proxies()), help="default: every registered proxy")
     p.add_argument("--keep-cache", action="store_true", help="do not empty the value cache before the first run")
     p.add_argument("--evolve-args", default="", help="extra evolve.py flags (e.g. '--workers 2')")
@@ -141,25 +146,33 @@ def main() -> None:
         if not winners:
             raise SystemExit("error: no finished evolution run to test; run --part evolve first")
         cfg = from_dict(EvolutionConfig, json.loads((runs / f"seed{seeds[0]}" / "config.json").read_text()), "config")
-        programs = tuple(dict.fromkeys([*winners.values(), *SEEDS.values()]))
         proxies = tuple(args.proxies.split(","))
+        batches = [int(b) for b in args.batches.split(",")] if args.batches else sorted({16, cfg.fitness.batch_size})
         results["test"] = results.get("test", {})
+
+        def verify(tag: str, kw: dict, bench: str, batch: int, proxies: tuple, programs: tuple) -> tuple[dict, pd.DataFrame]:
+            vcfg = VerifyConfig(**kw, batch_size=batch, seed=cfg.fitness.pool_seed, proxies=proxies,
+                                programs=programs, benchmark_path=bench, n_samples=-1, data_root=str(root),
+                                out=str(runs / "verify" / tag), results_csv=str(runs / "all_tests.csv"))
+            summary = run_verify(vcfg, resume=True)  # a finished run is reused, an unfinished one resumed
+            return summary, pd.read_csv(runs / "verify" / tag / "scores.csv")
+
         for task, (kw, bench) in test_files(cfg, root, runs, args.n_test).items():
-            for batch in (int(b) for b in args.batches.split(",")):
+            for batch in batches:
                 tag = f"{task.replace(':', '-')}-b{batch}"
-                vcfg = VerifyConfig(**kw, batch_size=batch, seed=0, proxies=proxies, programs=programs,
-                                    benchmark_path=bench, n_samples=-1, data_root=str(root),
-                                    out=str(runs / "verify" / tag), results_csv=str(runs / "all_tests.csv"))
-                summary = run_verify(vcfg, resume=True)
-                scores = pd.read_csv(runs / "verify" / tag / "scores.csv")
-                others = [c for c in (*proxies, *programs) if c in summary["proxies"]]
-                results["test"][tag] = {
-                    "task": task, "batch_size": batch, "n_archs": summary["n_archs"],
-                    "proxies": summary["proxies"],
-                    "agreement": {str(s): agreement(scores, w, [o for o in others if o != w])
-                                  for s, w in winners.items()}}
+                # the proxies and seed programs once; each winner in its own run (a new seed adds only its own)
+                summary, scores = verify(tag, kw, bench, batch, proxies, tuple(SEEDS.values()))
+                entry = {"task": task, "batch_size": batch, "n_archs": summary["n_archs"],
+                         "proxies": dict(summary["proxies"]), "agreement": {}}
+                for s, w in winners.items():
+                    mine, own = verify(f"{tag}-seed{s}", kw, bench, batch, (), (w,))
+                    entry["proxies"][w] = mine["proxies"][w]
+                    both = scores.merge(own[["uid", w]], on="uid", suffixes=("", " (winner)"))
+                    column = w if w not in scores.columns else f"{w} (winner)"
+                    entry["agreement"][str(s)] = agreement(both, column, [c for c in summary["proxies"] if c != w])
+                results["test"][tag] = entry
                 print(f"--- {tag}: {summary['n_archs']} archs")
-                for name, m in summary["proxies"].items():
+                for name, m in entry["proxies"].items():
                     print(result_line(name, m))
                 write_json(out, results)
     print(f"wrote {out}")

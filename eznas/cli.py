@@ -346,10 +346,11 @@ def evolve_parser() -> argparse.ArgumentParser:
         "few first); the hall of fame's winner is chosen on disjoint validation networks and tested on test "
         "networks. Writes config.json, logbook.csv, hall_of_fame.json, checkpoint.pkl, evolution.png, "
         "best_proxy.py and test_scores.csv (the top 3 by validation on test archs) to the run folder.",
-        epilog="Defaults: population 50, 50 offspring, tournament 4, cx 0.4, mut 0.4, height <= 10, 10 generations "
+        epilog="Defaults: population 50, 50 offspring, tournament 4, cx 0.4, mut 0.4, join 0.1, height <= 10, 10 generations "
         "(EZNAS's); per task 200 selection networks (new programs are screened on 20; every 2 generations the 4 "
         "best screened ones go on to all 200), 100 validation networks, the rest for testing, split by "
-        "fitness.pool_seed (not --seed); fitness = min over tasks of Kendall tau.",
+        "fitness.pool_seed (not --seed); batch 16, float32 statistics; DARTS genotypes are scored on SWAP's probe "
+        "network (--probe); fitness = min over tasks of Kendall tau.",
     )
     add_flag(p, "space", default=None, choices=sorted(SPACE_TASKS),
              help="evolve on this space's tasks (NASBench201: CIFAR-10 and CIFAR-100; DARTS: CIFAR-10); "
