@@ -44,7 +44,7 @@ PUBLISHED = {
                  "reg_swap": (.90, None)},
 }
 TASKS = ("nb201-cifar10", "nb201-cifar100", "darts-cifar10", "nb201-cifar100-nbsz725", "nb201-paper-batch",
-         "nb201-cifar10-seed1")
+         "nb201-cifar10-seed1", "nb301-cifar10")
 # Each paper's own batch where it is not 16 (proxies-and-anchors.md): Sweetimator 64; ZiCo two batches of 64
 # (ours: one batch of 128 split in two). MeCo draws its own input and SWAP/EZNAS use 16 already.
 PAPER_BATCH = {"sweetimator": 64, "zico": 128}
@@ -89,6 +89,7 @@ def main() -> None:
     p.add_argument("--darts_archs", type=int, default=-1, help="DARTS CSV rows (default -1: all)")
     p.add_argument("--nbsz_archs", type=int, default=-1,
                    help="of NB-Suite-Zero's 725 CIFAR-100 archs, how many to score for the per-arch check (default all)")
+    p.add_argument("--nb301_archs", type=int, default=-1, help="NB-301 table rows (default -1: all 725)")
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-root", default=None)
@@ -183,6 +184,14 @@ def main() -> None:
             name: {"spearman_seed_vs_next": float(stats.spearmanr(both[name], both[f"{name}_next"],
                                                                    nan_policy="omit").statistic),
                    "next": summary["proxies"][name]} for name in proxies}}
+    # NB-301 on its own training network (width 32, 8 cells): NB-Suite-Zero's scores are in the same table
+    if "nb301-cifar10" in tasks:
+        summary, scores = verify("nb301-cifar10", proxies, search_space="NASBench301", dataset="cifar10",
+                                 probe="none", n_samples=args.nb301_archs)
+        results["tasks"]["nb301-cifar10"] = {"n_archs": summary["n_archs"], "wall_seconds": summary["wall_seconds"],
+                                             "proxies": summary["proxies"]}
+        table = pd.read_csv(root / "nbsuitezero_early" / "nb301_zc_early_cifar10.csv")
+        results["nbsz"]["nb301"] = nbsz_agreement(scores, table.rename_axis("index").reset_index(), list(proxies))
     results["published"] = PUBLISHED
 
     write_json(out.with_suffix(".json"), results)
@@ -231,6 +240,17 @@ def markdown(results: dict, proxies: tuple[str, ...]) -> str:
         for name, r in results["paper_batch"].items():
             lines.append(f"| {name} | {r['batch']} | {cell(r.get('cifar10'))} | {cell(r.get('cifar100'))} "
                          f"| {pub('cifar10', name)} | {pub('cifar100', name)} |")
+    if "nb301-cifar10" in results["tasks"]:
+        nb301 = results["tasks"]["nb301-cifar10"]
+        lines += ["", f"NB-301 ({nb301['n_archs']} archs of NB-Suite-Zero's early table, its training network: width 32, "
+                  "8 cells; `val_accuracy`):", "",
+                  "| proxy | ours ρ / τ | ours vs NB-Suite-Zero per arch | same archs: our ρ / their ρ | s/arch |",
+                  "|---|---|---|---|---|"]
+        for name in proxies:
+            m, a = nb301["proxies"].get(name), results["nbsz"].get("nb301", {}).get(name)
+            same = f"{a['rho_ours']:.3f} / {a['rho_nbsz']:.3f}" if a else "—"
+            secs = f"{m['seconds_per_arch']:.3f}" if m else "—"
+            lines.append(f"| {name} | {cell(m)} | {agree('nb301', name)} | {same} | {secs} |")
     if results.get("next_seed"):
         ns = results["next_seed"]
         lines += ["", f"The same {ns['n']} CIFAR-10 archs at seed {ns['seed']} (another batch and initialisation):", "",

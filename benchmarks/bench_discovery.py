@@ -1,10 +1,11 @@
 """Does evolution discover a proxy that beats its seeds? The default ``evolve.py`` at several GP seeds, each
 winner tested on the pool's test archs (never read during a run) next to every seed program and registered
-proxy, scored in the same verify run.
+proxy, on the same archs, batch and initialisations.
 
     python benchmarks/bench_discovery.py                       # seeds 0,1,2; 1000 test archs per NB-201 dataset
     python benchmarks/bench_discovery.py --part evolve         # only the runs (wall time, peak RSS, cache size)
-    python benchmarks/bench_discovery.py --part test --n_test 300 --proxies meco,reg_swap,swap,params
+    python benchmarks/bench_discovery.py --part proxies --n_test 200   # the proxies' side of the test, while runs go on
+    python benchmarks/bench_discovery.py --part test --n_test 200      # then the winners (reuses the proxies' runs)
 
 Per seed: wall time, peak RSS of the run's process tree, the value cache's size after it, the winner (chosen
 on the validation networks) and its fitness figures. Per task and batch: Spearman / Kendall with 95% bootstrap
@@ -36,7 +37,7 @@ from eznas.gp.fitness import FitnessData
 from eznas.gp.seeds import SEEDS
 from eznas.io import atomic_open, write_json
 from eznas.proxies import list_proxies
-from eznas.spaces.darts import DARTS
+from eznas.spaces.darts import has_probes
 from eznas.verify import VerifyConfig, result_line, run_verify
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,8 +96,8 @@ def test_files(cfg: EvolutionConfig, root: Path, runs: Path, n_test: int) -> dic
             subset.to_csv(f, index=False)
         # the network fitness scored: DARTS genotypes on the run's probe network (None: the space's default)
         kw = {"search_space": space, "dataset": dataset}
-        if space == "DARTS":
-            kw.update(probe=cfg.fitness.probe or DARTS.default_probe, width=cfg.fitness.width, cells=cfg.fitness.cells)
+        if has_probes(space):
+            kw.update(probe=cfg.fitness.probe, width=cfg.fitness.width, cells=cfg.fitness.cells)
         out[str(task)] = (kw, str(path))
     return out
 
@@ -112,7 +113,9 @@ def agreement(scores: pd.DataFrame, winner: str, others: list[str]) -> dict[str,
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("all", "evolve", "test"), default="all")
+    p.add_argument("--part", choices=("all", "evolve", "test", "proxies"), default="all",
+                   help="proxies: only score the proxies and seed programs on the test archs (what --part test "
+                   "reuses; needs the first seed's config.json, not its result, so it can run beside --part evolve)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--n_test", type=int, default=1000, help="test archs per task (DARTS: all of its test split)")
     p.add_argument("--batches", default=None, help="verify batch sizes (default 16 and the fitness batch)")
@@ -141,9 +144,11 @@ def main() -> None:
                   f"cache {entry['cache_bytes'] / 1e9:.2f} GB, winner {results['seeds'][str(seed)]['winner']}",
                   flush=True)
             write_json(out, results)
-    if args.part in ("all", "test"):
+    if args.part in ("all", "test", "proxies"):
         winners = {s: results["seeds"][str(s)]["winner"] for s in seeds if str(s) in results["seeds"]}
-        if not winners:
+        if args.part == "proxies":
+            winners = {}
+        elif not winners:
             raise SystemExit("error: no finished evolution run to test; run --part evolve first")
         cfg = from_dict(EvolutionConfig, json.loads((runs / f"seed{seeds[0]}" / "config.json").read_text()), "config")
         proxies = tuple(args.proxies.split(","))
@@ -170,12 +175,14 @@ def main() -> None:
                     both = scores.merge(own[["uid", w]], on="uid", suffixes=("", " (winner)"))
                     column = w if w not in scores.columns else f"{w} (winner)"
                     entry["agreement"][str(s)] = agreement(both, column, [c for c in summary["proxies"] if c != w])
-                results["test"][tag] = entry
                 print(f"--- {tag}: {summary['n_archs']} archs")
                 for name, m in entry["proxies"].items():
                     print(result_line(name, m))
-                write_json(out, results)
-    print(f"wrote {out}")
+                if args.part != "proxies":
+                    results["test"][tag] = entry
+                    write_json(out, results)
+    if args.part != "proxies":
+        print(f"wrote {out}")
 
 
 if __name__ == "__main__":

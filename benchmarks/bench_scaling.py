@@ -66,7 +66,7 @@ def main() -> None:
                      "same_fitness_as_serial": fitness == reference})
         shutil.rmtree(cache, ignore_errors=True)
     serial = rows[0]
-    print(f"{args.networks} networks (batch 4, float16), {args.programs} programs")
+    print(f"{args.networks} networks (batch {config.batch_size}, {config.dtype}), {args.programs} programs")
     print(f"{'backend':8} {'workers':>7} | {'values s':>9} {'speed-up':>8} {'overhead/task':>13} | "
           f"{'fitness s':>9} | same")
     for r in rows:

@@ -85,12 +85,12 @@ def verify_parser() -> argparse.ArgumentParser:
              help="the first --batch_size training images in file order (SWAP's unshuffled loader) instead of a "
              "seeded draw")
     add_flag(p, "init", default="default", choices=INITS, help="weight initialisation (default: PyTorch's)")
-    add_flag(p, "width", type=int, default=None, help="DARTS/NDS initial channels, >= 1 (default: the space's)")
-    add_flag(p, "cells", type=int, default=None, help="DARTS/NDS number of cells, >= 1 (default: the space's)")
+    add_flag(p, "width", type=int, default=None, help="DARTS/NASBench301/NDS initial channels, >= 1 (default: the space's)")
+    add_flag(p, "cells", type=int, default=None, help="DARTS/NASBench301/NDS number of cells, >= 1 (default: the space's)")
     add_flag(p, "probe", default=None, choices=list(PROBES),
-             help="DARTS: which network of a genotype is scored: swap (default; SWAP's probe network: no stem, one "
-             "reduction cell, width 3) or none (the standard network: stem, 8 cells, width 16); --width/--cells "
-             "override its size")
+             help="DARTS, NASBench301: which network of a genotype is scored: swap (default; SWAP's probe network: no "
+             "stem, one reduction cell, width 3) or none (the standard network, stem and 8 cells: width 16 for DARTS, "
+             "NB-301's training width 32 for NASBench301); --width/--cells override its size")
     add_flag(p, "bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs, >= 1 (default 1000)")
     add_flag(p, "program", action="append", default=[], metavar="EXPR",
              help="an evolved program to score like a proxy (repeatable), e.g. 'mean_units(fro(pre_D))'")
@@ -185,8 +185,10 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
     return run_cli(body)
 
 
-SPACE_TASKS = {"NASBench201": ("NASBench201:cifar10", "NASBench201:cifar100"), "DARTS": ("DARTS:cifar10",)}
-EVOLVE_DATASETS = {"NASBench201": ("cifar10", "cifar100", "ImageNet16-120"), "DARTS": ("cifar10",)}  # task spaces
+SPACE_TASKS = {"NASBench201": ("NASBench201:cifar10", "NASBench201:cifar100"), "DARTS": ("DARTS:cifar10",),
+               "NASBench301": ("NASBench301:cifar10",)}
+EVOLVE_DATASETS = {"NASBench201": ("cifar10", "cifar100", "ImageNet16-120"), "DARTS": ("cifar10",),
+                   "NASBench301": ("cifar10",)}  # task spaces
 EVOLVE_RANGES = {"population": at_least(2), "generations": at_least(1), "seed": at_least(0)}
 FLAG_RANGES = {"generations": at_least(1), "test_networks": at_least(0)}  # flags checked as given, resumed or not
 
@@ -293,7 +295,10 @@ def resumed_config(args: argparse.Namespace, run_dir: Path, saved_path: Path):  
     from eznas.gp.evolution import EvolutionConfig
 
     try:
-        saved = from_dict(EvolutionConfig, json.loads(saved_path.read_text()), str(saved_path))
+        data = json.loads(saved_path.read_text())
+        if isinstance(data, dict) and isinstance(data.get("fitness"), dict):
+            data["fitness"].setdefault("probe", "none")  # a run from before fitness.probe: the standard network
+        saved = from_dict(EvolutionConfig, data, str(saved_path))
     except FileNotFoundError:
         raise EznasError(f"--resume {run_dir}: no config.json there (not a run folder)") from None
     except ValueError as exc:
@@ -353,7 +358,7 @@ def evolve_parser() -> argparse.ArgumentParser:
         "network (--probe); fitness = min over tasks of Kendall tau.",
     )
     add_flag(p, "space", default=None, choices=sorted(SPACE_TASKS),
-             help="evolve on this space's tasks (NASBench201: CIFAR-10 and CIFAR-100; DARTS: CIFAR-10); "
+             help="evolve on this space's tasks (NASBench201: CIFAR-10 and CIFAR-100; DARTS, NASBench301: CIFAR-10); "
              "default: NASBench201 CIFAR-10, CIFAR-100 and DARTS CIFAR-10")
     add_flag(p, "tasks", default=None, help="comma-separated SPACE:DATASET tasks, e.g. NASBench201:cifar10,DARTS:cifar10 "
              f"(valid: {', '.join(f'{s}:{d}' for s, ds in EVOLVE_DATASETS.items() for d in ds)})")
@@ -373,8 +378,8 @@ def evolve_parser() -> argparse.ArgumentParser:
     add_flag(p, "data_root", default=None, help=f"data root (default ${DATA_ENV}, else ./data)")
     add_flag(p, "device", default=None, choices=("auto", "cpu", "cuda"), help="where networks are built and their statistics computed (default cpu)")
     add_flag(p, "probe", default=None, choices=list(PROBES),
-             help="which network of a DARTS genotype fitness scores: swap (default; SWAP's probe network) or none "
-             "(the standard network)")
+             help="which network of a DARTS or NASBench301 genotype fitness scores: swap (default; SWAP's probe "
+             "network) or none (the space's standard network)")
     add_flag(p, "cache_dir", default="results/cache/values", help="cache of network-level values, shared by "
              "runs (default results/cache/values)")
     add_flag(p, "test_networks", type=int, default=None, help="held-out archs per task for the top-3 test, >= 0 (default 100)")

@@ -28,7 +28,7 @@ from eznas.proxies.program import program_call, program_names
 from eznas.registry import UnknownNameError, Valid, at_least, check_values
 from eznas.scoring import ArchScores, resolve_device, sample_archs, score_archs
 from eznas.spaces import SpaceOptions, get_space
-from eznas.spaces.darts import DARTS
+from eznas.spaces.darts import DARTS, has_probes
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ RANGES = {  # config field -> its valid values (None: the default)
     "cells": at_least(1),
 }
 LEGACY = {"DARTS": {"probe": "none"}}  # what runs made before a field existed used (DARTS: the standard network)
-SIZED_SPACES = ("DARTS", "NDS")  # the spaces whose networks take --width and --cells
+SIZED_SPACES = ("DARTS", "NASBench301", "NDS")  # the spaces whose networks take --width and --cells
 
 
 def flag(field: str) -> str:
@@ -94,8 +94,8 @@ def check_config(cfg: VerifyConfig) -> None:
         if getattr(cfg, field) is not None and cfg.search_space not in SIZED_SPACES:
             raise EznasError(f"{flag(field)} applies to --search_space {' or '.join(SIZED_SPACES)} only, "
                              f"not {cfg.search_space}")
-    if cfg.probe is not None and cfg.search_space != "DARTS":
-        raise EznasError(f"--probe applies to --search_space DARTS only, not {cfg.search_space}")
+    if cfg.probe is not None and not has_probes(cfg.search_space):
+        raise EznasError(f"--probe applies to --search_space DARTS or NASBench301 only, not {cfg.search_space}")
     if cfg.fresh_batch and cfg.first_batch:
         raise EznasError("--fresh_batch and --first_batch exclude each other")
     if cfg.nds_space is not None and cfg.search_space != "NDS":
@@ -107,7 +107,7 @@ def check_config(cfg: VerifyConfig) -> None:
 def resolved(cfg: VerifyConfig) -> VerifyConfig:
     """The config with the space's defaults that change the scores made explicit (DARTS: its probe network),
     so that a run folder records them and a later default cannot change a resumed run."""
-    if cfg.search_space == "DARTS" and cfg.probe is None:
+    if has_probes(cfg.search_space) and cfg.probe is None:
         return dataclasses.replace(cfg, probe=DARTS.default_probe)
     return cfg
 

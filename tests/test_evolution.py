@@ -326,3 +326,19 @@ def test_variation_rates_are_checked():
     with pytest.raises(EznasError, match=r"sum <= 1, got cxpb=0.4, mutpb=0.4, joinpb=0.5"):
         EvolutionConfig(joinpb=0.5)
     assert EvolutionConfig(cxpb=0.5, mutpb=0.5, joinpb=0.0).joinpb == 0.0
+
+
+def test_fitness_scores_darts_genotypes_on_the_probe_network_and_keys_values_by_it(data_root):
+    from eznas.gp.fitness import FitnessData, Task
+
+    tasks = ("DARTS:cifar10", "NASBench301:cifar10")
+    default = FitnessData(FitnessConfig(tasks=tasks, selection=4, validation=2, screen=2), None, data_root)
+    standard = FitnessData(FitnessConfig(tasks=tasks, selection=4, validation=2, screen=2, probe="none"), None, data_root)
+    for text in tasks:
+        task = Task.parse(text)
+        arch = default.networks(text)[0]
+        assert default._space(task).tag == f"{task.space}-probe-swap" and standard._space(task).tag == task.space
+        assert len(default._space(task).build(arch.spec, 10).cells) == 1
+        assert default.key(task, arch) != standard.key(task, arch)  # cached values of one never serve the other
+    with pytest.raises(EznasError, match="fitness.probe must be one of: swap, none"):
+        FitnessConfig(probe="tiny")

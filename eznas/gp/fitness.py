@@ -47,7 +47,7 @@ from eznas.io import atomic_open
 from eznas.parallel import Mapper, torch_threads
 from eznas.networks import arch_seed, build_network, resolve_device
 from eznas.spaces import Arch, SpaceOptions, get_space
-from eznas.spaces.darts import PROBES
+from eznas.spaces.darts import PROBES, has_probes
 from eznas.stats import COLLECTOR_VERSION, CollectorConfig, NetworkStats, collect, find_units, stats_key
 from primitives.aggregate import ProgramFailure
 
@@ -91,8 +91,8 @@ class FitnessConfig:
     device: str = "cpu"
     width: int | None = None  # DARTS networks (None: the space's default)
     cells: int | None = None
-    probe: str | None = None  # DARTS: which network of a genotype (None: the space's default, SWAP's probe
-    # network; "none": the standard one; eznas.spaces.darts.PROBES)
+    probe: str | None = "swap"  # DARTS/NASBench301 tasks: which network of a genotype (SWAP's probe network;
+    # "none": the space's standard one; None: the space's default; eznas.spaces.darts.PROBES)
 
     def __post_init__(self) -> None:
         checks = [("selection", self.selection >= 2, ">= 2"), ("validation", self.validation >= 2, ">= 2"),
@@ -100,7 +100,7 @@ class FitnessConfig:
                   ("promote", self.promote >= 1, ">= 1"), ("batch_size", self.batch_size >= 1, ">= 1"),
                   ("metric", self.metric in ("kendall", "spearman"), "kendall or spearman"),
                   ("combine", self.combine in ("min", "mean"), "min or mean"), ("tasks", bool(self.tasks), "not empty"),
-                  ("probe", self.probe is None or self.probe in PROBES, f"unset or one of: {', '.join(PROBES)}")]
+                  ("probe", self.probe is None or self.probe in PROBES, f"one of: {', '.join(PROBES)}")]
         for name, ok, valid in checks:
             if not ok:
                 raise EznasError(f"fitness.{name} must be {valid}, got {getattr(self, name)!r}")
@@ -247,7 +247,7 @@ class FitnessData:
     def _space(self, task: Task):
         c = self.config
         return get_space(task.space, SpaceOptions(width=c.width, cells=c.cells,
-                                                  probe=c.probe if task.space == "DARTS" else None))
+                                                  probe=c.probe if has_probes(task.space) else None))
 
     def key(self, task: Task, arch: Arch) -> str:
         """The network's value-cache key: everything that changes its numbers, not which names are read."""

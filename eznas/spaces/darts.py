@@ -29,7 +29,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import pandas as pd
 import torch
@@ -333,19 +333,27 @@ PROBES = {"swap": Probe(3, 1, False, "SWAP's correlation.py: Network(3, 10, 1, g
           "none": Probe(16, 8, True, "the standard DARTS CIFAR network at CPU size: stem, 8 cells, width 16")}
 
 
+def has_probes(space: str) -> bool:
+    """Whether the registered space ``space`` builds DARTS genotypes, so takes ``--probe``."""
+    from eznas.spaces.base import SPACES
+
+    return space in SPACES.names() and issubclass(SPACES.get(space), DARTS)
+
+
 @register_space("DARTS")
 class DARTS(SearchSpace):
     """DARTS-space genotypes with CIFAR-10 accuracies (the SWAP release: ``genotype,valid_acc`` CSV)."""
 
     name = "DARTS"
     default_probe = "swap"
+    networks: ClassVar[dict[str, Probe]] = PROBES  # what --probe may name in this space
 
     def __init__(self, options: SpaceOptions = SpaceOptions()) -> None:
         super().__init__(options)
         self.probe = options.probe or self.default_probe
-        if self.probe not in PROBES:
-            raise EznasError(f"unknown probe network {self.probe!r}; valid: {', '.join(PROBES)}")
-        probe = PROBES[self.probe]
+        if self.probe not in self.networks:
+            raise EznasError(f"unknown probe network {self.probe!r}; valid: {', '.join(self.networks)}")
+        probe = self.networks[self.probe]
         self.width = probe.width if options.width is None else options.width
         self.cells = probe.cells if options.cells is None else options.cells
         self.stem = probe.stem
@@ -364,16 +372,23 @@ class DARTS(SearchSpace):
         full = Path(data_root) / "nds" / "darts_swap1000_cifar10.csv"
         return full if full.is_file() else Path(data_root) / "nds" / "darts_swap500_cifar10.csv"
 
+    spec_column, accuracy_column = "genotype", "valid_acc"  # the benchmark CSV's columns
+
+    def spec_of(self, text: Any, where: str) -> str:
+        """The genotype string of a table cell (validated; ArchError naming ``where`` and the bad token)."""
+        try:
+            parse_genotype(text)
+        except ArchError as exc:
+            raise ArchError(f"{where}: {exc}") from None
+        return text
+
     def load(self, path: Path, dataset: str, accuracy_key: str | None = None) -> list[Arch]:
-        """Read a ``genotype,<accuracy>`` CSV; uid = 0-based row; every genotype is validated."""
-        key = accuracy_key or "valid_acc"
-        table = read_table(path, ["genotype", key])
+        """Read a ``<spec_column>,<accuracy>`` CSV; uid = 0-based row; spec = the validated genotype string."""
+        key = accuracy_key or self.accuracy_column
+        table = read_table(path, [self.spec_column, key])
         archs, skipped = [], 0
-        for row, (spec, acc) in enumerate(zip(table["genotype"], table[key])):
-            try:
-                parse_genotype(spec)
-            except ArchError as exc:
-                raise ArchError(f"{path}: {row_name(row)}: {exc}") from None
+        for row, (text, acc) in enumerate(zip(table[self.spec_column], table[key])):
+            spec = self.spec_of(text, f"{path}: {row_name(row)}")
             if pd.isna(acc):
                 skipped += 1
                 continue
