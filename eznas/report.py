@@ -59,25 +59,33 @@ def check_all_tests(path: Path) -> str:
     return old
 
 
+def spans_decades(values: pd.Series, decades: float = 3.0) -> bool:
+    """Whether the nonzero magnitudes of ``values`` span more than ``decades`` orders of magnitude."""
+    mags = values.abs()[values != 0]
+    return len(mags) > 1 and float(mags.max()) > 10 ** decades * float(mags.min())
+
+
 def plot_scatter(path: Path, table: pd.DataFrame, proxies: list[str], summary: dict[str, Any], title: str) -> None:
     """One panel per proxy: score against accuracy, titled with tau and rho."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     cols = min(len(proxies), 4)
     rows = math.ceil(len(proxies) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False)
     for ax, name in zip(axes.flat, proxies):
-        ok = table[[name, "accuracy"]].dropna()
-        ax.scatter(ok[name], ok["accuracy"], s=4, alpha=0.5)
-        positive = ok[name][ok[name] > 0]
-        if len(positive) and (ok[name] >= 0).all() and ok[name].max() > 1e3 * positive.min():
-            ax.set_xscale("symlog", linthresh=float(positive.min()))  # heavy-tailed, zeros allowed
+        ok = table[[name, "accuracy"]].replace([math.inf, -math.inf], math.nan).dropna()
+        score, label = ok[name], "score"
+        if spans_decades(score):  # e.g. synflow: a rank axis keeps the ticks readable and shows what rho sees
+            score, label = score.rank(pct=True), "score (rank, 0-1)"
+        ax.scatter(score, ok["accuracy"], s=4, alpha=0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(5))
         m = summary["proxies"][name]
         ax.set_title(f"{name}: τ={m['kendall']:.3f} ρ={m['spearman']:.3f}", fontsize=10)
-        ax.set_xlabel("score")
+        ax.set_xlabel(label)
         ax.set_ylabel("accuracy (%)")
     for ax in list(axes.flat)[len(proxies):]:
         ax.axis("off")

@@ -300,3 +300,27 @@ def test_a_darts_run_from_before_the_probe_option_resumes_only_on_its_standard_n
     assert run([*common, "--probe", "none", "--resume"], capsys)[0] == 0  # finished: reported as it is
     code, _, err = run([*common, "--resume"], capsys)  # the default is now SWAP's probe network
     assert code == 2 and "--probe differs from the run's" in err and "'none' there, 'swap' now" in err
+
+
+def test_scores_spanning_many_decades_are_plotted_by_rank(tmp_path, monkeypatch):
+    """synflow-like scores (1e2 .. 1e40) get a rank axis with few ticks; ordinary scores keep their values."""
+    import matplotlib.axes
+
+    from eznas import report
+
+    assert report.spans_decades(pd.Series([1e2, 1e10, 1e40])) and not report.spans_decades(pd.Series([1.0, 50.0, 0.0]))
+    drawn = {}
+    real_scatter = matplotlib.axes.Axes.scatter
+
+    def spy(ax, x, y, **kw):
+        drawn[ax] = list(x)
+        return real_scatter(ax, x, y, **kw)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "scatter", spy)
+    table = pd.DataFrame({"synflow": [1e2, 1e10, 1e40, float("inf")], "params": [1.0, 2.0, 3.0, 4.0],
+                          "accuracy": [80.0, 85.0, 90.0, 91.0]})
+    summary = {"proxies": {n: {"kendall": 1.0, "spearman": 1.0} for n in ("synflow", "params")}}
+    report.plot_scatter(tmp_path / "s.png", table, ["synflow", "params"], summary, "t")
+    synflow, params = drawn.values()
+    assert synflow == pytest.approx([1 / 3, 2 / 3, 1.0]) and params == [1.0, 2.0, 3.0, 4.0]
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
