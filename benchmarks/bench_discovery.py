@@ -111,6 +111,59 @@ def agreement(scores: pd.DataFrame, winner: str, others: list[str]) -> dict[str,
     return out
 
 
+TARGETS = {"NASBench201:cifar10": 0.93, "NASBench201:cifar100": 0.92, "DARTS:cifar10": 0.85}  # the issue's rho
+
+
+def markdown(results: dict) -> str:
+    """The test tables: every winner, seed program and proxy per task and batch, then each winner against
+    the targets (equivalence, beating the best proxy, the rho thresholds)."""
+    names = {v: k for k, v in SEEDS.items()}  # seed program text -> its seed's name
+    winners = {s: e["winner"] for s, e in results["seeds"].items()}
+    tags = list(results["test"])
+    rows = list(dict.fromkeys(n for t in tags for n in results["test"][t]["proxies"]))
+
+    proxies = set(list_proxies())
+
+    def label(name: str) -> str:
+        seeds = [f"seed {s}" for s, w in winners.items() if w == name]
+        if seeds:
+            return f"winner ({', '.join(seeds)})"
+        return name if name in proxies or name not in names else f"seed program {names[name]}"
+
+    def cell(m: dict | None) -> str:
+        if not m:
+            return "—"
+        lo, hi = m["ci95"]["spearman"]
+        return f"{m['spearman']:.3f} / {m['kendall']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+    head = " | ".join(f"{results['test'][t]['task']} b{results['test'][t]['batch_size']} "
+                      f"(n={results['test'][t]['n_archs']})" for t in tags)
+    lines = [f"| program or proxy | {head} |", "|---|" + "---|" * len(tags)]
+    for name in rows:
+        lines.append(f"| {label(name)} | " + " | ".join(cell(results["test"][t]["proxies"].get(name)) for t in tags) + " |")
+    lines += ["", "| seed | most similar per arch (Spearman), per task | equivalent (>= 0.95) to | beats the best proxy "
+              "on every task | CIs apart on | rho targets met |", "|---|---|---|---|---|---|"]
+    for s, w in winners.items():
+        similar, equivalent, beats, apart, met = [], set(), True, [], []
+        for t in tags:
+            entry = results["test"][t]
+            agree = entry["agreement"].get(s, {})
+            if agree:
+                top = max(agree, key=lambda k: agree[k])
+                similar.append(f"{label(top)} {agree[top]:.3f}")
+                equivalent |= {label(k) for k, v in agree.items() if v >= EQUIVALENT}
+            mine = entry["proxies"][w]
+            best = max((m for n, m in entry["proxies"].items() if n in proxies), key=lambda m: m["spearman"])
+            beats &= mine["spearman"] > best["spearman"]
+            if mine["ci95"]["spearman"][0] > best["ci95"]["spearman"][1]:
+                apart.append(entry["task"])
+            if mine["spearman"] >= TARGETS.get(entry["task"], 1.0):
+                met.append(entry["task"])
+        lines.append(f"| {s} | {'; '.join(similar)} | {', '.join(sorted(equivalent)) or 'none'} | "
+                     f"{'yes' if beats else 'no'} | {', '.join(apart) or 'none'} | {', '.join(met) or 'none'} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--part", choices=("all", "evolve", "test", "proxies"), default="all",
@@ -182,6 +235,11 @@ def main() -> None:
                     results["test"][tag] = entry
                     write_json(out, results)
     if args.part != "proxies":
+        if results.get("test"):
+            md = markdown(results)
+            with atomic_open(out.with_suffix(".md")) as f:
+                f.write(md)
+            print(md)
         print(f"wrote {out}")
 
 
