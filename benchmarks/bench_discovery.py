@@ -47,7 +47,8 @@ EQUIVALENT = 0.95  # per-arch Spearman at or above which two proxies count as th
 def run_evolve(seed: int, run: Path, cache: Path, extra: list[str]) -> dict:
     """One default evolve.py run (resumed if its folder holds one): wall seconds and peak RSS of its tree."""
     args = [sys.executable, str(REPO / "evolve.py"), "--quiet", "--seed", str(seed), "--cache_dir", str(cache), *extra]
-    args += ["--resume", str(run)] if (run / "config.json").is_file() else ["--out", str(run)]
+    resumed = (run / "config.json").is_file()  # then the times cover only what was left of the run
+    args += ["--resume", str(run)] if resumed else ["--out", str(run)]
     start, peak = time.perf_counter(), 0
     proc = subprocess.Popen(args, cwd=REPO)
     root = psutil.Process(proc.pid)
@@ -59,7 +60,7 @@ def run_evolve(seed: int, run: Path, cache: Path, extra: list[str]) -> dict:
         time.sleep(0.5)
     if proc.returncode:
         raise SystemExit(f"error: evolve.py --seed {seed} failed with exit code {proc.returncode}")
-    return {"wall_seconds": time.perf_counter() - start, "peak_rss_gb": peak / 1024 ** 3}
+    return {"wall_seconds": time.perf_counter() - start, "peak_rss_gb": peak / 1024 ** 3, "resumed": resumed}
 
 
 def describe_run(run: Path) -> dict:
@@ -109,6 +110,15 @@ def agreement(scores: pd.DataFrame, winner: str, others: list[str]) -> dict[str,
         both = scores[[winner, name]].replace([float("inf"), -float("inf")], float("nan")).dropna()
         out[name] = float(stats.spearmanr(both[winner], both[name]).statistic) if len(both) > 2 else float("nan")
     return out
+
+
+def record(out: Path, section: str, key: str, value: dict) -> dict:
+    """Set ``section[key]`` in the JSON at ``out`` as it is now (another part may have written it since this
+    one started) and return the whole file's content."""
+    results = json.loads(out.read_text()) if out.is_file() else {}
+    results.setdefault(section, {})[key] = value
+    write_json(out, results)
+    return results
 
 
 TARGETS = {"NASBench201:cifar10": 0.93, "NASBench201:cifar100": 0.92, "DARTS:cifar10": 0.85}  # the issue's rho
@@ -192,11 +202,10 @@ def main() -> None:
             entry = results["seeds"].get(str(seed))
             if not ((run / "best_proxy.py").is_file() and entry):  # else finished and measured: described again
                 entry = {**run_evolve(seed, run, cache, args.evolve_args.split()), "cache_bytes": folder_bytes(cache)}
-            results["seeds"][str(seed)] = {**entry, **describe_run(run)}
+            results = record(out, "seeds", str(seed), {**entry, **describe_run(run)})
             print(f"seed {seed}: {entry['wall_seconds']:.0f} s, peak RSS {entry['peak_rss_gb']:.2f} GB, "
                   f"cache {entry['cache_bytes'] / 1e9:.2f} GB, winner {results['seeds'][str(seed)]['winner']}",
                   flush=True)
-            write_json(out, results)
     if args.part in ("all", "test", "proxies"):
         winners = {s: results["seeds"][str(s)]["winner"] for s in seeds if str(s) in results["seeds"]}
         if args.part == "proxies":
@@ -206,7 +215,6 @@ def main() -> None:
         cfg = from_dict(EvolutionConfig, json.loads((runs / f"seed{seeds[0]}" / "config.json").read_text()), "config")
         proxies = tuple(args.proxies.split(","))
         batches = [int(b) for b in args.batches.split(",")] if args.batches else sorted({16, cfg.fitness.batch_size})
-        results["test"] = results.get("test", {})
 
         def verify(tag: str, kw: dict, bench: str, batch: int, proxies: tuple, programs: tuple) -> tuple[dict, pd.DataFrame]:
             vcfg = VerifyConfig(**kw, batch_size=batch, seed=cfg.fitness.pool_seed, proxies=proxies,
@@ -232,8 +240,7 @@ def main() -> None:
                 for name, m in entry["proxies"].items():
                     print(result_line(name, m))
                 if args.part != "proxies":
-                    results["test"][tag] = entry
-                    write_json(out, results)
+                    results = record(out, "test", tag, entry)
     if args.part != "proxies":
         if results.get("test"):
             md = markdown(results)
