@@ -36,7 +36,7 @@ import torch
 import torch.nn as nn
 
 from eznas.errors import ArchError, DataError, EznasError
-from eznas.spaces.base import Arch, SearchSpace, SpaceOptions, register_space
+from eznas.spaces.base import SPACES, Arch, SearchSpace, SpaceOptions, register_space
 from eznas.spaces.nb201 import read_table, row_name
 from eznas.spaces.ops import FactorizedReduce, ReLUConvBN, Zero
 
@@ -321,7 +321,7 @@ class NetworkCIFAR(nn.Module):
 
 @dataclass(frozen=True)
 class Probe:
-    """A proxy's own probe network: its width, cells and whether it has a stem."""
+    """A network of a genotype (a proxy's own probe network, or the standard one): width, cells, stem."""
 
     width: int
     cells: int
@@ -335,8 +335,6 @@ PROBES = {"swap": Probe(3, 1, False, "SWAP's correlation.py: Network(3, 10, 1, g
 
 def has_probes(space: str) -> bool:
     """Whether the registered space ``space`` builds DARTS genotypes, so takes ``--probe``."""
-    from eznas.spaces.base import SPACES
-
     return space in SPACES.names() and issubclass(SPACES.get(space), DARTS)
 
 
