@@ -85,7 +85,7 @@ def verify_parser() -> argparse.ArgumentParser:
              help="the first --batch_size training images in file order (SWAP's unshuffled loader) instead of a "
              "seeded draw")
     add_flag(p, "init", default="default", choices=INITS, help="weight initialisation (default: PyTorch's)")
-    add_flag(p, "width", type=int, default=None, help="DARTS/NASBench301/NDS initial channels, >= 1 (default: the space's)")
+    add_flag(p, "width", type=int, default=None, help="DARTS/NASBench301/NDS initial channels, NASBench101 stem channels (NB-101: 128), >= 1 (default: the space's)")
     add_flag(p, "cells", type=int, default=None, help="DARTS/NASBench301/NDS number of cells, >= 1 (default: the space's)")
     add_flag(p, "probe", default=None, choices=list(PROBES),
              help="DARTS, NASBench301: which network of a genotype is scored: swap (default; SWAP's probe network: no "

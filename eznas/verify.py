@@ -79,7 +79,8 @@ RANGES = {  # config field -> its valid values (None: the default)
     "cells": at_least(1),
 }
 LEGACY = {"DARTS": {"probe": "none"}}  # what runs made before a field existed used (DARTS: the standard network)
-SIZED_SPACES = ("DARTS", "NASBench301", "NDS")  # the spaces whose networks take --width and --cells
+SIZED_SPACES = {"width": ("DARTS", "NASBench101", "NASBench301", "NDS"),  # the spaces whose networks take the flag
+                "cells": ("DARTS", "NASBench301", "NDS")}
 
 
 def flag(field: str) -> str:
@@ -90,9 +91,9 @@ def flag(field: str) -> str:
 def check_config(cfg: VerifyConfig) -> None:
     """Every value in range, and no option the chosen space ignores (EznasError naming the flag)."""
     check_values(dataclasses.asdict(cfg), RANGES, name=flag)
-    for field in ("width", "cells"):
-        if getattr(cfg, field) is not None and cfg.search_space not in SIZED_SPACES:
-            raise EznasError(f"{flag(field)} applies to --search_space {' or '.join(SIZED_SPACES)} only, "
+    for field, spaces in SIZED_SPACES.items():
+        if getattr(cfg, field) is not None and cfg.search_space not in spaces:
+            raise EznasError(f"{flag(field)} applies to --search_space {' or '.join(spaces)} only, "
                              f"not {cfg.search_space}")
     if cfg.probe is not None and not has_probes(cfg.search_space):
         raise EznasError(f"--probe applies to --search_space DARTS or NASBench301 only, not {cfg.search_space}")

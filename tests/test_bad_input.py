@@ -83,6 +83,7 @@ VERIFY = [  # (args, culprits the error line names); {root} holds the user's thi
     (["--program", "mean_units(fro(pre_X))"], ("--program", "unknown name 'pre_X'")),
     (["--search_space", "DARTS", "--width", "0"], ("--width must be >= 1",)),
     (["--cells", "4"], ("--cells applies to", "NASBench201")),
+    (["--search_space", "NASBench101", "--cells", "4"], ("--cells applies to", "not NASBench101")),
     (["--nds_space", "darts"], ("--nds_space applies to",)),
     (["--probe", "swap"], ("--probe applies to", "DARTS or NASBench301 only", "NASBench201")),
     (["--search_space", "DARTS", "--probe", "tiny"], ("--probe", "invalid choice: 'tiny'")),

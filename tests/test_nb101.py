@@ -1,0 +1,69 @@
+"""NASBench101: NASLib's encoding, pruning, NB-101's channel split, and the network against the table's params."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from eznas.errors import ArchError, DataError
+from eznas.spaces import SpaceOptions, get_space
+from eznas.spaces.nb101 import parse_encoding, vertex_channels
+
+# row 0 of the early NB-Suite-Zero file: vertex 2 (a maxpool) feeds only vertex 5, which feeds nothing
+ROW0 = ("(0, 1, 1, 1, 1, 0, 1, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1, "
+        "0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 4, 4, 4, 1)")
+
+
+def test_encoding_is_pruned_to_the_vertices_on_input_output_paths():
+    matrix, ops = parse_encoding(ROW0, "here")
+    assert ops == ("input", "maxpool3x3", "maxpool3x3", "conv3x3-bn-relu", "conv3x3-bn-relu", "output")
+    assert matrix.shape == (6, 6) and matrix[0].tolist() == [0, 1, 1, 1, 1, 1]
+
+
+def test_channels_split_like_nb101():
+    # input -> a -> output, input -> b -> output: 128 output channels split 64 / 64; a chain keeps the width
+    fan = np.array([[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]])
+    assert vertex_channels(128, 128, fan) == [128, 64, 64, 128]
+    odd = np.array([[0, 1, 1, 1, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 1], [0, 0, 0, 0, 1], [0] * 5])
+    assert vertex_channels(64, 128, odd) == [64, 43, 43, 42, 128]
+    chain = np.array([[0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0]])
+    assert vertex_channels(32, 64, chain) == [32, 64, 64, 64]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("(1, 2)", "expected 49 adjacency ints and 7 op codes"),
+    ("nope(", "not a NASLib NB-101 encoding"),
+    (ROW0.replace("(0, 1, 1", "(0, 1, 2", 1), r"adjacency entry \(0, 2\) = 2"),
+    (ROW0[:-2] + "3)", "bad op code 3 at vertex 6"),
+    (ROW0.replace("2, 2, 4, 4, 4, 1)", "2, 2, 4, 4, 1, 1)"), "bad op code 1 at vertex 5"),
+])
+def test_a_bad_encoding_names_the_row_and_the_token(text, message, tmp_path):
+    path = tmp_path / "nb101.csv"
+    pd.DataFrame({"naslib_encoding": [ROW0, text], "val_accuracy": [92.0, 91.0]}).to_csv(path, index=False)
+    with pytest.raises(ArchError, match=rf"nb101.csv: row 1 \(file line 3\): {message}"):
+        get_space("NASBench101").load(path, "cifar10")
+
+
+def test_missing_accuracy_column_names_file_and_column(tmp_path):
+    path = tmp_path / "nb101.csv"
+    pd.DataFrame({"naslib_encoding": [ROW0]}).to_csv(path, index=False)
+    with pytest.raises(DataError, match="nb101.csv: missing column 'val_accuracy'"):
+        get_space("NASBench101").load(path, "cifar10")
+
+
+def test_real_table_parameter_counts_are_exact(data_root):
+    """At NB-101's width (128) every parameter count equals the table's (all 500 rows checked once; 12 here)."""
+    space = get_space("NASBench101")
+    path = space.default_benchmark(data_root, "cifar10")
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    archs, table = space.load(path, "cifar10"), pd.read_csv(path)
+    assert len(archs) == 500
+    torch.set_num_threads(1)
+    for arch in archs[:12]:
+        params = sum(p.numel() for p in space.build(arch.spec, 10).parameters()) / 1e6
+        assert params == pytest.approx(table.params[int(arch.uid)], abs=1e-6), arch.uid
+    small = get_space("NASBench101", SpaceOptions(width=8)).build(archs[0].spec, 10)
+    with torch.no_grad():
+        assert small(torch.randn(2, 3, 32, 32)).shape == (2, 10)
