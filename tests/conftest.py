@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from eznas.data import resolve_data_root
 
@@ -66,3 +67,12 @@ def two_generations(data_root, cache_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("evo") / "run"
     result = run_evolution(tiny(data_root), out, cache_dir=cache_dir, test_networks=8)
     return out, result
+
+
+@pytest.fixture
+def one_thread():
+    """Big builds and tiny forwards on one thread; the previous count restored (later tests compare scores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -52,7 +52,7 @@ def test_missing_accuracy_column_names_file_and_column(tmp_path):
         get_space("NASBench101").load(path, "cifar10")
 
 
-def test_real_table_parameter_counts_are_exact(data_root):
+def test_real_table_parameter_counts_are_exact(data_root, one_thread):
     """At NB-101's width (128) every parameter count equals the table's (all 500 rows checked once; 12 here)."""
     space = get_space("NASBench101")
     path = space.default_benchmark(data_root, "cifar10")
@@ -60,7 +60,6 @@ def test_real_table_parameter_counts_are_exact(data_root):
         pytest.skip(f"{path} not present")
     archs, table = space.load(path, "cifar10"), pd.read_csv(path)
     assert len(archs) == 500
-    torch.set_num_threads(1)
     for arch in archs[:12]:
         params = sum(p.numel() for p in space.build(arch.spec, 10).parameters()) / 1e6
         assert params == pytest.approx(table.params[int(arch.uid)], abs=1e-6), arch.uid

@@ -43,7 +43,7 @@ def test_missing_accuracy_column_names_file_and_column(tmp_path):
         get_space("NASBench301").default_benchmark(tmp_path, "cifar100")
 
 
-def test_real_table_networks_match_its_params(data_root):
+def test_real_table_networks_match_its_params(data_root, one_thread):
     """On NB-301's own network (--probe none: width 32, 8 cells), params without BN's affine parameters are
     the table's minus a constant; the default is SWAP's probe network, as DARTS."""
     space = get_space("NASBench301", SpaceOptions(probe="none"))
@@ -53,7 +53,6 @@ def test_real_table_networks_match_its_params(data_root):
     archs = space.load(path, "cifar10")
     table = pd.read_csv(path)
     assert len(archs) == len(table) == 725 and archs[0].accuracy == pytest.approx(table.val_accuracy[0])
-    torch.set_num_threads(1)
     ours, theirs = [], []
     for arch in archs[:30]:
         net = space.build(arch.spec, 10)
