@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from eznas.data import resolve_data_root
-from eznas.io import atomic_open, write_json
+from eznas.io import atomic_open, write_bytes, write_json
 from eznas.metrics import correlations
 from eznas.proxies import list_proxies
 from eznas.verify import VerifyConfig, result_line, run_verify
@@ -196,8 +196,7 @@ def main() -> None:
 
     write_json(out.with_suffix(".json"), results)
     md = markdown(results, proxies)
-    with atomic_open(out.with_suffix(".md")) as f:
-        f.write(md)
+    write_bytes(out.with_suffix(".md"), md.encode())
     print(md)
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
 

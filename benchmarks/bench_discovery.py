@@ -35,7 +35,7 @@ from eznas.data import resolve_data_root
 from eznas.gp.evolution import EvolutionConfig
 from eznas.gp.fitness import FitnessData
 from eznas.gp.seeds import SEEDS
-from eznas.io import atomic_open, write_json
+from eznas.io import atomic_open, write_bytes, write_json
 from eznas.proxies import list_proxies
 from eznas.spaces.darts import has_probes
 from eznas.verify import VerifyConfig, result_line, run_verify
@@ -244,8 +244,7 @@ def main() -> None:
     if args.part != "proxies":
         if results.get("test"):
             md = markdown(results)
-            with atomic_open(out.with_suffix(".md")) as f:
-                f.write(md)
+            write_bytes(out.with_suffix(".md"), md.encode())
             print(md)
         print(f"wrote {out}")
 

@@ -19,7 +19,7 @@ import logging
 from pathlib import Path
 
 from eznas.data import resolve_data_root
-from eznas.io import atomic_open, write_json
+from eznas.io import write_bytes, write_json
 from eznas.proxies import list_proxies
 from eznas.verify import VerifyConfig, result_line, run_verify
 
@@ -90,8 +90,7 @@ def main() -> None:
     results["probe_better"] = [n for n in results["compared"] if probe[n]["spearman"] > results["standard"][n]["spearman"]]
     write_json(out.with_suffix(".json"), results)
     md = markdown(results)
-    with atomic_open(out.with_suffix(".md")) as f:
-        f.write(md)
+    write_bytes(out.with_suffix(".md"), md.encode())
     print(md)
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
 

@@ -28,7 +28,7 @@ from eznas.proxies.program import program_call, program_names
 from eznas.registry import UnknownNameError, Valid, at_least, check_values
 from eznas.scoring import ArchScores, resolve_device, sample_archs, score_archs
 from eznas.spaces import SpaceOptions, get_space
-from eznas.spaces.darts import DARTS, has_probes
+from eznas.spaces.darts import has_probes
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def resolved(cfg: VerifyConfig) -> VerifyConfig:
     """The config with the space's defaults that change the scores made explicit (DARTS: its probe network),
     so that a run folder records them and a later default cannot change a resumed run."""
     if has_probes(cfg.search_space) and cfg.probe is None:
-        return dataclasses.replace(cfg, probe=DARTS.default_probe)
+        return dataclasses.replace(cfg, probe=get_space(cfg.search_space).probe)
     return cfg
 
 

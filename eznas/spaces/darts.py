@@ -25,22 +25,18 @@ CPU size: stem conv3x3 to 3C + BN, C=16, 8 cells. An explicit width or cell coun
 from __future__ import annotations
 
 import ast
-import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
 
-import pandas as pd
 import torch
 import torch.nn as nn
 
 from eznas.errors import ArchError, DataError, EznasError
 from eznas.spaces.base import SPACES, Arch, SearchSpace, SpaceOptions, register_space
-from eznas.spaces.nb201 import read_table, row_name
+from eznas.spaces.nb201 import read_archs
 from eznas.spaces.ops import FactorizedReduce, ReLUConvBN, Zero
-
-log = logging.getLogger(__name__)
 
 Edges = tuple[tuple[str, int], ...]
 
@@ -382,22 +378,7 @@ class DARTS(SearchSpace):
 
     def load(self, path: Path, dataset: str, accuracy_key: str | None = None) -> list[Arch]:
         """Read a ``<spec_column>,<accuracy>`` CSV; uid = 0-based row; spec = the validated genotype string."""
-        key = accuracy_key or self.accuracy_column
-        table = read_table(path, [self.spec_column, key])
-        archs, skipped = [], 0
-        for row, (text, acc) in enumerate(zip(table[self.spec_column], table[key])):
-            spec = self.spec_of(text, f"{path}: {row_name(row)}")
-            if pd.isna(acc):
-                skipped += 1
-                continue
-            try:
-                accuracy = float(acc)
-            except (TypeError, ValueError):
-                raise DataError(f"{path}: {row_name(row)}: {key} {acc!r} is not a number") from None
-            archs.append(Arch(str(row), spec, accuracy))
-        if skipped:
-            log.warning("%s: skipped %d rows with no %s", path, skipped, key)
-        return archs
+        return read_archs(path, self.spec_column, accuracy_key or self.accuracy_column, self.spec_of)
 
     def build(self, spec: str, num_classes: int) -> nn.Module:
         return NetworkCIFAR(parse_genotype(spec), num_classes, self.width, self.cells, self.stem)

@@ -29,7 +29,7 @@ import torch.nn as nn
 
 from eznas.errors import ArchError, DataError
 from eznas.spaces.base import Arch, SearchSpace, register_space
-from eznas.spaces.nb201 import read_table, row_name
+from eznas.spaces.nb201 import read_archs
 
 OPS = ("input", "output", "maxpool3x3", "conv1x1-bn-relu", "conv3x3-bn-relu")
 VERTICES = 7
@@ -184,19 +184,8 @@ class NASBench101(SearchSpace):
 
     def load(self, path: Path, dataset: str, accuracy_key: str | None = None) -> list[Arch]:
         """Read a ``naslib_encoding,<accuracy>`` CSV; uid = 0-based row; spec = the pruned cell (``spec_string``)."""
-        key = accuracy_key or "val_accuracy"
-        table = read_table(path, ["naslib_encoding", key])
-        archs = []
-        for row, (text, acc) in enumerate(zip(table["naslib_encoding"], table[key])):
-            where = f"{path}: {row_name(row)}"
-            spec = spec_string(*parse_encoding(text, where))
-            try:
-                accuracy = float(acc)
-            except (TypeError, ValueError):
-                raise DataError(f"{where}: {key} {acc!r} is not a number") from None
-            if accuracy == accuracy:  # NaN: no accuracy, skipped
-                archs.append(Arch(str(row), spec, accuracy))
-        return archs
+        return read_archs(path, "naslib_encoding", accuracy_key or "val_accuracy",
+                          lambda text, where: spec_string(*parse_encoding(text, where)))
 
     def build(self, spec: str, num_classes: int) -> nn.Module:
         width = self.default_width if self.options.width is None else self.options.width

@@ -9,6 +9,7 @@ joined by stride-2 residual blocks; BN-ReLU, global average pooling and a linear
 """
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Callable
@@ -20,6 +21,8 @@ import torch.nn as nn
 from eznas.errors import ArchError, DataError
 from eznas.spaces.base import Arch, SearchSpace, register_space
 from eznas.spaces.ops import ReLUConvBN, Zero
+
+log = logging.getLogger(__name__)
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 ACCURACY_KEYS = {"cifar10": "cifar10_test", "cifar100": "cifar100_test", "ImageNet16-120": "imagenet16_120_test"}
@@ -155,6 +158,27 @@ def refuse_rows(path: Path, bad: pd.Series, message: Callable[[int], str]) -> No
     if bad.any():
         row = int(bad.to_numpy().argmax())
         raise DataError(f"{path}: {row_name(row)}: {message(row)}")
+
+
+def read_archs(path: Path, spec_column: str, accuracy_key: str, spec_of: Callable[[object, str], str]) -> list[Arch]:
+    """The archs of a ``<spec_column>,<accuracy_key>`` CSV: uid = 0-based row, spec = ``spec_of(cell, where)``
+    (which validates it, raising ArchError naming ``where``); rows without an accuracy are skipped (a warning
+    counts them), a non-number accuracy is a DataError naming the row."""
+    table = read_table(path, [spec_column, accuracy_key])
+    archs, skipped = [], 0
+    for row, (text, acc) in enumerate(zip(table[spec_column], table[accuracy_key])):
+        spec = spec_of(text, f"{path}: {row_name(row)}")
+        if pd.isna(acc):
+            skipped += 1
+            continue
+        try:
+            accuracy = float(acc)
+        except (TypeError, ValueError):
+            raise DataError(f"{path}: {row_name(row)}: {accuracy_key} {acc!r} is not a number") from None
+        archs.append(Arch(str(row), spec, accuracy))
+    if skipped:
+        log.warning("%s: skipped %d rows with no %s", path, skipped, accuracy_key)
+    return archs
 
 
 def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
