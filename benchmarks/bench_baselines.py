@@ -43,8 +43,14 @@ PUBLISHED = {
                  "fisher": (.555, .411), "eznas": (.798, .617), "zico": (.81, .61), "meco": (.88, None),
                  "reg_swap": (.90, None)},
 }
+# NB-Suite-Zero's early tables of other spaces (their scores and val_accuracy in one file), each scored on the
+# space's own training network: task -> (space, file, verify options, the network in words)
+EARLY = {"nb301-cifar10": ("NASBench301", "nb301_zc_early_cifar10.csv", {"probe": "none"},
+                           "NB-301's training network: width 32, 8 cells"),
+         "nb101-cifar10": ("NASBench101", "nb101_zc_early_cifar10.csv", {},
+                           "NB-101's network: stem 128, 3 stacks of 3 cells")}
 TASKS = ("nb201-cifar10", "nb201-cifar100", "darts-cifar10", "nb201-cifar100-nbsz725", "nb201-paper-batch",
-         "nb201-cifar10-seed1", "nb301-cifar10")
+         "nb201-cifar10-seed1", *EARLY)
 # Each paper's own batch where it is not 16 (proxies-and-anchors.md): Sweetimator 64; ZiCo two batches of 64
 # (ours: one batch of 128 split in two). MeCo draws its own input and SWAP/EZNAS use 16 already.
 PAPER_BATCH = {"sweetimator": 64, "zico": 128}
@@ -90,6 +96,7 @@ def main() -> None:
     p.add_argument("--nbsz_archs", type=int, default=-1,
                    help="of NB-Suite-Zero's 725 CIFAR-100 archs, how many to score for the per-arch check (default all)")
     p.add_argument("--nb301_archs", type=int, default=-1, help="NB-301 table rows (default -1: all 725)")
+    p.add_argument("--nb101_archs", type=int, default=-1, help="NB-101 table rows (default -1: all 500)")
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-root", default=None)
@@ -184,14 +191,16 @@ def main() -> None:
             name: {"spearman_seed_vs_next": float(stats.spearmanr(both[name], both[f"{name}_next"],
                                                                    nan_policy="omit").statistic),
                    "next": summary["proxies"][name]} for name in proxies}}
-    # NB-301 on its own training network (width 32, 8 cells): NB-Suite-Zero's scores are in the same table
-    if "nb301-cifar10" in tasks:
-        summary, scores = verify("nb301-cifar10", proxies, search_space="NASBench301", dataset="cifar10",
-                                 probe="none", n_samples=args.nb301_archs)
-        results["tasks"]["nb301-cifar10"] = {"n_archs": summary["n_archs"], "wall_seconds": summary["wall_seconds"],
-                                             "proxies": summary["proxies"]}
-        table = pd.read_csv(root / "nbsuitezero_early" / "nb301_zc_early_cifar10.csv")
-        results["nbsz"]["nb301"] = nbsz_agreement(scores, table.rename_axis("index").reset_index(), list(proxies))
+    # NB-301 and NB-101 on their own training networks: NB-Suite-Zero's scores are in the same tables
+    for tag, (space, name, options, _) in EARLY.items():
+        if tag not in tasks:
+            continue
+        n = args.nb301_archs if space == "NASBench301" else args.nb101_archs
+        summary, scores = verify(tag, proxies, search_space=space, dataset="cifar10", n_samples=n, **options)
+        results["tasks"][tag] = {"n_archs": summary["n_archs"], "wall_seconds": summary["wall_seconds"],
+                                 "proxies": summary["proxies"]}
+        table = pd.read_csv(root / "nbsuitezero_early" / name)
+        results["nbsz"][tag] = nbsz_agreement(scores, table.rename_axis("index").reset_index(), list(proxies))
     results["published"] = PUBLISHED
 
     write_json(out.with_suffix(".json"), results)
@@ -215,7 +224,8 @@ def markdown(results: dict, proxies: tuple[str, ...]) -> str:
 
     t = {tag: results["tasks"].get(tag, {"n_archs": 0, "proxies": {}}) for tag in TASKS[:3]}
     n10, n100 = t["nb201-cifar10"]["n_archs"], t["nb201-cifar100"]["n_archs"]
-    lines = [
+    main = [
+        f"| proxy | NB-201 C10 ρ / τ (n={n10}) | NB-201 C100 ρ / τ (n={n100}) | DARTS ρ / τ (n={t['darts-cifar10']['n_archs']}) "
         f"| proxy | NB-201 C10 ρ / τ (n={n10}) | NB-201 C100 ρ / τ (n={n100}) | DARTS ρ / τ (n={t['darts-cifar10']['n_archs']}) "
         f"| C10 ρ / τ vs {C10_VALID} | published C10 | published C100 | ours vs NB-Suite-Zero per arch, C10 "
         "| same, C100 | s/arch C10 |",
@@ -224,7 +234,7 @@ def markdown(results: dict, proxies: tuple[str, ...]) -> str:
     for name in proxies:
         c10 = t["nb201-cifar10"]["proxies"].get(name)
         secs = f"{c10['seconds_per_arch']:.3f}" if c10 else "—"
-        lines.append(
+        main.append(
             f"| {name} | {cell(c10)} | {cell(t['nb201-cifar100']['proxies'].get(name))} "
             f"| {cell(t['darts-cifar10']['proxies'].get(name))} "
             f"| {cell(t['nb201-cifar10'].get('against_' + C10_VALID, {}).get(name))} "
@@ -232,6 +242,7 @@ def markdown(results: dict, proxies: tuple[str, ...]) -> str:
             f"| {agree('cifar10', name)} | {agree('cifar100', name)} "
             f"| {secs} |"
         )
+    lines = main if any(t[tag]["n_archs"] for tag in t) else []
     if results.get("paper_batch"):
         lines += ["", f"At each paper's own batch (same archs; ours above: batch {results['batch_size']}):", "",
                   "| proxy | batch | NB-201 C10 ρ / τ | NB-201 C100 ρ / τ | published C10 | published C100 |",
@@ -239,17 +250,19 @@ def markdown(results: dict, proxies: tuple[str, ...]) -> str:
         for name, r in results["paper_batch"].items():
             lines.append(f"| {name} | {r['batch']} | {cell(r.get('cifar10'))} | {cell(r.get('cifar100'))} "
                          f"| {pub('cifar10', name)} | {pub('cifar100', name)} |")
-    if "nb301-cifar10" in results["tasks"]:
-        nb301 = results["tasks"]["nb301-cifar10"]
-        lines += ["", f"NB-301 ({nb301['n_archs']} archs of NB-Suite-Zero's early table, its training network: width 32, "
-                  "8 cells; `val_accuracy`):", "",
+    for tag, (space, _, _, network) in EARLY.items():
+        if tag not in results["tasks"]:
+            continue
+        task = results["tasks"][tag]
+        lines += ["", f"{space} ({task['n_archs']} archs of NB-Suite-Zero's early table, {network}; "
+                  "`val_accuracy`):", "",
                   "| proxy | ours ρ / τ | ours vs NB-Suite-Zero per arch | same archs: our ρ / their ρ | s/arch |",
                   "|---|---|---|---|---|"]
         for name in proxies:
-            m, a = nb301["proxies"].get(name), results["nbsz"].get("nb301", {}).get(name)
+            m, a = task["proxies"].get(name), results["nbsz"].get(tag, {}).get(name)
             same = f"{a['rho_ours']:.3f} / {a['rho_nbsz']:.3f}" if a else "—"
             secs = f"{m['seconds_per_arch']:.3f}" if m else "—"
-            lines.append(f"| {name} | {cell(m)} | {agree('nb301', name)} | {same} | {secs} |")
+            lines.append(f"| {name} | {cell(m)} | {agree(tag, name)} | {same} | {secs} |")
     if results.get("next_seed"):
         ns = results["next_seed"]
         lines += ["", f"The same {ns['n']} CIFAR-10 archs at seed {ns['seed']} (another batch and initialisation):", "",

@@ -4,7 +4,7 @@ proxies carry this very code).
 ==========  ======================================================================================
 ``params``  trainable parameters, in millions (the ``params`` proxy)
 ``flops``   Conv2d and Linear multiply-accumulates for one input, in millions (the ``flops`` proxy)
-``n_units`` the number of ReLU-Conv-BN units the collector found
+``n_units`` the number of units the collector found (eznas.stats: ReLU-Conv-BN, or Conv-BN)
 ``depth``   the most Conv2d/Linear layers on any path from the input to the output (from the autograd
             graph of one forward, so skips and parallel branches count as they are wired)
 ==========  ======================================================================================

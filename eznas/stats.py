@@ -8,8 +8,14 @@ forward pass (so in execution order, whatever the module tree looks like):
   unit's first conv, whose input must be the output of an nn.ReLU; otherwise there is no unit there.
 
 So NB-201's and DARTS's ReLU-Conv-BN ops are units; the stem (no ReLU before its conv), conv shortcuts
-without BN and FactorizedReduce (its BN reads a concatenation) are not. In a post-activation
-Conv-BN-ReLU net, each conv after the first forms a unit with the previous layer's ReLU.
+without BN and FactorizedReduce (its BN reads a concatenation) are not.
+
+A network built of post-activation Conv-BN-ReLU ops (NB-101) declares ``unit_rule = "conv_bn"`` (a class
+or instance attribute; the default is ``"relu_conv_bn"``): then every Conv2d (chain) -> BatchNorm2d is a
+unit, the stem and 1x1 projections included, whatever produced the conv's input (a ReLU, a max-pool, a
+sum of vertices, the image), and ``inp`` is the conv input (``inp`` = ``pre``, ``inp_grad`` =
+``pre_grad``): there is no ReLU inside the unit. Under the default rule such a net would have a unit only
+where a conv directly reads a ReLU's output (NB-101 cell 0: 14 of 64 convs).
 
 **Names.** Per unit and per pass (D: the data batch; N: Gaussian noise of the same shape; P: the data
 plus ``perturbation`` times Gaussian noise, stored as the difference P - D):
@@ -64,6 +70,15 @@ SIGNALS = ("logits_sum", "ce")
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
+def unit_rule(net: nn.Module) -> str:
+    """The unit rule ``net`` declares (its ``unit_rule`` attribute; see the module docstring):
+    ``"relu_conv_bn"`` (the default) or ``"conv_bn"``. Literals here, so exported proxies carry it whole."""
+    rule = getattr(net, "unit_rule", "relu_conv_bn")
+    if rule not in ("relu_conv_bn", "conv_bn"):
+        raise ValueError(f"{type(net).__name__}.unit_rule is {rule!r}; valid: relu_conv_bn, conv_bn")
+    return rule
+
+
 @dataclass(frozen=True)
 class CollectorConfig:
     names: tuple[str, ...] = NAMES  # which named tensors to keep
@@ -100,13 +115,13 @@ class NetworkStats:
 
 class _UnitModules(NamedTuple):
     name: str
-    relu: nn.ReLU
+    relu: nn.ReLU | None  # None under the "conv_bn" rule
     conv: nn.Conv2d  # the first conv of the chain (reads the ReLU output)
     bn: nn.BatchNorm2d
 
 
 def find_units(net: nn.Module, x: torch.Tensor) -> list[_UnitModules]:
-    """Trace one forward pass on ``x`` and return the ReLU -> Conv -> BN units in execution order."""
+    """Trace one forward pass on ``x`` and return the units (``unit_rule(net)``) in execution order."""
     calls: list[tuple[nn.Module, int, int]] = []  # (module, id(input), id(output)) in call order
     keep: list[torch.Tensor] = []  # keeps traced tensors alive so their ids stay unique
 
@@ -123,6 +138,7 @@ def find_units(net: nn.Module, x: torch.Tensor) -> list[_UnitModules]:
 
 def _units(net: nn.Module, calls: list[tuple[nn.Module, int, int]]) -> list[_UnitModules]:
     """The units of a traced forward pass, from its ReLU, Conv2d and BatchNorm2d calls in order."""
+    with_relu = unit_rule(net) == "relu_conv_bn"
     names = {m: n for n, m in net.named_modules()}
     produced_by = {out: module for module, _, out in calls}
     first_input = {}
@@ -136,7 +152,9 @@ def _units(net: nn.Module, calls: list[tuple[nn.Module, int, int]]) -> list[_Uni
         while isinstance(produced_by.get(first_input[conv]), nn.Conv2d):
             conv = produced_by[first_input[conv]]
         relu = produced_by.get(first_input[conv])
-        if isinstance(relu, nn.ReLU):
+        if not with_relu:
+            units.append(_UnitModules(names[conv], None, conv, module))
+        elif isinstance(relu, nn.ReLU):
             units.append(_UnitModules(names[conv], relu, conv, module))
     return units
 
@@ -320,7 +338,13 @@ def _one_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor, signal: str, bac
     units = _units(net, calls)
     records = []
     for u in units:
-        rec = {**first[u.conv], **first[u.bn], **relu_out[first_input[u.conv]]}
+        rec = {**first[u.conv], **first[u.bn]}
+        if u.relu is not None:
+            rec.update(relu_out[first_input[u.conv]])
+        else:  # "conv_bn": the unit's input is the conv's
+            rec["inp"] = rec["pre"]
+            if "pre_grad" in rec:
+                rec["inp_grad"] = rec["pre_grad"]
         if backward:
             for key, like in (("pre_grad", "pre"), ("act_grad", "act"), ("inp_grad", "inp")):  # no gradient reached it
                 if key not in rec:

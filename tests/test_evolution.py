@@ -342,3 +342,17 @@ def test_fitness_scores_darts_genotypes_on_the_probe_network_and_keys_values_by_
         assert default.key(task, arch) != standard.key(task, arch)  # cached values of one never serve the other
     with pytest.raises(EznasError, match="fitness.probe must be one of: swap, none"):
         FitnessConfig(probe="tiny")
+
+
+def test_nb101_is_a_fitness_task_whose_programs_see_every_conv(data_root, one_thread):
+    from eznas.gp.fitness import FitnessData, Task
+
+    data = FitnessData(FitnessConfig(tasks=("NASBench101:cifar10",), selection=4, validation=2, screen=2, width=8),
+                       None, data_root)
+    task, arch = Task.parse("NASBench101:cifar10"), data.networks("NASBench101:cifar10")[0]
+    net = data._space(task).build(arch.spec, 10)
+    assert net.layers[0][0].out_channels == 8  # fitness.width is NB-101's stem
+    values = data.compute(task, arch, ["sum_units(corr_min_eig(pre_N))", "mean_units(fro(inp_D))"], True)
+    assert values["n_units"] == sum(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+    assert all(isinstance(values[a], float) and math.isfinite(values[a])
+               for a in ("sum_units(corr_min_eig(pre_N))", "mean_units(fro(inp_D))"))

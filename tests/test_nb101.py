@@ -66,3 +66,29 @@ def test_real_table_parameter_counts_are_exact(data_root, one_thread):
     small = get_space("NASBench101", SpaceOptions(width=8)).build(archs[0].spec, 10)
     with torch.no_grad():
         assert small(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_units_are_every_conv_bn_pair_with_the_conv_input(one_thread):
+    """NB-101 is Conv-BN-ReLU: the collector's units are its Conv -> BN pairs (the stem and the 1x1 projections
+    too), ``inp`` is the conv's input itself; a ReLU -> Conv -> BN rule would find a few of them."""
+    from eznas.data import Batch
+    from eznas.spaces.nb101 import spec_string
+    from eznas.stats import collect, find_units
+
+    net = get_space("NASBench101", SpaceOptions(width=8)).build(spec_string(*parse_encoding(ROW0, "row 0")), 10)
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    convs = [name for name, m in net.named_modules() if isinstance(m, torch.nn.Conv2d)]
+    assert sorted(u.name for u in find_units(net, x)) == sorted(convs) and len(convs) == 64
+    stats = collect(net, Batch(x, torch.zeros(4, dtype=torch.long), 10))
+    stem = stats.units[0].tensors
+    assert stats.units[0].name == "layers.0.0" and torch.equal(stem["inp_D"], x)
+    for unit in stats.units:
+        t = unit.tensors
+        assert torch.equal(t["inp_D"], t["pre_D"]) and torch.equal(t["inp_grad_N"], t["pre_grad_N"])
+        assert torch.equal(t["inp_P"], t["pre_P"]) and t["act_D"].shape[1] == t["weight"].shape[0]
+    assert stats.features["n_units"] == 64
+    net.unit_rule = "relu_conv_bn"  # what NB-201's rule would see
+    assert 0 < len(find_units(net, x)) < 20
+    net.unit_rule = "conv-bn"
+    with pytest.raises(ValueError, match="unit_rule is 'conv-bn'; valid: relu_conv_bn, conv_bn"):
+        find_units(net, x)

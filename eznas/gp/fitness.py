@@ -89,7 +89,7 @@ class FitnessConfig:
     pool_seed: int = 0  # the splits, the batch and each network's initialisation (not the GP seed)
     data_root: str | None = None
     device: str = "cpu"
-    width: int | None = None  # DARTS networks (None: the space's default)
+    width: int | None = None  # DARTS/NASBench301 initial channels, NASBench101 stem (None: the space's default)
     cells: int | None = None
     probe: str | None = "swap"  # DARTS/NASBench301 tasks: which network of a genotype (SWAP's probe network;
     # "none": the space's standard one; None: the space's default; eznas.spaces.darts.PROBES)

@@ -13,9 +13,10 @@ vertices that feed it (channels split as in ``compute_vertex_channels``), plus a
 the input feeds the output directly. Vertices not on an input-output path are pruned first. ``--width``
 scales the stem (for CPU speed); its default is NB-101's 128.
 
-Ops are Conv-BN-ReLU, not pre-activation: the collector's ReLU -> Conv -> BN units cover only the convs that
-read one vertex's ReLU output directly, so programs see a partial set of units here; the proxies that walk
-the modules themselves (params, flops, synflow, snip, grad_norm, ...) see the whole network.
+Ops are Conv-BN-ReLU, not pre-activation, so the network declares the collector's ``conv_bn`` unit rule
+(eznas.stats): a unit is each Conv -> BN pair (stem, projections and vertex ops alike) with the conv's input
+as ``inp`` and ``pre`` and the BN output as ``act``, with their gradients; ReLU -> Conv -> BN units would
+cover only the convs that read a ReLU output directly (14 of cell 0's 64 convs).
 """
 from __future__ import annotations
 
@@ -136,7 +137,10 @@ class Cell(nn.Module):
 
 
 class Network101(nn.Module):
-    """The NB-101 CIFAR network for one cell; returns logits."""
+    """The NB-101 CIFAR network for one cell; returns logits. Its ops are Conv-BN-ReLU, so the collector's
+    units are its Conv -> BN pairs, each with the conv's input (eznas.stats, ``unit_rule``)."""
+
+    unit_rule = "conv_bn"
 
     def __init__(self, matrix: np.ndarray, ops: tuple[str, ...], num_classes: int, width: int = 128,
                  stacks: int = 3, cells: int = 3):
