@@ -395,7 +395,7 @@ PARALLEL_FLAGS = {  # flag -> (type, help); None defaults leave the config's val
                 "alone, 1 means serial and more than 1 loky)"),
     "scheduler_address": (str, "dask: connect to this scheduler (e.g. tcp://host:8786) instead of starting one"),
     "cluster": (str, "dask without an address: local (LocalCluster on 127.0.0.1, default) or slurm (dask-jobqueue)"),
-    "retries": (int, "dask: reruns of a task whose worker was lost (default 3)"),
+    "retries": (int, "reruns of tasks whose worker was lost (dask: per task; loky: of the unfinished ones; default 3)"),
     "queue": (str, "SLURM workers: partition"),
     "account": (str, "SLURM workers: account"),
     "walltime": (str, "SLURM workers: job walltime (default 01:00:00)"),

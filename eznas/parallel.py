@@ -6,8 +6,11 @@ a Dask cluster: the scheduler at ``--scheduler-address``, else a ``LocalCluster`
 ``--cluster slurm``) a dask-jobqueue ``SLURMCluster`` scaled adaptively up to ``--workers`` jobs.
 
 Tasks are small (program strings, task names, arch indices) and pure: a worker rebuilds what it needs from
-the shared statistics cache, so a task lost with its worker is simply run again elsewhere (Dask does this
-by itself, up to ``retries`` times) and gives the same result. Every task computes with one torch thread
+the shared statistics cache, so a task lost with its worker is simply run again elsewhere and gives the
+same result: Dask does this by itself, up to ``retries`` times; with loky the tasks from the first lost
+result on are run again on a fresh pool, up to ``retries`` times. (Loky retires a worker whose memory grew
+by 300 MB, which torch's allocator does; such a worker can abort while it exits, "double free or
+corruption", and that took down whole evolution runs before.) Every task computes with one torch thread
 (``torch_threads``), which makes the numbers independent of the backend and of the worker count: float
 reductions split over several threads add in another order.
 """
@@ -37,7 +40,7 @@ class ParallelConfig:
     workers: int = 1  # loky processes, LocalCluster workers, or the most SLURM jobs
     scheduler_address: str | None = None  # dask: an existing scheduler, e.g. tcp://10.0.0.1:8786
     cluster: str = "local"  # dask without an address: local (LocalCluster) or slurm (dask-jobqueue)
-    retries: int = 3  # dask: reruns of a task whose worker was lost
+    retries: int = 3  # reruns of a task whose worker was lost (dask: per task; loky: of the pool)
     # SLURM workers (dask-jobqueue SLURMCluster): one worker process per job
     queue: str | None = None
     account: str | None = None
@@ -54,6 +57,8 @@ class ParallelConfig:
             raise EznasError(f"unknown cluster {self.cluster!r}; valid: {', '.join(CLUSTERS)}")
         if self.workers < 1:
             raise EznasError(f"workers must be >= 1, got {self.workers}")
+        if self.retries < 0:
+            raise EznasError(f"retries must be >= 0, got {self.retries}")
 
 
 @contextmanager
@@ -89,10 +94,7 @@ class Mapper:
         if self.config.backend == "serial":
             return [_ticked(fn(x), tick) for x in items]
         if self.config.backend == "loky":
-            from joblib import Parallel, delayed
-
-            run = Parallel(n_jobs=min(self.config.workers, len(items)), backend="loky", return_as="generator")
-            return [_ticked(r, tick) for r in run(delayed(fn)(x) for x in items)]
+            return self._loky_map(fn, items, tick)
         from dask.distributed import as_completed
 
         client = self._dask_client()
@@ -100,6 +102,26 @@ class Mapper:
         for _ in as_completed(futures):
             tick()
         return client.gather(futures)
+
+    def _loky_map(self, fn: Callable[[Any], Any], items: list[Any], tick: Callable[[], None]) -> list[Any]:
+        from joblib import Parallel, delayed
+        from joblib.externals.loky.process_executor import BrokenProcessPool
+
+        results: list[Any] = []
+        for attempt in range(self.config.retries + 1):
+            rest = items[len(results):]
+            run = Parallel(n_jobs=min(self.config.workers, len(rest)), backend="loky", return_as="generator")
+            try:
+                for r in run(delayed(fn)(x) for x in rest):
+                    results.append(_ticked(r, tick))
+                return results
+            except BrokenProcessPool as exc:  # a worker died; the pool is rebuilt by the next Parallel
+                if attempt == self.config.retries:
+                    raise EznasError(f"a loky worker was lost {attempt + 1} time(s) in one map "
+                                     f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
+                log.warning("a loky worker was lost (%s); running the %d unfinished tasks again (retry %d of %d)",
+                            type(exc).__name__, len(items) - len(results), attempt + 1, self.config.retries)
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------------------------ dask
     def _dask_client(self):

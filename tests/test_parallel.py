@@ -25,6 +25,16 @@ def square(x: int) -> int:
     return x * x
 
 
+def square_or_abort(item: tuple[int, str]) -> int:
+    """``x * x``; but the first task to see no ``marker`` file creates it and aborts its worker process
+    (as a worker that loky retires can abort while it exits)."""
+    x, marker = item
+    if x == 3 and not os.path.exists(marker):
+        Path(marker).touch()
+        os.abort()
+    return x * x
+
+
 @pytest.fixture(scope="module")
 def dask_cluster():
     cluster = make_cluster(ParallelConfig("dask", workers=2))
@@ -47,6 +57,20 @@ def test_every_backend_maps_in_order(backend, dask_cluster):
     assert len(ticks) == 7
 
 
+def test_a_loky_worker_lost_mid_map_loses_no_result(tmp_path, caplog):
+    marker = str(tmp_path / "aborted")
+    ticks = []
+    with open_mapper(ParallelConfig("loky", workers=2)) as mapper:
+        assert mapper.map(square_or_abort, [(x, marker) for x in range(8)],
+                          tick=lambda: ticks.append(1)) == [x * x for x in range(8)]
+    assert os.path.exists(marker) and len(ticks) == 8
+    assert "a loky worker was lost" in caplog.text and "(retry 1 of 3)" in caplog.text
+    with open_mapper(ParallelConfig("loky", workers=2, retries=0)) as mapper, \
+            pytest.raises(EznasError, match=r"a loky worker was lost 1 time\(s\) in one map"):
+        Path(marker).unlink()
+        mapper.map(square_or_abort, [(x, marker) for x in range(8)])
+
+
 def test_bad_parallel_settings_list_the_valid_ones():
     with pytest.raises(EznasError, match="unknown backend 'spark'; valid: serial, loky, dask"):
         ParallelConfig("spark")
@@ -54,6 +78,8 @@ def test_bad_parallel_settings_list_the_valid_ones():
         ParallelConfig("dask", cluster="pbs")
     with pytest.raises(EznasError, match="workers must be >= 1, got 0"):
         ParallelConfig("loky", workers=0)
+    with pytest.raises(EznasError, match="retries must be >= 0, got -1"):
+        ParallelConfig("loky", retries=-1)
 
 
 def test_a_local_cluster_started_by_the_mapper_works():
