@@ -1,6 +1,7 @@
 """Fill the data root: copy a local mirror, or download and convert the public sources.
 
     python -m eznas.fetch [--data-root DIR] [--mirror DIR]
+    python -m eznas.fetch --nats-sss NATS-sss-v1_0-50262-simple/   # a NATS-Bench-SSS table you downloaded
 
 What goes where is in the manifest ``eznas/data_sources.json``: every mirror file with its sha256, and
 every public source (URL pinned by sha256) with the target it becomes under the data root. Each file is
@@ -382,6 +383,22 @@ def fill_from_sources(
     return written
 
 
+NATS_COLUMNS = {"cifar10_test": "cifar10:ori-test", "cifar100_test": "cifar100:x-test",
+                "imagenet16_120_test": "ImageNet16-120:x-test", "cifar10_valid": "cifar10-valid:x-valid"}
+
+
+def convert_nats_sss(source: Path, root: Path) -> Path:
+    """An official NATS-Bench-SSS table (``-simple`` folder or single ``.pickle.pbz2``) as
+    ``<root>/nats_sss/nats_sss.csv``: index, arch_str and the accuracies of ``NATS_COLUMNS``."""
+    from eznas.spaces.nats_sss import CSV, official_table
+
+    table = official_table(Path(source), NATS_COLUMNS.values()).rename(columns={v: k for k, v in NATS_COLUMNS.items()})
+    dest = root / "nats_sss" / CSV
+    write_bytes(dest, _to_csv(table))
+    log.info("%s: %d NATS-Bench-SSS archs from %s", dest, len(table), source)
+    return dest
+
+
 def manual_notes(root: Path, manifest: Manifest | None = None) -> list[str]:
     """Messages for data with no automatic download that is not in ``root`` yet."""
     entries = (manifest or load_manifest()).get("manual", [])
@@ -402,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_flag(p, "data_root", default=None, help=f"data root to fill (default ${DATA_ENV}, else ./data)")
     add_flag(p, "mirror", default=None, help=f"local mirror folder (default ${MIRROR_ENV}); without one, download")
+    add_flag(p, "nats_sss", default=None, metavar="PATH",
+             help="only convert this official NATS-Bench-SSS table (NATS-sss-v1_0-50262-simple/ or "
+             "NATS-sss-v1_0-50262.pickle.pbz2) to <data root>/nats_sss/nats_sss.csv")
     return p
 
 
@@ -412,6 +432,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         root = resolve_data_root(args.data_root)
         check_writable(root, folder=True, what=f"--data-root (or ${DATA_ENV})")
+        if args.nats_sss:
+            convert_nats_sss(Path(args.nats_sss), root)
+            return 0
         manifest = load_manifest()
         mirror = args.mirror or os.environ.get(MIRROR_ENV)
         base = os.environ.get(SOURCE_BASE_ENV)

@@ -19,6 +19,7 @@ import pytest
 
 from eznas import fetch
 from eznas.errors import DataError
+from eznas.spaces import get_space
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -334,12 +335,31 @@ def test_unknown_source_column_names_what_it_has(public, tmp_path):
         fetch.fill_from_sources(tmp_path / "data", public.manifest, source_base=public.server.base)
 
 
-def test_manual_note_for_imagenet16(tmp_path):
+def test_manual_notes_for_imagenet16_and_nats_sss(tmp_path):
     notes = fetch.manual_notes(tmp_path)
-    assert len(notes) == 1 and "no automatic download" in notes[0] and str(tmp_path / "imagenet16-120") in notes[0]
+    assert len(notes) == 2 and all("no automatic download" in n for n in notes)
+    assert str(tmp_path / "imagenet16-120") in notes[0] and "NATS-sss-v1_0-50262-simple.tar" in notes[1]
     (tmp_path / "imagenet16-120/ImageNet16").mkdir(parents=True)
     (tmp_path / "imagenet16-120/ImageNet16/train_data_batch_1").write_bytes(b"x")
+    (tmp_path / "nats_sss").mkdir()
     assert fetch.manual_notes(tmp_path) == []
+
+
+def test_an_official_nats_sss_table_converts_to_the_csv_the_space_reads(tmp_path):
+    from tests.test_nats_sss import ARCHS, SIMPLE, record, write_pbz2
+
+    folder = tmp_path / "download" / SIMPLE
+    folder.mkdir(parents=True)
+    write_pbz2(folder / "meta.pickle.pbz2", {"meta_archs": list(ARCHS), "total_archs": 3})
+    for i, arch in enumerate(ARCHS):
+        write_pbz2(folder / f"{i:06d}.pickle.pbz2", record(i, arch, 80.0 + i))
+    assert fetch.main(["--data-root", str(tmp_path / "data"), "--nats-sss", str(folder)]) == 0
+    space = get_space("NATSBenchSSS")
+    csv = space.default_benchmark(tmp_path / "data", "cifar10")
+    assert csv == tmp_path / "data" / "nats_sss" / "nats_sss.csv"
+    assert space.load(csv, "cifar10") == space.load(folder, "cifar10")
+    assert space.load(csv, "cifar10", "cifar10_valid") == space.load(folder, "cifar10", "cifar10-valid:x-valid")
+    assert [a.accuracy for a in space.load(csv, "cifar100")] == [49.0, 50.0, 51.0]
 
 
 # ------------------------------------------------------------------------------------------------ CLI

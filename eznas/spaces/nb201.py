@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import pandas as pd
 import torch
@@ -58,26 +58,33 @@ def parse_arch(spec: str) -> Cell:
     return tuple(cell)
 
 
-def _op(name: str, c: int) -> nn.Module:
+def _op(name: str, c_in: int, c_out: int) -> nn.Module:
+    """An NB-201 op from ``c_in`` to ``c_out`` channels at stride 1 (xautodl's: where the widths differ, a
+    skip is a 1x1 conv + BN, a pool starts with a 1x1 ReLU-Conv-BN, ``none`` gives ``c_out`` zeros)."""
     if name == "none":
-        return Zero()
+        return Zero(channels=c_out if c_out != c_in else None)
     if name == "skip_connect":
-        return nn.Identity()
+        return nn.Identity() if c_in == c_out else \
+            nn.Sequential(nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out))
     if name == "nor_conv_1x1":
-        return ReLUConvBN(c, c, 1, 1, 0)
+        return ReLUConvBN(c_in, c_out, 1, 1, 0)
     if name == "nor_conv_3x3":
-        return ReLUConvBN(c, c, 3, 1, 1)
-    return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        return ReLUConvBN(c_in, c_out, 3, 1, 1)
+    pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    return pool if c_in == c_out else nn.Sequential(ReLUConvBN(c_in, c_out, 1, 1, 0), pool)
 
 
 class InferCell(nn.Module):
-    def __init__(self, cell: Cell, c: int):
+    """A cell from ``c_in`` to ``c_out`` channels (default ``c_in``): the edges from its input change the width."""
+
+    def __init__(self, cell: Cell, c_in: int, c_out: int | None = None):
         super().__init__()
+        c_out = c_in if c_out is None else c_out
         self.edges = nn.ModuleList()
         self.inputs: list[list[int]] = []
         for node in cell:
             self.inputs.append([src for _, src in node])
-            self.edges.append(nn.ModuleList(_op(op, c) for op, _ in node))
+            self.edges.append(nn.ModuleList(_op(op, c_in if src == 0 else c_out, c_out) for op, src in node))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
@@ -100,17 +107,24 @@ class ResNetBasicBlock(nn.Module):
 
 
 class TinyNetwork(nn.Module):
-    def __init__(self, cell: Cell, num_classes: int, c: int = 16, n: int = 5):
+    """NB-201's network for ``cell``; ``channels`` (3N + 2 counts: N cells, a residual block, N cells, a
+    block, N cells, each mapping the previous count to its own) generalises it to NATS-Bench's size space;
+    the default is NB-201's C=16, N=5: (16,) * 5 + (32,) * 6 + (64,) * 6."""
+
+    def __init__(self, cell: Cell, num_classes: int, channels: Sequence[int] | None = None):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+        channels = tuple(channels) if channels is not None else (16,) * 5 + (32,) * 6 + (64,) * 6
+        if len(channels) % 3 != 2 or min(channels) < 1:
+            raise ArchError(f"NB-201 network channels must be 3N + 2 counts >= 1, got {channels}")
+        n = len(channels) // 3
+        self.stem = nn.Sequential(nn.Conv2d(3, channels[0], 3, padding=1, bias=False), nn.BatchNorm2d(channels[0]))
         blocks: list[nn.Module] = []
-        for stage, width in enumerate((c, 2 * c, 4 * c)):
-            if stage:
-                blocks.append(ResNetBasicBlock(width // 2, width))
-            blocks.extend(InferCell(cell, width) for _ in range(n))
+        for i, (c_in, c_out) in enumerate(zip((channels[0], *channels), channels)):
+            reduction = i in (n, 2 * n + 1)
+            blocks.append(ResNetBasicBlock(c_in, c_out) if reduction else InferCell(cell, c_in, c_out))
         self.cells = nn.Sequential(*blocks)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(4 * c), nn.ReLU(inplace=True))
-        self.classifier = nn.Linear(4 * c, num_classes)
+        self.lastact = nn.Sequential(nn.BatchNorm2d(channels[-1]), nn.ReLU(inplace=True))
+        self.classifier = nn.Linear(channels[-1], num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.lastact(self.cells(self.stem(x)))
@@ -130,22 +144,30 @@ class NASBench201(SearchSpace):
         key = accuracy_key or ACCURACY_KEYS.get(dataset)
         if key is None:
             raise DataError(f"no default accuracy column for dataset {dataset!r}; pass --accuracy-key")
-        table = read_table(path, ["index", "arch_str", key])
-        for row, spec in enumerate(table["arch_str"]):  # validated now, naming the row, not when built
+        def check(spec: object) -> None:
             if not (isinstance(spec, str) and CANONICAL.fullmatch(spec)):
-                try:
-                    parse_arch(spec)
-                except ArchError as exc:
-                    raise ArchError(f"{path}: {row_name(row)}: {exc}") from None
-        accuracy = pd.to_numeric(table[key], errors="coerce")
-        refuse_rows(path, accuracy.isna() & table[key].notna(), lambda r: f"{key} {table[key][r]!r} is not a number")
-        refuse_rows(path, table["index"].duplicated(), lambda r: f"index {table['index'][r]} appears twice")
-        keep = accuracy.notna()
-        return [Arch(str(i), s, float(a)) for i, s, a in zip(table["index"][keep], table["arch_str"][keep],
-                                                              accuracy[keep])]
+                parse_arch(spec)
+
+        return table_archs(path, read_table(path, ["index", "arch_str", key]), key, check)
 
     def build(self, spec: str, num_classes: int) -> nn.Module:
         return TinyNetwork(parse_arch(spec), num_classes)
+
+
+def table_archs(path: Path, table: pd.DataFrame, key: str, check: Callable[[object], object]) -> list[Arch]:
+    """The archs of an ``index, arch_str, <key>`` table: every spec validated now by ``check`` (naming the row,
+    not when built), a non-numeric accuracy or a repeated index refused, rows without an accuracy left out."""
+    for row, spec in enumerate(table["arch_str"]):
+        try:
+            check(spec)
+        except ArchError as exc:
+            raise ArchError(f"{path}: {row_name(row)}: {exc}") from None
+    accuracy = pd.to_numeric(table[key], errors="coerce")
+    refuse_rows(path, accuracy.isna() & table[key].notna(), lambda r: f"{key} {table[key][r]!r} is not a number")
+    refuse_rows(path, table["index"].duplicated(), lambda r: f"index {table['index'][r]} appears twice")
+    keep = accuracy.notna()
+    return [Arch(str(i), s, float(a)) for i, s, a in zip(table["index"][keep], table["arch_str"][keep],
+                                                          accuracy[keep])]
 
 
 def row_name(row: int) -> str:

@@ -15,16 +15,18 @@ class ReLUConvBN(nn.Sequential):
 
 
 class Zero(nn.Module):
-    """The ``none`` op: zeros of the output shape (``x * 0`` keeps NaN and the autograd graph)."""
+    """The ``none`` op: zeros of the output shape (``x * 0`` keeps NaN and the autograd graph); with
+    ``channels``, that many zero channels (an edge that changes the width)."""
 
-    def __init__(self, stride: int = 1):
+    def __init__(self, stride: int = 1, channels: int | None = None):
         super().__init__()
-        self.stride = stride
+        self.stride, self.channels = stride, channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride == 1:
-            return x.mul(0.0)
-        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+        out = x.mul(0.0) if self.stride == 1 else x[:, :, :: self.stride, :: self.stride].mul(0.0)
+        if self.channels is None:
+            return out
+        return out.sum(dim=1, keepdim=True).expand(-1, self.channels, -1, -1)
 
 
 class FactorizedReduce(nn.Module):
