@@ -131,8 +131,13 @@ def load_images(data_root: Path, dataset: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def normalise(x: np.ndarray, spec: DatasetSpec) -> torch.Tensor:
-    """uint8 NHWC -> float32 NCHW with NB-201's per-channel mean and std."""
-    t = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float()
+    """uint8 NHWC -> float32 NCHW with NB-201's per-channel mean and std, in the standard (contiguous) layout.
+
+    Not the channels-last view the permute gives: on CPU, oneDNN's 1x1 stride-2 conv backward with
+    channels-last input and fewer than 8 input channels (FactorizedReduce in SWAP's DARTS probe network)
+    writes past its workspace: wrong weight gradients, hangs, or heap corruption ("double free or
+    corruption"; uxlfoundation/oneDNN#6035). Reproduced here with torch 2.13.0."""
+    t = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float().contiguous()
     mean = torch.tensor(spec.mean).view(1, 3, 1, 1)
     std = torch.tensor(spec.std).view(1, 3, 1, 1)
     return (t - mean) / std

@@ -59,10 +59,11 @@ from eznas.io import atomic_path
 
 log = logging.getLogger(__name__)
 
-COLLECTOR_VERSION = 6  # 2: a ReLU called more than once gives each unit its own input; 3: inp_grad as
+COLLECTOR_VERSION = 7  # 2: a ReLU called more than once gives each unit its own input; 3: inp_grad as
 # the ReLU's backward gives it (differs from 2 only where a ReLU output has several readers); 4: the N pass
 # runs in the batch's memory layout (same noise values; its gradients round differently); 5: network
-# features (eznas.features) stored with the units; 6: float16 storage saturates at +-65504 (was inf)
+# features (eznas.features) stored with the units; 6: float16 storage saturates at +-65504 (was inf);
+# 7: batches and inputs in the standard layout, not channels-last (eznas.data.normalise: a oneDNN bug)
 STATS = ("inp", "inp_grad", "pre", "pre_grad", "weight_grad", "act", "act_grad")
 PASSES = ("D", "N", "P")
 NAMES = ("weight", *(f"{s}_{p}" for p in PASSES for s in STATS))
@@ -212,7 +213,9 @@ def collect_tensors(net: nn.Module, x: torch.Tensor, y: torch.Tensor, names: Seq
     passes the names need (D, N, P) on ``x`` with backward signal ``signal``. Depends on torch only, so
     exported proxies (``best_proxy.py``) carry this very function."""
     gen = torch.Generator(device="cpu").manual_seed(noise_seed)
-    # in x's memory layout too: a channels-last batch with contiguous noise ran the N pass 1.7x slower
+    # the standard layout: oneDNN's channels-last 1x1 stride-2 conv backward with < 8 input channels writes
+    # past its workspace (wrong weight gradients, heap corruption: uxlfoundation/oneDNN#6035)
+    x = x.contiguous()
     noise = torch.empty_like(x).copy_(torch.randn(x.shape, generator=gen))
     perturb = torch.empty_like(x).copy_(torch.randn(x.shape, generator=gen))
     inputs = {"D": x, "N": noise, "P": x + perturbation * perturb}
