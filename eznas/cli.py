@@ -473,3 +473,96 @@ def evolve_main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     return run_cli(body)
+
+
+# ---------------------------------------------------------------------------------------------- search.py
+def search_parser() -> argparse.ArgumentParser:
+    from eznas.search.strategies import list_strategies
+
+    p = Parser(
+        prog="search.py",
+        description="Search a NAS space for a good architecture with a zero-cost proxy (or an evolved program) as "
+        "the fitness, and report how good the found arch really is from the benchmark table. Writes config.json, "
+        "state.json (checkpoint), trajectory.csv, result.json and search.png to the run folder.",
+        epilog=f"strategies: {', '.join(list_strategies())}; proxies: {', '.join(list_proxies())}. Spaces: "
+        "NASBench201 and NATSBenchSSS (their tables are the space), DARTS and NASBench301 (any genotype; "
+        "--in_table keeps to the table's archs).",
+    )
+    add_flag(p, "search_space", "--space", default="NASBench201", choices=list_spaces(), help="default NASBench201")
+    add_flag(p, "dataset", default="cifar10", choices=list(DATASETS), help="default cifar10")
+    add_flag(p, "strategy", default="rea", help=f"{' | '.join(list_strategies())} (default rea)")
+    add_flag(p, "proxy", default=None, help="the fitness: a registered proxy, name[:key=value] (default meco)")
+    add_flag(p, "program", default=None, metavar="EXPR", help="the fitness: an evolved program (higher is better)")
+    add_flag(p, "program_file", default=None, metavar="RUN/hall_of_fame.json",
+             help="the fitness: the best program of an evolution run")
+    add_flag(p, "budget", type=int, default=1000, help="archs scored, >= 1 (default 1000)")
+    add_flag(p, "time_budget", type=float, default=None, metavar="SECONDS",
+             help="also stop after this many seconds of scoring")
+    add_flag(p, "population", type=int, default=20, help="rea: population size, >= 2, <= budget (default 20)")
+    add_flag(p, "sample_size", type=int, default=5, help="rea: tournament size, <= population (default 5)")
+    add_flag(p, "seed", type=int, default=0, help="seed of the search, the batch and the initialisations (default 0)")
+    add_flag(p, "batch_size", type=int, default=16, help="images per batch (default 16)")
+    add_flag(p, "in_table", action=argparse.BooleanOptionalAction, default=None,
+             help="propose only the benchmark table's archs (default: yes where the table is the whole space)")
+    add_flag(p, "accuracy_key", default=None, help="accuracy column (default: the space's for the dataset)")
+    add_flag(p, "benchmark_path", default=None, help="ground-truth file (default: the space's under the data root)")
+    add_flag(p, "data_root", default=None, help=f"data root (default ${DATA_ENV}, else ./data)")
+    add_flag(p, "device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA when present")
+    add_flag(p, "probe", default=None, choices=list(PROBES), help="DARTS, NASBench301: the network scored (default swap)")
+    add_flag(p, "width", type=int, default=None, help="DARTS/NASBench301 width (default: the network's)")
+    add_flag(p, "cells", type=int, default=None, help="DARTS/NASBench301 cells (default: the network's)")
+    add_flag(p, "out", default=None, help="run folder (default results/search/<space>-<dataset>-<strategy>-s<seed>-<time>/)")
+    add_flag(p, "resume", action="store_true", help="with --out DIR: continue the search there (same settings; "
+             "the budgets may grow)")
+    add_flag(p, "quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def search_main(argv: Sequence[str] | None = None) -> int:
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from eznas.search.run import Search, SearchConfig
+
+    def body() -> int:
+        args = search_parser().parse_args(argv)
+        if args.resume and not args.out:
+            raise EznasError("--resume needs --out DIR: the search folder to continue")
+        if args.program and args.program_file:
+            raise EznasError("give --program or --program-file, not both")
+        program = hall_of_fame_programs(args.program_file, 1)[0] if args.program_file else args.program
+        cfg = SearchConfig(
+            search_space=args.search_space, dataset=args.dataset, strategy=args.strategy, proxy=args.proxy,
+            program=program, budget=args.budget, time_budget=args.time_budget, population=args.population,
+            sample_size=args.sample_size, seed=args.seed, batch_size=args.batch_size, in_table=args.in_table,
+            accuracy_key=args.accuracy_key, benchmark_path=args.benchmark_path, data_root=args.data_root,
+            device=args.device, probe=args.probe, width=args.width, cells=args.cells, out=args.out)
+        search = Search(cfg, resume=args.resume)
+        bar = tqdm(total=search.cfg.budget, initial=len(search.state.history), unit="arch", desc="search",
+                   disable=True if args.quiet else None)
+
+        def tick(scored) -> None:  # noqa: ANN001 - a Scored
+            bar.update(1)
+            best = search.state.best()
+            if best is not None:
+                bar.set_postfix(best=f"{best.score:.4g}", acc=f"{best.accuracy:.2f}")
+
+        with logging_redirect_tqdm():
+            try:
+                result = search.run(tick)
+            finally:
+                bar.close()
+        found = result["found"]
+        print(f"run folder: {search.out}")
+        print(f"fitness={result['fitness']} archs_scored={result['archs_scored']} seconds={result['seconds']:.1f}")
+        if found is None:
+            print("found: none (the fitness was not finite on any arch scored)")
+        else:
+            where = (f" accuracy={found['accuracy']:.2f} rank={found['rank']}/{result['table_archs']} "
+                     f"(top {found['top_percent']:.2f}%) table_optimum={result['table_optimum']:.2f}"
+                     if "accuracy" in found else " (not in the benchmark table: no accuracy)")
+            print(f"found uid={found['uid']} score={found['score']:.6g}{where}")
+            print(f"spec={found['spec']}")
+        return 0
+
+    return run_cli(body)

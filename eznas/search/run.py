@@ -1,0 +1,265 @@
+"""One architecture search: a strategy proposes, a proxy (or an evolved program) scores, the best score
+wins; the benchmark table says how good the found arch really is.
+
+The run folder holds ``config.json`` (the resolved config), ``state.json`` (the checkpoint: every arch
+scored, the REA population, the RNG, the seconds spent; written atomically about every
+``CHECKPOINT_SECONDS`` and at the end), ``trajectory.csv`` (per arch scored: seconds, its score and
+accuracy, and the best-so-far arch's), ``result.json`` and ``search.png``. ``resume`` continues the
+search in the folder: the settings must be the run's, except the budgets, which may grow.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from eznas.data import BatchSource, resolve_data_root
+from eznas.errors import DataError, EznasError
+from eznas.io import atomic_open, check_writable, write_json
+from eznas.networks import resolve_device
+from eznas.proxies import ProxyCall, parse_proxy
+from eznas.proxies.program import program_call
+from eznas.registry import Valid, at_least, check_values
+from eznas.scoring import score_archs
+from eznas.search.encoding import ENCODINGS, Encoding, get_encoding
+from eznas.search.strategies import STRATEGIES, Scored, SearchState, Universe, make_strategy
+from eznas.spaces import Arch, SpaceOptions, get_space
+from eznas.spaces.darts import has_probes
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_SECONDS = 30.0
+FULL_TABLES = ("NASBench201", "NATSBenchSSS")  # spaces whose table holds every arch: always searched in it
+BUDGETS = ("budget", "time_budget")  # what a resumed search may change
+# the best test accuracy in each NB-201 table (the issue's reference optimum; ours is computed from the table)
+NB201_OPTIMUM = {"cifar10": 94.37, "cifar100": 73.51, "ImageNet16-120": 47.31}
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    search_space: str = "NASBench201"
+    dataset: str = "cifar10"
+    strategy: str = "rea"
+    proxy: str | None = None  # a registered proxy, name[:key=value]; meco when no program is given
+    program: str | None = None  # an evolved program (higher is better)
+    budget: int = 1000  # archs scored
+    time_budget: float | None = None  # seconds of scoring; the search stops at whichever budget ends first
+    population: int = 20  # rea
+    sample_size: int = 5  # rea: the tournament
+    seed: int = 0  # the strategy's draws, the batch and each network's initialisation
+    batch_size: int = 16
+    in_table: bool | None = None  # propose only the benchmark table's archs (None: only where it is the space)
+    accuracy_key: str | None = None
+    benchmark_path: str | None = None
+    data_root: str | None = None
+    device: str = "auto"
+    probe: str | None = None  # DARTS/NASBench301: which network of a genotype is scored
+    width: int | None = None
+    cells: int | None = None
+    out: str | None = None
+
+
+RANGES = {"budget": at_least(1), "time_budget": Valid(lambda t: t is None or t > 0, "> 0"),
+          "population": at_least(2), "sample_size": at_least(1), "seed": at_least(0), "batch_size": at_least(1),
+          "width": at_least(1), "cells": at_least(1)}
+
+
+def check_config(cfg: SearchConfig) -> None:
+    """Every setting valid before anything is read (EznasError naming the flag and the valid values)."""
+    check_values(dataclasses.asdict(cfg), RANGES, name=lambda k: f"--{k}")
+    STRATEGIES.get(cfg.strategy)
+    if cfg.search_space not in ENCODINGS:
+        raise EznasError(f"--search_space {cfg.search_space} cannot be searched yet; valid: {', '.join(ENCODINGS)}")
+    if cfg.proxy and cfg.program:
+        raise EznasError("give one fitness: --proxy or --program/--program-file, not both")
+    if cfg.strategy == "rea" and cfg.population > cfg.budget:
+        raise EznasError(f"--population {cfg.population} is larger than --budget {cfg.budget}: the first "
+                         "population alone would exceed the budget")
+    if cfg.probe is not None and not has_probes(cfg.search_space):
+        raise EznasError(f"--probe applies to DARTS or NASBench301 only, not {cfg.search_space}")
+
+
+def resolved(cfg: SearchConfig) -> SearchConfig:
+    """Defaults filled in: the fitness, whether the search keeps to the table, the DARTS probe network."""
+    probe = cfg.probe or getattr(get_space(cfg.search_space), "probe", None) if has_probes(cfg.search_space) else None
+    return dataclasses.replace(
+        cfg, proxy=cfg.proxy if cfg.proxy or cfg.program else "meco", probe=probe,
+        in_table=cfg.search_space in FULL_TABLES if cfg.in_table is None else cfg.in_table)
+
+
+def fitness_call(cfg: SearchConfig) -> ProxyCall:
+    return parse_proxy(cfg.proxy, cfg.batch_size) if cfg.proxy else program_call(cfg.program, noise_seed=cfg.seed)
+
+
+def generated_uid(spec: str) -> str:
+    """The id of an arch outside the table (its network's initialisation seed follows from it)."""
+    return f"g{zlib.crc32(spec.encode()):08x}"
+
+
+class Search:
+    def __init__(self, cfg: SearchConfig, resume: bool = False):
+        check_config(cfg)
+        self.cfg = cfg = resolved(cfg)
+        self.out = Path(cfg.out) if cfg.out else Path("results") / "search" / (
+            f"{cfg.search_space}-{cfg.dataset}-{cfg.strategy}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
+        self.call = fitness_call(cfg)
+        self.space = get_space(cfg.search_space, SpaceOptions(width=cfg.width, cells=cfg.cells, probe=cfg.probe))
+        self.encoding: Encoding = get_encoding(cfg.search_space)
+        root = resolve_data_root(cfg.data_root)
+        bench = Path(cfg.benchmark_path) if cfg.benchmark_path else self.space.default_benchmark(root, cfg.dataset)
+        self.table = self.space.load(bench, cfg.dataset, cfg.accuracy_key)
+        if not self.table:
+            raise DataError(f"{bench}: no architectures with an accuracy")
+        self.by_code = {self.encoding.encode(a.spec): a for a in self.table}
+        self.universe = Universe(self.encoding, list(self.by_code)) if cfg.in_table else None
+        self.strategy = make_strategy(cfg.strategy, cfg.population, cfg.sample_size)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.state = SearchState()
+        self._prepare_folder(resume)
+        self.batches = BatchSource(root, cfg.dataset, cfg.batch_size, cfg.seed)
+        self.device = resolve_device(cfg.device)
+
+    # -------------------------------------------------------------------------------- folder and checkpoint
+    def _prepare_folder(self, resume: bool) -> None:
+        config, state = self.out / "config.json", self.out / "state.json"
+        if config.is_file() and not resume:
+            raise EznasError(f"{self.out} already holds a search; use --resume to continue it or another --out")
+        check_writable(self.out, folder=True, what="--out")
+        if resume and state.is_file():
+            try:
+                before = json.loads(config.read_text())
+                saved = json.loads(state.read_text())
+            except (OSError, ValueError) as exc:
+                raise DataError(f"--resume {self.out}: unreadable checkpoint ({exc}); move it aside") from None
+            now = json.loads(json.dumps(dataclasses.asdict(self.cfg)))
+            for key in now:
+                if key not in BUDGETS and key != "out" and before.get(key) != now[key]:
+                    raise EznasError(f"--resume {self.out}: --{key} differs from the search's ({key}: "
+                                     f"{before.get(key)!r} there, {now[key]!r} now)")
+            self.state = SearchState([Scored(tuple(h["code"]), h["uid"], h["spec"], h["score"], h["accuracy"],
+                                             h["seconds"]) for h in saved["history"]],
+                                     list(saved["population"]), saved["elapsed"])
+            self.rng.bit_generator.state = saved["rng"]
+            log.info("%s: resuming after %d archs scored", self.out, len(self.state.history))
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_json(config, dataclasses.asdict(self.cfg))
+
+    def checkpoint(self) -> None:
+        s = self.state
+        write_json(self.out / "state.json", {
+            "history": [dataclasses.asdict(h) for h in s.history], "population": s.population,
+            "elapsed": s.elapsed, "rng": self.rng.bit_generator.state})
+
+    # -------------------------------------------------------------------------------- the loop
+    def arch(self, code: tuple) -> Arch:
+        known = self.by_code.get(code)
+        if known is not None:
+            return known
+        spec = self.encoding.decode(code)
+        return Arch(generated_uid(spec), spec, math.nan)
+
+    def score(self, arch: Arch) -> float:
+        (result,) = score_archs(self.space, [arch], [self.call], self.batches, seed=self.cfg.seed, device=self.device)
+        value = result.scores[self.call.label]
+        if result.errors:
+            log.debug("%s on %s: %s", self.call.label, arch.uid, result.errors[self.call.label])
+        return value if math.isfinite(value) else math.nan
+
+    def done(self) -> bool:
+        c, s = self.cfg, self.state
+        return len(s.history) >= c.budget or (c.time_budget is not None and s.elapsed >= c.time_budget)
+
+    def run(self, tick: Callable[[Scored], None] | None = None) -> dict[str, Any]:
+        last = time.perf_counter()
+        while not self.done():
+            code = self.strategy.propose(self.state, self.encoding, self.universe, self.rng)
+            if code is None:
+                log.warning("every arch the search may propose is scored (%d)", len(self.state.history))
+                break
+            arch = self.arch(code)
+            start = time.perf_counter()
+            value = self.score(arch)
+            seconds = time.perf_counter() - start
+            self.state.elapsed += seconds
+            self.state.history.append(Scored(code, arch.uid, arch.spec, value, arch.accuracy, seconds))
+            self.strategy.observe(self.state, len(self.state.history) - 1)
+            if tick:
+                tick(self.state.history[-1])
+            if time.perf_counter() - last > CHECKPOINT_SECONDS:
+                self.checkpoint()
+                last = time.perf_counter()
+        self.checkpoint()
+        return self.finish()
+
+    # -------------------------------------------------------------------------------- results
+    def trajectory(self) -> pd.DataFrame:
+        rows, best, elapsed = [], None, 0.0
+        for i, s in enumerate(self.state.history, start=1):
+            elapsed += s.seconds
+            if not math.isnan(s.score) and (best is None or s.score > best.score):
+                best = s
+            rows.append({"archs_scored": i, "seconds": elapsed, "uid": s.uid, "score": s.score,
+                         "accuracy": s.accuracy, "best_uid": best.uid if best else None,
+                         "best_score": best.score if best else math.nan,
+                         "best_accuracy": best.accuracy if best else math.nan, "spec": s.spec})
+        return pd.DataFrame(rows)
+
+    def finish(self) -> dict[str, Any]:
+        cfg, best = self.cfg, self.state.best()
+        accuracies = np.array([a.accuracy for a in self.table])
+        found: dict[str, Any] | None = None
+        if best is not None:
+            found = {"uid": best.uid, "spec": best.spec, "score": best.score}
+            if not math.isnan(best.accuracy):
+                better = int((accuracies > best.accuracy).sum())
+                found.update(accuracy=best.accuracy, rank=better + 1,
+                             top_percent=100.0 * (better + 1) / len(accuracies))
+        scored = [s.accuracy for s in self.state.history if not math.isnan(s.accuracy)]
+        result = {
+            "config": dataclasses.asdict(cfg), "fitness": self.call.label, "archs_scored": len(self.state.history),
+            "seconds": self.state.elapsed, "found": found, "table_archs": len(self.table),
+            "table_optimum": float(accuracies.max()),
+            "oracle_of_scored": max(scored) if scored else None,  # the best true accuracy among the archs scored
+            "not_finite": sum(math.isnan(s.score) for s in self.state.history),
+        }
+        if cfg.search_space == "NASBench201":
+            result["published_optimum"] = NB201_OPTIMUM.get(cfg.dataset)
+        table = self.trajectory()
+        with atomic_open(self.out / "trajectory.csv") as f:
+            table.to_csv(f, index=False)
+        write_json(self.out / "result.json", result)
+        plot_search(self.out / "search.png", table, result)
+        return result
+
+
+def plot_search(path: Path, table: pd.DataFrame, result: dict[str, Any]) -> None:
+    """Best-so-far proxy score and the true accuracy of that arch, against the archs scored."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    if len(table):
+        left.plot(table.archs_scored, table.best_score)
+        right.plot(table.archs_scored, table.best_accuracy, label="best-scored arch")
+        right.plot(table.archs_scored, table.accuracy.cummax(), linestyle=":", label="best arch scored (oracle)")
+    right.axhline(result["table_optimum"], color="grey", linestyle="--", label="table optimum")
+    left.set(xlabel="archs scored", ylabel=f"best {result['fitness'][:40]}")
+    right.set(xlabel="archs scored", ylabel="accuracy (%)")
+    right.legend(fontsize=7)
+    c = result["config"]
+    fig.suptitle(f"{c['strategy']} on {c['search_space']} {c['dataset']}, seed {c['seed']}", fontsize=10)
+    fig.tight_layout()
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
+    plt.close(fig)

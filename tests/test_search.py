@@ -1,0 +1,150 @@
+"""search.py: encodings, random search and regularised evolution, the run folder, resume and bad input."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from eznas.cli import search_main
+from eznas.errors import EznasError
+from eznas.search import run as search_run
+from eznas.search.encoding import get_encoding
+from eznas.search.run import Search, SearchConfig
+from eznas.search.strategies import RegularizedEvolution, SearchState, Scored
+from eznas.spaces import get_space
+
+
+def search(data_root, tmp_path, name="run", **kw) -> Search:
+    cfg = SearchConfig(**{"proxy": "params", "budget": 12, "population": 4, "sample_size": 2,
+                          "data_root": str(data_root), "out": str(tmp_path / name), **kw})
+    return Search(cfg)
+
+
+@pytest.mark.parametrize("space", ["NASBench201", "DARTS", "NASBench301"])
+def test_encodings_round_trip_the_tables_and_mutate_one_position(space, data_root):
+    enc = get_encoding(space)
+    sp = get_space(space)
+    rng = np.random.default_rng(0)
+    for arch in sp.load(sp.default_benchmark(data_root, "cifar10"), "cifar10")[:20]:
+        code = enc.encode(arch.spec)
+        assert enc.encode(enc.decode(code)) == code
+        child = enc.mutate(code, rng)
+        assert sum(a != b for a, b in zip(code, child)) == 1 and enc.valid(child)
+        sp.build(enc.decode(enc.random(rng)), 10)  # a random draw is a buildable arch
+    if space == "NASBench301":  # two different inputs per node, as NB-301's genotypes
+        assert all(len(set(enc.random(rng)[1::2][i:i + 2])) == 2 for i in range(0, 16, 2))
+
+
+def test_rea_ages_out_the_oldest_and_breeds_from_the_tournament_winner():
+    enc = get_encoding("NASBench201")
+    rea, state, rng = RegularizedEvolution(population=3, sample_size=3), SearchState(), np.random.default_rng(1)
+    for i in range(5):
+        code = rea.propose(state, enc, None, rng)
+        assert code not in state.seen()
+        state.history.append(Scored(code, str(i), enc.decode(code), float(i == 1), math.nan, 0.0))
+        rea.observe(state, i)
+    assert state.population == [2, 3, 4]  # 0 and 1 aged out
+    winner = state.history[4]
+    state.history[4] = Scored(winner.code, "4", winner.spec, 9.0, math.nan, 0.0)
+    child = rea.propose(state, enc, None, rng)  # the whole population is the tournament: 4 wins
+    assert sum(a != b for a, b in zip(child, winner.code)) == 1
+
+
+@pytest.mark.parametrize("strategy", ["random", "rea"])
+def test_a_search_writes_its_folder_and_reports_the_found_archs_rank(strategy, data_root, tmp_path):
+    s = search(data_root, tmp_path, strategy=strategy)
+    result = s.run()
+    out = tmp_path / "run"
+    assert {p.name for p in out.iterdir()} >= {"config.json", "state.json", "trajectory.csv", "result.json", "search.png"}
+    traj = pd.read_csv(out / "trajectory.csv")
+    assert len(traj) == 12 and traj.uid.is_unique and traj.best_score.is_monotonic_increasing
+    best = traj.loc[traj.score.idxmax()]
+    found = result["found"]
+    assert found["uid"] == str(best.uid) and found["accuracy"] == best.accuracy
+    table = get_space("NASBench201").load(get_space("NASBench201").default_benchmark(data_root, "cifar10"), "cifar10")
+    assert found["rank"] == 1 + sum(a.accuracy > found["accuracy"] for a in table) and result["table_archs"] == 15625
+    assert round(result["table_optimum"], 2) == result["published_optimum"] == 94.37 and result["oracle_of_scored"] == traj.accuracy.max()
+    assert json.loads((out / "result.json").read_text())["found"]["uid"] == found["uid"]
+    again = search(data_root, tmp_path, "again", strategy=strategy).run()
+    assert again["found"] == found  # the same seed, the same search
+
+
+def test_darts_searches_any_genotype_or_keeps_to_the_table(data_root, tmp_path):
+    free = search(data_root, tmp_path, "free", search_space="DARTS").run()
+    assert free["config"]["in_table"] is False and free["config"]["probe"] == "swap"
+    traj = pd.read_csv(tmp_path / "free" / "trajectory.csv")
+    assert traj.uid.str.startswith("g").mean() > 0.9 and traj.accuracy.isna().mean() > 0.9
+    kept = search(data_root, tmp_path, "kept", search_space="DARTS", in_table=True).run()
+    assert pd.read_csv(tmp_path / "kept" / "trajectory.csv").accuracy.notna().all()
+    assert kept["found"]["rank"] >= 1 and kept["table_archs"] == 500
+
+
+def test_a_killed_search_resumes_to_the_same_end(data_root, tmp_path, monkeypatch):
+    whole = search(data_root, tmp_path, "whole").run()
+    monkeypatch.setattr(search_run, "CHECKPOINT_SECONDS", 0.0)
+    real, calls = Search.score, []
+
+    def dying(self, arch):
+        if len(calls) == 7:
+            raise KeyboardInterrupt
+        calls.append(arch.uid)
+        return real(self, arch)
+
+    monkeypatch.setattr(Search, "score", dying)
+    with pytest.raises(KeyboardInterrupt):
+        search(data_root, tmp_path, "part").run()
+    monkeypatch.setattr(Search, "score", real)
+    assert len(json.loads((tmp_path / "part" / "state.json").read_text())["history"]) == 7
+    cfg = SearchConfig(proxy="params", budget=12, population=4, sample_size=2, data_root=str(data_root),
+                       out=str(tmp_path / "part"))
+    with pytest.raises(EznasError, match="already holds a search; use --resume"):
+        Search(cfg)
+    with pytest.raises(EznasError, match=r"--proxy differs from the search's \(proxy: 'params' there, 'flops' now\)"):
+        Search(SearchConfig(**{**cfg.__dict__, "proxy": "flops"}), resume=True)
+    resumed = Search(cfg, resume=True).run()
+    assert resumed["found"] == whole["found"]
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "part" / "trajectory.csv").drop(columns="seconds"),
+                                  pd.read_csv(tmp_path / "whole" / "trajectory.csv").drop(columns="seconds"))
+    longer = Search(SearchConfig(**{**cfg.__dict__, "budget": 15}), resume=True).run()  # a budget may grow
+    assert longer["archs_scored"] == 15
+
+
+def test_the_cli_searches_with_a_hall_of_fame_program(data_root, tmp_path, capsys):
+    hall = tmp_path / "hall_of_fame.json"
+    hall.write_text(json.dumps([{"exported": "net_log(params)"}, {"exported": "flops"}]))
+    code = search_main(["--program-file", str(hall), "--budget", "6", "--population", "3", "--sample_size", "2",
+                        "--data-root", str(data_root), "--out", str(tmp_path / "cli"), "--quiet"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "fitness=net_log(params) archs_scored=6" in printed and "top " in printed
+    assert json.loads((tmp_path / "cli" / "config.json").read_text())["program"] == "net_log(params)"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--strategy", "bayes"], "unknown search strategy 'bayes'; valid: random, rea"),
+    (["--proxy", "nope"], "unknown proxy 'nope'"),
+    (["--budget", "0"], "--budget must be >= 1, got 0"),
+    (["--budget", "10", "--population", "20"], "--population 20 is larger than --budget 10"),
+    (["--sample_size", "30"], "sample_size <= population"),
+    (["--proxy", "params", "--program", "flops"], "give one fitness: --proxy or --program"),
+    (["--dataset", "ImageNet16-120"], "missing column 'imagenet16_120_test'"),
+    (["--search_space", "NASBench101"], "--search_space NASBench101 cannot be searched yet; valid: DARTS, NASBench201"),
+    (["--resume"], "--resume needs --out DIR"),
+])
+def test_bad_input_is_one_line_naming_it(argv, message, data_root, tmp_path, capsys):
+    code = search_main([*argv, "--data-root", str(data_root), "--quiet", *(["--out", str(tmp_path / "x")]
+                                                                            if "--resume" not in argv else [])])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1, err
+
+
+def test_a_search_stops_when_every_table_arch_is_scored(data_root, tmp_path, caplog):
+    path = tmp_path / "nats_sss.csv"
+    specs = ["8:8:8:8:8", "16:16:16:16:16", "8:16:24:32:40", "64:8:8:8:8", "8:64:64:8:8"]
+    pd.DataFrame({"index": range(5), "arch_str": specs, "cifar10_test": [80.0, 84.0, 88.0, 82.0, 86.0]}).to_csv(
+        path, index=False)
+    result = search(data_root, tmp_path, search_space="NATSBenchSSS", benchmark_path=str(path), budget=8).run()
+    assert result["archs_scored"] == 5 and "every arch the search may propose is scored (5)" in caplog.text
+    assert result["found"]["spec"] == "8:64:64:8:8"  # the most parameters
