@@ -511,6 +511,9 @@ def search_parser() -> argparse.ArgumentParser:
     add_flag(p, "probe", default=None, choices=list(PROBES), help="DARTS, NASBench301: the network scored (default swap)")
     add_flag(p, "width", type=int, default=None, help="DARTS/NASBench301 width (default: the network's)")
     add_flag(p, "cells", type=int, default=None, help="DARTS/NASBench301 cells (default: the network's)")
+    add_flag(p, "scores", default=None, metavar="VERIFY_RUN",
+             help="look the fitness up in a verify_scores.py run folder with the same space, dataset, batch and "
+             "seed (its archs are not scored again; each counts that run's seconds per arch)")
     add_flag(p, "out", default=None, help="run folder (default results/search/<space>-<dataset>-<strategy>-s<seed>-<time>/)")
     add_flag(p, "resume", action="store_true", help="with --out DIR: continue the search there (same settings; "
              "the budgets may grow)")
@@ -536,7 +539,8 @@ def search_main(argv: Sequence[str] | None = None) -> int:
             program=program, budget=args.budget, time_budget=args.time_budget, population=args.population,
             sample_size=args.sample_size, seed=args.seed, batch_size=args.batch_size, in_table=args.in_table,
             accuracy_key=args.accuracy_key, benchmark_path=args.benchmark_path, data_root=args.data_root,
-            device=args.device, probe=args.probe, width=args.width, cells=args.cells, out=args.out)
+            device=args.device, probe=args.probe, width=args.width, cells=args.cells, scores=args.scores,
+            out=args.out)
         search = Search(cfg, resume=args.resume)
         bar = tqdm(total=search.cfg.budget, initial=len(search.state.history), unit="arch", desc="search",
                    disable=True if args.quiet else None)

@@ -148,3 +148,22 @@ def test_a_search_stops_when_every_table_arch_is_scored(data_root, tmp_path, cap
     result = search(data_root, tmp_path, search_space="NATSBenchSSS", benchmark_path=str(path), budget=8).run()
     assert result["archs_scored"] == 5 and "every arch the search may propose is scored (5)" in caplog.text
     assert result["found"]["spec"] == "8:64:64:8:8"  # the most parameters
+
+
+def test_scores_of_a_verify_run_are_looked_up_not_computed(data_root, tmp_path, monkeypatch):
+    from eznas.cli import verify_main
+
+    table = tmp_path / "nb201_part.csv"
+    full = pd.read_csv(data_root / "nb201" / "nb201_acc_200ep.csv")
+    full.head(40).to_csv(table, index=False)
+    assert verify_main(["--benchmark-path", str(table), "--data-root", str(data_root), "--proxy", "params",
+                        "--quiet", "--bootstrap", "5", "--out", str(tmp_path / "v"),
+                        "--results-csv", str(tmp_path / "all.csv")]) == 0
+    live = search(data_root, tmp_path, "live", benchmark_path=str(table), budget=10).run()
+    monkeypatch.setattr(search_run, "score_archs", None)  # every score must come from the verify run
+    looked = search(data_root, tmp_path, "looked", benchmark_path=str(table), budget=10, scores=str(tmp_path / "v")).run()
+    assert looked["found"] == live["found"] and looked["looked_up"] == 10
+    with pytest.raises(EznasError, match=r"--scores .*: its seed is 0, the search's 1"):
+        search(data_root, tmp_path, "other", benchmark_path=str(table), seed=1, scores=str(tmp_path / "v"))
+    with pytest.raises(EznasError, match=r"no scores of 'flops' there \(it scored params\)"):
+        search(data_root, tmp_path, "flops", benchmark_path=str(table), proxy="flops", scores=str(tmp_path / "v"))

@@ -6,6 +6,10 @@ scored, the REA population, the RNG, the seconds spent; written atomically about
 ``CHECKPOINT_SECONDS`` and at the end), ``trajectory.csv`` (per arch scored: seconds, its score and
 accuracy, and the best-so-far arch's), ``result.json`` and ``search.png``. ``resume`` continues the
 search in the folder: the settings must be the run's, except the budgets, which may grow.
+
+``scores`` (a ``verify_scores.py`` run folder with the same space, dataset, batch and seed) supplies the
+fitness of the archs it scored: they are looked up, not computed, and each counts the verify run's
+seconds per arch, so a benchmark of many searches pays for each arch's score once.
 """
 from __future__ import annotations
 
@@ -65,6 +69,7 @@ class SearchConfig:
     probe: str | None = None  # DARTS/NASBench301: which network of a genotype is scored
     width: int | None = None
     cells: int | None = None
+    scores: str | None = None  # a verify_scores.py run folder whose scores of the fitness are looked up
     out: str | None = None
 
 
@@ -100,6 +105,32 @@ def fitness_call(cfg: SearchConfig) -> ProxyCall:
     return parse_proxy(cfg.proxy, cfg.batch_size) if cfg.proxy else program_call(cfg.program, noise_seed=cfg.seed)
 
 
+# the verify settings that must equal the search's for its scores to be the ones the search would compute
+SCORE_SETTINGS = ("search_space", "dataset", "batch_size", "seed", "probe", "width", "cells")
+
+
+def looked_up_scores(cfg: SearchConfig, label: str) -> tuple[dict[str, float], float]:
+    """A verify run's scores of ``label`` by uid and its seconds per arch; its settings must be the search's
+    (first_batch, fresh_batch and init at their defaults), else an error names the one that differs."""
+    folder = Path(cfg.scores)
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+        table = pd.read_csv(folder / "scores.csv", dtype={"uid": str})
+    except (OSError, ValueError) as exc:
+        raise DataError(f"--scores {folder}: not a finished verify_scores.py run folder ({exc})") from None
+    run = summary["config"]
+    wanted = {**{k: getattr(cfg, k) for k in SCORE_SETTINGS}, "first_batch": False, "fresh_batch": False,
+              "init": "default"}
+    for key, value in wanted.items():
+        if run.get(key) != value:
+            raise EznasError(f"--scores {folder}: its {key} is {run.get(key)!r}, the search's {value!r}: its "
+                             "scores are not the ones this search would compute")
+    if label not in table.columns or label not in summary["proxies"]:
+        raise EznasError(f"--scores {folder}: no scores of {label!r} there (it scored "
+                         f"{', '.join(summary['proxies'])})")
+    return dict(zip(table["uid"], table[label].astype(float))), summary["proxies"][label]["seconds_per_arch"]
+
+
 def generated_uid(spec: str) -> str:
     """The id of an arch outside the table (its network's initialisation seed follows from it)."""
     return f"g{zlib.crc32(spec.encode()):08x}"
@@ -127,6 +158,7 @@ class Search:
         self._prepare_folder(resume)
         self.batches = BatchSource(root, cfg.dataset, cfg.batch_size, cfg.seed)
         self.device = resolve_device(cfg.device)
+        self.known, self.known_seconds = looked_up_scores(cfg, self.call.label) if cfg.scores else ({}, 0.0)
 
     # -------------------------------------------------------------------------------- folder and checkpoint
     def _prepare_folder(self, resume: bool) -> None:
@@ -168,6 +200,9 @@ class Search:
         return Arch(generated_uid(spec), spec, math.nan)
 
     def score(self, arch: Arch) -> float:
+        if arch.uid in self.known:
+            value = self.known[arch.uid]
+            return value if math.isfinite(value) else math.nan
         (result,) = score_archs(self.space, [arch], [self.call], self.batches, seed=self.cfg.seed, device=self.device)
         value = result.scores[self.call.label]
         if result.errors:
@@ -188,7 +223,8 @@ class Search:
             arch = self.arch(code)
             start = time.perf_counter()
             value = self.score(arch)
-            seconds = time.perf_counter() - start
+            # a looked-up score costs what it cost its verify run, per arch on average
+            seconds = self.known_seconds if arch.uid in self.known else time.perf_counter() - start
             self.state.elapsed += seconds
             self.state.history.append(Scored(code, arch.uid, arch.spec, value, arch.accuracy, seconds))
             self.strategy.observe(self.state, len(self.state.history) - 1)
@@ -230,6 +266,7 @@ class Search:
             "table_optimum": float(accuracies.max()),
             "oracle_of_scored": max(scored) if scored else None,  # the best true accuracy among the archs scored
             "not_finite": sum(math.isnan(s.score) for s in self.state.history),
+            "looked_up": sum(s.uid in self.known for s in self.state.history),  # scores read from --scores
         }
         if cfg.search_space == "NASBench201":
             result["published_optimum"] = NB201_OPTIMUM.get(cfg.dataset)
