@@ -97,6 +97,8 @@ def verify_parser() -> argparse.ArgumentParser:
     add_flag(p, "program_file", default=None, metavar="RUN/hall_of_fame.json",
              help="score the programs of an evolution run's hall of fame (their exported, higher-is-better form)")
     add_flag(p, "program_top", type=int, default=3, help="how many hall-of-fame programs, >= 1 (default 3)")
+    add_flag(p, "ranker", action="append", default=[], metavar="DIR",
+             help="a saved learned ranker's folder (eznas.rankers: ranker.json) to score like a proxy (repeatable)")
     add_flag(p, "program_signal", default="logits_sum", choices=("logits_sum", "ce"),
              help="backward signal for programs' statistics (default logits_sum, as in evolution)")
     add_flag(p, "resume", action="store_true",
@@ -141,9 +143,9 @@ def verify_config(args: argparse.Namespace) -> "VerifyConfig":
     programs = list(args.program)
     if args.program_file:
         programs += hall_of_fame_programs(args.program_file, args.program_top)
-    proxies = args.proxy if args.proxy is not None else (() if programs else DEFAULT_PROXIES)
+    proxies = args.proxy if args.proxy is not None else (() if programs or args.ranker else DEFAULT_PROXIES)
     return VerifyConfig(
-        programs=tuple(programs), program_signal=args.program_signal,
+        programs=tuple(programs), program_signal=args.program_signal, rankers=tuple(args.ranker),
         search_space=args.search_space, nds_space=args.nds_space, dataset=args.dataset,
         batch_size=args.batch_size, n_samples=args.n_samples, seed=args.seed, proxies=proxies,
         accuracy_key=args.accuracy_key, benchmark_path=args.benchmark_path, data_root=args.data_root,
@@ -500,7 +502,9 @@ def search_parser() -> argparse.ArgumentParser:
              help="also stop after this many seconds of scoring")
     add_flag(p, "population", type=int, default=20, help="rea: population size, >= 2, <= budget (default 20)")
     add_flag(p, "sample_size", type=int, default=5, help="rea: tournament size, <= population (default 5)")
-    add_flag(p, "seed", type=int, default=0, help="seed of the search, the batch and the initialisations (default 0)")
+    add_flag(p, "seed", type=int, default=0, help="seed of the search's draws (default 0)")
+    add_flag(p, "score_seed", type=int, default=None,
+             help="seed of the batch and the networks' initialisations (default: --seed)")
     add_flag(p, "batch_size", type=int, default=16, help="images per batch (default 16)")
     add_flag(p, "in_table", action=argparse.BooleanOptionalAction, default=None,
              help="propose only the benchmark table's archs (default: yes where the table is the whole space)")
@@ -537,7 +541,8 @@ def search_main(argv: Sequence[str] | None = None) -> int:
         cfg = SearchConfig(
             search_space=args.search_space, dataset=args.dataset, strategy=args.strategy, proxy=args.proxy,
             program=program, budget=args.budget, time_budget=args.time_budget, population=args.population,
-            sample_size=args.sample_size, seed=args.seed, batch_size=args.batch_size, in_table=args.in_table,
+            sample_size=args.sample_size, seed=args.seed, score_seed=args.score_seed, batch_size=args.batch_size,
+            in_table=args.in_table,
             accuracy_key=args.accuracy_key, benchmark_path=args.benchmark_path, data_root=args.data_root,
             device=args.device, probe=args.probe, width=args.width, cells=args.cells, scores=args.scores,
             out=args.out)

@@ -58,7 +58,7 @@ def score_archs(
         failed: dict[str, str] = {}  # a step every proxy (build) or the pass readers (shared) depend on
         try:
             net = build_network(space, arch, batches.spec.num_classes, seed, init, device)
-            probe = Probe(net, batches.batch(i).to(device), seed=net_seed)
+            probe = Probe(net, batches.batch(i).to(device), seed=net_seed, arch=arch)
         except Exception as exc:  # noqa: BLE001 - one arch must not stop the run
             failed["build"] = f"building the network: {_reason(exc)}"
         else:

@@ -25,6 +25,7 @@ from eznas.io import check_writable, write_json
 from eznas.metrics import bootstrap_ci, correlations
 from eznas.proxies import ProxyCall, parse_proxy
 from eznas.proxies.program import program_call, program_names
+from eznas.rankers import ranker_call
 from eznas.registry import UnknownNameError, Valid, at_least, check_values
 from eznas.scoring import ArchScores, resolve_device, sample_archs, score_archs
 from eznas.spaces import SpaceOptions, get_space
@@ -43,6 +44,7 @@ class VerifyConfig:
     seed: int = 0
     proxies: tuple[str, ...] = ("synflow", "naswot", "params")
     programs: tuple[str, ...] = ()  # evolved programs, scored like proxies
+    rankers: tuple[str, ...] = ()  # folders of saved learned rankers (eznas.rankers), scored like proxies
     program_signal: str = "logits_sum"
     accuracy_key: str | None = None
     benchmark_path: str | None = None
@@ -69,7 +71,7 @@ class VerifyConfig:
 CHECKPOINT_SECONDS = 60.0
 NOT_NUMBERS = ("results_csv", "bootstrap", "out")  # config fields a resumed run may change
 RESULT_FILES = ("summary.json", "scores.csv", "partial_scores.csv", "partial_state.json")  # a run's results
-FLAGS = {"proxies": "--proxy", "programs": "--program/--program-file"}  # where a flag's name is not the field's
+FLAGS = {"proxies": "--proxy", "programs": "--program/--program-file", "rankers": "--ranker"}  # where a flag's name is not the field's
 RANGES = {  # config field -> its valid values (None: the default)
     "batch_size": at_least(1),
     "n_samples": Valid(lambda n: n == -1 or n >= 1, ">= 1, or -1 (all)"),
@@ -101,8 +103,8 @@ def check_config(cfg: VerifyConfig) -> None:
         raise EznasError("--fresh_batch and --first_batch exclude each other")
     if cfg.nds_space is not None and cfg.search_space != "NDS":
         raise EznasError(f"--nds_space applies to --search_space NDS only, not {cfg.search_space}")
-    if not cfg.proxies and not cfg.programs:
-        raise EznasError("nothing to score: give --proxy, --program or --program-file")
+    if not cfg.proxies and not cfg.programs and not cfg.rankers:
+        raise EznasError("nothing to score: give --proxy, --program, --program-file or --ranker")
 
 
 def resolved(cfg: VerifyConfig) -> VerifyConfig:
@@ -118,7 +120,8 @@ def proxy_calls(cfg: VerifyConfig) -> dict[str, ProxyCall]:
     calls = {}
     shared = program_names(cfg.programs)  # one collection per arch serves every program
     for field, items, make in (("proxies", cfg.proxies, lambda t: parse_proxy(t, cfg.batch_size)),
-                               ("programs", cfg.programs, lambda t: program_call(t, cfg.program_signal, cfg.seed, shared))):
+                               ("programs", cfg.programs, lambda t: program_call(t, cfg.program_signal, cfg.seed, shared)),
+                               ("rankers", cfg.rankers, lambda d: ranker_call(d, cfg.search_space, cfg.batch_size))):
         for text in items:
             try:
                 call = make(text)
@@ -126,6 +129,16 @@ def proxy_calls(cfg: VerifyConfig) -> dict[str, ProxyCall]:
                 raise EznasError(f"{flag(field)}: {exc}") from None
             calls[call.label] = call
     return calls
+
+
+def scored_calls(calls: dict[str, ProxyCall], batch_size: int) -> dict[str, ProxyCall]:
+    """What is scored per arch: ``calls`` with each pool-level proxy replaced by its components (added once)."""
+    out: dict[str, ProxyCall] = {}
+    for label, call in calls.items():
+        for part in call.proxy.components if call.proxy.pool else (label,):
+            if part not in out:
+                out[part] = calls[part] if part in calls else parse_proxy(part, batch_size)
+    return out
 
 
 def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores], None]] | None = None,
@@ -160,9 +173,10 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
     log.info("scoring %d %s archs on %s with %s -> %s", len(archs), space.tag, cfg.dataset,
              ",".join(labels), out)
 
+    per_arch = scored_calls(calls, cfg.batch_size)
     partial = Partial(out, cfg)
     rows, secs, wall = partial.load() if resume else ([], {}, 0.0)
-    secs = {p: secs.get(p, 0.0) for p in labels}
+    secs = {p: secs.get(p, 0.0) for p in per_arch}
     done = {row["uid"] for row in rows}
     if done:
         log.info("resuming %s: %d of %d archs already scored", out, len(done), len(archs))
@@ -170,7 +184,7 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
     for _ in range(len(done) if tick else 0):
         tick(None)
     start, saved = time.perf_counter() - wall, time.perf_counter()
-    for r in score_archs(space, archs, list(calls.values()), batches, seed=cfg.seed, init=cfg.init, device=device,
+    for r in score_archs(space, archs, list(per_arch.values()), batches, seed=cfg.seed, init=cfg.init, device=device,
                          skip=done):
         rows.append({"uid": r.arch.uid, "arch": r.arch.spec, "accuracy": r.arch.accuracy, **r.scores,
                      **{f"error_{k}": v for k, v in r.errors.items()}})
@@ -183,6 +197,10 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
             saved = time.perf_counter()
     wall = time.perf_counter() - start
     table = pd.DataFrame(rows)
+    for label, call in calls.items():  # pool-level proxies: from their components' columns, the pool complete
+        if call.proxy.pool:
+            table[label] = call.proxy.pool(table)
+            secs[label] = sum(secs[c] for c in call.proxy.components)
 
     summary: dict[str, Any] = {
         "config": {**dataclasses.asdict(cfg), "run_dir": str(out), "benchmark_path": str(bench),

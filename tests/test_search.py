@@ -165,5 +165,13 @@ def test_scores_of_a_verify_run_are_looked_up_not_computed(data_root, tmp_path, 
     assert looked["found"] == live["found"] and looked["looked_up"] == 10
     with pytest.raises(EznasError, match=r"--scores .*: its seed is 0, the search's 1"):
         search(data_root, tmp_path, "other", benchmark_path=str(table), seed=1, scores=str(tmp_path / "v"))
+    other = search(data_root, tmp_path, "draws", benchmark_path=str(table), budget=10, seed=1, score_seed=0,
+                   scores=str(tmp_path / "v")).run()  # other draws, the same scores
+    assert other["looked_up"] == 10 and other["config"]["score_seed"] == 0
     with pytest.raises(EznasError, match=r"no scores of 'flops' there \(it scored params\)"):
         search(data_root, tmp_path, "flops", benchmark_path=str(table), proxy="flops", scores=str(tmp_path / "v"))
+
+
+def test_a_pool_level_proxy_cannot_guide_a_search(data_root, tmp_path, capsys):
+    assert search_main(["--proxy", "az_nas", "--data-root", str(data_root), "--out", str(tmp_path / "x")]) == 2
+    assert "--proxy az_nas is pool-level" in capsys.readouterr().err

@@ -49,6 +49,9 @@ class Proxy:
     doc: str  # one line: what it computes, and the reference
     valid: Mapping[str, Valid] = field(default_factory=dict)  # option -> its valid values
     rules: tuple[Valid, ...] = ()  # tests of all the options together (plus batch_size when known)
+    # a pool-level proxy: scores of the whole pool from its per-arch components' columns (see register_pool_proxy)
+    pool: Callable[[Any], Any] | None = None
+    components: tuple[str, ...] = ()
 
     def options(self) -> dict[str, Any]:
         """The proxy's options and their defaults."""
@@ -101,6 +104,22 @@ def register_proxy(name: str, needs: Iterable[str] = (), valid: Mapping[str, Val
         proxy.check({})  # the defaults themselves must be valid
         PROXIES.register(name)(proxy)
         return fn
+
+    return decorator
+
+
+def register_pool_proxy(name: str, components: Sequence[str]) -> Callable:
+    """Register ``combine(table) -> array``: a proxy whose value for an arch depends on the pool scored with
+    it (e.g. AZ-NAS's sum of log ranks). ``components`` are per-arch proxies; a scorer of a pool scores them
+    for every arch, then ``combine`` turns their columns (a DataFrame, one row per arch) into the scores.
+    Calling it on one arch is an error naming it."""
+    def decorator(combine: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def per_arch(probe: "Probe") -> float:
+            raise EznasError(f"{name} is pool-level (its value ranks an arch among the archs scored with it): "
+                             f"score a pool with verify_scores.py, or use its components {', '.join(components)}")
+        PROXIES.register(name)(Proxy(name, per_arch, frozenset(), doc_line(combine), pool=combine,
+                                     components=tuple(components)))
+        return combine
 
     return decorator
 
@@ -162,6 +181,7 @@ class Probe:
     macs: float | None = None  # multiply-accumulates of Conv2d and Linear for one sample
     seconds: float = 0.0  # time spent in the shared pass
     memo: dict[tuple, Any] = field(default_factory=dict)  # results one proxy computes for another
+    arch: Any = None  # the Arch scored (uid, spec), for proxies that read the arch itself (learned rankers)
 
     def copy(self) -> nn.Module:
         """A private copy of the network (same weights, train mode) for a proxy's own passes."""

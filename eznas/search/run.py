@@ -59,7 +59,8 @@ class SearchConfig:
     time_budget: float | None = None  # seconds of scoring; the search stops at whichever budget ends first
     population: int = 20  # rea
     sample_size: int = 5  # rea: the tournament
-    seed: int = 0  # the strategy's draws, the batch and each network's initialisation
+    seed: int = 0  # the strategy's draws
+    score_seed: int | None = None  # the batch and each network's initialisation (None: seed)
     batch_size: int = 16
     in_table: bool | None = None  # propose only the benchmark table's archs (None: only where it is the space)
     accuracy_key: str | None = None
@@ -74,7 +75,8 @@ class SearchConfig:
 
 
 RANGES = {"budget": at_least(1), "time_budget": Valid(lambda t: t is None or t > 0, "> 0"),
-          "population": at_least(2), "sample_size": at_least(1), "seed": at_least(0), "batch_size": at_least(1),
+          "population": at_least(2), "sample_size": at_least(1), "seed": at_least(0),
+          "score_seed": Valid(lambda v: v is None or v >= 0, ">= 0"), "batch_size": at_least(1),
           "width": at_least(1), "cells": at_least(1)}
 
 
@@ -86,6 +88,9 @@ def check_config(cfg: SearchConfig) -> None:
         raise EznasError(f"--search_space {cfg.search_space} cannot be searched yet; valid: {', '.join(ENCODINGS)}")
     if cfg.proxy and cfg.program:
         raise EznasError("give one fitness: --proxy or --program/--program-file, not both")
+    if cfg.proxy and (proxy := parse_proxy(cfg.proxy, cfg.batch_size).proxy).pool:
+        raise EznasError(f"--proxy {proxy.name} is pool-level (an arch's value ranks it among a pool), so it cannot "
+                         f"guide a search; use one of its components: {', '.join(proxy.components)}")
     if cfg.strategy == "rea" and cfg.population > cfg.budget:
         raise EznasError(f"--population {cfg.population} is larger than --budget {cfg.budget}: the first "
                          "population alone would exceed the budget")
@@ -98,15 +103,17 @@ def resolved(cfg: SearchConfig) -> SearchConfig:
     probe = cfg.probe or getattr(get_space(cfg.search_space), "probe", None) if has_probes(cfg.search_space) else None
     return dataclasses.replace(
         cfg, proxy=cfg.proxy if cfg.proxy or cfg.program else "meco", probe=probe,
+        score_seed=cfg.seed if cfg.score_seed is None else cfg.score_seed,
         in_table=cfg.search_space in FULL_TABLES if cfg.in_table is None else cfg.in_table)
 
 
 def fitness_call(cfg: SearchConfig) -> ProxyCall:
-    return parse_proxy(cfg.proxy, cfg.batch_size) if cfg.proxy else program_call(cfg.program, noise_seed=cfg.seed)
+    return parse_proxy(cfg.proxy, cfg.batch_size) if cfg.proxy else program_call(cfg.program, noise_seed=cfg.score_seed)
 
 
 # the verify settings that must equal the search's for its scores to be the ones the search would compute
-SCORE_SETTINGS = ("search_space", "dataset", "batch_size", "seed", "probe", "width", "cells")
+SCORE_SETTINGS = {"search_space": "search_space", "dataset": "dataset", "batch_size": "batch_size",
+                  "seed": "score_seed", "probe": "probe", "width": "width", "cells": "cells"}  # verify's: ours
 
 
 def looked_up_scores(cfg: SearchConfig, label: str) -> tuple[dict[str, float], float]:
@@ -119,7 +126,7 @@ def looked_up_scores(cfg: SearchConfig, label: str) -> tuple[dict[str, float], f
     except (OSError, ValueError) as exc:
         raise DataError(f"--scores {folder}: not a finished verify_scores.py run folder ({exc})") from None
     run = summary["config"]
-    wanted = {**{k: getattr(cfg, k) for k in SCORE_SETTINGS}, "first_batch": False, "fresh_batch": False,
+    wanted = {**{k: getattr(cfg, ours) for k, ours in SCORE_SETTINGS.items()}, "first_batch": False, "fresh_batch": False,
               "init": "default"}
     for key, value in wanted.items():
         if run.get(key) != value:
@@ -156,7 +163,7 @@ class Search:
         self.rng = np.random.default_rng(cfg.seed)
         self.state = SearchState()
         self._prepare_folder(resume)
-        self.batches = BatchSource(root, cfg.dataset, cfg.batch_size, cfg.seed)
+        self.batches = BatchSource(root, cfg.dataset, cfg.batch_size, cfg.score_seed)
         self.device = resolve_device(cfg.device)
         self.known, self.known_seconds = looked_up_scores(cfg, self.call.label) if cfg.scores else ({}, 0.0)
 
@@ -203,7 +210,8 @@ class Search:
         if arch.uid in self.known:
             value = self.known[arch.uid]
             return value if math.isfinite(value) else math.nan
-        (result,) = score_archs(self.space, [arch], [self.call], self.batches, seed=self.cfg.seed, device=self.device)
+        (result,) = score_archs(self.space, [arch], [self.call], self.batches, seed=self.cfg.score_seed,
+                                device=self.device)
         value = result.scores[self.call.label]
         if result.errors:
             log.debug("%s on %s: %s", self.call.label, arch.uid, result.errors[self.call.label])

@@ -1,0 +1,165 @@
+"""Learned rankers against zero-cost proxies on NB-201: is a predictor trained on k labelled archs better
+than any proxy? And what does NAR's sampling search find?
+
+    python benchmarks/bench_rankers.py                                    # NAR at k = 100, 1000; C10, C100
+    python benchmarks/bench_rankers.py --proxies meco,az_nas --ridge_inputs params,synflow,naswot,meco
+
+Per dataset one seeded split of the 15,625 cells (seed 0): the test archs are the last ``--n_test`` of a
+permutation (the same for every k), the k labelled ones the first k, the validation archs (NAR's model
+selection) the next 256. For each k: the NAR-style ranker (eznas.rankers.nar) trained and saved to
+results/benchmarks/rankers/<dataset>-k<k>/, Kendall / Spearman on the test archs with 95% bootstrap CIs,
+training and scoring seconds; with ``--ridge_inputs``, the proxy-feature ridge on those proxies' scores
+of the same k archs. With ``--proxies``, each proxy (and ``--program``) scored on the same test archs
+(verify_scores.py runs, resumable). NAR's sampling search: 50 iterations of 128 uniformly drawn cells, each
+iteration's pick the cell the ranker scores highest; reported as the mean test accuracy and rank of the 50
+picks (no pick by test accuracy), and the cell it scores highest among all unlabelled ones.
+Writes benchmarks/results/rankers.json and rankers.md.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from eznas.data import resolve_data_root
+from eznas.io import write_bytes, write_json
+from eznas.metrics import bootstrap_ci, correlations
+from eznas.rankers import Ranker, check_k, fit_ridge
+from eznas.rankers import nar
+from eznas.verify import VerifyConfig, run_verify
+
+RESULTS = Path(__file__).parent / "results"
+ACCURACY = {"cifar10": "cifar10_test", "cifar100": "cifar100_test"}
+VAL = 256
+
+
+def measured(score: np.ndarray, accuracy: np.ndarray) -> dict:
+    ok = np.isfinite(score)
+    m = correlations(score[ok], accuracy[ok])
+    m["ci95"] = bootstrap_ci(score[ok], accuracy[ok], n_boot=1000, seed=0)
+    return m
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", default="cifar10,cifar100")
+    p.add_argument("--ks", default="100,1000")
+    p.add_argument("--n_test", type=int, default=1000)
+    p.add_argument("--proxies", default="", help="proxies scored on the test archs (e.g. meco,reg_swap,az_nas)")
+    p.add_argument("--program", action="append", default=[], help="an evolved program scored on the test archs")
+    p.add_argument("--ridge_inputs", default="", help="proxies the ridge ranker reads (scored on the k archs too)")
+    p.add_argument("--epochs", type=int, default=nar.NARConfig.epochs)
+    p.add_argument("--d_model", type=int, default=nar.NARConfig.d_model)
+    p.add_argument("--layers", type=int, default=nar.NARConfig.layers)
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--runs", default="results/benchmarks/rankers")
+    p.add_argument("--out", default=str(RESULTS / "rankers.json"))
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    root, runs, out = resolve_data_root(args.data_root), Path(args.runs), Path(args.out)
+    config = nar.NARConfig(epochs=args.epochs, d_model=args.d_model, layers=args.layers)
+    results: dict = {"n_test": args.n_test, "nar": asdict(config), "rows": []}
+    table = pd.read_csv(root / "nb201" / "nb201_acc_200ep.csv")
+    ks = [int(k) for k in args.ks.split(",")]
+    for dataset in args.datasets.split(","):
+        acc = table[ACCURACY[dataset]].to_numpy(float)
+        order = np.random.default_rng(0).permutation(len(table))
+        test = order[-args.n_test:]
+        for k in ks:
+            check_k(k, len(order) - args.n_test - VAL)
+        feats = np.stack([nar.encode(s) for s in table.arch_str])
+        for k in ks:
+            train, val = order[:k], order[k:k + VAL]
+            start = time.perf_counter()
+            model, record = nar.train(feats[train], acc[train], feats[val], acc[val], config)
+            seconds = time.perf_counter() - start
+            start = time.perf_counter()
+            test_score = nar.predict(model, feats[test])
+            scoring = (time.perf_counter() - start) / len(test)
+            folder = runs / f"{dataset}-k{k}"
+            Ranker("nar", "NASBench201", dataset, record={**record, "train_uids": table["index"][train].tolist(),
+                                                           "val_uids": table["index"][val].tolist()},
+                   model=model).save(folder)
+            unlabelled = np.setdiff1d(order, np.concatenate([train, val]))
+            every = nar.predict(model, feats[unlabelled])
+            rng = np.random.default_rng(1)
+            picks = []
+            for _ in range(50):  # NAR's sampling search, no oracle: each iteration's top-scored cell
+                draw = rng.choice(len(table), 128, replace=False)
+                picks.append(draw[np.argmax(nar.predict(model, feats[draw]))])
+            rank = lambda i: 1 + int((acc > acc[i]).sum())  # noqa: E731
+            top = unlabelled[np.argmax(every)]
+            row = {"dataset": dataset, "ranker": "nar", "k": k, "test": measured(test_score, acc[test]),
+                   "train_seconds": seconds, "score_seconds_per_arch": scoring,
+                   "best_val_kendall": record["best_val_kendall"],
+                   "search": {"mean_accuracy": float(np.mean(acc[picks])), "mean_rank": float(np.mean([rank(i) for i in picks])),
+                              "top_unlabelled": {"arch": table.arch_str[top], "accuracy": float(acc[top]), "rank": rank(top)},
+                              "optimum": float(acc.max())}}
+            results["rows"].append(row)
+            print(f"{dataset} nar k={k}: test tau {row['test']['kendall']:.3f} rho {row['test']['spearman']:.3f} "
+                  f"(val tau {record['best_val_kendall']:.3f}), {seconds:.0f} s training; search mean acc "
+                  f"{row['search']['mean_accuracy']:.2f}, top unlabelled {acc[top]:.2f} (rank {rank(top)})", flush=True)
+        scored = {}
+        for name, uids in (("test", test), *((f"k{k}", order[:k]) for k in ks if args.ridge_inputs)):
+            names = [n for n in (args.proxies.split(",") if name == "test" and args.proxies else [])]
+            names += [n for n in args.ridge_inputs.split(",") if n and n not in names]
+            if not names and not (name == "test" and args.program):
+                continue
+            subset = runs / f"{dataset}-{name}.csv"
+            subset.parent.mkdir(parents=True, exist_ok=True)
+            write_bytes(subset, table.iloc[np.sort(uids)].to_csv(index=False).encode())
+            summary = run_verify(VerifyConfig(dataset=dataset, proxies=tuple(names),
+                                              programs=tuple(args.program) if name == "test" else (),
+                                              benchmark_path=str(subset), data_root=str(root), bootstrap=1000,
+                                              out=str(runs / "verify" / f"{dataset}-{name}"),
+                                              results_csv=str(runs / "all_tests.csv")), resume=True)
+            scored[name] = (summary, pd.read_csv(runs / "verify" / f"{dataset}-{name}" / "scores.csv"))
+        if "test" in scored:
+            summary, _ = scored["test"]
+            for label, m in summary["proxies"].items():
+                if label in args.proxies.split(",") or label not in args.ridge_inputs.split(","):
+                    results["rows"].append({"dataset": dataset, "ranker": label, "k": 0, "test": m,
+                                            "score_seconds_per_arch": m["seconds_per_arch"]})
+        if args.ridge_inputs and "test" in scored:
+            inputs = args.ridge_inputs.split(",")
+            test_scores = scored["test"][1]
+            for k in ks:
+                train_scores = scored[f"k{k}"][1]
+                mean, std, w = fit_ridge(train_scores[inputs], train_scores["accuracy"].to_numpy(float))
+                ranker = Ranker("proxy_ridge", "NASBench201", dataset, tuple(inputs), mean, std, w,
+                                record={"k": k, "train_uids": train_scores.uid.tolist()})
+                ranker.save(runs / f"{dataset}-ridge-k{k}")
+                s = ranker.score_values(test_scores[inputs].to_numpy(float))
+                results["rows"].append({"dataset": dataset, "ranker": f"proxy_ridge({','.join(inputs)})", "k": k,
+                                        "test": measured(s, test_scores["accuracy"].to_numpy(float))})
+    write_json(out, results)
+    md = markdown(results)
+    write_bytes(out.with_suffix(".md"), md.encode())
+    print(md)
+
+
+def markdown(results: dict) -> str:
+    lines = [f"Test archs per dataset: {results['n_test']} (the same for every row of a dataset).", "",
+             "| dataset | ranker or proxy | k labelled | Kendall τ | Spearman ρ [95% CI] | train s | score s/arch | NAR search: mean acc of 50 picks (mean rank) | top-scored unlabelled cell: acc (rank) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results["rows"]:
+        t = r["test"]
+        lo, hi = (t.get("ci95") or {}).get("spearman", (float("nan"), float("nan")))
+        ci_text = f" [{lo:.3f}, {hi:.3f}]"
+        s = r.get("search")
+        search = f"{s['mean_accuracy']:.2f} ({s['mean_rank']:.0f})" if s else "—"
+        top = f"{s['top_unlabelled']['accuracy']:.2f} ({s['top_unlabelled']['rank']})" if s else "—"
+        train = f"{r['train_seconds']:.0f}" if "train_seconds" in r else "—"
+        per = f"{r['score_seconds_per_arch']:.4f}" if r.get("score_seconds_per_arch") is not None else "—"
+        lines.append(f"| {r['dataset']} | {r['ranker']} | {r['k'] or '—'} | {t['kendall']:.3f} | {t['spearman']:.3f}{ci_text} "
+                     f"| {train} | {per} | {search} | {top} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

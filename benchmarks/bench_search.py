@@ -1,0 +1,138 @@
+"""Does a better proxy find a better architecture? Random search and regularised evolution on NB-201 with
+each proxy as the fitness, 10 search seeds per setting, against a random arch and the oracle.
+
+    python benchmarks/bench_search.py                                   # the issue's benchmark (long on CPU)
+    python benchmarks/bench_search.py --proxies params,synflow --table_archs 2000 --budget 200   # a small one
+
+1. Each proxy scores the table's archs once (``verify_scores.py``, score seed 0, batch 16), resumable:
+   results/benchmarks/search/scores/<dataset>-<proxy>/. ``--table_archs N`` keeps a seeded sample of N
+   archs (the searches then keep to it: ranks are among those N).
+2. Each search (``search.py`` with ``--scores`` from step 1, search seed 0..9, score seed 0) looks its
+   fitness up, so a search costs the archs it scores times the verify run's seconds per arch, reported as
+   its seconds on this machine; results/benchmarks/search/runs/<dataset>-<strategy>-<proxy>-s<seed>/.
+3. Baselines: a uniformly random arch of the table (the same 10 seeds: what a search without a proxy finds
+   at any budget) and the oracle (the best true accuracy among the archs each search scored).
+
+Writes benchmarks/results/search.json and search.md (mean +- std over seeds of the found arch's test
+accuracy, its rank and top-% in the table, and seconds per search).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from eznas.data import resolve_data_root
+from eznas.io import write_bytes, write_json
+from eznas.search.run import NB201_OPTIMUM, Search, SearchConfig
+from eznas.spaces import get_space
+from eznas.verify import VerifyConfig, run_verify
+
+RESULTS = Path(__file__).parent / "results"
+PROXIES = "meco,reg_swap,swap,sweetimator,synflow,naswot,params,zico"
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", default="cifar10,cifar100")
+    p.add_argument("--proxies", default=PROXIES, help=f"default: {PROXIES}")
+    p.add_argument("--program", action="append", default=[], help="an evolved program to search with (repeatable)")
+    p.add_argument("--strategies", default="random,rea")
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--budget", type=int, default=1000)
+    p.add_argument("--table_archs", type=int, default=-1, help="a seeded sample of the table (default -1: all 15,625)")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--runs", default="results/benchmarks/search")
+    p.add_argument("--out", default=str(RESULTS / "search.json"))
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    root, runs, out = resolve_data_root(args.data_root), Path(args.runs), Path(args.out)
+    fitnesses = [*args.proxies.split(","), *args.program] if args.proxies else list(args.program)
+    results: dict = {"budget": args.budget, "seeds": args.seeds, "table_archs": args.table_archs, "rows": []}
+    space = get_space("NASBench201")
+    for dataset in args.datasets.split(","):
+        table = space.default_benchmark(root, dataset)
+        if args.table_archs > 0:  # the sample as a benchmark file: searches and scores keep to it
+            full = pd.read_csv(table)
+            keep = full.sample(n=args.table_archs, random_state=0).sort_values("index")
+            table = runs / f"table-{dataset}-{args.table_archs}.csv"
+            table.parent.mkdir(parents=True, exist_ok=True)
+            write_bytes(table, keep.to_csv(index=False).encode())
+        archs = space.load(table, dataset)
+        accuracies = np.array([a.accuracy for a in archs])
+        for fitness in fitnesses:
+            is_program = fitness in args.program
+            folder = runs / "scores" / f"{dataset}-{fitness if not is_program else 'program' + str(args.program.index(fitness))}"
+            summary = run_verify(VerifyConfig(dataset=dataset, seed=0, proxies=() if is_program else (fitness,),
+                                              programs=(fitness,) if is_program else (), benchmark_path=str(table),
+                                              data_root=str(root), out=str(folder), bootstrap=100,
+                                              results_csv=str(runs / "all_tests.csv")), resume=True)
+            label = next(iter(summary["proxies"]))  # a program's label is its normalised text
+            metrics = summary["proxies"][label]
+            print(f"{dataset} {label}: rho {metrics['spearman']:.3f} on {summary['n_archs']} archs, "
+                  f"{metrics['seconds_per_arch']:.3f} s/arch", flush=True)
+            for strategy in args.strategies.split(","):
+                found, ranks, tops, seconds, oracle = [], [], [], [], []
+                for seed in range(args.seeds):
+                    run = runs / "runs" / f"{folder.name}-{strategy}-b{args.budget}-s{seed}"
+                    cfg = SearchConfig(dataset=dataset, strategy=strategy, budget=args.budget,
+                                       proxy=None if is_program else fitness, program=fitness if is_program else None,
+                                       seed=seed, score_seed=0, benchmark_path=str(table), data_root=str(root),
+                                       scores=str(folder), out=str(run))
+                    done = run / "result.json"
+                    r = json.loads(done.read_text()) if done.is_file() else \
+                        Search(cfg, resume=(run / "config.json").is_file()).run()
+                    f = r["found"]
+                    found.append(f["accuracy"])
+                    ranks.append(f["rank"])
+                    tops.append(f["top_percent"])
+                    seconds.append(r["seconds"])
+                    oracle.append(r["oracle_of_scored"])
+                row = {"dataset": dataset, "strategy": strategy, "fitness": label, "rho": metrics["spearman"],
+                       "accuracy": mean_std(found), "rank": mean_std(ranks), "top_percent": mean_std(tops),
+                       "seconds": mean_std(seconds), "oracle": mean_std(oracle)}
+                results["rows"].append(row)
+                print(f"  {strategy}: found {row['accuracy'][0]:.2f} +- {row['accuracy'][1]:.2f}, oracle "
+                      f"{row['oracle'][0]:.2f}, {row['seconds'][0]:.0f} s", flush=True)
+        rng = np.random.default_rng(0)
+        picks = [float(accuracies[rng.integers(len(accuracies))]) for _ in range(args.seeds)]
+        results["rows"].append({"dataset": dataset, "strategy": "none", "fitness": "a random arch",
+                                "rho": None, "accuracy": mean_std(picks),
+                                "rank": mean_std([1 + int((accuracies > a).sum()) for a in picks]),
+                                "top_percent": mean_std([100 * (1 + int((accuracies > a).sum())) / len(accuracies)
+                                                         for a in picks]),
+                                "seconds": (0.0, 0.0), "oracle": None})
+        results.setdefault("optimum", {})[dataset] = {"table": float(accuracies.max()),
+                                                     "published": NB201_OPTIMUM.get(dataset), "archs": len(archs)}
+    write_json(out, results)
+    md = markdown(results)
+    write_bytes(out.with_suffix(".md"), md.encode())
+    print(md)
+
+
+def markdown(results: dict) -> str:
+    def pm(v: tuple[float, float] | None, digits: int = 2) -> str:
+        return "—" if v is None else f"{v[0]:.{digits}f} ± {v[1]:.{digits}f}"
+
+    lines = [f"Budget {results['budget']} archs scored, {results['seeds']} search seeds; table optimum: "
+             + "; ".join(f"{d} {o['table']:.2f} of {o['archs']} archs" for d, o in results["optimum"].items()), "",
+             "| dataset | strategy | fitness | ρ on the table | found test acc | rank | top % | s / search | oracle of scored |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results["rows"]:
+        rho = "—" if r["rho"] is None else f"{r['rho']:.3f}"
+        lines.append(f"| {r['dataset']} | {r['strategy']} | {r['fitness']} | {rho} | {pm(r['accuracy'])} "
+                     f"| {pm(r['rank'], 0)} | {pm(r['top_percent'])} | {pm(r['seconds'], 0)} | {pm(r['oracle'])} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""AZ-NAS (Lee & Ham, CVPR 2024): expressivity, progressivity and trainability from the cell features of one
+forward pass on N(0, 1) noise, plus complexity (FLOPs), combined over a pool of archs as the sum of log
+rank / N.
+
+Protocol (``cvlab-yonsei/AZ-NAS``: ``NB201/ZeroShotProxy/compute_az_nas_score.py`` and
+``NB201/tss_general.ipynb``): a copy of the network with Kaiming-normal fan-in weights (zero biases, BN
+weight 1 and bias 0), in train mode, on a batch of ``batch`` N(0, 1) images of the data's resolution; the
+features are the stem's output and every cell's (the network's ``stem`` and ``cells``):
+
+* expressivity: the sum over features of the entropy of the normalised eigenvalues of the channel
+  covariance (over samples and positions);
+* progressivity: the smallest increase of that entropy from one feature to the next;
+* trainability: the mean over consecutive features of 2 - s - 1/s, s the largest singular value of the
+  Jacobian-like map between them estimated with a Rademacher vector pulled back through the cell (a
+  stride-2 cell's input gradient is pixel-unshuffled to the output's resolution; a cell whose pulled-back
+  vector is the vector itself, an identity, scores -inf);
+* complexity: FLOPs.
+
+``az_nas`` itself is **pool-level**: its value for an arch is the sum over the four of log(rank / N) among
+the N archs scored together, so it exists only for a pool (``verify_scores.py`` computes it after every arch
+is scored; search cannot use it); its components are ordinary per-arch proxies.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from scipy import stats
+
+from eznas.errors import EznasError
+from eznas.hooks import attached
+from eznas.proxies.base import Probe, register_pool_proxy, register_proxy
+from eznas.registry import at_least
+
+COMPONENTS = ("flops", "az_expressivity", "az_progressivity", "az_trainability")
+
+
+def kaiming_fan_in_(net: nn.Module) -> None:
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d) and m.affine:
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def feature_modules(net: nn.Module) -> list[nn.Module]:
+    """The modules whose outputs are AZ-NAS's features: ``net.stem`` (if any) and each of ``net.cells``."""
+    cells = getattr(net, "cells", None)
+    if cells is None:
+        raise EznasError(f"AZ-NAS needs a network with cells (a 'cells' module list); {type(net).__name__} has none")
+    stem = getattr(net, "stem", None)
+    return ([stem] if isinstance(stem, nn.Module) else []) + list(cells)
+
+
+def entropy_of_spectrum(feature: torch.Tensor) -> float:
+    """The entropy of the normalised eigenvalues of the channel covariance of a (B, C, H, W) feature."""
+    f = feature.detach().permute(0, 2, 3, 1).reshape(-1, feature.shape[1])
+    f = f - f.mean(0, keepdim=True)
+    eig = torch.linalg.eigvalsh(f.T @ f / f.shape[0])
+    p = eig / eig.sum()
+    return float((-p * torch.log(p + 1e-8)).sum())
+
+
+def components(probe: Probe, batch: int) -> dict[str, float]:
+    """Expressivity, progressivity and trainability of the probe's network (memoised on the probe)."""
+    key = ("az_nas", batch)
+    if key in probe.memo:
+        return probe.memo[key]
+    net = probe.copy()
+    gen = probe.generator(salt=11)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
+        kaiming_fan_in_(net)
+    x = torch.randn(batch, *probe.batch.x.shape[1:], generator=gen).to(probe.batch.x.device)
+    features: list[torch.Tensor] = []
+
+    def keep(module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
+        features.append(out)
+
+    with attached(m.register_forward_hook(keep) for m in feature_modules(net)), torch.enable_grad():
+        net(x)
+    entropies = np.array([entropy_of_spectrum(f) for f in features])
+    scores = []
+    for i in reversed(range(1, len(features))):
+        f_out, f_in = features[i], features[i - 1]
+        g_out = (torch.randint(0, 2, f_out.shape, generator=gen).to(f_out) - 0.5) * 2
+        (g_in,) = torch.autograd.grad(f_out, f_in, g_out, retain_graph=True, allow_unused=True)
+        if g_in is None:
+            scores.append(-math.inf)
+            continue
+        if g_in.shape == g_out.shape and torch.equal(g_in, g_out):
+            scores.append(-math.inf)
+            continue
+        if g_in.shape[2:] != g_out.shape[2:]:
+            g_in = F.pixel_unshuffle(g_in, g_in.shape[2] // g_out.shape[2])
+        a = g_in.permute(0, 2, 3, 1).reshape(-1, g_in.shape[1])
+        b = g_out.permute(0, 2, 3, 1).reshape(-1, g_out.shape[1])
+        s = float(torch.linalg.svdvals(a.T @ b / b.shape[0]).max())
+        scores.append(2 - s - 1 / (s + 1e-6))
+    result = {"expressivity": float(entropies.sum()),
+              "progressivity": float(np.min(entropies[1:] - entropies[:-1])) if len(entropies) > 1 else math.nan,
+              "trainability": float(np.mean(scores)) if scores else math.nan}
+    result = {k: -math.inf if math.isnan(v) else v for k, v in result.items()}  # as AZ-NAS: NaN ranks lowest
+    probe.memo[key] = result
+    return result
+
+
+@register_proxy("az_expressivity", valid={"batch": at_least(2)})
+def az_expressivity(probe: Probe, *, batch: int = 64) -> float:
+    """AZ-NAS expressivity: sum over cell features of the entropy of the channel covariance spectrum, on N(0,1) noise, Kaiming fan-in (Lee & Ham, CVPR 2024)."""
+    return components(probe, batch)["expressivity"]
+
+
+@register_proxy("az_progressivity", valid={"batch": at_least(2)})
+def az_progressivity(probe: Probe, *, batch: int = 64) -> float:
+    """AZ-NAS progressivity: the smallest increase of the cell features' spectral entropy (Lee & Ham, CVPR 2024)."""
+    return components(probe, batch)["progressivity"]
+
+
+@register_proxy("az_trainability", valid={"batch": at_least(2)})
+def az_trainability(probe: Probe, *, batch: int = 64) -> float:
+    """AZ-NAS trainability: mean over cells of 2 - s - 1/s, s the top singular value of a Rademacher-probed cell Jacobian (Lee & Ham, CVPR 2024)."""
+    return components(probe, batch)["trainability"]
+
+
+@register_pool_proxy("az_nas", components=COMPONENTS)
+def az_nas(scores: pd.DataFrame) -> np.ndarray:
+    """AZ-NAS: sum over FLOPs, expressivity, progressivity and trainability of log(rank / N) in the pool scored together; pool-level (Lee & Ham, CVPR 2024)."""
+    values = scores[list(COMPONENTS)].to_numpy(float)
+    ok = ~np.isnan(values).any(axis=1)  # an arch a component failed on gets no score and takes no rank
+    out = np.full(len(values), np.nan)
+    out[ok] = np.log(stats.rankdata(values[ok], axis=0) / ok.sum()).sum(axis=1)
+    return out
