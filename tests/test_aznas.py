@@ -53,3 +53,12 @@ def test_az_nas_is_the_sum_of_log_ranks_of_its_components_in_the_pool(data_root,
     np.testing.assert_allclose(scores["az_nas"], want)
     with pytest.raises(EznasError, match="az_nas is pool-level"):
         parse_proxy("az_nas")(probe_of(GOOD, data_root))
+
+
+def test_a_stemless_darts_probe_network_scores_with_the_input_as_its_first_feature(data_root):
+    space = get_space("DARTS")
+    arch = space.load(space.default_benchmark(data_root, "cifar10"), "cifar10")[0]
+    net = build_network(space, arch, 10, 0)
+    assert isinstance(net.stem, torch.nn.Identity) and len(net.cells) == 1
+    c = components(Probe(net, BatchSource(data_root, "cifar10", 4, 0).batch(), seed=2), 8)
+    assert all(math.isfinite(v) for v in c.values())

@@ -5,7 +5,8 @@ rank / N.
 Protocol (``cvlab-yonsei/AZ-NAS``: ``NB201/ZeroShotProxy/compute_az_nas_score.py`` and
 ``NB201/tss_general.ipynb``): a copy of the network with Kaiming-normal fan-in weights (zero biases, BN
 weight 1 and bias 0), in train mode, on a batch of ``batch`` N(0, 1) images of the data's resolution; the
-features are the stem's output and every cell's (the network's ``stem`` and ``cells``):
+features are the stem's output and every cell's (the network's ``stem`` and ``cells``; without a stem, as in
+SWAP's DARTS probe network, the stem's place is taken by the input itself):
 
 * expressivity: the sum over features of the entropy of the normalised eigenvalues of the channel
   covariance (over samples and positions);
@@ -78,7 +79,8 @@ def components(probe: Probe, batch: int) -> dict[str, float]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
         kaiming_fan_in_(net)
-    x = torch.randn(batch, *probe.batch.x.shape[1:], generator=gen).to(probe.batch.x.device)
+    # the input takes gradients too: a stem-less network's (SWAP's DARTS probe) first feature is the image itself
+    x = torch.randn(batch, *probe.batch.x.shape[1:], generator=gen).to(probe.batch.x.device).requires_grad_()
     features: list[torch.Tensor] = []
 
     def keep(module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
