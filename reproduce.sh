@@ -62,7 +62,7 @@ step() {
 }
 
 if [[ $QUICK -eq 1 ]]; then
-    BASELINES=(--n_archs 40 --darts_archs 30 --nbsz_archs 30 --proxies params,flops,synflow,naswot,grad_norm,snip,jacov,sweetimator,eznas)
+    BASELINES=(--n_archs 40 --darts_archs 30 --nbsz_archs 30 --nb301_archs 20 --nb101_archs 10 --proxies params,flops,synflow,naswot,grad_norm,snip,jacov,sweetimator,eznas)
     EVOLVE=(--quick --test-networks 20)  # evolve.py's own small first try
     VERIFY_N=40
 else

@@ -479,6 +479,7 @@ def evolve_main(argv: Sequence[str] | None = None) -> int:
 
 # ---------------------------------------------------------------------------------------------- search.py
 def search_parser() -> argparse.ArgumentParser:
+    from eznas.search.encoding import ENCODINGS
     from eznas.search.strategies import list_strategies
 
     p = Parser(
@@ -490,7 +491,7 @@ def search_parser() -> argparse.ArgumentParser:
         "NASBench201 and NATSBenchSSS (their tables are the space), DARTS and NASBench301 (any genotype; "
         "--in_table keeps to the table's archs).",
     )
-    add_flag(p, "search_space", "--space", default="NASBench201", choices=list_spaces(), help="default NASBench201")
+    add_flag(p, "search_space", "--space", default="NASBench201", choices=sorted(ENCODINGS), help="default NASBench201")
     add_flag(p, "dataset", default="cifar10", choices=list(DATASETS), help="default cifar10")
     add_flag(p, "strategy", default="rea", help=f"{' | '.join(list_strategies())} (default rea)")
     add_flag(p, "proxy", default=None, help="the fitness: a registered proxy, name[:key=value] (default meco)")

@@ -73,8 +73,9 @@ def test_synflow_obeys_its_conservation_law():
 
 
 def test_all_proxies_together_give_the_same_scores_as_each_alone():
-    """Sharing the pass, and proxies running their own passes on copies, must not change any score."""
-    names = list_proxies()
+    """Sharing the pass, and proxies running their own passes on copies, must not change any score (the
+    per-arch proxies of a cell-less net: AZ-NAS needs cells and its pool combination a pool, tested apart)."""
+    names = [n for n in list_proxies() if not get_proxy(n).pool and not n.startswith("az_")]
     net, batch = make()
     probe = Probe(net, batch, seed=7)
     probe.run(frozenset().union(*(get_proxy(n).needs for n in names)))

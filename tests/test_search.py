@@ -130,7 +130,7 @@ def test_the_cli_searches_with_a_hall_of_fame_program(data_root, tmp_path, capsy
     (["--sample_size", "30"], "sample_size <= population"),
     (["--proxy", "params", "--program", "flops"], "give one fitness: --proxy or --program"),
     (["--dataset", "ImageNet16-120"], "missing column 'imagenet16_120_test'"),
-    (["--search_space", "NASBench101"], "--search_space NASBench101 cannot be searched yet; valid: DARTS, NASBench201"),
+    (["--search_space", "NASBench101"], "invalid choice: 'NASBench101' (choose from 'DARTS', 'NASBench201'"),
     (["--resume"], "--resume needs --out DIR"),
 ])
 def test_bad_input_is_one_line_naming_it(argv, message, data_root, tmp_path, capsys):
