@@ -363,7 +363,7 @@ def evolve_parser() -> argparse.ArgumentParser:
     )
     add_flag(p, "space", default=None, choices=sorted(SPACE_TASKS),
              help="evolve on this space's tasks (NASBench201, NATSBenchSSS: CIFAR-10 and CIFAR-100; DARTS, NASBench301, "
-             "NASBench101: CIFAR-10; NASBench101 networks take fitness.width, the stem, default 128: ~5x faster at 32; "
+             "NASBench101: CIFAR-10; NASBench101 networks take fitness.width, the stem, default 128, cheaper smaller; "
              "NATSBenchSSS needs its table, see README); "
              "default: NASBench201 CIFAR-10, CIFAR-100 and DARTS CIFAR-10")
     add_flag(p, "tasks", default=None, help="comma-separated SPACE:DATASET tasks, e.g. NASBench201:cifar10,DARTS:cifar10 "

@@ -16,7 +16,7 @@ scales the stem (for CPU speed); its default is NB-101's 128.
 Ops are Conv-BN-ReLU, not pre-activation, so the network declares the collector's ``conv_bn`` unit rule
 (eznas.stats): a unit is each Conv -> BN pair (stem, projections and vertex ops alike) with the conv's input
 as ``inp`` and ``pre`` and the BN output as ``act``, with their gradients; ReLU -> Conv -> BN units would
-cover only the convs that read a ReLU output directly (14 of cell 0's 64 convs).
+cover only the convs that read a ReLU output directly (14 of row 0's 64 convs).
 """
 from __future__ import annotations
 
