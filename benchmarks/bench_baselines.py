@@ -37,7 +37,8 @@ NBSZ_NAMES = {"params": "params", "flops": "flops", "synflow": "synflow", "naswo
 PUBLISHED = {
     "cifar10": {"naswot": (.787, .594), "synflow": (.736, .537), "params": (.738, .562), "flops": (.711, .520),
                 "snip": (.608, .443), "grad_norm": (.606, .439), "jacov": (.766, .584), "grasp": (.539, .381),
-                "fisher": (.509, .374), "eznas": (.808, .620), "zico": (.80, .59), "meco": (.89, None)},
+                "fisher": (.509, .374), "eznas": (.808, .620), "zico": (.80, .59), "meco": (.89, None),
+                "az_nas": (.913, .741)},  # AZ-NAS: all 15,625 cells, ori-test (its tss_general.ipynb)
     "cifar100": {"naswot": (.814, .624), "synflow": (.762, .563), "params": (.744, .569), "flops": (.722, .531),
                  "snip": (.658, .487), "grad_norm": (.648, .478), "jacov": (.725, .554), "grasp": (.552, .392),
                  "fisher": (.555, .411), "eznas": (.798, .617), "zico": (.81, .61), "meco": (.88, None),
@@ -225,7 +226,6 @@ def markdown(results: dict, proxies: tuple[str, ...]) -> str:
     t = {tag: results["tasks"].get(tag, {"n_archs": 0, "proxies": {}}) for tag in TASKS[:3]}
     n10, n100 = t["nb201-cifar10"]["n_archs"], t["nb201-cifar100"]["n_archs"]
     main = [
-        f"| proxy | NB-201 C10 ρ / τ (n={n10}) | NB-201 C100 ρ / τ (n={n100}) | DARTS ρ / τ (n={t['darts-cifar10']['n_archs']}) "
         f"| proxy | NB-201 C10 ρ / τ (n={n10}) | NB-201 C100 ρ / τ (n={n100}) | DARTS ρ / τ (n={t['darts-cifar10']['n_archs']}) "
         f"| C10 ρ / τ vs {C10_VALID} | published C10 | published C100 | ours vs NB-Suite-Zero per arch, C10 "
         "| same, C100 | s/arch C10 |",
