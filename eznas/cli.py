@@ -251,7 +251,23 @@ NUMBER_FLAGS: dict[str, Callable] = {
     "data_root": lambda cfg, root: _fitness(cfg, data_root=root),
     "device": lambda cfg, device: _fitness(cfg, device=device),
     "probe": lambda cfg, probe: _fitness(cfg, probe=probe),
+    "proxy_terminals": lambda cfg, text: with_proxy_terminals(cfg, text),
 }
+
+
+def with_proxy_terminals(cfg, text: str):  # noqa: ANN001, ANN201 - EvolutionConfig in and out
+    """``cfg`` whose Net terminals are the network features plus ``zc_<name>`` for each proxy in ``text``
+    (comma-separated registered per-arch proxies; "none": the features only)."""
+    from eznas.features import FEATURES
+    from eznas.gp.pset import PROXY_PREFIX, proxy_terminals
+
+    names = [] if text.strip() == "none" else [n.strip() for n in text.split(",") if n.strip()]
+    valid = [t[len(PROXY_PREFIX):] for t in proxy_terminals()]
+    for name in names:
+        if name not in valid:
+            raise EznasError(f"unknown proxy {name!r} (a proxy terminal must be a per-arch registered proxy; "
+                             f"valid: {', '.join(valid)})")
+    return dataclasses.replace(cfg, features=FEATURES + tuple(dict.fromkeys(PROXY_PREFIX + n for n in names)))
 
 
 def changed_fields(before, after) -> list[str]:  # noqa: ANN001
@@ -350,7 +366,8 @@ def evolve_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="evolve.py",
         description="Discover a zero-cost proxy by genetic programming: network-level arithmetic over "
-        "aggregated per-unit expressions of network statistics and over network features; fitness = rank "
+        "aggregated per-unit expressions of network statistics and over network features (and, with "
+        "--proxy_terminals, registered proxies' scores); fitness = rank "
         "correlation with real accuracies on fixed selection networks (racing: new programs are screened on a "
         "few first); the hall of fame's winner is chosen on disjoint validation networks and tested on test "
         "networks. Writes config.json, logbook.csv, hall_of_fame.json, checkpoint.pkl, evolution.png, "
@@ -386,6 +403,10 @@ def evolve_parser() -> argparse.ArgumentParser:
     add_flag(p, "probe", default=None, choices=list(PROBES),
              help="which network of a DARTS or NASBench301 genotype fitness scores: swap (default; SWAP's probe "
              "network) or none (the space's standard network)")
+    add_flag(p, "proxy_terminals", default=None, metavar="PROXIES",
+             help="comma-separated registered proxies whose scores become network-level terminals zc_<proxy> "
+             "(each computed once per network at its defaults and cached), e.g. meco,synflow,az_expressivity; "
+             "none: only the network features (default)")
     add_flag(p, "cache_dir", default="results/cache/values", help="cache of network-level values, shared by "
              "runs (default results/cache/values)")
     add_flag(p, "test_networks", type=int, default=None, help="held-out archs per task for the top-3 test, >= 0 (default 100)")

@@ -23,7 +23,7 @@ from eznas.gp.fitness import FLOOR, Evaluation, FitnessConfig, FitnessData, comb
 from eznas.gp.operators import (Individual, cx_join, cx_one_point, gen_half_and_half, limit_height, mut_uniform,
                                 sel_tournament_unique, var_or)
 from eznas.gp.program import Program, parse_program
-from eznas.gp.pset import language, make_pset
+from eznas.gp.pset import PROXY_PREFIX, language, make_pset, network_terminals
 from eznas.gp.seeds import SEEDS
 from eznas.io import atomic_open, write_json
 from eznas.parallel import Mapper, ParallelConfig
@@ -55,12 +55,15 @@ class EvolutionConfig:
     seed: int = 0
     seed_programs: tuple[str, ...] = tuple(SEEDS)  # names in eznas.gp.seeds.SEEDS
     terminals: tuple[str, ...] = NAMES
-    features: tuple[str, ...] = FEATURES  # network-level terminals
+    features: tuple[str, ...] = FEATURES  # network-level terminals: features, and zc_<proxy> proxy terminals
     fitness: FitnessConfig = field(default_factory=FitnessConfig)
     # where, not what (free to change on resume): two local worker processes, this machine's two cores
     parallel: ParallelConfig = field(default_factory=lambda: ParallelConfig("loky", workers=2))
 
     def __post_init__(self) -> None:
+        valid = network_terminals()
+        if unknown := [f for f in self.features if f not in valid]:
+            raise EznasError(f"features: unknown network terminal {unknown[0]!r}; valid: {', '.join(valid)}")
         rates = {"cxpb": self.cxpb, "mutpb": self.mutpb, "joinpb": self.joinpb}
         if any(not 0 <= v <= 1 for v in rates.values()) or sum(rates.values()) > 1:
             raise EznasError(f"cxpb, mutpb and joinpb must be in [0, 1] with a sum <= 1, got "
@@ -146,7 +149,9 @@ class Evolution:
     # ------------------------------------------------------------------------------------ the loop
     def initial_state(self) -> State:
         self.rng.seed(self.cfg.seed)
-        seeds = [Individual(parse_program(SEEDS[name], self.pset).tree) for name in self.cfg.seed_programs]
+        texts = [SEEDS[name] for name in self.cfg.seed_programs]
+        texts += [t for t in self.cfg.features if t.startswith(PROXY_PREFIX)]  # each proxy terminal alone, too
+        seeds = [Individual(parse_program(text, self.pset).tree) for text in texts][:self.cfg.population]
         population = seeds + [self.toolbox.individual() for _ in range(self.cfg.population - len(seeds))]
         state = State(0, population, self._hall_of_fame({}), tools.Logbook(), {})
         self.generation = 0

@@ -20,15 +20,25 @@ from typing import Any, Iterable
 from deap import gp
 
 from eznas.errors import EznasError
+from eznas.data import Batch
 from eznas.features import network_features
 from eznas.gp.program import Program, is_aggregator
+from eznas.gp.pset import PROXY_PREFIX
 from eznas.stats import collect_tensors, statistic
 from primitives import PRIMITIVES
 from primitives.aggregate import ProgramFailure, aggregate_units
 from primitives.network import checked
 
 OWN_PACKAGES = ("eznas", "primitives")
-RESERVED = ("NAMES", "SIGNAL", "NOISE_SEED", "PERTURBATION", "SIGN", "network_value", "score")
+def get_needs(terminal: str) -> frozenset[str]:
+    from eznas.proxies import get_proxy
+
+    return get_proxy(terminal[len(PROXY_PREFIX):]).needs
+
+
+REGISTRATIONS = ("primitive", "register_proxy")
+RESERVED = ("NAMES", "SIGNAL", "NOISE_SEED", "PERTURBATION", "SIGN", "PROXIES", "NEEDS", "proxy_value",
+            "network_value", "score")
 
 
 def program_expression(program: Program, units: str = "units", features: str = "features") -> str:
@@ -67,21 +77,65 @@ def program_expression(program: Program, units: str = "units", features: str = "
     return net(0)
 
 
+def proxy_functions(terminals: Iterable[str]) -> dict[str, Any]:
+    """The registered proxy function behind each proxy terminal (``zc_<proxy>``)."""
+    from eznas.proxies import get_proxy
+
+    return {t: get_proxy(t[len(PROXY_PREFIX):]).fn for t in terminals}
+
+
+def check_exportable(terminals: Iterable[str]) -> None:
+    """Raise EznasError naming the first proxy terminal whose proxy's code cannot be carried by an export."""
+    from eznas.proxies import Probe
+
+    for terminal, fn in proxy_functions(terminals).items():
+        try:
+            _closure([Probe, Batch, fn])
+        except EznasError as exc:
+            raise EznasError(f"proxy terminal {terminal}: {exc}") from None
+
+
 def export_source(program: Program, *, signal: str, noise_seed: int, perturbation: float, doc: str) -> str:
-    """A Python module with ``score(net, images, labels=None) -> float`` for ``program``."""
+    """A Python module with ``score(net, images, labels=None, seed=0) -> float`` for ``program``; a
+    hybrid program's file also carries the registered proxies its proxy terminals read, with the Probe
+    they run on (``seed``: the proxies' own random draws, as verify_scores seeds them per network)."""
+    from eznas.proxies import Probe
+
     fns = [collect_tensors, network_features, aggregate_units, ProgramFailure, checked, statistic]
     for node in program.tree:
         if isinstance(node, gp.Primitive):
             fn = PRIMITIVES.get(node.name).fn
             fns += [fn.unit, fn.combine] if is_aggregator(node) else [fn]
+    proxies = proxy_functions(program.proxies)
+    if proxies:
+        fns += [Probe, Batch, *proxies.values()]
     imports, defs = _closure(fns)
+    needs = sorted(frozenset().union(*(get_needs(t) for t in program.proxies)))
+    proxy_lines = (
+        f"PROXIES = {{{', '.join(f'{t!r}: {fn.__name__}' for t, fn in proxies.items())}}}  # proxy terminals\n"
+        f"NEEDS = {needs!r}  # the shared pass they read\n") if proxies else ""
+    proxy_code = '''
+        if PROXIES:  # the proxy terminals: each registered proxy at its defaults, on the same batch
+            probe = Probe(net, Batch(images, labels, 0), seed=seed)
+            probe.run(NEEDS)
+            features.update({name: proxy_value(fn, probe) for name, fn in PROXIES.items()})''' if proxies else ""
+    proxy_def = '''
+
+
+def proxy_value(fn, probe: Probe) -> float:
+    """A proxy terminal's value, NaN where its proxy fails (the program is then not defined)."""
+    try:
+        return float(fn(probe))
+    except Exception:  # noqa: BLE001
+        return math.nan
+''' if proxies else ""
     body = f'''
-NAMES = {tuple(sorted(program.terminals))!r}
+{proxy_lines}NAMES = {tuple(sorted(program.terminals))!r}
 SIGNAL = {signal!r}
 NOISE_SEED = {noise_seed!r}
 PERTURBATION = {perturbation!r}
 SIGN = {program.sign!r}
-
+{proxy_def}
 
 def network_value(units: list[dict[str, torch.Tensor]], features: dict[str, float]) -> float:
     """The program on one network's units (their named tensors) and features; raises ProgramFailure
@@ -89,15 +143,16 @@ def network_value(units: list[dict[str, torch.Tensor]], features: dict[str, floa
     return {program_expression(program)}
 
 
-def score(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None) -> float:
+def score(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 0) -> float:
     """Score ``net`` on one batch (higher is better; NaN where the program is not defined). The statistics
-    come from train mode; labels are needed only for the cross-entropy signal."""
+    come from train mode; labels are needed only for the cross-entropy signal; ``seed`` seeds the proxy
+    terminals' own random draws (a program without them ignores it)."""
     if labels is None:
         labels = torch.zeros(images.shape[0], dtype=torch.long, device=images.device)
     was_training = net.training
     try:
         units = [t for _, t in collect_tensors(net.train(), images, labels, NAMES, SIGNAL, NOISE_SEED, PERTURBATION)]
-        features = network_features(net, images, len(units))
+        features = network_features(net, images, len(units)){proxy_code}
     finally:
         net.train(was_training)
     try:
@@ -181,11 +236,12 @@ def _import_line(name: str, value: Any) -> str:
 
 
 def _without_registration(node: ast.AST, source: str) -> str:
-    """The definition's source without its ``@primitive(...)`` decorator (the file has no registry)."""
+    """The definition's source without its ``@primitive(...)`` or ``@register_proxy(...)`` decorator (the
+    file has no registry)."""
     lines = source.splitlines()
     drop = set()
     for dec in getattr(node, "decorator_list", []):
         call = dec.func if isinstance(dec, ast.Call) else dec
-        if isinstance(call, ast.Name) and call.id == "primitive":
+        if isinstance(call, ast.Name) and call.id in REGISTRATIONS:
             drop.update(range(dec.lineno - 1, dec.end_lineno))
     return "\n".join(line for k, line in enumerate(lines) if k not in drop)

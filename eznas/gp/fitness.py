@@ -43,8 +43,11 @@ from eznas.data import BatchSource
 from eznas.errors import DataError, EznasError
 from eznas.features import FEATURES, network_features
 from eznas.gp.program import Program, parse_program
+from eznas.gp.pset import PROXY_PREFIX
 from eznas.io import atomic_open
 from eznas.parallel import Mapper, torch_threads
+from eznas.proxies import Probe
+from eznas.proxies.program import proxy_values
 from eznas.networks import arch_seed, build_network, resolve_device
 from eznas.spaces import Arch, SpaceOptions, get_space
 from eznas.spaces.darts import PROBES, has_probes
@@ -265,30 +268,37 @@ class FitnessData:
                          init_seed=arch_seed(c.pool_seed, arch.uid),
                          collector={k: v for k, v in asdict(self.collector).items() if k != "names"})
 
-    def compute(self, task: Task, arch: Arch, aggregates: Sequence[str], features: bool) -> dict[str, float | str]:
-        """Build the network, collect what ``aggregates`` read (one torch thread, so the numbers do not
-        depend on where they are computed) and return their values (or reasons), plus its features."""
+    def compute(self, task: Task, arch: Arch, values: Sequence[str], features: bool) -> dict[str, float | str]:
+        """Build the network, compute ``values`` (aggregated sub-programs and proxy terminals) and, if
+        asked, its features, on one torch thread (the numbers do not depend on where they are computed).
+        The proxy terminals come first, on the freshly built network (each proxy at its defaults, seeded by
+        the network's seed as verify_scores seeds it); then the statistics the aggregates read."""
         batches = self._batches.get(task.dataset)
         if batches is None:
             batches = self._batches[task.dataset] = BatchSource(self.data_root, task.dataset,
                                                                 self.config.batch_size, self.config.pool_seed)
         device = resolve_device(self.config.device)
+        terminals = [v for v in values if v.startswith(PROXY_PREFIX)]
+        aggregates = [v for v in values if not v.startswith(PROXY_PREFIX)]
         programs = [_parse(a) for a in aggregates]
         names = tuple(sorted(set().union(*(p.terminals for p in programs)))) if programs else ()
         with torch_threads(1):
             net = build_network(self._space(task), arch, batches.spec.num_classes, self.config.pool_seed,
                                 device=device)
             batch = batches.batch().to(device)
+            out = proxy_values(Probe(net, batch, seed=arch_seed(self.config.pool_seed, arch.uid), arch=arch),
+                               terminals) if terminals else {}
             if not programs:
-                return dict(network_features(net, batch.x, len(find_units(net, batch.x))))
+                return {**out, **(network_features(net, batch.x, len(find_units(net, batch.x))) if features else {})}
             stats = collect(net, batch, CollectorConfig(**{**asdict(self.collector), "names": names}), features)
-            return values_of(stats, aggregates, features)
+            return {**out, **values_of(stats, aggregates, features)}
 
     # ------------------------------------------------------------------------------------ on the driver
     def ensure(self, aggregates: Iterable[str], networks: dict[str, list[Arch]], mapper: Mapper | None = None,
                tick: Callable[[int], Callable[[], None]] | None = None) -> None:
-        """Compute (a task per network) every value of ``aggregates`` and the features that the cache lacks
-        on ``networks`` ({task: archs}), then write the cache."""
+        """Compute (a task per network) every value of ``aggregates`` (aggregated sub-programs and proxy
+        terminals: ``Program.values()``) and the features that the cache lacks on ``networks``
+        ({task: archs}), then write the cache."""
         aggregates = list(dict.fromkeys(aggregates))
         items = []
         for task, archs in networks.items():
@@ -324,7 +334,7 @@ def values_of(stats: NetworkStats, aggregates: Sequence[str], features: bool) ->
 
 
 def value_task(item: tuple[DataHandle, str, str, tuple[str, ...], bool]) -> dict[str, float | str]:
-    """Task: the values of some aggregated sub-programs (and the features) on one network."""
+    """Task: the values of some aggregated sub-programs and proxy terminals (and the features) on one network."""
     handle, task, uid, aggregates, features = item
     data = open_data(handle)
     return data.compute(Task.parse(task), data.arch(task, uid), aggregates, features)
@@ -340,7 +350,7 @@ def program_scores(programs: Sequence[Program], data: FitnessData, networks: dic
                    ) -> list[tuple[dict[str, list[float]], Counter]]:
     """Each program's scores on ``networks`` ({task: archs}; NaN where not defined) and its failures by
     reason; values missing from the cache are computed first."""
-    data.ensure([a for p in programs for a in p.aggregates()], networks, mapper, tick)
+    data.ensure([v for p in programs for v in p.values()], networks, mapper, tick)
     table = data.table(networks)
     out = []
     for program in programs:
@@ -393,7 +403,7 @@ def race(fresh: Sequence[Program], data: FitnessData, mapper: Mapper | None, kno
     full = {str(t): data.networks(str(t), "selection") for t in data.tasks}
     screen = {str(t): data.networks(str(t), "selection", c.screen) for t in data.tasks}
     by_text = {str(p): p for p in fresh}
-    ready = [t for t, p in by_text.items() if all(a in known for a in p.aggregates())]
+    ready = [t for t, p in by_text.items() if all(v in known for v in p.values())]
     racing = [t for t in by_text if t not in ready]
     start = time.perf_counter()
     out = dict(zip(racing, evaluate_on([by_text[t] for t in racing], data, screen, mapper, "screen")))
@@ -406,7 +416,7 @@ def race(fresh: Sequence[Program], data: FitnessData, mapper: Mapper | None, kno
     finals = ready + promoted
     programs = [by_text.get(t) or _parse(t) for t in finals]
     out.update(zip(finals, evaluate_on(programs, data, full, mapper)))
-    known.update(a for p in programs for a in p.aggregates())
+    known.update(v for p in programs for v in p.values())
     log.info("racing: %d programs screened on %d networks per task (%.0f s); %s; %d known: full evaluations on "
              "%d per task (%.0f s)", len(racing), c.screen, screened,
              f"{len(promoted)} promoted ({sum(t in waiting for t in promoted)} waiting from before)" if promote

@@ -6,7 +6,8 @@
     str(prog)                    # round-trips through parse_program
 
 Levels, from the root down: network-level nodes (``net_*`` arithmetic, the terminals of
-:mod:`eznas.features`, ``Factor``/``Exponent`` constants), then aggregators (``sum_units(...)``: a per-unit
+:mod:`eznas.features`, proxy terminals ``zc_<proxy>`` when a run names them, ``Factor``/``Exponent``
+constants), then aggregators (``sum_units(...)``: a per-unit
 expression aggregated over the network's units), then the per-unit expression over the collector's named
 tensors. One recursive evaluator serves fitness, ``verify_scores.py --program`` and (compiled to Python)
 the export. A leading ``-`` negates the network score (how an anti-correlated program is exported).
@@ -26,8 +27,7 @@ import torch
 from deap import gp
 
 from eznas.errors import EznasError
-from eznas.features import FEATURES
-from eznas.gp.pset import make_pset
+from eznas.gp.pset import PROXY_PREFIX, make_pset, network_terminals
 from eznas.stats import NAMES, NetworkStats, statistic
 from primitives import PRIMITIVES, Net, Scalar, Tensor
 from primitives.aggregate import Aggregator, ProgramFailure, aggregate_units
@@ -64,9 +64,20 @@ class Program:
         """The collector's statistics the program reads."""
         return {n.name for n in self.tree if isinstance(n, gp.Terminal) and n.name in NAMES}
 
+    @property
+    def proxies(self) -> tuple[str, ...]:
+        """The proxy terminals the program reads (``zc_<proxy>``: a registered proxy's network score)."""
+        return tuple(sorted({n.name for n in self.tree if isinstance(n, gp.Terminal)
+                             and str(n.name).startswith(PROXY_PREFIX)}))
+
     def aggregates(self) -> list[str]:
         """The distinct aggregated sub-programs (``sum_units(...)`` subtrees), in tree order."""
         return list(dict.fromkeys(self.key(i) for i, n in enumerate(self.tree) if is_aggregator(n)))
+
+    def values(self) -> list[str]:
+        """The network-level values a score needs besides the features: its aggregates and proxy terminals
+        (the keys of a network's value cache)."""
+        return self.aggregates() + list(self.proxies)
 
     # ------------------------------------------------------------------------------------ evaluation
     def value(self, units: Sequence[Any] | None, features: dict[str, float],
@@ -99,11 +110,14 @@ class Program:
     def _net(self, i: int, units, features, values, caches) -> float:  # noqa: ANN001
         node = self.tree[i]
         if isinstance(node, gp.Terminal):
-            if node.name in FEATURES:
-                if node.name not in features:
-                    raise KeyError(f"network feature {node.name!r} was not computed")
-                return float(features[node.name])
-            return float(node.value)  # a Factor or Exponent constant
+            if not isinstance(node.value, str):
+                return float(node.value)  # a Factor or Exponent constant
+            if node.name not in features:  # a network feature or a proxy terminal
+                raise KeyError(f"network terminal {node.name!r} was not computed")
+            found = features[node.name]
+            if isinstance(found, str):  # the reason a proxy terminal failed on this network
+                raise ProgramFailure(found)
+            return float(found)
         if is_aggregator(node):
             key = self.key(i)
             found = values.get(key) if values is not None else None
@@ -176,7 +190,7 @@ def parse_program(text: str, pset: gp.PrimitiveSetTyped | None = None) -> Progra
     """Parse a program string (prefix order, as ``str(program)`` prints it). Only the pset's primitives and
     terminals and finite numbers (where a constant may stand) are accepted; an unknown name, a type
     mismatch, a missing argument or a trailing token raises ProgramError naming it."""
-    pset = pset or make_pset()
+    pset = pset or make_pset(features=network_terminals())
     body = text.strip()
     where = f"program {body!r}"
     sign = -1 if body.startswith("-") else 1

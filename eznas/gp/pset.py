@@ -12,6 +12,19 @@ from eznas.stats import NAMES
 from primitives import PRIMITIVES, Exponent, Factor, Net, Scalar, Tensor
 
 EXPONENTS = (-2.0, -1.0, -0.5, 0.5, 2.0, 3.0)
+PROXY_PREFIX = "zc_"  # a proxy terminal: zc_<registered proxy>, that proxy's score of the network
+
+
+def proxy_terminals() -> tuple[str, ...]:
+    """The Net terminals that read a registered per-arch proxy's score (``zc_meco``, ``zc_synflow``...)."""
+    from eznas.proxies import get_proxy, list_proxies  # the proxies import programs: imported when asked
+
+    return tuple(PROXY_PREFIX + n for n in list_proxies() if get_proxy(n).pool is None)
+
+
+def network_terminals() -> tuple[str, ...]:
+    """Every Net terminal a program may name: the network features, then the proxy terminals."""
+    return FEATURES + proxy_terminals()
 
 
 def log_uniform_constant(rng: random.Random | None = None) -> float:
@@ -33,11 +46,13 @@ def exponent(rng: random.Random | None = None) -> float:
 @lru_cache(maxsize=8)
 def make_pset(terminals: tuple[str, ...] = NAMES, features: tuple[str, ...] = FEATURES) -> gp.PrimitiveSetTyped:
     """Primitives from the registry, the named statistics as Tensor terminals, the network features as Net
-    terminals, and ephemeral constants (Scalar ``const``, ``factor``, ``exponent``).
+    terminals (``features``: any of ``network_terminals()``, so proxy terminals too), and ephemeral constants
+    (Scalar ``const``, ``factor``, ``exponent``).
 
     Generation never dead-ends: Tensor, Scalar and Net each have primitives and terminals (a Scalar is a
     Tensor), and Factor and Exponent have their constants."""
-    for given, valid, what in ((terminals, NAMES, "terminal"), (features, FEATURES, "network feature")):
+    for given, valid, what in ((terminals, NAMES, "terminal"),
+                               (features, network_terminals(), "network terminal")):
         unknown = [t for t in given if t not in valid]
         if unknown:
             raise ValueError(f"unknown {what} {unknown[0]!r}; valid: {', '.join(valid)}")

@@ -1,10 +1,13 @@
 """Evolved programs used like registered proxies (``verify_scores.py --program``)."""
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from typing import Iterable
 
 from eznas.gp.program import ProgramError, parse_program
-from eznas.proxies.base import Probe, Proxy, ProxyCall
+from eznas.gp.pset import PROXY_PREFIX
+from eznas.proxies.base import Probe, Proxy, ProxyCall, parse_proxy
 from eznas.stats import CollectorConfig, collect
 from primitives.aggregate import ProgramFailure
 
@@ -18,6 +21,29 @@ def program_names(texts: Iterable[str]) -> tuple[str, ...]:
         except ProgramError:
             continue  # reported where that program is parsed
     return tuple(sorted(names))
+
+
+def proxy_needs(terminals: Iterable[str]) -> frozenset[str]:
+    """The shared passes the proxies behind some proxy terminals read."""
+    return frozenset().union(*(parse_proxy(t[len(PROXY_PREFIX):]).needs for t in terminals))
+
+
+def proxy_values(probe: Probe, terminals: Iterable[str], run: bool = True) -> dict[str, float | str]:
+    """Proxy terminals (``zc_<proxy>``) on a probe: each registered proxy's score at its defaults, or a
+    string, the reason it is not defined there. ``run``: do the shared pass they need first (False when
+    the caller's scoring loop has done it)."""
+    calls = {t: parse_proxy(t[len(PROXY_PREFIX):]) for t in terminals}
+    if run:
+        probe.run(proxy_needs(calls))
+    out: dict[str, float | str] = {}
+    for terminal, call in calls.items():
+        try:
+            value = call(probe)
+        except Exception as exc:  # noqa: BLE001 - a failing proxy makes the program undefined on this network
+            out[terminal] = f"{type(exc).__name__} in {terminal}"
+            continue
+        out[terminal] = value if math.isfinite(value) else f"not finite: {terminal}"
+    return out
 
 
 def program_call(text: str, signal: str = "logits_sum", noise_seed: int = 0,
@@ -41,9 +67,13 @@ def program_call(text: str, signal: str = "logits_sum", noise_seed: int = 0,
             stats = collect(probe.net, probe.batch, config)
             if shared is not None:
                 probe.memo[key] = stats
+        if program.proxies:
+            stats = replace(stats, features={**stats.features, **proxy_values(probe, program.proxies, run=False)})
         value, reason = program.evaluate(stats)
         if reason is not None:
             raise ProgramFailure(reason)
         return value
 
-    return ProxyCall(str(program), Proxy("program", score, frozenset(), f"evolved program {program}"))
+    # the proxy terminals' shared pass is the scoring loop's (Probe.run with every proxy's needs)
+    return ProxyCall(str(program), Proxy("program", score, proxy_needs(program.proxies),
+                                         f"evolved program {program}"))

@@ -1,0 +1,116 @@
+"""Proxy terminals (``zc_<proxy>``): registered proxies' scores as network-level terminals of programs,
+computed once per network by fitness, by verify_scores.py --program, and carried by the export."""
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from eznas.cli import evolve_main, verify_main
+from eznas.data import BatchSource
+from eznas.errors import EznasError
+from eznas.features import FEATURES
+from eznas.gp.evolution import Evolution, EvolutionConfig
+from eznas.gp.export import export_source
+from eznas.gp.fitness import FitnessConfig, FitnessData, Task, ValueCache
+from eznas.gp.program import ProgramError, parse_program
+from eznas.gp.pset import language, make_pset
+from eznas.networks import arch_seed, build_network
+from eznas.proxies import Probe, parse_proxy
+from eznas.spaces import Arch, get_space
+from primitives.aggregate import ProgramFailure
+from tests.conftest import tiny
+
+HYBRID = "net_add(net_log(zc_synflow), net_scale(zc_naswot, 0.01))"
+
+
+def test_proxy_terminals_parse_and_belong_to_a_run_that_names_them():
+    program = parse_program("net_add(zc_meco, net_log(params))")
+    assert program.proxies == ("zc_meco",) and program.values() == ["zc_meco"]
+    assert str(parse_program(str(program))) == str(program)
+    with pytest.raises(ProgramError, match="unknown name 'zc_az_nas'"):  # pool-level: never a terminal
+        parse_program("zc_az_nas")
+    with pytest.raises(ProgramError, match="unknown name 'zc_meco'"):  # the default language has none
+        parse_program("net_mul(zc_meco, depth)", make_pset())
+    pset = make_pset(features=FEATURES + ("zc_meco",))
+    assert parse_program("net_mul(zc_meco, depth)", pset).proxies == ("zc_meco",)
+    assert "zc_meco:Net" in language(pset)["terminals"]  # recorded in the checkpoint's language
+    with pytest.raises(EznasError, match="unknown network terminal 'zc_nope'"):
+        EvolutionConfig(features=FEATURES + ("zc_nope",))
+
+
+def test_a_failed_proxy_terminal_makes_the_program_undefined_with_its_reason():
+    program = parse_program("net_add(zc_meco, params)")
+    assert program.value(None, {"params": 1.0, "zc_meco": 2.0}) == 3.0
+    with pytest.raises(ProgramFailure, match="RuntimeError in zc_meco"):
+        program.value(None, {"params": 1.0, "zc_meco": "RuntimeError in zc_meco"})
+
+
+def test_fitness_computes_proxy_terminals_as_the_registered_proxies_score(data_root, one_thread):
+    data = FitnessData(FitnessConfig(tasks=("NASBench201:cifar10",), selection=4, validation=2, screen=2,
+                                     batch_size=4), None, data_root)
+    task = Task.parse("NASBench201:cifar10")
+    arch = data.networks(str(task))[0]
+    meco = "sum_units(corr_min_eig(pre_N))"
+    values = data.compute(task, arch, ["zc_synflow", "zc_naswot", meco], True)
+    assert set(FEATURES) <= set(values)
+    alone = data.compute(task, arch, [meco], False)
+    assert values[meco] == alone[meco]  # the proxies ran first and changed nothing the statistics see
+    net = build_network(get_space("NASBench201"), arch, 10, 0)
+    probe = Probe(net, BatchSource(data_root, "cifar10", 4, 0).batch(), seed=arch_seed(0, arch.uid), arch=arch)
+    probe.run({"relu_kernel"})
+    assert values["zc_synflow"] == pytest.approx(parse_proxy("synflow")(probe), rel=1e-9)
+    assert values["zc_naswot"] == pytest.approx(parse_proxy("naswot")(probe), rel=1e-9)
+
+
+def test_a_run_with_proxy_terminals_seeds_each_of_them(data_root, cache_dir, tmp_path):
+    cfg = tiny(data_root, features=FEATURES + ("zc_synflow",), population=8)
+    evo = Evolution(cfg, tmp_path, FitnessData(cfg.fitness, ValueCache(cache_dir), data_root))
+    state = evo.initial_state()
+    texts = [str(ind) for ind in state.population]
+    assert "zc_synflow" in texts
+    assert state.memo["zc_synflow"].fitness > 0.2  # synflow ranks NB-201 CIFAR-10 cells (rho ~0.8 on 1000)
+
+
+def test_evolve_flag_names_a_bad_proxy_terminal(capsys):
+    assert evolve_main(["--quiet", "--proxy_terminals", "meco,az_nas"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "--proxy_terminals: unknown proxy 'az_nas'" in err
+
+
+def test_verify_and_the_exported_file_score_a_hybrid_program_identically(data_root, tmp_path, capsys):
+    code = verify_main(["--data-root", str(data_root), "--n_samples", "3", "--seed", "0", "--quiet",
+                        "--bootstrap", "5", "--program", HYBRID, "--out", str(tmp_path / "v"),
+                        "--results-csv", str(tmp_path / "t.csv")])
+    assert code == 0, capsys.readouterr().err
+    scores = pd.read_csv(tmp_path / "v" / "scores.csv")
+    path = tmp_path / "best_proxy.py"
+    path.write_text(export_source(parse_program(HYBRID), signal="logits_sum", noise_seed=0, perturbation=1e-3,
+                                  doc="a hybrid program"))
+    spec = importlib.util.spec_from_file_location("hybrid_proxy", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["hybrid_proxy"] = module  # importlib's recipe: the file's dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+        batch = BatchSource(data_root, "cifar10", 16, 0).batch()
+        for uid, arch, acc, value in zip(scores.uid, scores.arch, scores.accuracy, scores[HYBRID]):
+            net = build_network(get_space("NASBench201"), Arch(str(uid), arch, acc), 10, 0)
+            assert module.score(net, batch.x, batch.y, seed=arch_seed(0, str(uid))) == pytest.approx(value, rel=1e-9)
+    finally:
+        del sys.modules["hybrid_proxy"]
+    # torch only: the proxies and their Probe travel in the file
+    script = ("import sys, importlib.util, json, torch\n"
+              "for b in ('eznas', 'primitives', 'deap'): sys.modules[b] = None\n"
+              f"spec = importlib.util.spec_from_file_location('bp', {str(path)!r})\n"
+              "m = importlib.util.module_from_spec(spec); sys.modules['bp'] = m; spec.loader.exec_module(m)\n"
+              "torch.manual_seed(0)\n"
+              "net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),\n"
+              "    torch.nn.Conv2d(4, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.Flatten(),\n"
+              "    torch.nn.LazyLinear(10))\n"
+              "net(torch.randn(2, 3, 8, 8))\n"
+              "print(json.dumps(m.score(net, torch.randn(4, 3, 8, 8), seed=1)))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert isinstance(json.loads(out.stdout), float)
