@@ -50,6 +50,7 @@ def score_archs(
     cannot be built, and those reading a shared pass that fails."""
     chosen = [p if isinstance(p, ProxyCall) else parse_proxy(p) for p in proxies]
     needs = frozenset().union(*(p.needs for p in chosen))
+    arch_only = bool(chosen) and all(p.proxy.arch_only for p in chosen)  # no network to build
     for i, arch in enumerate(archs):
         if arch.uid in skip:
             continue
@@ -57,7 +58,7 @@ def score_archs(
         net_seed = arch_seed(seed, arch.uid)
         failed: dict[str, str] = {}  # a step every proxy (build) or the pass readers (shared) depend on
         try:
-            net = build_network(space, arch, batches.spec.num_classes, seed, init, device)
+            net = None if arch_only else build_network(space, arch, batches.spec.num_classes, seed, init, device)
             probe = Probe(net, batches.batch(i).to(device), seed=net_seed, arch=arch)
         except Exception as exc:  # noqa: BLE001 - one arch must not stop the run
             failed["build"] = f"building the network: {_reason(exc)}"

@@ -74,10 +74,14 @@ def test_a_run_with_proxy_terminals_seeds_each_of_them(data_root, cache_dir, tmp
     assert state.memo["zc_synflow"].fitness > 0.2  # synflow ranks NB-201 CIFAR-10 cells (rho ~0.8 on 1000)
 
 
-def test_evolve_flag_names_a_bad_proxy_terminal(capsys):
-    assert evolve_main(["--quiet", "--proxy_terminals", "meco,az_nas"]) == 2
+@pytest.mark.parametrize("names, message", [
+    ("meco,az_nas", "--proxy_terminals: unknown proxy 'az_nas'"),
+    ("eznas", "--proxy_terminals: proxy terminal zc_eznas: cannot export"),  # its code cannot travel in the file
+])
+def test_evolve_flag_names_a_bad_proxy_terminal(names, message, capsys):
+    assert evolve_main(["--quiet", "--proxy_terminals", names]) == 2
     err = capsys.readouterr().err
-    assert err.count("error:") == 1 and "--proxy_terminals: unknown proxy 'az_nas'" in err
+    assert err.count("error:") == 1 and message in err
 
 
 def test_verify_and_the_exported_file_score_a_hybrid_program_identically(data_root, tmp_path, capsys):

@@ -34,7 +34,7 @@ def test_tiers_are_equal_count_best_first_and_the_rank_loss_rewards_the_right_or
     assert nar.rank_loss(y * 5, y) < nar.rank_loss(-y * 5, y)
 
 
-def test_nar_trains_saves_loads_and_scores_like_before(data_root, tmp_path, one_thread):
+def test_nar_trains_saves_loads_and_scores_like_before(data_root, tmp_path, one_thread, monkeypatch):
     table = pd.read_csv(data_root / "nb201" / "nb201_acc_200ep.csv").sample(300, random_state=0)
     feats = np.stack([nar.encode(s) for s in table.arch_str])
     acc = table.cifar10_test.to_numpy(float)
@@ -53,6 +53,12 @@ def test_nar_trains_saves_loads_and_scores_like_before(data_root, tmp_path, one_
 
     bench = tmp_path / "part.csv"
     table.iloc[250:].to_csv(bench, index=False)
+    import eznas.scoring
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("a NAR ranker reads the arch only: no network is built")
+
+    monkeypatch.setattr(eznas.scoring, "build_network", no_build)
     assert verify_main(["--ranker", str(tmp_path / "r"), "--benchmark-path", str(bench), "--data-root", str(data_root),
                         "--quiet", "--bootstrap", "5", "--batch_size", "4", "--out", str(tmp_path / "v"),
                         "--results-csv", str(tmp_path / "all.csv")]) == 0

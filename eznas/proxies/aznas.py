@@ -94,10 +94,7 @@ def components(probe: Probe, batch: int) -> dict[str, float]:
         f_out, f_in = features[i], features[i - 1]
         g_out = (torch.randint(0, 2, f_out.shape, generator=gen).to(f_out) - 0.5) * 2
         (g_in,) = torch.autograd.grad(f_out, f_in, g_out, retain_graph=True, allow_unused=True)
-        if g_in is None:
-            scores.append(-math.inf)
-            continue
-        if g_in.shape == g_out.shape and torch.equal(g_in, g_out):
+        if g_in is None or (g_in.shape == g_out.shape and torch.equal(g_in, g_out)):  # no path, or identity
             scores.append(-math.inf)
             continue
         if g_in.shape[2:] != g_out.shape[2:]:

@@ -52,6 +52,7 @@ class Proxy:
     # a pool-level proxy: scores of the whole pool from its per-arch components' columns (see register_pool_proxy)
     pool: Callable[[Any], Any] | None = None
     components: tuple[str, ...] = ()
+    arch_only: bool = False  # reads only the arch and the batch's shape (a learned ranker): no network is built
 
     def options(self) -> dict[str, Any]:
         """The proxy's options and their defaults."""
@@ -172,7 +173,7 @@ def weight_layers(net: nn.Module) -> Iterator[nn.Module]:
 class Probe:
     """A network on a batch. ``run(needs)`` does the shared pass; proxies read its results."""
 
-    net: nn.Module
+    net: nn.Module | None  # None when every proxy scored is arch-only (Proxy.arch_only)
     batch: Batch
     seed: int = 0  # the network's initialisation seed; proxies derive their own seeds from it
     logits: torch.Tensor | None = None

@@ -114,7 +114,7 @@ def ranker_call(folder: str | Path, space: str, batch_size: int | None = None) -
             values = np.array([[c(probe) for c in calls]])
             return float(ranker.score_values(values)[0])
     doc = f"a saved {ranker.kind} ranker trained on {ranker.space} {ranker.dataset}"
-    return ProxyCall(f"ranker:{Path(folder).name}", Proxy("ranker", score, needs, doc))
+    return ProxyCall(f"ranker:{Path(folder).name}", Proxy("ranker", score, needs, doc, arch_only=ranker.kind == "nar"))
 
 
 def check_k(k: int, pool: int) -> None:
