@@ -259,18 +259,16 @@ def with_proxy_terminals(cfg, text: str):  # noqa: ANN001, ANN201 - EvolutionCon
     """``cfg`` whose Net terminals are the network features plus ``zc_<name>`` for each proxy in ``text``
     (comma-separated registered per-arch proxies; "none": the features only)."""
     from eznas.features import FEATURES
-    from eznas.gp.export import check_exportable
-    from eznas.gp.pset import PROXY_PREFIX, proxy_terminals
+    from eznas.gp.pset import PROXY_PREFIX, proxy_name, proxy_terminals
 
     names = [] if text.strip() == "none" else [n.strip() for n in text.split(",") if n.strip()]
-    valid = [t[len(PROXY_PREFIX):] for t in proxy_terminals()]
+    valid = [proxy_name(t) for t in proxy_terminals()]
     for name in names:
         if name not in valid:
             raise EznasError(f"unknown proxy {name!r} (a proxy terminal must be a per-arch registered proxy; "
                              f"valid: {', '.join(valid)})")
-    terminals = tuple(dict.fromkeys(PROXY_PREFIX + n for n in names))
-    check_exportable(terminals)  # the run's winner may read any of them: best_proxy.py must carry it
-    return dataclasses.replace(cfg, features=FEATURES + terminals)
+    # EvolutionConfig checks that an export can carry each (the run's winner may read any of them)
+    return dataclasses.replace(cfg, features=FEATURES + tuple(dict.fromkeys(PROXY_PREFIX + n for n in names)))
 
 
 def changed_fields(before, after) -> list[str]:  # noqa: ANN001

@@ -39,6 +39,8 @@ def test_proxy_terminals_parse_and_belong_to_a_run_that_names_them():
     assert "zc_meco:Net" in language(pset)["terminals"]  # recorded in the checkpoint's language
     with pytest.raises(EznasError, match="unknown network terminal 'zc_nope'"):
         EvolutionConfig(features=FEATURES + ("zc_nope",))
+    with pytest.raises(EznasError, match="proxy terminal zc_eznas: cannot export"):  # a TOML's features too
+        EvolutionConfig(features=FEATURES + ("zc_eznas",))
 
 
 def test_a_failed_proxy_terminal_makes_the_program_undefined_with_its_reason():

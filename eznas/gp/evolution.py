@@ -19,6 +19,7 @@ from deap import base, gp, tools
 
 from eznas.errors import DataError, EznasError
 from eznas.features import FEATURES
+from eznas.gp.export import check_exportable
 from eznas.gp.fitness import FLOOR, Evaluation, FitnessConfig, FitnessData, combine, evaluate_on, race
 from eznas.gp.operators import (Individual, cx_join, cx_one_point, gen_half_and_half, limit_height, mut_uniform,
                                 sel_tournament_unique, var_or)
@@ -64,6 +65,7 @@ class EvolutionConfig:
         valid = network_terminals()
         if unknown := [f for f in self.features if f not in valid]:
             raise EznasError(f"features: unknown network terminal {unknown[0]!r}; valid: {', '.join(valid)}")
+        check_exportable(t for t in self.features if t.startswith(PROXY_PREFIX))  # best_proxy.py carries them
         rates = {"cxpb": self.cxpb, "mutpb": self.mutpb, "joinpb": self.joinpb}
         if any(not 0 <= v <= 1 for v in rates.values()) or sum(rates.values()) > 1:
             raise EznasError(f"cxpb, mutpb and joinpb must be in [0, 1] with a sum <= 1, got "

@@ -23,19 +23,15 @@ from eznas.errors import EznasError
 from eznas.data import Batch
 from eznas.features import network_features
 from eznas.gp.program import Program, is_aggregator
-from eznas.gp.pset import PROXY_PREFIX
+from eznas.gp.pset import proxy_name
+from eznas.proxies import Probe, get_proxy
+from eznas.proxies.program import proxy_needs
 from eznas.stats import collect_tensors, statistic
 from primitives import PRIMITIVES
 from primitives.aggregate import ProgramFailure, aggregate_units
 from primitives.network import checked
 
 OWN_PACKAGES = ("eznas", "primitives")
-def get_needs(terminal: str) -> frozenset[str]:
-    from eznas.proxies import get_proxy
-
-    return get_proxy(terminal[len(PROXY_PREFIX):]).needs
-
-
 REGISTRATIONS = ("primitive", "register_proxy")
 RESERVED = ("NAMES", "SIGNAL", "NOISE_SEED", "PERTURBATION", "SIGN", "PROXIES", "NEEDS", "proxy_value",
             "network_value", "score")
@@ -79,15 +75,11 @@ def program_expression(program: Program, units: str = "units", features: str = "
 
 def proxy_functions(terminals: Iterable[str]) -> dict[str, Any]:
     """The registered proxy function behind each proxy terminal (``zc_<proxy>``)."""
-    from eznas.proxies import get_proxy
-
-    return {t: get_proxy(t[len(PROXY_PREFIX):]).fn for t in terminals}
+    return {t: get_proxy(proxy_name(t)).fn for t in terminals}
 
 
 def check_exportable(terminals: Iterable[str]) -> None:
     """Raise EznasError naming the first proxy terminal whose proxy's code cannot be carried by an export."""
-    from eznas.proxies import Probe
-
     for terminal, fn in proxy_functions(terminals).items():
         try:
             _closure([Probe, Batch, fn])
@@ -99,8 +91,6 @@ def export_source(program: Program, *, signal: str, noise_seed: int, perturbatio
     """A Python module with ``score(net, images, labels=None, seed=0) -> float`` for ``program``; a
     hybrid program's file also carries the registered proxies its proxy terminals read, with the Probe
     they run on (``seed``: the proxies' own random draws, as verify_scores seeds them per network)."""
-    from eznas.proxies import Probe
-
     fns = [collect_tensors, network_features, aggregate_units, ProgramFailure, checked, statistic]
     for node in program.tree:
         if isinstance(node, gp.Primitive):
@@ -110,15 +100,14 @@ def export_source(program: Program, *, signal: str, noise_seed: int, perturbatio
     if proxies:
         fns += [Probe, Batch, *proxies.values()]
     imports, defs = _closure(fns)
-    needs = sorted(frozenset().union(*(get_needs(t) for t in program.proxies)))
+    needs = sorted(proxy_needs(program.proxies))
     proxy_lines = (
         f"PROXIES = {{{', '.join(f'{t!r}: {fn.__name__}' for t, fn in proxies.items())}}}  # proxy terminals\n"
         f"NEEDS = {needs!r}  # the shared pass they read\n") if proxies else ""
     proxy_code = '''
-        if PROXIES:  # the proxy terminals: each registered proxy at its defaults, on the same batch
-            probe = Probe(net, Batch(images, labels, 0), seed=seed)
-            probe.run(NEEDS)
-            features.update({name: proxy_value(fn, probe) for name, fn in PROXIES.items()})''' if proxies else ""
+        probe = Probe(net, Batch(images, labels, 0), seed=seed)  # the proxy terminals, at their defaults
+        probe.run(NEEDS)
+        features.update({name: proxy_value(fn, probe) for name, fn in PROXIES.items()})''' if proxies else ""
     proxy_def = '''
 
 

@@ -15,6 +15,11 @@ EXPONENTS = (-2.0, -1.0, -0.5, 0.5, 2.0, 3.0)
 PROXY_PREFIX = "zc_"  # a proxy terminal: zc_<registered proxy>, that proxy's score of the network
 
 
+def proxy_name(terminal: str) -> str:
+    """The registered proxy a proxy terminal reads: ``zc_meco`` -> ``meco``."""
+    return terminal[len(PROXY_PREFIX):]
+
+
 def proxy_terminals() -> tuple[str, ...]:
     """The Net terminals that read a registered per-arch proxy's score (``zc_meco``, ``zc_synflow``...)."""
     from eznas.proxies import get_proxy, list_proxies  # the proxies import programs: imported when asked

@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Iterable
 
 from eznas.gp.program import ProgramError, parse_program
-from eznas.gp.pset import PROXY_PREFIX
+from eznas.gp.pset import proxy_name
 from eznas.proxies.base import Probe, Proxy, ProxyCall, parse_proxy
 from eznas.stats import CollectorConfig, collect
 from primitives.aggregate import ProgramFailure
@@ -25,14 +25,14 @@ def program_names(texts: Iterable[str]) -> tuple[str, ...]:
 
 def proxy_needs(terminals: Iterable[str]) -> frozenset[str]:
     """The shared passes the proxies behind some proxy terminals read."""
-    return frozenset().union(*(parse_proxy(t[len(PROXY_PREFIX):]).needs for t in terminals))
+    return frozenset().union(*(parse_proxy(proxy_name(t)).needs for t in terminals))
 
 
 def proxy_values(probe: Probe, terminals: Iterable[str], run: bool = True) -> dict[str, float | str]:
     """Proxy terminals (``zc_<proxy>``) on a probe: each registered proxy's score at its defaults, or a
     string, the reason it is not defined there. ``run``: do the shared pass they need first (False when
     the caller's scoring loop has done it)."""
-    calls = {t: parse_proxy(t[len(PROXY_PREFIX):]) for t in terminals}
+    calls = {t: parse_proxy(proxy_name(t)) for t in terminals}
     if run:
         probe.run(proxy_needs(calls))
     out: dict[str, float | str] = {}
