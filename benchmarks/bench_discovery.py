@@ -38,6 +38,7 @@ from eznas.gp.seeds import SEEDS
 from eznas.io import atomic_open, write_bytes, write_json
 from eznas.proxies import list_proxies
 from eznas.spaces.darts import has_probes
+from eznas.spaces.nb201 import UID_COLUMN
 from eznas.verify import VerifyConfig, result_line, run_verify
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,7 +93,8 @@ def test_files(cfg: EvolutionConfig, root: Path, runs: Path, n_test: int) -> dic
             subset = table[table["index"].isin({int(a.uid) for a in archs})]
         else:
             table = pd.read_csv(data._space(task).default_benchmark(root, dataset))
-            subset = table.iloc[sorted(int(a.uid) for a in archs)]
+            rows = sorted(int(a.uid) for a in archs)  # uid = row: the subset keeps it, so the networks' seeds
+            subset = table.iloc[rows].assign(**{UID_COLUMN: rows})
         with atomic_open(path) as f:
             subset.to_csv(f, index=False)
         # the network fitness scored: DARTS genotypes on the run's probe network (None: the space's default)

@@ -13,11 +13,12 @@ from eznas.data import BatchSource
 from eznas.errors import EznasError
 from eznas.networks import build_network
 from eznas.proxies import Probe, parse_proxy
-from eznas.proxies.aznas import COMPONENTS, components
+from eznas.proxies.aznas import COMPONENTS, components, entropy_of_spectrum
 from eznas.spaces import Arch, get_space
 
 GOOD = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 IDENTITY = "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"  # every cell passes its input through
+ZERO = "|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|none~0|none~1|none~2|"  # every cell outputs zeros
 
 
 def probe_of(spec: str, data_root) -> Probe:
@@ -53,6 +54,16 @@ def test_az_nas_is_the_sum_of_log_ranks_of_its_components_in_the_pool(data_root,
     np.testing.assert_allclose(scores["az_nas"], want)
     with pytest.raises(EznasError, match="az_nas is pool-level"):
         parse_proxy("az_nas")(probe_of(GOOD, data_root))
+
+
+def test_a_cell_with_zero_output_has_entropy_zero_so_the_arch_is_finite_and_lowest(data_root):
+    """AZ-NAS's code divides 0 by 0 on a zero feature (NaN, ranked lowest); ours gives entropy 0: finite, so an
+    evolved program can read it (zc_az_expressivity), and still below any arch whose features vary."""
+    zero, good = components(probe_of(ZERO, data_root), 8), components(probe_of(GOOD, data_root), 8)
+    assert math.isfinite(zero["expressivity"]) and math.isfinite(zero["progressivity"])
+    assert zero["expressivity"] < good["expressivity"] and zero["progressivity"] < good["progressivity"]
+    assert entropy_of_spectrum(torch.zeros(2, 4, 3, 3)) == 0.0
+    assert entropy_of_spectrum(torch.randn(8, 4, 3, 3)) > 0
 
 
 def test_a_stemless_darts_probe_network_scores_with_the_input_as_its_first_feature(data_root):

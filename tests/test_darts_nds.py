@@ -158,6 +158,17 @@ def test_csv_missing_column_names_file_and_column(tmp_path):
     assert archs[0].uid == "0" and archs[0].accuracy == 90.5
 
 
+def test_csv_uid_column_keeps_a_subsets_uids_and_bad_ones_name_the_row(tmp_path):
+    """A subset of a row-numbered table (a benchmark's test archs) keeps its archs' uids, so their seeds."""
+    path = tmp_path / "subset.csv"
+    path.write_text(f'genotype,valid_acc,uid\n"{DARTS_V2}",90.5,182\n"{DARTS_V2}",,7\n"{DARTS_V2}",91.0,426\n')
+    assert [a.uid for a in get_space("DARTS").load(path, "cifar10")] == ["182", "426"]
+    for bad, says in (("182", "'182' repeats an earlier"), ("-3", "'-3' is not a whole"), ("x", "'x' is not a whole")):
+        path.write_text(f'genotype,valid_acc,uid\n"{DARTS_V2}",90.5,182\n"{DARTS_V2}",91.0,{bad}\n')
+        with pytest.raises(DataError, match=rf"row 1 \(file line 3\): uid {says}"):
+            get_space("DARTS").load(path, "cifar10")
+
+
 def test_csv_bad_genotype_names_the_row(tmp_path):
     path = tmp_path / "archs.csv"
     bad = DARTS_V2.replace("max_pool_3x3", "max_pool_4x4", 1)

@@ -14,16 +14,20 @@ from eznas.rankers import nar
 CELL = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|"
 
 
-def test_the_encoding_is_nars_op_matrix_then_per_cell_flops_and_params():
+def test_the_encoding_is_an_indicator_per_op_then_per_cell_flops_and_params():
     x = nar.encode(CELL)
-    assert x.shape == (31, 4, 4)
-    assert x[0].tolist() == [[0, 3, 1, 0], [0, 0, 2, 4], [0, 0, 0, 3], [0, 0, 0, 0]]
+    assert x.shape == (nar.CHANNELS, 4, 4) == (35, 4, 4)
+    ops = {op: x[nar.OPS.index(op)].tolist() for op in nar.OPS}
+    assert ops["nor_conv_3x3"] == [[0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1], [0, 0, 0, 0]]
+    assert ops["none"] == [[0, 0, 0, 1], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+    assert ops["avg_pool_3x3"][1][3] == ops["skip_connect"][0][2] == ops["nor_conv_1x1"][1][2] == 1
+    assert x[:5].sum() == 6 and (x[:5].sum(axis=0) == np.triu(np.ones((4, 4)), 1)).all()  # one op per edge
     # stage 1 (C=16, 32x32): conv3x3 0->1 has 9*16^2 + 2*16 = 2336 params and 2336 * 1024 FLOPs
-    assert np.expm1(x[2, 0, 1]) == pytest.approx(2336) and np.expm1(x[1, 0, 1]) == pytest.approx(2336 * 1024)
-    assert np.expm1(x[2, 1, 2]) == pytest.approx(16 * 16 + 32)  # conv1x1 1->2
-    assert x[1:, 0, 2].max() == 0 and x[1:, 1, 3].max() == 0  # skip and avg_pool cost nothing
-    assert np.expm1(x[30, 0, 1]) == pytest.approx(9 * 64 ** 2 + 128)  # the last cell is at C=64
-    assert np.array_equal(x[1], x[3]) and not np.array_equal(x[1], x[11])  # same stage alike, next stage not
+    assert np.expm1(x[6, 0, 1]) == pytest.approx(2336) and np.expm1(x[5, 0, 1]) == pytest.approx(2336 * 1024)
+    assert np.expm1(x[6, 1, 2]) == pytest.approx(16 * 16 + 32)  # conv1x1 1->2
+    assert x[5:, 0, 2].max() == 0 and x[5:, 1, 3].max() == 0  # skip and avg_pool cost nothing
+    assert np.expm1(x[34, 0, 1]) == pytest.approx(9 * 64 ** 2 + 128)  # the last cell is at C=64
+    assert np.array_equal(x[5], x[7]) and not np.array_equal(x[5], x[15])  # same stage alike, next stage not
 
 
 def test_tiers_are_equal_count_best_first_and_the_rank_loss_rewards_the_right_order():

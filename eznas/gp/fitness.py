@@ -57,7 +57,8 @@ from primitives.aggregate import ProgramFailure
 log = logging.getLogger(__name__)
 
 FLOOR = -1.0  # the fitness of an invalid program (not defined on a network, or constant scores)
-VALUES_VERSION = 1  # bump when a primitive's numbers change: cached values then no longer apply
+VALUES_VERSION = 2  # bump when a primitive's or a proxy terminal's numbers change: cached values then no
+# longer apply (2: az_expressivity and az_progressivity are finite on archs with a zero feature)
 SPLITS = ("selection", "validation", "test")
 
 

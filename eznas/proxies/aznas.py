@@ -61,11 +61,18 @@ def feature_modules(net: nn.Module) -> list[nn.Module]:
 
 
 def entropy_of_spectrum(feature: torch.Tensor) -> float:
-    """The entropy of the normalised eigenvalues of the channel covariance of a (B, C, H, W) feature."""
+    """The entropy of the normalised eigenvalues of the channel covariance of a (B, C, H, W) feature; 0 for a
+    feature with no variance (a cell whose every path is ``none``: AZ-NAS's code divides 0 by 0 there and
+    ranks the NaN lowest; 0 is the entropy's least value, so such an arch still scores lowest on expressivity
+    and on progressivity, and, finite, it is a number an evolved program can compute with). Eigenvalues
+    below 0 (round-off) count as 0."""
     f = feature.detach().permute(0, 2, 3, 1).reshape(-1, feature.shape[1])
     f = f - f.mean(0, keepdim=True)
-    eig = torch.linalg.eigvalsh(f.T @ f / f.shape[0])
-    p = eig / eig.sum()
+    eig = torch.linalg.eigvalsh(f.T @ f / f.shape[0]).clamp(min=0)
+    total = eig.sum()
+    if not total > 0:
+        return 0.0
+    p = eig / total
     return float((-p * torch.log(p + 1e-8)).sum())
 
 

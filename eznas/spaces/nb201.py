@@ -182,13 +182,24 @@ def refuse_rows(path: Path, bad: pd.Series, message: Callable[[int], str]) -> No
         raise DataError(f"{path}: {row_name(row)}: {message(row)}")
 
 
+UID_COLUMN = "uid"  # an optional column of a row-numbered table: the arch's uid
+
+
 def read_archs(path: Path, spec_column: str, accuracy_key: str, spec_of: Callable[[object, str], str]) -> list[Arch]:
-    """The archs of a ``<spec_column>,<accuracy_key>`` CSV: uid = 0-based row, spec = ``spec_of(cell, where)``
-    (which validates it, raising ArchError naming ``where``); rows without an accuracy are skipped (a warning
-    counts them), a non-number accuracy is a DataError naming the row."""
+    """The archs of a ``<spec_column>,<accuracy_key>`` CSV: uid = 0-based row, or the ``uid`` column where the
+    file has one (a subset of a table keeps its archs' uids, so their networks' seeds: the benchmarks write
+    such subsets); spec = ``spec_of(cell, where)`` (which validates it, raising ArchError naming ``where``);
+    rows without an accuracy are skipped (a warning counts them), a non-number accuracy is a DataError naming
+    the row, as is a ``uid`` that is not a whole number >= 0 or repeats one before it."""
     table = read_table(path, [spec_column, accuracy_key])
+    uids = [str(row) for row in range(len(table))]
+    if UID_COLUMN in table.columns:
+        uids = [str(u) for u in table[UID_COLUMN]]
+        refuse_rows(path, pd.Series([not u.isdigit() for u in uids]),
+                    lambda row: f"{UID_COLUMN} {uids[row]!r} is not a whole number >= 0")
+        refuse_rows(path, pd.Series(uids).duplicated(), lambda row: f"{UID_COLUMN} {uids[row]!r} repeats an earlier row's")
     archs, skipped = [], 0
-    for row, (text, acc) in enumerate(zip(table[spec_column], table[accuracy_key])):
+    for row, (uid, text, acc) in enumerate(zip(uids, table[spec_column], table[accuracy_key])):
         spec = spec_of(text, f"{path}: {row_name(row)}")
         if pd.isna(acc):
             skipped += 1
@@ -197,7 +208,7 @@ def read_archs(path: Path, spec_column: str, accuracy_key: str, spec_of: Callabl
             accuracy = float(acc)
         except (TypeError, ValueError):
             raise DataError(f"{path}: {row_name(row)}: {accuracy_key} {acc!r} is not a number") from None
-        archs.append(Arch(str(row), spec, accuracy))
+        archs.append(Arch(uid, spec, accuracy))
     if skipped:
         log.warning("%s: skipped %d rows with no %s", path, skipped, accuracy_key)
     return archs
