@@ -6,18 +6,20 @@ than any proxy? And what does NAR's sampling search find?
 
 Per dataset one seeded split of the 15,625 cells (seed 0): the test archs are the last ``--n_test`` of a
 permutation (the same for every k), the k labelled ones the first k, the validation archs (NAR's model
-selection) the next 256. For each k: the NAR-style ranker (eznas.rankers.nar) trained and saved to
+selection) the next 256. For each k: the NAR-style ranker (eznas.rankers.nar; by default scaled down to
+d_model 64, 2 layers, 100 epochs for 2 CPU cores, each row records its size) trained and saved to
 results/benchmarks/rankers/<dataset>-k<k>/, Kendall / Spearman on the test archs with 95% bootstrap CIs,
 training and scoring seconds; with ``--ridge_inputs``, the proxy-feature ridge on those proxies' scores
 of the same k archs. With ``--proxies``, each proxy (and ``--program``) scored on the same test archs
 (verify_scores.py runs, resumable). NAR's sampling search: 50 iterations of 128 uniformly drawn cells, each
 iteration's pick the cell the ranker scores highest; reported as the mean test accuracy and rank of the 50
 picks (no pick by test accuracy), and the cell it scores highest among all unlabelled ones.
-Writes benchmarks/results/rankers.json and rankers.md.
+Writes benchmarks/results/rankers.json and rankers.md (rows of datasets not run this time are kept).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 from dataclasses import asdict
@@ -53,9 +55,10 @@ def main() -> None:
     p.add_argument("--proxies", default="", help="proxies scored on the test archs (e.g. meco,reg_swap,az_nas)")
     p.add_argument("--program", action="append", default=[], help="an evolved program scored on the test archs")
     p.add_argument("--ridge_inputs", default="", help="proxies the ridge ranker reads (scored on the k archs too)")
-    p.add_argument("--epochs", type=int, default=nar.NARConfig.epochs)
-    p.add_argument("--d_model", type=int, default=nar.NARConfig.d_model)
-    p.add_argument("--layers", type=int, default=nar.NARConfig.layers)
+    # scaled down for 2 CPU cores (NAR's size: --d_model 128 --layers 6 --epochs 55, eznas.rankers.nar's default)
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--d_model", type=int, default=64)
+    p.add_argument("--layers", type=int, default=2)
     p.add_argument("--data-root", default=None)
     p.add_argument("--runs", default="results/benchmarks/rankers")
     p.add_argument("--out", default=str(RESULTS / "rankers.json"))
@@ -63,10 +66,16 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     root, runs, out = resolve_data_root(args.data_root), Path(args.runs), Path(args.out)
     config = nar.NARConfig(epochs=args.epochs, d_model=args.d_model, layers=args.layers)
-    results: dict = {"n_test": args.n_test, "nar": asdict(config), "rows": []}
+    datasets = args.datasets.split(",")
+    # rows of datasets not run now are kept (each row records the NAR size it was trained at)
+    kept = [r for r in json.loads(out.read_text()).get("rows", []) if r["dataset"] not in datasets] \
+        if out.is_file() else []
+    if any(r.get("n_test") not in (None, args.n_test) for r in kept):
+        raise SystemExit(f"error: {out} holds rows with another --n_test; give another --out")
+    results: dict = {"n_test": args.n_test, "rows": kept}
     table = pd.read_csv(root / "nb201" / "nb201_acc_200ep.csv")
     ks = [int(k) for k in args.ks.split(",")]
-    for dataset in args.datasets.split(","):
+    for dataset in datasets:
         acc = table[ACCURACY[dataset]].to_numpy(float)
         order = np.random.default_rng(0).permutation(len(table))
         test = order[-args.n_test:]
@@ -94,7 +103,8 @@ def main() -> None:
                 picks.append(draw[np.argmax(nar.predict(model, feats[draw]))])
             rank = lambda i: 1 + int((acc > acc[i]).sum())  # noqa: E731
             top = unlabelled[np.argmax(every)]
-            row = {"dataset": dataset, "ranker": "nar", "k": k, "test": measured(test_score, acc[test]),
+            row = {"dataset": dataset, "ranker": "nar", "k": k, "n_test": args.n_test, "nar": asdict(config),
+                   "test": measured(test_score, acc[test]),
                    "train_seconds": seconds, "score_seconds_per_arch": scoring,
                    "best_val_kendall": record["best_val_kendall"],
                    "search": {"mean_accuracy": float(np.mean(acc[picks])), "mean_rank": float(np.mean([rank(i) for i in picks])),
@@ -123,7 +133,7 @@ def main() -> None:
             summary, _ = scored["test"]
             for label, m in summary["proxies"].items():
                 if label in args.proxies.split(",") or label not in args.ridge_inputs.split(","):
-                    results["rows"].append({"dataset": dataset, "ranker": label, "k": 0, "test": m,
+                    results["rows"].append({"dataset": dataset, "ranker": label, "k": 0, "n_test": args.n_test, "test": m,
                                             "score_seconds_per_arch": m["seconds_per_arch"]})
         if args.ridge_inputs and "test" in scored:
             inputs = args.ridge_inputs.split(",")
@@ -136,6 +146,7 @@ def main() -> None:
                 ranker.save(runs / f"{dataset}-ridge-k{k}")
                 s = ranker.score_values(test_scores[inputs].to_numpy(float))
                 results["rows"].append({"dataset": dataset, "ranker": f"proxy_ridge({','.join(inputs)})", "k": k,
+                                        "n_test": args.n_test,
                                         "test": measured(s, test_scores["accuracy"].to_numpy(float))})
     write_json(out, results)
     md = markdown(results)
@@ -156,7 +167,10 @@ def markdown(results: dict) -> str:
         top = f"{s['top_unlabelled']['accuracy']:.2f} ({s['top_unlabelled']['rank']})" if s else "—"
         train = f"{r['train_seconds']:.0f}" if "train_seconds" in r else "—"
         per = f"{r['score_seconds_per_arch']:.4f}" if r.get("score_seconds_per_arch") is not None else "—"
-        lines.append(f"| {r['dataset']} | {r['ranker']} | {r['k'] or '—'} | {t['kendall']:.3f} | {t['spearman']:.3f}{ci_text} "
+        name = r["ranker"]
+        if "nar" in r:
+            name += f" (d_model {r['nar']['d_model']}, {r['nar']['layers']} layers, {r['nar']['epochs']} epochs)"
+        lines.append(f"| {r['dataset']} | {name} | {r['k'] or '—'} | {t['kendall']:.3f} | {t['spearman']:.3f}{ci_text} "
                      f"| {train} | {per} | {search} | {top} |")
     return "\n".join(lines) + "\n"
 
