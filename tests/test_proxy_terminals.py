@@ -13,6 +13,7 @@ from eznas.data import BatchSource
 from eznas.errors import EznasError
 from eznas.features import FEATURES
 from eznas.gp.evolution import Evolution, EvolutionConfig
+from eznas.gp.operators import Individual
 from eznas.gp.export import export_source
 from eznas.gp.fitness import FitnessConfig, FitnessData, Task, ValueCache
 from eznas.gp.program import ProgramError, parse_program
@@ -74,6 +75,12 @@ def test_a_run_with_proxy_terminals_seeds_each_of_them(data_root, cache_dir, tmp
     texts = [str(ind) for ind in state.population]
     assert "zc_synflow" in texts
     assert state.memo["zc_synflow"].fitness > 0.2  # synflow ranks NB-201 CIFAR-10 cells (rho ~0.8 on 1000)
+    # measured on every selection network up front: it and programs over it and the features are never screened
+    assert "zc_synflow" in state.known and state.memo["zc_synflow"].stage == "full"
+    hybrid = Individual(parse_program("net_mul(zc_synflow, depth)", evo.pset).tree)
+    evo.evaluate_invalid([hybrid], state)
+    assert state.memo["net_mul(zc_synflow, depth)"].stage == "full"
+    assert state.memo["net_mul(zc_synflow, depth)"].networks == cfg.fitness.selection
 
 
 @pytest.mark.parametrize("names, message", [

@@ -157,6 +157,13 @@ class Evolution:
         population = seeds + [self.toolbox.individual() for _ in range(self.cfg.population - len(seeds))]
         state = State(0, population, self._hall_of_fame({}), tools.Logbook(), {})
         self.generation = 0
+        # the proxy terminals are measured on every selection network first, like the features: a program over
+        # them and the features is then evaluated in full at once (free: arithmetic on cached scalars), never
+        # screened on a few networks (a 20-network screen dropped every terminal and so every hybrid of them)
+        if terminals := [t for t in self.cfg.features if t.startswith(PROXY_PREFIX)]:
+            self.data.ensure(terminals, {str(t): self.data.networks(str(t), "selection") for t in self.data.tasks},
+                             self.mapper)
+            state.known.update(terminals)
         nevals = self.evaluate_invalid(population, state)
         self._record(state, nevals)
         return state
