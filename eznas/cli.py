@@ -252,6 +252,7 @@ NUMBER_FLAGS: dict[str, Callable] = {
     "device": lambda cfg, device: _fitness(cfg, device=device),
     "probe": lambda cfg, probe: _fitness(cfg, probe=probe),
     "proxy_terminals": lambda cfg, text: with_proxy_terminals(cfg, text),
+    "blend": lambda cfg, n: dataclasses.replace(cfg, blend_parts=n),
 }
 
 
@@ -408,6 +409,10 @@ def evolve_parser() -> argparse.ArgumentParser:
              help="comma-separated registered proxies whose scores become network-level terminals zc_<proxy> "
              "(each computed once per network at its defaults and cached), e.g. meco,synflow,az_expressivity; "
              "none: only the network features (default)")
+    add_flag(p, "blend", type=int, default=None, metavar="N",
+             help="in promotion generations, blend the run's N best distinct programs 2 and 3 at a time (sums of "
+             "their logs, weights 0.25-2, each blend arithmetic on cached values) and add the 2 best blends to "
+             "the offspring; 0: no blends (default), else >= 2")
     add_flag(p, "cache_dir", default="results/cache/values", help="cache of network-level values, shared by "
              "runs (default results/cache/values)")
     add_flag(p, "test_networks", type=int, default=None, help="held-out archs per task for the top-3 test, >= 0 (default 100)")

@@ -15,7 +15,7 @@ from eznas.config import from_dict, load_toml
 from eznas.data import Batch, BatchSource
 from eznas.errors import DataError, EznasError
 from eznas.gp.evolution import Evolution, EvolutionConfig, distinct, exported_program
-from eznas.gp.operators import Individual
+from eznas.gp.operators import Individual, var_blend
 from eznas.gp import fitness
 from eznas.gp.fitness import FLOOR, FitnessConfig, FitnessData, Task, ValueCache, combine, evaluate_programs
 from eznas.gp.program import parse_program
@@ -318,6 +318,37 @@ def test_evolve_refuses_to_overwrite_a_run(two_generations, capsys):
     out, _ = two_generations
     assert evolve_main(["--quiet", "--out", str(out)]) == 2
     assert "already holds a run; use --resume" in capsys.readouterr().err
+
+
+def test_var_blend_sums_the_logs_of_2_and_3_programs_with_their_orientations():
+    parts = [("sum_units(mean(weight))", 1), ("params", -1), ("depth", 1)]
+    blends = var_blend(parts, weights=(0.5, 2.0))
+    assert len(blends) == 3 * 2 + 1 * 4  # pairs x weights + the triple x weights^2
+    assert blends[0] == "net_add(net_log(sum_units(mean(weight))), net_scale(net_log(params), -0.5))"
+    assert "net_add(net_add(net_log(sum_units(mean(weight))), net_scale(net_log(params), -2)), " \
+           "net_scale(net_log(depth), 0.5))" in blends
+    program = parse_program(blends[0])  # log|w| - 0.5 log|params|, computed on the parts' cached values
+    assert program.value(None, {"params": 4.0}, {"sum_units(mean(weight))": 3.0}) == pytest.approx(math.log(3) - math.log(2))
+    # weights are relative to the first part's orientation: params (-1) then depth (+1) -> depth weighs -1
+    assert var_blend(parts, size=2, weights=(1.0,))[2] == "net_add(net_log(params), net_scale(net_log(depth), -1))"
+
+
+def test_blends_of_the_best_programs_join_the_offspring_evaluated_in_full(data_root, cache_dir, tmp_path):
+    cfg = tiny(data_root, blend_parts=3, blend_keep=2)
+    evo = Evolution(cfg, tmp_path, FitnessData(cfg.fitness, ValueCache(cache_dir), data_root))
+    state = evo.initial_state()
+    known, before = set(state.known), set(state.memo)
+    evo.generation = 2  # a promotion generation
+    blends, n = evo.blends(state)
+    assert 0 < len(blends) <= 2 and n > 0 and state.known == known  # no new aggregate measured: no promotion
+    made = [t for t in state.memo if t not in before]
+    assert all(t.startswith("net_add(net_log(") or t.startswith("net_add(net_add(net_log(") for t in made)
+    assert len(made) == n and all(state.memo[t].stage == "full" for t in made)
+    assert [str(b) for b in blends] == sorted(made, key=lambda t: state.memo[t].rank, reverse=True)[:len(blends)]
+    again, _ = evo.blends(state)  # the best blends are parts now: blends of blends, within the height limit
+    assert all(b.height <= cfg.max_height for b in again)
+    with pytest.raises(EznasError, match="blend_parts must be 0"):
+        EvolutionConfig(blend_parts=1)
 
 
 def test_variation_rates_are_checked():

@@ -22,7 +22,7 @@ from eznas.features import FEATURES
 from eznas.gp.export import check_exportable
 from eznas.gp.fitness import FLOOR, Evaluation, FitnessConfig, FitnessData, combine, evaluate_on, race
 from eznas.gp.operators import (Individual, cx_join, cx_one_point, gen_half_and_half, limit_height, mut_uniform,
-                                sel_tournament_unique, var_or)
+                                sel_tournament_unique, var_blend, var_or)
 from eznas.gp.program import Program, parse_program
 from eznas.gp.pset import PROXY_PREFIX, language, make_pset, network_terminals
 from eznas.gp.seeds import SEEDS
@@ -53,6 +53,9 @@ class EvolutionConfig:
     elites: int = 5
     promote_every: int = 2  # promote screened programs in generations 0, 2, 4, ... (keep generations even)
     hall_of_fame: int = 10
+    blend_parts: int = 0  # in promotion generations, blend (var_blend) the run's best this many distinct full
+    # programs, 2 and 3 at a time, and let the blend_keep best blends join the offspring (0: no blends)
+    blend_keep: int = 2
     seed: int = 0
     seed_programs: tuple[str, ...] = tuple(SEEDS)  # names in eznas.gp.seeds.SEEDS
     terminals: tuple[str, ...] = NAMES
@@ -66,6 +69,9 @@ class EvolutionConfig:
         if unknown := [f for f in self.features if f not in valid]:
             raise EznasError(f"features: unknown network terminal {unknown[0]!r}; valid: {', '.join(valid)}")
         check_exportable(t for t in self.features if t.startswith(PROXY_PREFIX))  # best_proxy.py carries them
+        if self.blend_parts < 0 or self.blend_parts == 1 or self.blend_keep < 0:
+            raise EznasError(f"blend_parts must be 0 (no blends) or >= 2 and blend_keep >= 0, got "
+                             f"blend_parts={self.blend_parts}, blend_keep={self.blend_keep}")
         rates = {"cxpb": self.cxpb, "mutpb": self.mutpb, "joinpb": self.joinpb}
         if any(not 0 <= v <= 1 for v in rates.values()) or sum(rates.values()) > 1:
             raise EznasError(f"cxpb, mutpb and joinpb must be in [0, 1] with a sum <= 1, got "
@@ -172,6 +178,9 @@ class Evolution:
         self.generation = state.generation + 1
         offspring = self.toolbox.variate(state.population)
         nevals = self.evaluate_invalid(offspring, state)
+        if self.cfg.blend_parts and self.generation % self.cfg.promote_every == 0:
+            blends, n = self.blends(state)
+            offspring, nevals = offspring + blends, nevals + n
         pool = list({str(ind): ind for ind in state.population + offspring}.values())  # duplicates removed
         for ind in pool:
             ind.fitness.values = state.memo[str(ind)].rank
@@ -182,6 +191,29 @@ class Evolution:
         state.population = elites + self.toolbox.select(rest, self.cfg.population - len(elites))
         state.generation = self.generation
         self._record(state, nevals)
+
+    def blends(self, state: State) -> tuple[list[Individual], int]:
+        """The ``blend_keep`` best log-linear blends (``var_blend``) of the run's ``blend_parts`` best full
+        programs of distinct behaviour, within the height limit; each is evaluated in full at once (its parts'
+        values are known). Returns them and how many blends were evaluated."""
+        full = sorted((e.fitness, t) for t, e in state.memo.items() if e.stage == "full" and e.fitness > FLOOR)
+        parts: dict[str, tuple[str, int]] = {}  # behaviour -> (program, orientation), the fittest first
+        for _, text in reversed(full):
+            parts.setdefault(state.memo[text].behaviour, (text, state.memo[text].orientation))
+            if len(parts) == self.cfg.blend_parts:
+                break
+        blends = [Individual(parse_program(t, self.pset).tree) for t in var_blend(list(parts.values()))]
+        blends = [b for b in blends if b.height <= self.cfg.max_height]
+        fresh = {str(b): Program(gp.PrimitiveTree(b)) for b in blends if str(b) not in state.memo}
+        # every part is fully measured, so every blend is evaluated in full at once (no screen, no promotion)
+        state.memo.update(race(list(fresh.values()), self.data, self.mapper, state.known, -math.inf, {}, False))
+        for b in blends:
+            b.fitness.values = state.memo[str(b)].rank
+        n = len(fresh)
+        ranked = sorted(blends, key=lambda ind: ind.fitness.values, reverse=True)[: self.cfg.blend_keep]
+        log.info("gen %d: %d blends of %d programs; best %.4f %s", self.generation, len(blends), len(parts),
+                 ranked[0].fitness.values[1] if ranked else math.nan, ranked[0] if ranked else "-")
+        return ranked, n
 
     def _record(self, state: State, nevals: int) -> None:
         state.hall_of_fame = self._hall_of_fame(state.memo)

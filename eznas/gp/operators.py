@@ -1,5 +1,5 @@
-"""Generation, variation and selection operators (DEAP naming: gen*, cx*, mut*, sel*) and the individual
-classes.
+"""Generation, variation and selection operators (DEAP naming: gen*, cx*, mut*, sel*, and var_blend, the
+log-linear blends of whole programs) and the individual classes.
 
 Every operator draws from the ``rng`` it is given, never from the global ``random``: other threads of the
 process (Dask's client and a LocalCluster's scheduler) draw from the global one at moments of their own
@@ -9,6 +9,7 @@ choosing, which would make a seeded run depend on the backend. DEAP's ``generate
 from __future__ import annotations
 
 import copy
+import itertools
 import random
 from collections import defaultdict
 from typing import Callable, Sequence
@@ -143,3 +144,26 @@ def sel_tournament_unique(individuals: Sequence[Individual], k: int, tournsize: 
         chosen.append(best)
         pool.remove(best)
     return chosen
+
+
+BLEND_WEIGHTS = (0.25, 0.5, 1.0, 2.0)  # of each further program's log, relative to the first's
+
+
+def var_blend(parts: Sequence[tuple[str, int]], size: int = 3,
+              weights: Sequence[float] = BLEND_WEIGHTS) -> list[str]:
+    """Log-linear blends of whole programs, as program texts: for every 2 to ``size`` of ``parts`` (program
+    texts with their orientation, +1 or -1, in the order given) and every choice of ``weights``, the sum of
+    ``net_log`` of each (log |x|), the first with weight 1 and each other with its weight times its
+    orientation relative to the first's (fitness orients the sum). A linear model in log space over signals
+    the run has found, its weights fitted by the fitness itself (as ECP and SR-NAS weight proxies); with every
+    part measured, each blend costs arithmetic on cached scalars. Deterministic: it draws no random number."""
+    out = []
+    for k in range(2, size + 1):
+        for combo in itertools.combinations(parts, k):
+            (first, o1), rest = combo[0], combo[1:]
+            for ws in itertools.product(weights, repeat=len(rest)):
+                text = f"net_log({first})"
+                for (part, o), w in zip(rest, ws):
+                    text = f"net_add({text}, net_scale(net_log({part}), {o * o1 * w:g}))"
+                out.append(text)
+    return out
