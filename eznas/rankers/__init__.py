@@ -29,6 +29,8 @@ SPACES = {"nar": ("NASBench201",)}  # the spaces a kind can encode (proxy_ridge:
 
 
 def signed_log(v: np.ndarray) -> np.ndarray:
+    """sign(v) log(1 + |v|); a value that is not finite (NASWOT's -inf on a singular kernel) is missing: NaN."""
+    v = np.where(np.isfinite(v), v, np.nan)
     return np.sign(v) * np.log1p(np.abs(v))
 
 
@@ -51,7 +53,8 @@ class Ranker:
         return nar.predict(self.model, np.stack([nar.encode(s, resolution) for s in specs]))
 
     def score_values(self, values: np.ndarray) -> np.ndarray:
-        """proxy_ridge: scores of rows of raw proxy values (columns ``inputs``); NaN inputs count as the mean."""
+        """proxy_ridge: scores of rows of raw proxy values (columns ``inputs``); a missing or non-finite input
+        counts as the training mean."""
         z = (signed_log(values) - np.array(self.mean)) / np.array(self.std)
         return np.nan_to_num(z, nan=0.0) @ np.array(self.weights)
 
