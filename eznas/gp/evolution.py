@@ -128,7 +128,7 @@ class Evolution:
         self.generation = 0
 
     # ------------------------------------------------------------------------------------ evaluation
-    def _evaluate(self, individuals: Sequence[Individual], state: State) -> dict[str, Evaluation]:
+    def _evaluate(self, individuals: Sequence[Individual], state: State, promote: bool = True) -> dict[str, Evaluation]:
         """Racing on the selection networks (see fitness.race); the same on any backend. Screened programs
         are promoted in generations 0, ``promote_every``, 2 x ``promote_every``... (a full evaluation costs a
         pass over every selection network, whatever the number of programs; not "the last generation", which
@@ -138,18 +138,19 @@ class Evolution:
         full = sorted((e.fitness for e in state.memo.values() if e.rank[0]), reverse=True)
         bar = full[self.cfg.elites - 1] if len(full) >= self.cfg.elites else -math.inf
         waiting = {t: e for t, e in state.memo.items() if e.stage == "screen"}
-        promote = self.generation % self.cfg.promote_every == 0
+        promote = promote and self.generation % self.cfg.promote_every == 0
         return race(programs, self.data, self.mapper, state.known, bar, waiting, promote)
 
-    def evaluate_invalid(self, population: Sequence[Individual], state: State) -> int:
-        """Evaluate the individuals without a fitness (memoised by program string); returns how many ran."""
+    def evaluate_invalid(self, population: Sequence[Individual], state: State, promote: bool = True) -> int:
+        """Evaluate the individuals without a fitness (memoised by program string); returns how many ran.
+        ``promote=False``: no promotion round (screened programs wait), whatever the generation."""
         memo = state.memo
         todo = [ind for ind in population if not ind.fitness.valid]
         fresh: dict[str, Individual] = {}
         for ind in todo:
             if str(ind) not in memo:
                 fresh.setdefault(str(ind), ind)
-        memo.update(self.toolbox.evaluate(list(fresh.values()), state))
+        memo.update(self.toolbox.evaluate(list(fresh.values()), state, promote))
         for ind in population:  # promoted programs of earlier generations have new fitness too
             ind.fitness.values = memo[str(ind)].rank
         return len(fresh)
@@ -196,20 +197,17 @@ class Evolution:
         """The ``blend_keep`` best log-linear blends (``var_blend``) of the run's ``blend_parts`` best full
         programs of distinct behaviour, within the height limit; each is evaluated in full at once (its parts'
         values are known). Returns them and how many blends were evaluated."""
-        full = sorted((e.fitness, t) for t, e in state.memo.items() if e.stage == "full" and e.fitness > FLOOR)
+        full = sorted(((e.fitness, t) for t, e in state.memo.items() if e.stage == "full" and e.fitness > FLOOR),
+                      reverse=True)
         parts: dict[str, tuple[str, int]] = {}  # behaviour -> (program, orientation), the fittest first
-        for _, text in reversed(full):
+        for _, text in full:
             parts.setdefault(state.memo[text].behaviour, (text, state.memo[text].orientation))
             if len(parts) == self.cfg.blend_parts:
                 break
         blends = [Individual(parse_program(t, self.pset).tree) for t in var_blend(list(parts.values()))]
         blends = [b for b in blends if b.height <= self.cfg.max_height]
-        fresh = {str(b): Program(gp.PrimitiveTree(b)) for b in blends if str(b) not in state.memo}
         # every part is fully measured, so every blend is evaluated in full at once (no screen, no promotion)
-        state.memo.update(race(list(fresh.values()), self.data, self.mapper, state.known, -math.inf, {}, False))
-        for b in blends:
-            b.fitness.values = state.memo[str(b)].rank
-        n = len(fresh)
+        n = self.evaluate_invalid(blends, state, promote=False)
         ranked = sorted(blends, key=lambda ind: ind.fitness.values, reverse=True)[: self.cfg.blend_keep]
         log.info("gen %d: %d blends of %d programs; best %.4f %s", self.generation, len(blends), len(parts),
                  ranked[0].fitness.values[1] if ranked else math.nan, ranked[0] if ranked else "-")
