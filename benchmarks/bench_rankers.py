@@ -14,7 +14,9 @@ of the same k archs. With ``--proxies``, each proxy (and ``--program``) scored o
 (verify_scores.py runs, resumable). NAR's sampling search: 50 iterations of 128 uniformly drawn cells, each
 iteration's pick the cell the ranker scores highest; reported as the mean test accuracy and rank of the 50
 picks (no pick by test accuracy), and the cell it scores highest among all unlabelled ones.
-Writes benchmarks/results/rankers.json and rankers.md (rows of datasets not run this time are kept).
+Writes benchmarks/results/rankers.json and rankers.md: a row measured now replaces the file's row of the
+same dataset, ranker and k; the others are kept, so one proxy can be added to the table alone
+(``--no-nar --proxies reg_swap``).
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from eznas.io import write_bytes, write_json
 from eznas.metrics import bootstrap_ci, correlations
 from eznas.rankers import Ranker, check_k, fit_ridge
 from eznas.rankers import nar
+from eznas.report import merge_rows
 from eznas.verify import VerifyConfig, run_verify
 
 RESULTS = Path(__file__).parent / "results"
@@ -50,7 +53,8 @@ def measured(score: np.ndarray, accuracy: np.ndarray) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", default="cifar10,cifar100")
-    p.add_argument("--ks", default="100,1000")
+    p.add_argument("--ks", default="100,1000", help="labelled archs for NAR and the ridge")
+    p.add_argument("--nar", action=argparse.BooleanOptionalAction, default=True, help="train NAR (--no-nar: skip)")
     p.add_argument("--n_test", type=int, default=1000)
     p.add_argument("--proxies", default="", help="proxies scored on the test archs (e.g. meco,reg_swap,az_nas)")
     p.add_argument("--program", action="append", default=[], help="an evolved program scored on the test archs")
@@ -67,12 +71,9 @@ def main() -> None:
     root, runs, out = resolve_data_root(args.data_root), Path(args.runs), Path(args.out)
     config = nar.NARConfig(epochs=args.epochs, d_model=args.d_model, layers=args.layers)
     datasets = args.datasets.split(",")
-    # rows of datasets not run now are kept (each row records the NAR size it was trained at)
-    kept = [r for r in json.loads(out.read_text()).get("rows", []) if r["dataset"] not in datasets] \
-        if out.is_file() else []
-    if any(r.get("n_test") not in (None, args.n_test) for r in kept):
+    if out.is_file() and json.loads(out.read_text()).get("n_test") != args.n_test:
         raise SystemExit(f"error: {out} holds rows with another --n_test; give another --out")
-    results: dict = {"n_test": args.n_test, "rows": kept}
+    results: dict = {"n_test": args.n_test, "rows": []}
     table = pd.read_csv(root / "nb201" / "nb201_acc_200ep.csv")
     ks = [int(k) for k in args.ks.split(",")]
     for dataset in datasets:
@@ -82,7 +83,7 @@ def main() -> None:
         for k in ks:
             check_k(k, len(order) - args.n_test - VAL)
         feats = np.stack([nar.encode(s) for s in table.arch_str])
-        for k in ks:
+        for k in ks if args.nar else ():
             train, val = order[:k], order[k:k + VAL]
             start = time.perf_counter()
             model, record = nar.train(feats[train], acc[train], feats[val], acc[val], config)
@@ -148,6 +149,9 @@ def main() -> None:
                 results["rows"].append({"dataset": dataset, "ranker": f"proxy_ridge({','.join(inputs)})", "k": k,
                                         "n_test": args.n_test,
                                         "test": measured(s, test_scores["accuracy"].to_numpy(float))})
+    # re-read now: another run may have written meanwhile
+    results["rows"] = merge_rows(json.loads(out.read_text())["rows"] if out.is_file() else [], results["rows"],
+                                 key=lambda r: (r["dataset"], r["ranker"], r["k"]))
     write_json(out, results)
     md = markdown(results)
     write_bytes(out.with_suffix(".md"), md.encode())

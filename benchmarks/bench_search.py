@@ -14,7 +14,8 @@ each proxy as the fitness, 10 search seeds per setting, against a random arch an
    at any budget) and the oracle (the best true accuracy among the archs each search scored).
 
 Writes benchmarks/results/search.json and search.md (mean +- std over seeds of the found arch's test
-accuracy, its rank and top-% in the table, and seconds per search).
+accuracy, its rank and top-% in the table, and seconds per search): a row measured now replaces the file's
+row of the same dataset, strategy and fitness, the others are kept (the budget, seeds and table must match).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import pandas as pd
 
 from eznas.data import resolve_data_root
 from eznas.io import write_bytes, write_json
+from eznas.report import merge_rows
 from eznas.search.run import NB201_OPTIMUM, Search, SearchConfig
 from eznas.spaces import get_space
 from eznas.verify import VerifyConfig, run_verify
@@ -58,6 +60,11 @@ def main() -> None:
     root, runs, out = resolve_data_root(args.data_root), Path(args.runs), Path(args.out)
     fitnesses = [*args.proxies.split(","), *args.program] if args.proxies else list(args.program)
     results: dict = {"budget": args.budget, "seeds": args.seeds, "table_archs": args.table_archs, "rows": []}
+    before = json.loads(out.read_text()) if out.is_file() else {}
+    for field in ("budget", "seeds", "table_archs"):
+        if before and before.get(field) != results[field]:
+            raise SystemExit(f"error: {out} holds rows at {field} {before.get(field)}, not {results[field]}; "
+                             "give another --out")
     space = get_space("NASBench201")
     for dataset in args.datasets.split(","):
         table = space.default_benchmark(root, dataset)
@@ -113,6 +120,10 @@ def main() -> None:
                                 "seconds": (0.0, 0.0), "oracle": None})
         results.setdefault("optimum", {})[dataset] = {"table": float(accuracies.max()),
                                                      "published": NB201_OPTIMUM.get(dataset), "archs": len(archs)}
+    before = json.loads(out.read_text()) if out.is_file() else {}  # re-read: another run may have written
+    results["rows"] = merge_rows(before.get("rows", []), results["rows"],
+                                 key=lambda r: (r["dataset"], r["strategy"], r["fitness"]))
+    results["optimum"] = {**before.get("optimum", {}), **results.get("optimum", {})}
     write_json(out, results)
     md = markdown(results)
     write_bytes(out.with_suffix(".md"), md.encode())

@@ -1,11 +1,12 @@
-"""Run outputs: per-arch scores CSV, summary.json, the EZNAS-style all_tests.csv row, a scatter plot."""
+"""Run outputs: per-arch scores CSV, summary.json, the EZNAS-style all_tests.csv row, a scatter plot; a
+benchmark table's rows merged with those measured now."""
 from __future__ import annotations
 
 import csv
 import io
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Hashable
 
 import pandas as pd
 
@@ -25,6 +26,16 @@ def write_scores(path: Path, table: pd.DataFrame) -> None:
 
 def write_summary(path: Path, summary: dict[str, Any]) -> None:
     write_json(path, summary)
+
+
+def merge_rows(before: list[dict[str, Any]], now: list[dict[str, Any]],
+               key: Callable[[dict[str, Any]], Hashable]) -> list[dict[str, Any]]:
+    """A results table's rows with those measured now in their place (same key) and new ones appended,
+    grouped by their first key field (the dataset) in first-seen order: rows measured another time are kept."""
+    fresh = {key(r): r for r in now}
+    rows = [fresh.pop(key(r), r) for r in before] + [r for r in now if key(r) in fresh]
+    groups = list(dict.fromkeys(key(r)[0] for r in rows))
+    return sorted(rows, key=lambda r: groups.index(key(r)[0]))
 
 
 def append_all_tests(path: Path, rows: list[dict[str, Any]]) -> None:

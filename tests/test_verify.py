@@ -324,3 +324,16 @@ def test_scores_spanning_many_decades_are_plotted_by_rank(tmp_path, monkeypatch)
     synflow, params = drawn.values()
     assert synflow == pytest.approx([1 / 3, 2 / 3, 1.0]) and params == [1.0, 2.0, 3.0, 4.0]
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_merge_rows_replaces_measured_rows_keeps_the_rest_and_groups_by_dataset():
+    from eznas.report import merge_rows
+
+    before = [{"dataset": "c10", "name": "a", "v": 1}, {"dataset": "c100", "name": "a", "v": 2},
+              {"dataset": "c10", "name": "b", "v": 3}]
+    now = [{"dataset": "c10", "name": "b", "v": 30}, {"dataset": "c10", "name": "c", "v": 40},
+           {"dataset": "in16", "name": "a", "v": 50}]
+    rows = merge_rows(before, now, key=lambda r: (r["dataset"], r["name"]))
+    assert [(r["dataset"], r["name"], r["v"]) for r in rows] == [
+        ("c10", "a", 1), ("c10", "b", 30), ("c10", "c", 40), ("c100", "a", 2), ("in16", "a", 50)]
+    assert merge_rows([], now, key=lambda r: (r["dataset"], r["name"])) == [now[0], now[1], now[2]]
