@@ -14,6 +14,10 @@ of the same k archs. With ``--proxies``, each proxy (and ``--program``) scored o
 (verify_scores.py runs, resumable). NAR's sampling search: 50 iterations of 128 uniformly drawn cells, each
 iteration's pick the cell the ranker scores highest; reported as the mean test accuracy and rank of the 50
 picks (no pick by test accuracy), and the cell it scores highest among all unlabelled ones.
+With ``--stored nb101,nb301`` (no networks built): NB-101's and NB-301's early NB-Suite-Zero tables
+(500 and 725 archs with NASLib's stored proxy scores and ``val_accuracy``), seed-0 permutation, the
+test archs all but the first max(k) (the k that leave at least half for testing; NAR's encoding is
+NB-201's, so only the ridge): the ridge over every stored proxy against each stored proxy alone.
 Writes benchmarks/results/rankers.json and rankers.md: a row measured now replaces the file's row of the
 same dataset, ranker and k; the others are kept, so one proxy can be added to the table alone
 (``--no-nar --proxies reg_swap``).
@@ -63,6 +67,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--d_model", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--stored", default="", help="nb101,nb301: the ridge over NB-Suite-Zero's stored scores")
     p.add_argument("--data-root", default=None)
     p.add_argument("--runs", default="results/benchmarks/rankers")
     p.add_argument("--out", default=str(RESULTS / "rankers.json"))
@@ -70,7 +75,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     root, runs, out = resolve_data_root(args.data_root), Path(args.runs), Path(args.out)
     config = nar.NARConfig(epochs=args.epochs, d_model=args.d_model, layers=args.layers)
-    datasets = args.datasets.split(",")
+    datasets = [d for d in args.datasets.split(",") if d]
     if out.is_file() and json.loads(out.read_text()).get("n_test") != args.n_test:
         raise SystemExit(f"error: {out} holds rows with another --n_test; give another --out")
     results: dict = {"n_test": args.n_test, "rows": []}
@@ -149,6 +154,8 @@ def main() -> None:
                 results["rows"].append({"dataset": dataset, "ranker": f"proxy_ridge({','.join(inputs)})", "k": k,
                                         "n_test": args.n_test,
                                         "test": measured(s, test_scores["accuracy"].to_numpy(float))})
+    for name in filter(None, args.stored.split(",")):
+        results["rows"] += stored_rows(name, root, ks, runs)
     # re-read now: another run may have written meanwhile
     results["rows"] = merge_rows(json.loads(out.read_text())["rows"] if out.is_file() else [], results["rows"],
                                  key=lambda r: (r["dataset"], r["ranker"], r["k"]))
@@ -158,10 +165,47 @@ def main() -> None:
     print(md)
 
 
+STORED = {"nb101": ("NASBench101", "nb101_zc_early_cifar10.csv", "naslib_encoding"),
+          "nb301": ("NASBench301", "nb301_zc_early_cifar10.csv", "naslib_compact")}
+
+
+def stored_rows(name: str, root: Path, ks: list[int], runs: Path) -> list[dict]:
+    """The ridge over every stored NB-Suite-Zero proxy of an NB-101/NB-301 table at each k that leaves at
+    least half of it for testing, and each stored proxy alone on the same test archs."""
+    if name not in STORED:
+        raise SystemExit(f"error: --stored {name}: valid: {', '.join(STORED)}")
+    space, file, encoding = STORED[name]
+    table = pd.read_csv(root / "nbsuitezero_early" / file)
+    inputs = [c for c in table.columns if c not in (encoding, "val_accuracy")]
+    acc = table["val_accuracy"].to_numpy(float)
+    usable = [k for k in ks if 2 <= k <= len(table) // 2]
+    if not usable:
+        raise SystemExit(f"error: --stored {name}: no k in --ks leaves half of its {len(table)} archs for testing")
+    order = np.random.default_rng(0).permutation(len(table))
+    test = order[max(usable):]
+    dataset = f"{space}:cifar10"
+    rows = [{"dataset": dataset, "ranker": f"{c} (stored)", "k": 0, "n_test": len(test),
+             "test": measured(table[c].to_numpy(float)[test], acc[test])} for c in inputs]
+    for k in usable:
+        train = order[:k]
+        mean, std, w = fit_ridge(table[inputs].iloc[train], acc[train])
+        ranker = Ranker("proxy_ridge", space, "cifar10", tuple(inputs), mean, std, w,
+                        record={"k": k, "train_rows": train.tolist(), "scores": f"NB-Suite-Zero stored, {file}"})
+        ranker.save(runs / f"{name}-ridge-k{k}")
+        score = ranker.score_values(table[inputs].to_numpy(float)[test])
+        rows.append({"dataset": dataset, "ranker": f"proxy_ridge({len(inputs)} stored proxies)", "k": k,
+                     "n_test": len(test), "test": measured(score, acc[test])})
+    best = max(rows[:len(inputs)], key=lambda r: r["test"]["kendall"])
+    print(f"{dataset}: ridge k={usable} tau {[round(r['test']['kendall'], 3) for r in rows[len(inputs):]]}, "
+          f"best stored proxy {best['ranker']} {best['test']['kendall']:.3f} on {len(test)} test archs", flush=True)
+    return rows
+
+
 def markdown(results: dict) -> str:
-    lines = [f"Test archs per dataset: {results['n_test']} (the same for every row of a dataset).", "",
-             "| dataset | ranker or proxy | k labelled | Kendall τ | Spearman ρ [95% CI] | train s | score s/arch | NAR search: mean acc of 50 picks (mean rank) | top-scored unlabelled cell: acc (rank) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"Test archs per NB-201 dataset: {results['n_test']} (the same for every row of a dataset; NB-101/NB-301: "
+             "all but the largest k's labelled archs).", "",
+             "| dataset | ranker or proxy | k labelled | test archs | Kendall τ | Spearman ρ [95% CI] | train s | score s/arch | NAR search: mean acc of 50 picks (mean rank) | top-scored unlabelled cell: acc (rank) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["rows"]:
         t = r["test"]
         lo, hi = (t.get("ci95") or {}).get("spearman", (float("nan"), float("nan")))
@@ -174,7 +218,7 @@ def markdown(results: dict) -> str:
         name = r["ranker"]
         if "nar" in r:
             name += f" (d_model {r['nar']['d_model']}, {r['nar']['layers']} layers, {r['nar']['epochs']} epochs)"
-        lines.append(f"| {r['dataset']} | {name} | {r['k'] or '—'} | {t['kendall']:.3f} | {t['spearman']:.3f}{ci_text} "
+        lines.append(f"| {r['dataset']} | {name} | {r['k'] or '—'} | {r.get('n_test', results['n_test'])} | {t['kendall']:.3f} | {t['spearman']:.3f}{ci_text} "
                      f"| {train} | {per} | {search} | {top} |")
     return "\n".join(lines) + "\n"
 

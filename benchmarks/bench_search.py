@@ -4,8 +4,9 @@ each proxy as the fitness, 10 search seeds per setting, against a random arch an
     python benchmarks/bench_search.py                                   # the benchmark (long on CPU)
     python benchmarks/bench_search.py --proxies params,synflow --table_archs 2000 --budget 200   # a small one
 
-1. Each proxy scores the table's archs once (``verify_scores.py``, score seed 0, batch 16), resumable:
-   results/benchmarks/search/scores/<dataset>-<proxy>/. ``--table_archs N`` keeps a seeded sample of N
+1. The proxies and programs score the table's archs once, together (one ``verify_scores.py`` run per
+   dataset, score seed 0, batch 16; each one's seconds per arch include the network's build), resumable:
+   results/benchmarks/search/scores/<dataset>-<proxies>/. ``--table_archs N`` keeps a seeded sample of N
    archs (the searches then keep to it: ranks are among those N).
 2. Each search (``search.py`` with ``--scores`` from step 1, search seed 0..9, score seed 0) looks its
    fitness up, so a search costs the archs it scores times the verify run's seconds per arch, reported as
@@ -76,23 +77,24 @@ def main() -> None:
             write_bytes(table, keep.to_csv(index=False).encode())
         archs = space.load(table, dataset)
         accuracies = np.array([a.accuracy for a in archs])
-        for fitness in fitnesses:
-            is_program = fitness in args.program
-            folder = runs / "scores" / f"{dataset}-{fitness if not is_program else 'program' + str(args.program.index(fitness))}"
-            summary = run_verify(VerifyConfig(dataset=dataset, seed=0, proxies=() if is_program else (fitness,),
-                                              programs=(fitness,) if is_program else (), benchmark_path=str(table),
-                                              data_root=str(root), out=str(folder), bootstrap=100,
-                                              results_csv=str(runs / "all_tests.csv")), resume=True)
-            label = next(iter(summary["proxies"]))  # a program's label is its normalised text
-            metrics = summary["proxies"][label]
+        # every fitness scored in one verify run (one network build per arch; each label's seconds include it)
+        programs = tuple(args.program)
+        proxies = tuple(f for f in fitnesses if f not in programs)
+        folder = runs / "scores" / f"{dataset}-{'+'.join(proxies)}{'+programs' * bool(programs)}"
+        summary = run_verify(VerifyConfig(dataset=dataset, seed=0, proxies=proxies, programs=programs,
+                                          benchmark_path=str(table), data_root=str(root), out=str(folder),
+                                          bootstrap=100, results_csv=str(runs / "all_tests.csv")), resume=True)
+        for label, metrics in summary["proxies"].items():  # a program's label is its normalised text
+            is_program = label not in proxies
             print(f"{dataset} {label}: rho {metrics['spearman']:.3f} on {summary['n_archs']} archs, "
                   f"{metrics['seconds_per_arch']:.3f} s/arch", flush=True)
+            name = f"program{list(summary['proxies']).index(label)}" if is_program else label
             for strategy in args.strategies.split(","):
                 found, ranks, tops, seconds, oracle = [], [], [], [], []
                 for seed in range(args.seeds):
-                    run = runs / "runs" / f"{folder.name}-{strategy}-b{args.budget}-s{seed}"
+                    run = runs / "runs" / f"{dataset}-{name}-{strategy}-b{args.budget}-s{seed}"
                     cfg = SearchConfig(dataset=dataset, strategy=strategy, budget=args.budget,
-                                       proxy=None if is_program else fitness, program=fitness if is_program else None,
+                                       proxy=None if is_program else label, program=label if is_program else None,
                                        seed=seed, score_seed=0, benchmark_path=str(table), data_root=str(root),
                                        scores=str(folder), out=str(run))
                     done = run / "result.json"
