@@ -124,17 +124,20 @@ def main() -> None:
         for name, uids in (("test", test), *((f"k{k}", order[:k]) for k in ks if args.ridge_inputs)):
             names = [n for n in (args.proxies.split(",") if name == "test" and args.proxies else [])]
             names += [n for n in args.ridge_inputs.split(",") if n and n not in names]
-            if not names and not (name == "test" and args.program):
+            progs = tuple(args.program) if name == "test" else ()
+            if not names and not progs:
                 continue
             subset = runs / f"{dataset}-{name}.csv"
             subset.parent.mkdir(parents=True, exist_ok=True)
             write_bytes(subset, table.iloc[np.sort(uids)].to_csv(index=False).encode())
+            # one folder per set scored: adding a proxy later scores it alone, resumable
+            folder = runs / "verify" / f"{dataset}-{name}-{'+'.join(names)}{'+programs' * bool(progs)}"
             summary = run_verify(VerifyConfig(dataset=dataset, proxies=tuple(names),
-                                              programs=tuple(args.program) if name == "test" else (),
+                                              programs=progs,
                                               benchmark_path=str(subset), data_root=str(root), bootstrap=1000,
-                                              out=str(runs / "verify" / f"{dataset}-{name}"),
+                                              out=str(folder),
                                               results_csv=str(runs / "all_tests.csv")), resume=True)
-            scored[name] = (summary, pd.read_csv(runs / "verify" / f"{dataset}-{name}" / "scores.csv"))
+            scored[name] = (summary, pd.read_csv(folder / "scores.csv"))
         if "test" in scored:
             summary, _ = scored["test"]
             for label, m in summary["proxies"].items():

@@ -253,6 +253,7 @@ NUMBER_FLAGS: dict[str, Callable] = {
     "probe": lambda cfg, probe: _fitness(cfg, probe=probe),
     "proxy_terminals": lambda cfg, text: with_proxy_terminals(cfg, text),
     "blend": lambda cfg, n: dataclasses.replace(cfg, blend_parts=n),
+    "winner": lambda cfg, how: dataclasses.replace(cfg, winner=how),
 }
 
 
@@ -413,6 +414,10 @@ def evolve_parser() -> argparse.ArgumentParser:
              help="in promotion generations, blend the run's N best distinct programs 2 and 3 at a time (sums of "
              "their logs, weights 0.25-2, each blend arithmetic on cached values) and add the 2 best blends to "
              "the offspring; 0: no blends (default), else >= 2")
+    add_flag(p, "winner", default=None, choices=("best", "novel"),
+             help="the exported program: the hall of fame's best on the validation networks (best, default) or "
+             "the best of those not equivalent to a seed program there (novel: every task's per-network "
+             "|Spearman| with each seed < 0.95; the best when none is)")
     add_flag(p, "cache_dir", default="results/cache/values", help="cache of network-level values, shared by "
              "runs (default results/cache/values)")
     add_flag(p, "test_networks", type=int, default=None, help="held-out archs per task for the top-3 test, >= 0 (default 100)")

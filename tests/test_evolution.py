@@ -387,3 +387,25 @@ def test_nb101_is_a_fitness_task_whose_programs_see_every_conv(data_root, one_th
     assert values["n_units"] == sum(isinstance(m, torch.nn.Conv2d) for m in net.modules())
     assert all(isinstance(values[a], float) and math.isfinite(values[a])
                for a in ("sum_units(corr_min_eig(pre_N))", "mean_units(fro(inp_D))"))
+
+
+def test_hall_of_fame_records_the_most_similar_seed_and_winner_novel_exports_a_new_program(data_root, cache_dir,
+                                                                                          tmp_path):
+    from eznas.gp.evolution import NOVEL, most_similar
+
+    assert most_similar({"t": [1.0, 2.0, 3.0, 4.0]}, {"a": {"t": [4.0, 3.0, 2.0, 1.0]}, "b": {"t": [1, 3, 2, 4]}}) == \
+        {"seed": "a", "spearman": 1.0, "task": "t"}  # a reversed ranking is the same ranking
+    assert most_similar({"t": [1.0, 1.0, 1.0]}, {"a": {"t": [1.0, 2.0, 3.0]}}) is None  # constant: undefined
+    cfg = tiny(data_root, generations=0, winner="novel")
+    evo = Evolution(cfg, tmp_path / "run", FitnessData(cfg.fitness, ValueCache(cache_dir), data_root))
+    state = evo.run()
+    rows = evo.validate(state)
+    assert all(("most_similar_seed" in r and r["novel"] == (r["most_similar_seed"] is None
+                                                          or r["most_similar_seed"]["spearman"] < NOVEL)) for r in rows)
+    seeds = [r for r in rows if r["program"] in {SEEDS[n] for n in cfg.seed_programs}]
+    assert seeds and all(r["most_similar_seed"]["spearman"] == pytest.approx(1.0) and not r["novel"] for r in seeds)
+    novel = [r["novel"] for r in rows]
+    assert any(novel) and novel == sorted(novel, reverse=True)  # the new programs first, the winner among them
+    assert rows[0]["validation_fitness"] == max(r["validation_fitness"] for r in rows if r["novel"])
+    with pytest.raises(EznasError, match="winner must be one of best, novel"):
+        tiny(data_root, winner="newest")

@@ -15,12 +15,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.stats as sps
 from deap import base, gp, tools
 
 from eznas.errors import DataError, EznasError
 from eznas.features import FEATURES
 from eznas.gp.export import check_exportable
-from eznas.gp.fitness import FLOOR, Evaluation, FitnessConfig, FitnessData, combine, evaluate_on, race
+from eznas.gp.fitness import (FLOOR, Evaluation, FitnessConfig, FitnessData, combine, evaluate_on, program_scores,
+                              race)
 from eznas.gp.operators import (Individual, cx_join, cx_one_point, gen_half_and_half, limit_height, mut_uniform,
                                 sel_tournament_unique, var_blend, var_or)
 from eznas.gp.program import Program, parse_program
@@ -32,6 +34,8 @@ from eznas.stats import NAMES
 
 log = logging.getLogger(__name__)
 CHECKPOINT_VERSION = 2  # 2: network-level language, (stage, fitness) ranks, validation
+WINNERS = ("best", "novel")
+NOVEL = 0.95  # per-network |Spearman| with a seed program below which a program counts as new (bench_discovery's)
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ class EvolutionConfig:
     blend_parts: int = 0  # in promotion generations, blend (var_blend) the run's best this many distinct full
     # programs, 2 and 3 at a time, and let the blend_keep best blends join the offspring (0: no blends)
     blend_keep: int = 2
+    winner: str = "best"  # the exported program: the best on the validation networks, or "novel": the best
+    # of those not equivalent (per-network Spearman >= NOVEL on a task's validation networks) to a seed program
     seed: int = 0
     seed_programs: tuple[str, ...] = tuple(SEEDS)  # names in eznas.gp.seeds.SEEDS
     terminals: tuple[str, ...] = NAMES
@@ -69,6 +75,8 @@ class EvolutionConfig:
         if unknown := [f for f in self.features if f not in valid]:
             raise EznasError(f"features: unknown network terminal {unknown[0]!r}; valid: {', '.join(valid)}")
         check_exportable(t for t in self.features if t.startswith(PROXY_PREFIX))  # best_proxy.py carries them
+        if self.winner not in WINNERS:
+            raise EznasError(f"winner must be one of {', '.join(WINNERS)}, got {self.winner!r}")
         if self.blend_parts < 0 or self.blend_parts == 1 or self.blend_keep < 0:
             raise EznasError(f"blend_parts must be 0 (no blends) or >= 2 and blend_keep >= 0, got "
                              f"blend_parts={self.blend_parts}, blend_keep={self.blend_keep}")
@@ -280,16 +288,25 @@ class Evolution:
         programs = [Program(gp.PrimitiveTree(ind)) for ind in state.hall_of_fame]
         networks = {str(t): self.data.networks(str(t), "validation") for t in self.data.tasks}
         evals = evaluate_on(programs, self.data, networks, self.mapper)
+        seeds = {name: parse_program(SEEDS[name]) for name in self.cfg.seed_programs}
+        scored = program_scores([*programs, *seeds.values()], self.data, networks, self.mapper)  # cached values
+        seed_scores = {name: scores for name, (scores, _) in zip(seeds, scored[len(programs):])}
         rows = []
-        for ind, ev in zip(state.hall_of_fame, evals):
+        for ind, ev, (scores, _) in zip(state.hall_of_fame, evals, scored):
             chosen = state.memo[str(ind)]
             valid = combine({t: v * ev.orientation for t, v in ev.per_task.items()}, self.cfg.fitness.combine,
                             chosen.orientation)
+            similar = most_similar(scores, seed_scores)
             rows.append({**self.describe(ind, chosen), "validation_fitness": valid.fitness,
-                         "validation_per_task": valid.per_task, "validation_failures": ev.failures})
-        rows.sort(key=lambda r: r["validation_fitness"], reverse=True)  # stable: ties keep the hall of fame's order
+                         "validation_per_task": valid.per_task, "validation_failures": ev.failures,
+                         "most_similar_seed": similar, "novel": similar is None or similar["spearman"] < NOVEL})
+        # stable: ties keep the hall of fame's order; "novel": the new programs first
+        rows.sort(key=lambda r: (self.cfg.winner == "novel" and r["novel"], r["validation_fitness"]), reverse=True)
+        if self.cfg.winner == "novel" and not rows[0]["novel"]:
+            log.warning("winner novel: every hall-of-fame program is equivalent to a seed on the validation "
+                        "networks; the best one is exported")
         write_json(self.out / "hall_of_fame.json", rows)
-        log.info("hall of fame on the validation networks: best %.4f %s", rows[0]["validation_fitness"],
+        log.info("hall of fame on the validation networks: winner %.4f %s", rows[0]["validation_fitness"],
                  rows[0]["exported"])
         return rows
 
@@ -309,7 +326,9 @@ class Evolution:
             raise DataError(f"checkpoint {path} was made with another primitive language (primitives or terminals "
                             "differ from this version of eznas); start a new run or use the eznas it was made with")
         saved, now = _jsonable(blob["config"]), _jsonable(asdict(self.cfg))
-        diff = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
+        default = _jsonable(asdict(EvolutionConfig()))  # a setting newer than the checkpoint: its default
+        diff = sorted(k for k in set(saved) | set(now)
+                      if k not in RESUMABLE_CHANGES and saved.get(k, default.get(k)) != now.get(k))
         if diff:
             raise DataError(f"checkpoint {path} was made with another configuration (differs in: {', '.join(diff)})")
         memo = {k: Evaluation(**v) for k, v in blob["memo"].items()}
@@ -343,6 +362,22 @@ class Evolution:
             return f"the last generation in logbook.csv is {int(gens.max())}"
         except Exception:  # noqa: BLE001
             return "no logbook.csv to tell the last good generation"
+
+
+def most_similar(scores: dict[str, list[float]], seeds: dict[str, dict[str, list[float]]]) -> dict | None:
+    """The seed program whose per-network scores agree most with ``scores`` (|Spearman|, the largest over
+    tasks, networks where both are defined), with that value and task; None without seeds."""
+    best = None
+    for name, theirs in seeds.items():
+        for task, ours in scores.items():
+            a, b = np.asarray(ours, float), np.asarray(theirs[task], float)
+            ok = np.isfinite(a) & np.isfinite(b)
+            if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
+                continue  # undefined: a constant or nearly no networks
+            rho = abs(float(sps.spearmanr(a[ok], b[ok])[0]))
+            if best is None or rho > best["spearman"]:
+                best = {"seed": name, "spearman": rho, "task": task}
+    return best
 
 
 def distinct(individuals: Sequence[Individual], memo: dict[str, Evaluation]) -> list[Individual]:
