@@ -22,7 +22,8 @@ import pandas as pd
 from scipy import stats
 
 from eznas.data import resolve_data_root
-from eznas.io import atomic_open, write_bytes, write_json
+from eznas.io import atomic_open
+from eznas.report import write_results
 from eznas.metrics import correlations
 from eznas.proxies import list_proxies
 from eznas.verify import VerifyConfig, result_line, run_verify
@@ -204,10 +205,7 @@ def main() -> None:
         results["nbsz"][tag] = nbsz_agreement(scores, table.rename_axis("index").reset_index(), list(proxies))
     results["published"] = PUBLISHED
 
-    write_json(out.with_suffix(".json"), results)
-    md = markdown(results, proxies)
-    write_bytes(out.with_suffix(".md"), md.encode())
-    print(md)
+    print(write_results(out, results, markdown(results, proxies)))
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
 
 

@@ -19,8 +19,8 @@ import logging
 from pathlib import Path
 
 from eznas.data import resolve_data_root
-from eznas.io import write_bytes, write_json
 from eznas.proxies import list_proxies
+from eznas.report import write_results
 from eznas.verify import VerifyConfig, result_line, run_verify
 
 RESULTS = Path(__file__).parent / "results"
@@ -88,10 +88,7 @@ def main() -> None:
     probe = results["variants"]["probe-first16"]["proxies"]
     results["compared"] = [n for n in proxies if n in probe and n in results["standard"]]
     results["probe_better"] = [n for n in results["compared"] if probe[n]["spearman"] > results["standard"][n]["spearman"]]
-    write_json(out.with_suffix(".json"), results)
-    md = markdown(results)
-    write_bytes(out.with_suffix(".md"), md.encode())
-    print(md)
+    print(write_results(out, results, markdown(results)))
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
 
 

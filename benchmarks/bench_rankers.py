@@ -35,11 +35,11 @@ import numpy as np
 import pandas as pd
 
 from eznas.data import resolve_data_root
-from eznas.io import write_bytes, write_json
+from eznas.io import write_bytes
 from eznas.metrics import bootstrap_ci, correlations
 from eznas.rankers import Ranker, check_k, fit_ridge
 from eznas.rankers import nar
-from eznas.report import merge_rows
+from eznas.report import merge_rows, write_results
 from eznas.verify import VerifyConfig, run_verify
 
 RESULTS = Path(__file__).parent / "results"
@@ -162,10 +162,7 @@ def main() -> None:
     # re-read now: another run may have written meanwhile
     results["rows"] = merge_rows(json.loads(out.read_text())["rows"] if out.is_file() else [], results["rows"],
                                  key=lambda r: (r["dataset"], r["ranker"], r["k"]))
-    write_json(out, results)
-    md = markdown(results)
-    write_bytes(out.with_suffix(".md"), md.encode())
-    print(md)
+    print(write_results(out, results, markdown(results)))
 
 
 STORED = {"nb101": ("NASBench101", "nb101_zc_early_cifar10.csv", "naslib_encoding"),

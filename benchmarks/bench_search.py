@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from eznas.data import resolve_data_root
-from eznas.io import write_bytes, write_json
-from eznas.report import merge_rows
+from eznas.io import write_bytes
+from eznas.report import merge_rows, write_results
 from eznas.search.run import NB201_OPTIMUM, Search, SearchConfig
 from eznas.spaces import get_space
 from eznas.verify import VerifyConfig, run_verify
@@ -126,10 +126,7 @@ def main() -> None:
     results["rows"] = merge_rows(before.get("rows", []), results["rows"],
                                  key=lambda r: (r["dataset"], r["strategy"], r["fitness"]))
     results["optimum"] = {**before.get("optimum", {}), **results.get("optimum", {})}
-    write_json(out, results)
-    md = markdown(results)
-    write_bytes(out.with_suffix(".md"), md.encode())
-    print(md)
+    print(write_results(out, results, markdown(results)))
 
 
 def markdown(results: dict) -> str:

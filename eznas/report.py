@@ -38,6 +38,14 @@ def merge_rows(before: list[dict[str, Any]], now: list[dict[str, Any]],
     return sorted(rows, key=lambda r: groups.index(key(r)[0]))
 
 
+def write_results(out: Path, results: dict[str, Any], markdown: str) -> str:
+    """A benchmark's figures: ``out`` as .json and its table as .md beside it (each atomically); the table."""
+    write_json(Path(out).with_suffix(".json"), results)
+    with atomic_open(Path(out).with_suffix(".md")) as f:
+        f.write(markdown)
+    return markdown
+
+
 def append_all_tests(path: Path, rows: list[dict[str, Any]]) -> None:
     """Append rows to the cumulative results CSV (EZNAS's columns plus proxy, n and run folder).
 

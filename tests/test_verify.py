@@ -337,3 +337,11 @@ def test_merge_rows_replaces_measured_rows_keeps_the_rest_and_groups_by_dataset(
     assert [(r["dataset"], r["name"], r["v"]) for r in rows] == [
         ("c10", "a", 1), ("c10", "b", 30), ("c10", "c", 40), ("c100", "a", 2), ("in16", "a", 50)]
     assert merge_rows([], now, key=lambda r: (r["dataset"], r["name"])) == [now[0], now[1], now[2]]
+
+
+def test_write_results_writes_the_json_and_its_table_beside_it(tmp_path):
+    from eznas.report import write_results
+
+    assert write_results(tmp_path / "bench.json", {"rows": [1]}, "| a |\n") == "| a |\n"
+    assert json.loads((tmp_path / "bench.json").read_text()) == {"rows": [1]}
+    assert (tmp_path / "bench.md").read_text() == "| a |\n"
