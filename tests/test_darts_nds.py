@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn as nn
 
 from eznas.errors import ArchError, DataError, EznasError
 from eznas.spaces import SpaceOptions, get_space
+from eznas.spaces import ops
 from eznas.spaces.darts import OPS, Cell, make_genotype, parse_genotype
 
 DARTS_CSV = Path("/work/shared/data/nds/darts_swap500_cifar10.csv")
@@ -354,3 +356,28 @@ def test_nds_missing_file_and_bad_spec(tmp_path):
         space.build(DARTS_V2, 10)
     with pytest.raises(ArchError, match="missing field 'depth'"):
         space.build(json.dumps({"genotype": DARTS_LIKE, "width": 8}), 10)
+
+
+@pytest.mark.parametrize("ours, theirs", [
+    (lambda: ops.AvgPool2d(3, 1, 1, count_include_pad=False), lambda: nn.AvgPool2d(3, 1, 1, count_include_pad=False)),
+    (lambda: ops.AvgPool2d(2, 2), lambda: nn.AvgPool2d(2, 2)),
+    (lambda: ops.MaxPool2d(3, 2, 1), lambda: nn.MaxPool2d(3, 2, 1)),
+])
+def test_channels_last_pools_give_the_same_bits_forward_and_backward(ours, theirs):
+    torch.manual_seed(0)
+    x = torch.randn(4, 6, 12, 12)
+    conv = nn.Conv2d(6, 6, 3, padding=1)
+    grads, outs, layouts = [], [], []
+    for pool in (ours(), theirs()):
+        conv.zero_grad()
+        xi = x.clone().requires_grad_(True)
+        h = conv(xi)
+        h.register_hook(lambda g: layouts.append(g.is_contiguous()))  # what the layers before receive
+        out = pool(h)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        outs.append(out)
+        grads.append((xi.grad, conv.weight.grad.clone()))
+        assert out.is_contiguous() and layouts[-1], "the gradient must go back in the usual layout"
+    assert isinstance(ours(), type(theirs()))  # hooks and isinstance checks see the nn pool
+    assert torch.equal(outs[0], outs[1])
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])

@@ -36,7 +36,7 @@ import torch.nn as nn
 from eznas.errors import ArchError, DataError, EznasError
 from eznas.spaces.base import SPACES, Arch, SearchSpace, SpaceOptions, register_space
 from eznas.spaces.nb201 import read_archs
-from eznas.spaces.ops import FactorizedReduce, ReLUConvBN, Zero
+from eznas.spaces.ops import AvgPool2d, FactorizedReduce, MaxPool2d, ReLUConvBN, Zero
 
 Edges = tuple[tuple[str, int], ...]
 
@@ -90,11 +90,11 @@ def _skip(c: int, stride: int) -> nn.Module:
 # cell can use them, and none of the five NDS spaces does.
 OPS: dict[str, Callable[[int, int], nn.Module]] = {
     "none": lambda c, s: Zero(s),
-    "avg_pool_3x3": lambda c, s: nn.AvgPool2d(3, s, 1, count_include_pad=False),
-    "avg_pool_5x5": lambda c, s: nn.AvgPool2d(5, s, 2, count_include_pad=False),
-    "max_pool_3x3": lambda c, s: nn.MaxPool2d(3, s, 1),
-    "max_pool_5x5": lambda c, s: nn.MaxPool2d(5, s, 2),
-    "max_pool_7x7": lambda c, s: nn.MaxPool2d(7, s, 3),
+    "avg_pool_3x3": lambda c, s: AvgPool2d(3, s, 1, count_include_pad=False),
+    "avg_pool_5x5": lambda c, s: AvgPool2d(5, s, 2, count_include_pad=False),
+    "max_pool_3x3": lambda c, s: MaxPool2d(3, s, 1),
+    "max_pool_5x5": lambda c, s: MaxPool2d(5, s, 2),
+    "max_pool_7x7": lambda c, s: MaxPool2d(7, s, 3),
     "skip_connect": _skip,
     "conv_1x1": lambda c, s: ReLUConvBN(c, c, 1, s, 0),
     "conv_3x3": lambda c, s: ReLUConvBN(c, c, 3, s, 1),

@@ -31,6 +31,7 @@ import torch.nn as nn
 from eznas.errors import ArchError, DataError
 from eznas.spaces.base import Arch, SearchSpace, register_space
 from eznas.spaces.nb201 import read_archs
+from eznas.spaces.ops import MaxPool2d
 
 OPS = ("input", "output", "maxpool3x3", "conv1x1-bn-relu", "conv3x3-bn-relu")
 VERTICES = 7
@@ -115,7 +116,7 @@ class Cell(nn.Module):
             if matrix[0, t]:
                 self.projections[str(t)] = conv_bn_relu(c_in, c, 1)
             op = ops[t]
-            self.ops.append(nn.MaxPool2d(3, stride=1, padding=1) if op == "maxpool3x3"
+            self.ops.append(MaxPool2d(3, stride=1, padding=1) if op == "maxpool3x3"
                             else conv_bn_relu(c, c, 3 if op == "conv3x3-bn-relu" else 1))
         if matrix[0, n - 1]:
             self.projections[str(n - 1)] = conv_bn_relu(c_in, c_out, 1)
@@ -151,7 +152,7 @@ class Network101(nn.Module):
         c_in = c = width
         for stack in range(stacks):
             if stack:
-                layers.append(nn.MaxPool2d(2, stride=2))
+                layers.append(MaxPool2d(2, stride=2))
                 c *= 2
             for _ in range(cells):
                 layers.append(Cell(matrix, ops, c_in, c))

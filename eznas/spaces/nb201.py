@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from eznas.errors import ArchError, DataError
 from eznas.spaces.base import Arch, SearchSpace, register_space
-from eznas.spaces.ops import ReLUConvBN, Zero
+from eznas.spaces.ops import AvgPool2d, ReLUConvBN, Zero
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def _op(name: str, c_in: int, c_out: int) -> nn.Module:
         return ReLUConvBN(c_in, c_out, 1, 1, 0)
     if name == "nor_conv_3x3":
         return ReLUConvBN(c_in, c_out, 3, 1, 1)
-    pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    pool = AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
     return pool if c_in == c_out else nn.Sequential(ReLUConvBN(c_in, c_out, 1, 1, 0), pool)
 
 
@@ -100,7 +100,7 @@ class ResNetBasicBlock(nn.Module):
         super().__init__()
         self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, 1)
         self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, 1)
-        self.downsample = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(c_in, c_out, 1, bias=False))
+        self.downsample = nn.Sequential(AvgPool2d(2, 2), nn.Conv2d(c_in, c_out, 1, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.downsample(x) + self.conv_b(self.conv_a(x))

@@ -5,6 +5,39 @@ import torch
 import torch.nn as nn
 
 
+class _ChannelsLast(torch.autograd.Function):
+    """x in channels-last layout; its gradient goes back in the usual layout, so that the layers before
+    compute their gradients as they would without it."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001 - autograd's signature
+        return x.contiguous(memory_format=torch.channels_last)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        return grad.contiguous()
+
+
+def _channels_last(pool: type[nn.Module]) -> type[nn.Module]:
+    """``pool`` computed in channels-last layout on the CPU: PyTorch's CPU pooling kernels are 2-5x faster
+    there and give the same bits forward and backward (tested); input gradient and output are in the usual
+    layout."""
+
+    class Pool(pool):  # type: ignore[misc, valid-type]
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.device.type != "cpu" or x.dim() != 4:
+                return super().forward(x)
+            return super().forward(_ChannelsLast.apply(x)).contiguous()
+
+    Pool.__name__ = Pool.__qualname__ = pool.__name__
+    Pool.__doc__ = f"nn.{pool.__name__}, computed channels-last on the CPU (same values, faster)."
+    return Pool
+
+
+AvgPool2d = _channels_last(nn.AvgPool2d)
+MaxPool2d = _channels_last(nn.MaxPool2d)
+
+
 class ReLUConvBN(nn.Sequential):
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int = 1):
         super().__init__(
