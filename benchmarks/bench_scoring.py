@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from eznas.data import BatchSource, resolve_data_root
 from eznas.io import write_json
-from eznas.proxies import Probe, list_proxies, parse_proxy
+from eznas.proxies import Probe, get_proxy, list_proxies, parse_proxy
 from eznas.networks import build_network
 from eznas.scoring import sample_archs
 from eznas.spaces import get_space
@@ -34,7 +34,8 @@ def main() -> None:
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-root", default=None)
-    p.add_argument("--proxies", default=",".join(list_proxies()))
+    per_arch = [n for n in list_proxies() if not get_proxy(n).pool]  # a pool proxy is timed by its components
+    p.add_argument("--proxies", default=",".join(per_arch), help="default: every per-arch proxy")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "scoring.json"))
     args = p.parse_args()
 

@@ -25,8 +25,8 @@ def _channels_last(pool: type[nn.Module]) -> type[nn.Module]:
 
     class Pool(pool):  # type: ignore[misc, valid-type]
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            if x.device.type != "cpu" or x.dim() != 4:
-                return super().forward(x)
+            if x.device.type != "cpu" or x.dim() != 4 or x.is_contiguous(memory_format=torch.channels_last):
+                return super().forward(x)  # a channels-last input is pooled as it is, as before
             return super().forward(_ChannelsLast.apply(x)).contiguous()
 
     Pool.__name__ = Pool.__qualname__ = pool.__name__
