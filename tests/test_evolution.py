@@ -5,6 +5,7 @@ import math
 import pickle
 import random
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -14,7 +15,7 @@ from eznas.cli import evolve_main, verify_main
 from eznas.config import from_dict, load_toml
 from eznas.data import Batch, BatchSource
 from eznas.errors import DataError, EznasError
-from eznas.gp.evolution import Evolution, EvolutionConfig, distinct, exported_program
+from eznas.gp.evolution import Evolution, EvolutionConfig, distinct, exported_program, log_spread
 from eznas.gp.operators import Individual, var_blend
 from eznas.gp import fitness
 from eznas.gp.fitness import FLOOR, FitnessConfig, FitnessData, Task, ValueCache, combine, evaluate_programs
@@ -90,6 +91,9 @@ def test_seed_programs_start_in_the_population(data_root, cache_dir, tmp_path):
     texts = [str(ind) for ind in state.population]
     assert texts[:len(SEEDS)] == list(SEEDS.values())
     assert len(set(texts)) == len(texts) == 8
+    # evaluated in full at once, never screened (a 20-network screen dropped the MeCo seed)
+    assert all(state.memo[t].stage == "full" and state.memo[t].networks == 12 for t in SEEDS.values())
+    assert {v for t in SEEDS.values() for v in parse_program(t).values()} <= state.known
 
 
 def test_resume_gives_the_same_run(two_generations, data_root, cache_dir, tmp_path):
@@ -331,6 +335,19 @@ def test_var_blend_sums_the_logs_of_2_and_3_programs_with_their_orientations():
     assert program.value(None, {"params": 4.0}, {"sum_units(mean(weight))": 3.0}) == pytest.approx(math.log(3) - math.log(2))
     # weights are relative to the first part's orientation: params (-1) then depth (+1) -> depth weighs -1
     assert var_blend(parts, size=2, weights=(1.0,))[2] == "net_add(net_log(params), net_scale(net_log(depth), -1))"
+    # and, with spreads, to the parts' spreads of log|x|: w x spread(first) / spread(part)
+    scaled = var_blend(parts, size=2, weights=(0.5,), spreads=(3.0, 0.2, 1.5))
+    assert scaled == ["net_add(net_log(sum_units(mean(weight))), net_scale(net_log(params), -7.5))",
+                      "net_add(net_log(sum_units(mean(weight))), net_scale(net_log(depth), 1))",
+                      "net_add(net_log(params), net_scale(net_log(depth), -0.0667))"]
+    with pytest.raises(ValueError, match="2 spreads for 3 parts"):
+        var_blend(parts, spreads=(1.0, 2.0))
+
+
+def test_log_spread_is_the_mean_std_of_log_abs_over_tasks():
+    scores = {"a": [1.0, math.e, -math.e ** 2, math.nan], "b": [5.0, 5.0 * math.e]}
+    assert log_spread(scores) == pytest.approx((np.std([0.0, 1.0, 2.0]) + 0.5) / 2)
+    assert log_spread({"a": [2.0, 2.0, -2.0]}) == 1.0 and log_spread({"a": [0.0, math.nan]}) == 1.0
 
 
 def test_blends_of_the_best_programs_join_the_offspring_evaluated_in_full(data_root, cache_dir, tmp_path):

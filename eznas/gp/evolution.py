@@ -136,7 +136,8 @@ class Evolution:
         self.generation = 0
 
     # ------------------------------------------------------------------------------------ evaluation
-    def _evaluate(self, individuals: Sequence[Individual], state: State, promote: bool = True) -> dict[str, Evaluation]:
+    def _evaluate(self, individuals: Sequence[Individual], state: State, promote: bool = True,
+                  always: frozenset[str] = frozenset()) -> dict[str, Evaluation]:
         """Racing on the selection networks (see fitness.race); the same on any backend. Screened programs
         are promoted in generations 0, ``promote_every``, 2 x ``promote_every``... (a full evaluation costs a
         pass over every selection network, whatever the number of programs; not "the last generation", which
@@ -147,18 +148,20 @@ class Evolution:
         bar = full[self.cfg.elites - 1] if len(full) >= self.cfg.elites else -math.inf
         waiting = {t: e for t, e in state.memo.items() if e.stage == "screen"}
         promote = promote and self.generation % self.cfg.promote_every == 0
-        return race(programs, self.data, self.mapper, state.known, bar, waiting, promote)
+        return race(programs, self.data, self.mapper, state.known, bar, waiting, promote, always)
 
-    def evaluate_invalid(self, population: Sequence[Individual], state: State, promote: bool = True) -> int:
+    def evaluate_invalid(self, population: Sequence[Individual], state: State, promote: bool = True,
+                         always: frozenset[str] = frozenset()) -> int:
         """Evaluate the individuals without a fitness (memoised by program string); returns how many ran.
-        ``promote=False``: no promotion round (screened programs wait), whatever the generation."""
+        ``promote=False``: no promotion round (screened programs wait), whatever the generation; programs in
+        ``always`` are evaluated in full, never screened."""
         memo = state.memo
         todo = [ind for ind in population if not ind.fitness.valid]
         fresh: dict[str, Individual] = {}
         for ind in todo:
             if str(ind) not in memo:
                 fresh.setdefault(str(ind), ind)
-        memo.update(self.toolbox.evaluate(list(fresh.values()), state, promote))
+        memo.update(self.toolbox.evaluate(list(fresh.values()), state, promote, always))
         for ind in population:  # promoted programs of earlier generations have new fitness too
             ind.fitness.values = memo[str(ind)].rank
         return len(fresh)
@@ -179,7 +182,9 @@ class Evolution:
             self.data.ensure(terminals, {str(t): self.data.networks(str(t), "selection") for t in self.data.tasks},
                              self.mapper)
             state.known.update(terminals)
-        nevals = self.evaluate_invalid(population, state)
+        # the seeds are evaluated in full (in the promotion's pass over the networks), never screened: a
+        # 20-network screen dropped the MeCo seed, and blends need the seeds' signals measured
+        nevals = self.evaluate_invalid(population, state, always=frozenset(str(ind) for ind in seeds))
         self._record(state, nevals)
         return state
 
@@ -212,7 +217,12 @@ class Evolution:
             parts.setdefault(state.memo[text].behaviour, (text, state.memo[text].orientation))
             if len(parts) == self.cfg.blend_parts:
                 break
-        blends = [Individual(parse_program(t, self.pset).tree) for t in var_blend(list(parts.values()))]
+        texts = [t for t, _ in parts.values()]
+        spreads = [log_spread(scores) for scores, _ in program_scores(
+            [parse_program(t, self.pset) for t in texts], self.data,
+            {str(t): self.data.networks(str(t), "selection") for t in self.data.tasks}, self.mapper)]
+        blends = [Individual(parse_program(t, self.pset).tree)
+                  for t in var_blend(list(parts.values()), spreads=spreads)]
         blends = [b for b in blends if b.height <= self.cfg.max_height]
         # every part is fully measured, so every blend is evaluated in full at once (no screen, no promotion)
         n = self.evaluate_invalid(blends, state, promote=False)
@@ -378,6 +388,20 @@ def most_similar(scores: dict[str, list[float]], seeds: dict[str, dict[str, list
             if best is None or rho > best["spearman"]:
                 best = {"seed": name, "spearman": rho, "task": task}
     return best
+
+
+def log_spread(scores: dict[str, list[float]]) -> float:
+    """How widely log |x| of a program's scores spreads over the networks: the mean over tasks of its
+    standard deviation (finite values only); 1 where it cannot be measured or is 0 (a constant part)."""
+    stds = []
+    for values in scores.values():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.log(np.abs(np.asarray(values, float)))
+        logs = logs[np.isfinite(logs)]
+        if len(logs) > 1:
+            stds.append(float(np.std(logs)))
+    spread = float(np.mean(stds)) if stds else math.nan
+    return spread if math.isfinite(spread) and spread > 0 else 1.0
 
 
 def distinct(individuals: Sequence[Individual], memo: dict[str, Evaluation]) -> list[Individual]:

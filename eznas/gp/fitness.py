@@ -391,11 +391,14 @@ def behaviour(scores: dict[str, list[float]], orientation: int) -> str:
 
 
 def race(fresh: Sequence[Program], data: FitnessData, mapper: Mapper | None, known: set[str], bar: float,
-         waiting: dict[str, Evaluation], promote: bool = True) -> dict[str, Evaluation]:
+         waiting: dict[str, Evaluation], promote: bool = True, always: frozenset[str] = frozenset()
+         ) -> dict[str, Evaluation]:
     """Racing on the selection networks; returns the new evaluations by program string.
 
     A fresh program whose aggregates are all in ``known`` (the aggregates this run has measured on every
-    selection network) is evaluated on all of them at once; the others on the screening networks. If
+    selection network), or whose text is in ``always`` (the seed programs in generation 0: a 20-network
+    screen dropped the MeCo seed), is evaluated on all of them at once; the others on the screening
+    networks. If
     ``promote``, the ``promote`` best by screening fitness among those and the ``waiting`` ones (screened
     earlier, not promoted yet) whose screening fitness reaches ``bar - promote_margin`` (the run's bar: its
     elites' worst full fitness) are evaluated on all selection networks, and their aggregates join
@@ -404,7 +407,7 @@ def race(fresh: Sequence[Program], data: FitnessData, mapper: Mapper | None, kno
     full = {str(t): data.networks(str(t), "selection") for t in data.tasks}
     screen = {str(t): data.networks(str(t), "selection", c.screen) for t in data.tasks}
     by_text = {str(p): p for p in fresh}
-    ready = [t for t, p in by_text.items() if all(v in known for v in p.values())]
+    ready = [t for t, p in by_text.items() if t in always or all(v in known for v in p.values())]
     racing = [t for t in by_text if t not in ready]
     start = time.perf_counter()
     out = dict(zip(racing, evaluate_on([by_text[t] for t in racing], data, screen, mapper, "screen")))

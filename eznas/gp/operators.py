@@ -149,21 +149,28 @@ def sel_tournament_unique(individuals: Sequence[Individual], k: int, tournsize: 
 BLEND_WEIGHTS = (0.25, 0.5, 1.0, 2.0)  # of each further program's log, relative to the first's
 
 
-def var_blend(parts: Sequence[tuple[str, int]], size: int = 3,
-              weights: Sequence[float] = BLEND_WEIGHTS) -> list[str]:
+def var_blend(parts: Sequence[tuple[str, int]], size: int = 3, weights: Sequence[float] = BLEND_WEIGHTS,
+              spreads: Sequence[float] | None = None) -> list[str]:
     """Log-linear blends of whole programs, as program texts: for every 2 to ``size`` of ``parts`` (program
     texts with their orientation, +1 or -1, in the order given) and every choice of ``weights``, the sum of
     ``net_log`` of each (log |x|), the first with weight 1 and each other with its weight times its
-    orientation relative to the first's (fitness orients the sum). A linear model in log space over signals
-    the run has found, its weights fitted by the fitness itself (as ECP and SR-NAS weight proxies); with every
-    part measured, each blend costs arithmetic on cached scalars. Deterministic: it draws no random number."""
+    orientation relative to the first's (fitness orients the sum). With ``spreads`` (each part's spread of
+    log |x| over the networks, e.g. its standard deviation), a weight is relative to the parts' spreads:
+    part B's factor is w x spread(A) / spread(B), so w = 1 gives both an equal say whatever their scales (a
+    log-count and a log-λ differ by 10x). A linear model in log space over signals the run has found, its
+    weights fitted by the fitness itself (as ECP and SR-NAS weight proxies); with every part measured, each
+    blend costs arithmetic on cached scalars. Deterministic: it draws no random number."""
+    if spreads is None:
+        spreads = [1.0] * len(parts)
+    if len(spreads) != len(parts):
+        raise ValueError(f"var_blend: {len(spreads)} spreads for {len(parts)} parts")
     out = []
     for k in range(2, size + 1):
-        for combo in itertools.combinations(parts, k):
-            (first, o1), rest = combo[0], combo[1:]
+        for combo in itertools.combinations(zip(parts, spreads), k):
+            ((first, o1), s1), rest = combo[0], combo[1:]
             for ws in itertools.product(weights, repeat=len(rest)):
                 text = f"net_log({first})"
-                for (part, o), w in zip(rest, ws):
-                    text = f"net_add({text}, net_scale(net_log({part}), {o * o1 * w:g}))"
+                for ((part, o), sp), w in zip(rest, ws):
+                    text = f"net_add({text}, net_scale(net_log({part}), {o * o1 * w * s1 / sp:.3g}))"
                 out.append(text)
     return out
