@@ -15,7 +15,7 @@ from eznas.cli import evolve_main, verify_main
 from eznas.config import from_dict, load_toml
 from eznas.data import Batch, BatchSource
 from eznas.errors import DataError, EznasError
-from eznas.gp.evolution import Evolution, EvolutionConfig, distinct, exported_program, log_spread
+from eznas.gp.evolution import Evolution, EvolutionConfig, blend_parts, distinct, exported_program, log_spread
 from eznas.gp.operators import Individual, var_blend
 from eznas.gp import fitness
 from eznas.gp.fitness import FLOOR, FitnessConfig, FitnessData, Task, ValueCache, combine, evaluate_programs
@@ -342,6 +342,21 @@ def test_var_blend_sums_the_logs_of_2_and_3_programs_with_their_orientations():
                       "net_add(net_log(params), net_scale(net_log(depth), -0.0667))"]
     with pytest.raises(ValueError, match="2 spreads for 3 parts"):
         var_blend(parts, spreads=(1.0, 2.0))
+
+
+def test_blend_parts_are_each_tasks_best_then_the_fittest_of_distinct_behaviour():
+    from eznas.gp.fitness import Evaluation
+
+    def ev(a: float, b: float, behaviour: str, stage: str = "full") -> Evaluation:
+        return Evaluation(min(a, b), 1, {"A": a, "B": b}, stage=stage, behaviour=behaviour)
+
+    memo = {"p1": ev(0.7, 0.6, "x"), "p1_twin": ev(0.7, 0.6, "x"), "p2": ev(0.65, 0.55, "y"),
+            "p3": ev(0.5, 0.5, "z"), "b_star": ev(0.1, 0.9, "w"), "screened": ev(0.9, 0.9, "s", "screen"),
+            "bad": Evaluation(FLOOR, 1, {"A": math.nan, "B": math.nan})}
+    # B's best (b_star, min 0.1) is a part although three programs are fitter; twins count once
+    assert blend_parts(memo, 3) == ["p1_twin", "p2", "b_star"]
+    assert blend_parts(memo, 5) == ["p1_twin", "p2", "p3", "b_star"]  # every distinct behaviour there is
+    assert blend_parts({}, 3) == []
 
 
 def test_log_spread_is_the_mean_std_of_log_abs_over_tasks():

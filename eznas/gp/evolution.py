@@ -207,17 +207,11 @@ class Evolution:
         self._record(state, nevals)
 
     def blends(self, state: State) -> tuple[list[Individual], int]:
-        """The ``blend_keep`` best log-linear blends (``var_blend``) of the run's ``blend_parts`` best full
-        programs of distinct behaviour, within the height limit; each is evaluated in full at once (its parts'
+        """The ``blend_keep`` best log-linear blends (``var_blend``) of the run's ``blend_parts`` programs
+        chosen by ``blend_parts``, within the height limit; each is evaluated in full at once (its parts'
         values are known). Returns them and how many blends were evaluated."""
-        full = sorted(((e.fitness, t) for t, e in state.memo.items() if e.stage == "full" and e.fitness > FLOOR),
-                      reverse=True)
-        parts: dict[str, tuple[str, int]] = {}  # behaviour -> (program, orientation), the fittest first
-        for _, text in full:
-            parts.setdefault(state.memo[text].behaviour, (text, state.memo[text].orientation))
-            if len(parts) == self.cfg.blend_parts:
-                break
-        texts = [t for t, _ in parts.values()]
+        texts = blend_parts(state.memo, self.cfg.blend_parts)
+        parts = {t: (t, state.memo[t].orientation) for t in texts}
         spreads = [log_spread(scores) for scores, _ in program_scores(
             [parse_program(t, self.pset) for t in texts], self.data,
             {str(t): self.data.networks(str(t), "selection") for t in self.data.tasks}, self.mapper)]
@@ -388,6 +382,26 @@ def most_similar(scores: dict[str, list[float]], seeds: dict[str, dict[str, list
             if best is None or rho > best["spearman"]:
                 best = {"seed": name, "spearman": rho, "task": task}
     return best
+
+
+def blend_parts(memo: dict[str, Evaluation], n: int) -> list[str]:
+    """The parts of the blends: among the full evaluations of distinct behaviour, the best on each task
+    (its oriented correlation there: a signal that wins one task is blended even when its minimum over tasks
+    is low — the best proxy on DARTS is not the best on NB-201), then the best by fitness up to ``n``;
+    ordered by fitness, the fittest first."""
+    full = {t: e for t, e in memo.items() if e.stage == "full" and e.fitness > FLOOR}
+    by_fitness = sorted(full, key=lambda t: (full[t].fitness, t), reverse=True)
+    tasks = sorted({task for e in full.values() for task in e.per_task})
+    chosen: dict[str, str] = {}  # behaviour -> program
+    for task in tasks:
+        best = max(by_fitness, key=lambda t: full[t].per_task[task], default=None)
+        if best is not None:
+            chosen.setdefault(full[best].behaviour, best)
+    for text in by_fitness:
+        if len(chosen) >= n:
+            break
+        chosen.setdefault(full[text].behaviour, text)
+    return sorted(chosen.values(), key=lambda t: (full[t].fitness, t), reverse=True)[:n]
 
 
 def log_spread(scores: dict[str, list[float]]) -> float:
