@@ -357,6 +357,9 @@ def test_blend_parts_are_each_tasks_best_then_the_fittest_of_distinct_behaviour(
     assert blend_parts(memo, 3) == ["p1_twin", "p2", "b_star"]
     assert blend_parts(memo, 5) == ["p1_twin", "p2", "p3", "b_star"]  # every distinct behaviour there is
     assert blend_parts({}, 3) == []
+    # programs in `always` (the proxy terminals) join beyond n when valid and of a behaviour not chosen yet
+    memo["zc_synflow"] = ev(0.2, 0.3, "v")
+    assert blend_parts(memo, 3, always=("zc_synflow", "zc_meco", "p2")) == ["p1_twin", "p2", "zc_synflow", "b_star"]
 
 
 def test_log_spread_is_the_mean_std_of_log_abs_over_tasks():

@@ -210,7 +210,8 @@ class Evolution:
         """The ``blend_keep`` best log-linear blends (``var_blend``) of the run's ``blend_parts`` programs
         chosen by ``blend_parts``, within the height limit; each is evaluated in full at once (its parts'
         values are known). Returns them and how many blends were evaluated."""
-        texts = blend_parts(state.memo, self.cfg.blend_parts)
+        texts = blend_parts(state.memo, self.cfg.blend_parts,
+                            [t for t in self.cfg.features if t.startswith(PROXY_PREFIX)])
         parts = {t: (t, state.memo[t].orientation) for t in texts}
         spreads = [log_spread(scores) for scores, _ in program_scores(
             [parse_program(t, self.pset) for t in texts], self.data,
@@ -384,11 +385,12 @@ def most_similar(scores: dict[str, list[float]], seeds: dict[str, dict[str, list
     return best
 
 
-def blend_parts(memo: dict[str, Evaluation], n: int) -> list[str]:
+def blend_parts(memo: dict[str, Evaluation], n: int, always: Sequence[str] = ()) -> list[str]:
     """The parts of the blends: among the full evaluations of distinct behaviour, the best on each task
     (its oriented correlation there: a signal that wins one task is blended even when its minimum over tasks
-    is low — the best proxy on DARTS is not the best on NB-201), then the best by fitness up to ``n``;
-    ordered by fitness, the fittest first."""
+    is low — the best proxy on DARTS is not the best on NB-201), then the best by fitness up to ``n``, and
+    beyond ``n`` the programs in ``always`` that are valid (the run's proxy terminals: signals a user asked
+    to combine); ordered by fitness, the fittest first."""
     full = {t: e for t, e in memo.items() if e.stage == "full" and e.fitness > FLOOR}
     by_fitness = sorted(full, key=lambda t: (full[t].fitness, t), reverse=True)
     tasks = sorted({task for e in full.values() for task in e.per_task})
@@ -401,7 +403,11 @@ def blend_parts(memo: dict[str, Evaluation], n: int) -> list[str]:
         if len(chosen) >= n:
             break
         chosen.setdefault(full[text].behaviour, text)
-    return sorted(chosen.values(), key=lambda t: (full[t].fitness, t), reverse=True)[:n]
+    chosen = dict(sorted(chosen.items(), key=lambda kv: (full[kv[1]].fitness, kv[1]), reverse=True)[:n])
+    for text in always:
+        if text in full:
+            chosen.setdefault(full[text].behaviour, text)
+    return sorted(chosen.values(), key=lambda t: (full[t].fitness, t), reverse=True)
 
 
 def log_spread(scores: dict[str, list[float]]) -> float:
