@@ -441,6 +441,20 @@ def test_hall_of_fame_records_the_most_similar_seed_and_winner_novel_exports_a_n
     assert seeds and all(r["most_similar_seed"]["spearman"] == pytest.approx(1.0) and not r["novel"] for r in seeds)
     novel = [r["novel"] for r in rows]
     assert any(novel) and novel == sorted(novel, reverse=True)  # the new programs first, the winner among them
-    assert rows[0]["validation_fitness"] == max(r["validation_fitness"] for r in rows if r["novel"])
+    # beside the hall of fame (here of 2): the run's fittest programs new on the selection networks, validated too
+    evo = Evolution(dataclasses.replace(cfg, hall_of_fame=2), tmp_path / "run", evo.data)
+    more = [Individual(parse_program(t).tree) for t in ("sum_units(mean(weight))", "mean_units(std(act_N))", "depth")]
+    evo.evaluate_invalid(more, state, always=frozenset(str(i) for i in more))  # full evaluations outside the hall
+    state.hall_of_fame = evo._hall_of_fame(state.memo)
+    rows = evo.validate(state)
+    assert sum(r["hall_of_fame"] for r in rows) == 2 and rows[0]["novel"]
+    extra = evo.novel_programs(state, {str(h) for h in state.hall_of_fame})
+    assert {r["program"] for r in rows if not r["hall_of_fame"]} == {str(i) for i in extra}
+    assert 0 < len(extra) <= 2 and not {str(i) for i in extra} & {str(h) for h in state.hall_of_fame}
+    networks = {str(t): evo.data.networks(str(t), "selection") for t in evo.data.tasks}
+    seed_scores = {n: sc for n, (sc, _) in zip(cfg.seed_programs, fitness.program_scores(
+        [parse_program(SEEDS[n]) for n in cfg.seed_programs], evo.data, networks))}
+    for ind, (sc, _) in zip(extra, fitness.program_scores([parse_program(str(i)) for i in extra], evo.data, networks)):
+        assert state.memo[str(ind)].stage == "full" and (most_similar(sc, seed_scores) or {"spearman": 0})["spearman"] < NOVEL
     with pytest.raises(EznasError, match="winner must be one of best, novel"):
         tiny(data_root, winner="newest")

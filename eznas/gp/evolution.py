@@ -289,15 +289,19 @@ class Evolution:
         """The hall of fame on the validation networks (disjoint from selection and test), best first,
         into hall_of_fame.json: the first is the run's winner. ``fitness`` stays the selection fitness;
         ``validation_fitness`` and ``validation_per_task`` are added, measured with the orientation
-        chosen on the selection networks."""
-        programs = [Program(gp.PrimitiveTree(ind)) for ind in state.hall_of_fame]
+        chosen on the selection networks. With ``winner = "novel"`` the run's fittest new programs
+        (``novel_programs``) are validated beside the hall of fame, which the seeds' variants may fill."""
+        candidates = list(state.hall_of_fame)
+        if self.cfg.winner == "novel":
+            candidates += self.novel_programs(state, {str(ind) for ind in candidates})
+        programs = [Program(gp.PrimitiveTree(ind)) for ind in candidates]
         networks = {str(t): self.data.networks(str(t), "validation") for t in self.data.tasks}
         evals = evaluate_on(programs, self.data, networks, self.mapper)
         seeds = {name: parse_program(SEEDS[name]) for name in self.cfg.seed_programs}
         scored = program_scores([*programs, *seeds.values()], self.data, networks, self.mapper)  # cached values
         seed_scores = {name: scores for name, (scores, _) in zip(seeds, scored[len(programs):])}
         rows = []
-        for ind, ev, (scores, _) in zip(state.hall_of_fame, evals, scored):
+        for ind, ev, (scores, _) in zip(candidates, evals, scored):
             chosen = state.memo[str(ind)]
             valid = combine({t: v * ev.orientation for t, v in ev.per_task.items()}, self.cfg.fitness.combine,
                             chosen.orientation)
@@ -305,15 +309,40 @@ class Evolution:
             rows.append({**self.describe(ind, chosen), "validation_fitness": valid.fitness,
                          "validation_per_task": valid.per_task, "validation_failures": ev.failures,
                          "most_similar_seed": similar, "novel": similar is None or similar["spearman"] < NOVEL})
+            rows[-1]["hall_of_fame"] = any(ind is h for h in state.hall_of_fame)
         # stable: ties keep the hall of fame's order; "novel": the new programs first
         rows.sort(key=lambda r: (self.cfg.winner == "novel" and r["novel"], r["validation_fitness"]), reverse=True)
         if self.cfg.winner == "novel" and not rows[0]["novel"]:
-            log.warning("winner novel: every hall-of-fame program is equivalent to a seed on the validation "
+            log.warning("winner novel: every program validated is equivalent to a seed on the validation "
                         "networks; the best one is exported")
         write_json(self.out / "hall_of_fame.json", rows)
         log.info("hall of fame on the validation networks: winner %.4f %s", rows[0]["validation_fitness"],
                  rows[0]["exported"])
         return rows
+
+    def novel_programs(self, state: State, exclude: set[str], chunk: int = 50) -> list[Individual]:
+        """The ``hall_of_fame`` fittest fully evaluated programs of distinct behaviour, not in ``exclude``,
+        that are new on the selection networks: per-network |Spearman| below NOVEL with every seed program on
+        every task (arithmetic on cached values: every aggregate of a full evaluation is known)."""
+        networks = {str(t): self.data.networks(str(t), "selection") for t in self.data.tasks}
+        seeds = {name: parse_program(SEEDS[name]) for name in self.cfg.seed_programs}
+        seed_scores = {n: sc for n, (sc, _) in zip(seeds, program_scores(list(seeds.values()), self.data, networks,
+                                                                          self.mapper))}
+        full = [t for t in sorted(state.memo, key=lambda t: state.memo[t].rank, reverse=True)
+                if state.memo[t].rank[0] and t not in exclude]
+        ranked = distinct([self._individual(t, state.memo) for t in full], state.memo)
+        found: list[Individual] = []
+        for start in range(0, len(ranked), chunk):
+            batch = ranked[start:start + chunk]
+            scored = program_scores([Program(gp.PrimitiveTree(ind)) for ind in batch], self.data, networks,
+                                    self.mapper)
+            for ind, (scores, _) in zip(batch, scored):
+                similar = most_similar(scores, seed_scores)
+                if similar is None or similar["spearman"] < NOVEL:
+                    found.append(ind)
+                if len(found) == self.cfg.hall_of_fame:
+                    return found
+        return found
 
     def load(self) -> State:
         """The checkpoint's state; a truncated or foreign file is an error naming it."""
