@@ -315,12 +315,15 @@ def new_run_config(args: argparse.Namespace):  # noqa: ANN201 - EvolutionConfig
 def resumed_config(args: argparse.Namespace, run_dir: Path, saved_path: Path):  # noqa: ANN201
     """The saved config of the run in ``run_dir``; a flag given that would change it is an error naming it."""
     from eznas.config import from_dict
-    from eznas.gp.evolution import EvolutionConfig
+    from eznas.gp.evolution import BEFORE, EvolutionConfig
 
     try:
         data = json.loads(saved_path.read_text())
         if isinstance(data, dict) and isinstance(data.get("fitness"), dict):
             data["fitness"].setdefault("probe", "none")  # a run from before fitness.probe: the standard network
+        if isinstance(data, dict):  # a run from before a setting: what it used, not today's default
+            for key, value in BEFORE.items():
+                data.setdefault(key, value)
         saved = from_dict(EvolutionConfig, data, str(saved_path))
     except FileNotFoundError:
         raise EznasError(f"--resume {run_dir}: no config.json there (not a run folder)") from None
@@ -409,11 +412,12 @@ def evolve_parser() -> argparse.ArgumentParser:
     add_flag(p, "proxy_terminals", default=None, metavar="PROXIES",
              help="comma-separated registered proxies whose scores become network-level terminals zc_<proxy> "
              "(each computed once per network at its defaults and cached), e.g. meco,synflow,az_expressivity; "
-             "none: only the network features (default)")
+             "none: only the network features (default: az_expressivity,az_progressivity,synflow)")
     add_flag(p, "blend", type=int, default=None, metavar="N",
-             help="in promotion generations, blend the run's N best distinct programs 2 and 3 at a time (sums of "
+             help="in promotion generations, blend N distinct programs (each task's best, then the fittest, and the proxy "
+             "terminals) 2 and 3 at a time (sums of "
              "their logs, weights 0.25-2, each blend arithmetic on cached values) and add the 2 best blends to "
-             "the offspring; 0: no blends (default), else >= 2")
+             "the offspring; 0: no blends, else >= 2 (default 6)")
     add_flag(p, "winner", default=None, choices=("best", "novel"),
              help="the exported program: the hall of fame's best on the validation networks (best, default) or "
              "the best of those not equivalent to a seed program there (novel: every task's per-network "

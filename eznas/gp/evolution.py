@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 CHECKPOINT_VERSION = 2  # 2: network-level language, (stage, fitness) ranks, validation
 WINNERS = ("best", "novel")
 NOVEL = 0.95  # per-network |Spearman| with a seed program below which a program counts as new (bench_discovery's)
+# the default proxy terminals: with blends, the setting that won the discovery benchmark (README, Discovery)
+PROXY_TERMINALS = ("zc_az_expressivity", "zc_az_progressivity", "zc_synflow")
 
 
 @dataclass(frozen=True)
@@ -57,15 +59,16 @@ class EvolutionConfig:
     elites: int = 5
     promote_every: int = 2  # promote screened programs in generations 0, 2, 4, ... (keep generations even)
     hall_of_fame: int = 10
-    blend_parts: int = 0  # in promotion generations, blend (var_blend) the run's best this many distinct full
-    # programs, 2 and 3 at a time, and let the blend_keep best blends join the offspring (0: no blends)
+    blend_parts: int = 6  # in promotion generations, blend (var_blend) this many distinct full programs (each
+    # task's best, then the fittest; and the proxy terminals), 2 and 3 at a time, and let the blend_keep best
+    # blends join the offspring (0: no blends)
     blend_keep: int = 2
     winner: str = "best"  # the exported program: the best on the validation networks, or "novel": the best
     # of those not equivalent (per-network Spearman >= NOVEL on a task's validation networks) to a seed program
     seed: int = 0
     seed_programs: tuple[str, ...] = tuple(SEEDS)  # names in eznas.gp.seeds.SEEDS
     terminals: tuple[str, ...] = NAMES
-    features: tuple[str, ...] = FEATURES  # network-level terminals: features, and zc_<proxy> proxy terminals
+    features: tuple[str, ...] = FEATURES + PROXY_TERMINALS  # network-level terminals: features, zc_<proxy> ones
     fitness: FitnessConfig = field(default_factory=FitnessConfig)
     # where, not what (free to change on resume): two local worker processes, this machine's two cores
     parallel: ParallelConfig = field(default_factory=lambda: ParallelConfig("loky", workers=2))
@@ -87,6 +90,7 @@ class EvolutionConfig:
 
 
 RESUMABLE_CHANGES = ("generations", "parallel")  # the settings a resumed run may change
+BEFORE = {"blend_parts": 0, "winner": "best"}  # what a run made before a setting existed used (not its default)
 
 
 @dataclass
@@ -360,7 +364,7 @@ class Evolution:
             raise DataError(f"checkpoint {path} was made with another primitive language (primitives or terminals "
                             "differ from this version of eznas); start a new run or use the eznas it was made with")
         saved, now = _jsonable(blob["config"]), _jsonable(asdict(self.cfg))
-        default = _jsonable(asdict(EvolutionConfig()))  # a setting newer than the checkpoint: its default
+        default = {**_jsonable(asdict(EvolutionConfig())), **BEFORE}  # a setting newer than the checkpoint
         diff = sorted(k for k in set(saved) | set(now)
                       if k not in RESUMABLE_CHANGES and saved.get(k, default.get(k)) != now.get(k))
         if diff:
