@@ -41,14 +41,20 @@ def nb201_table(data_root: Path):
 # ---------------------------------------------------------------------------------- a tiny real evolution run
 def tiny(data_root: Path, **kw):
     """EvolutionConfig of a run small enough for tests: 8 programs, 2 generations, NB-201 CIFAR-10 with 12
-    selection networks (6 for screening, 3 promoted a generation) and 6 validation networks, batch 4."""
+    selection networks (6 for screening, 3 promoted a generation) and 6 validation networks, batch 4; no
+    proxy terminals, no blends."""
     import dataclasses
 
     from eznas.gp.evolution import EvolutionConfig
     from eznas.gp.fitness import FitnessConfig
     from eznas.parallel import ParallelConfig
 
+    from eznas.features import FEATURES
+
+    # the loop's mechanics on the features only and without blends (the default's proxy terminals cost seconds
+    # per network; tests/test_proxy_terminals.py runs the defaults)
     base = EvolutionConfig(population=8, offspring=8, generations=2, elites=2, hall_of_fame=5, parallel=ParallelConfig(),
+                           features=FEATURES, blend_parts=0,
                            fitness=FitnessConfig(tasks=("NASBench201:cifar10",), selection=12, validation=6,
                                                  screen=6, promote=3, batch_size=4, data_root=str(data_root)))
     return dataclasses.replace(base, **kw)

@@ -142,6 +142,27 @@ def test_a_corrupt_checkpoint_is_named_with_the_last_generation(two_generations,
         run_evolution(tiny(data_root, generations=3), copy, resume=True, cache_dir=cache_dir)
 
 
+def test_a_run_from_before_blends_resumes_as_it_ran(two_generations, data_root, cache_dir, tmp_path, capsys):
+    """A checkpoint and config.json without blend_parts and winner (made before they existed) resume with
+    no blends and the best winner, not today's defaults."""
+    out, _ = two_generations
+    old = tmp_path / "old"
+    old.mkdir()
+    for name in ("logbook.csv", "hall_of_fame.json"):
+        (old / name).write_bytes((out / name).read_bytes())
+    blob = pickle.loads((out / "checkpoint.pkl").read_bytes())
+    config = json.loads((out / "config.json").read_text())
+    for d in (blob["config"], config):
+        del d["blend_parts"], d["winner"]
+    (old / "checkpoint.pkl").write_bytes(pickle.dumps(blob))
+    (old / "config.json").write_text(json.dumps(config))
+    with pytest.raises(DataError, match="differs in: blend_parts"):
+        run_evolution(tiny(data_root, generations=3, blend_parts=6), old, resume=True, cache_dir=cache_dir)
+    assert evolve_main(["--quiet", "--resume", str(old), "--generations", "3", "--cache_dir", str(cache_dir),
+                        "--test_networks", "2", "--workers", "1"]) == 0, capsys.readouterr().err
+    assert list(pd.read_csv(old / "logbook.csv").gen) == [0, 1, 2, 3]
+
+
 class FakeData(FitnessData):
     """Fitness data over a tiny ReLU-Conv-BN network family on random images (fast enough to fuzz)."""
 

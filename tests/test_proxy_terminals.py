@@ -2,6 +2,7 @@
 computed once per network by fitness, by verify_scores.py --program, and carried by the export."""
 import importlib.util
 import json
+import pickle
 import subprocess
 import sys
 
@@ -81,6 +82,25 @@ def test_a_run_with_proxy_terminals_seeds_each_of_them(data_root, cache_dir, tmp
     evo.evaluate_invalid([hybrid], state)
     assert state.memo["net_mul(zc_synflow, depth)"].stage == "full"
     assert state.memo["net_mul(zc_synflow, depth)"].networks == cfg.fitness.selection
+
+
+def test_the_default_run_blends_with_its_proxy_terminals(data_root, cache_dir, tmp_path):
+    """The default language and blends (the discovery benchmark's winner) on a tiny run: every output file,
+    the terminals measured up front, blends of them among the programs evaluated in full."""
+    from eznas.gp.evolution import PROXY_TERMINALS
+    from eznas.gp.run import run_evolution
+
+    default = EvolutionConfig()
+    assert default.features == FEATURES + PROXY_TERMINALS and default.blend_parts == 6
+    cfg = tiny(data_root, features=default.features, blend_parts=default.blend_parts)
+    out = tmp_path / "run"
+    run_evolution(cfg, out, cache_dir=cache_dir, test_networks=2)
+    for name in ("config.json", "logbook.csv", "hall_of_fame.json", "checkpoint.pkl", "best_proxy.py", "test_scores.csv"):
+        assert (out / name).is_file(), name
+    memo = pickle.loads((out / "checkpoint.pkl").read_bytes())["memo"]
+    assert all(memo[t]["stage"] == "full" for t in PROXY_TERMINALS)
+    blends = [t for t, e in memo.items() if t.startswith("net_add(net_log(") and e["stage"] == "full"]
+    assert blends and any(any(z in t for z in PROXY_TERMINALS) for t in blends)
 
 
 @pytest.mark.parametrize("names, message", [
