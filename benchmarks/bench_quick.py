@@ -1,8 +1,8 @@
 """Time ``evolve.py --quick`` (the complete small first try) from an empty value cache, as a user runs it:
 one subprocess per setting (one after the other), its wall seconds, the outputs it wrote and its winner.
 
-    python benchmarks/bench_quick.py                                  # plain, and with proxy terminals
-    python benchmarks/bench_quick.py --settings plain --out benchmarks/results/quick
+    python benchmarks/bench_quick.py                                  # the default, without terminals and blends, other terminals
+    python benchmarks/bench_quick.py --settings default --out benchmarks/results/quick
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eznas.io import write_bytes, write_json  # noqa: E402
 
-SETTINGS = {"plain": [], "proxy_terminals": ["--proxy_terminals", "meco,synflow,naswot"]}
+SETTINGS = {"default": [], "features_only": ["--proxy_terminals", "none", "--blend", "0"],
+            "other_terminals": ["--proxy_terminals", "meco,synflow,naswot"]}
 OUTPUTS = ("config.json", "logbook.csv", "hall_of_fame.json", "checkpoint.pkl", "evolution.png", "best_proxy.py",
            "test_scores.csv")
 

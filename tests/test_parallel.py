@@ -143,6 +143,8 @@ def test_a_worker_killed_mid_generation_loses_nothing(two_generations, dask_clus
 
 # ------------------------------------------------------------------------------------ the driver killed
 TINY_TOML = """population = 8
+features = ["params", "flops", "n_units", "depth"]
+blend_parts = 0
 offspring = 8
 generations = 2
 elites = 2

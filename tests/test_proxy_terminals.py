@@ -92,7 +92,7 @@ def test_the_default_run_blends_with_its_proxy_terminals(data_root, cache_dir, t
 
     default = EvolutionConfig()
     assert default.features == FEATURES + PROXY_TERMINALS and default.blend_parts == 6
-    cfg = tiny(data_root, features=default.features, blend_parts=default.blend_parts)
+    cfg = tiny(data_root, features=default.features, blend_parts=default.blend_parts, population=10)  # 9 seeds
     out = tmp_path / "run"
     run_evolution(cfg, out, cache_dir=cache_dir, test_networks=2)
     for name in ("config.json", "logbook.csv", "hall_of_fame.json", "checkpoint.pkl", "best_proxy.py", "test_scores.csv"):
