@@ -183,7 +183,7 @@ class Evolution:
         # them and the features is then evaluated in full at once (free: arithmetic on cached scalars), never
         # screened on a few networks (a 20-network screen dropped every terminal and so every hybrid of them)
         if terminals := [t for t in self.cfg.features if t.startswith(PROXY_PREFIX)]:
-            self.data.ensure(terminals, {str(t): self.data.networks(str(t), "selection") for t in self.data.tasks},
+            self.data.ensure(terminals, self._networks("selection"),
                              self.mapper)
             state.known.update(terminals)
         # the seeds are evaluated in full (in the promotion's pass over the networks), never screened: a
@@ -216,12 +216,10 @@ class Evolution:
         values are known). Returns them and how many blends were evaluated."""
         texts = blend_parts(state.memo, self.cfg.blend_parts,
                             [t for t in self.cfg.features if t.startswith(PROXY_PREFIX)])
-        parts = {t: (t, state.memo[t].orientation) for t in texts}
         spreads = [log_spread(scores) for scores, _ in program_scores(
-            [parse_program(t, self.pset) for t in texts], self.data,
-            {str(t): self.data.networks(str(t), "selection") for t in self.data.tasks}, self.mapper)]
-        blends = [Individual(parse_program(t, self.pset).tree)
-                  for t in var_blend(list(parts.values()), spreads=spreads)]
+            [parse_program(t, self.pset) for t in texts], self.data, self._networks("selection"), self.mapper)]
+        parts = [(t, state.memo[t].orientation) for t in texts]
+        blends = [Individual(parse_program(t, self.pset).tree) for t in var_blend(parts, spreads=spreads)]
         blends = [b for b in blends if b.height <= self.cfg.max_height]
         # every part is fully measured, so every blend is evaluated in full at once (no screen, no promotion)
         n = self.evaluate_invalid(blends, state, promote=False)
@@ -299,21 +297,20 @@ class Evolution:
         if self.cfg.winner == "novel":
             candidates += self.novel_programs(state, {str(ind) for ind in candidates})
         programs = [Program(gp.PrimitiveTree(ind)) for ind in candidates]
-        networks = {str(t): self.data.networks(str(t), "validation") for t in self.data.tasks}
+        networks = self._networks("validation")
         evals = evaluate_on(programs, self.data, networks, self.mapper)
-        seeds = {name: parse_program(SEEDS[name]) for name in self.cfg.seed_programs}
-        scored = program_scores([*programs, *seeds.values()], self.data, networks, self.mapper)  # cached values
-        seed_scores = {name: scores for name, (scores, _) in zip(seeds, scored[len(programs):])}
+        scored = program_scores(programs, self.data, networks, self.mapper)  # cached values
+        seed_scores = self._seed_scores(networks)
         rows = []
-        for ind, ev, (scores, _) in zip(candidates, evals, scored):
+        for i, (ind, ev, (scores, _)) in enumerate(zip(candidates, evals, scored)):
             chosen = state.memo[str(ind)]
             valid = combine({t: v * ev.orientation for t, v in ev.per_task.items()}, self.cfg.fitness.combine,
                             chosen.orientation)
             similar = most_similar(scores, seed_scores)
             rows.append({**self.describe(ind, chosen), "validation_fitness": valid.fitness,
                          "validation_per_task": valid.per_task, "validation_failures": ev.failures,
-                         "most_similar_seed": similar, "novel": similar is None or similar["spearman"] < NOVEL})
-            rows[-1]["hall_of_fame"] = any(ind is h for h in state.hall_of_fame)
+                         "most_similar_seed": similar, "novel": similar is None or similar["spearman"] < NOVEL,
+                         "hall_of_fame": i < len(state.hall_of_fame)})
         # stable: ties keep the hall of fame's order; "novel": the new programs first
         rows.sort(key=lambda r: (self.cfg.winner == "novel" and r["novel"], r["validation_fitness"]), reverse=True)
         if self.cfg.winner == "novel" and not rows[0]["novel"]:
@@ -328,10 +325,8 @@ class Evolution:
         """The ``hall_of_fame`` fittest fully evaluated programs of distinct behaviour, not in ``exclude``,
         that are new on the selection networks: per-network |Spearman| below NOVEL with every seed program on
         every task (arithmetic on cached values: every aggregate of a full evaluation is known)."""
-        networks = {str(t): self.data.networks(str(t), "selection") for t in self.data.tasks}
-        seeds = {name: parse_program(SEEDS[name]) for name in self.cfg.seed_programs}
-        seed_scores = {n: sc for n, (sc, _) in zip(seeds, program_scores(list(seeds.values()), self.data, networks,
-                                                                          self.mapper))}
+        networks = self._networks("selection")
+        seed_scores = self._seed_scores(networks)
         full = [t for t in sorted(state.memo, key=lambda t: state.memo[t].rank, reverse=True)
                 if state.memo[t].rank[0] and t not in exclude]
         ranked = distinct([self._individual(t, state.memo) for t in full], state.memo)
@@ -347,6 +342,15 @@ class Evolution:
                 if len(found) == self.cfg.hall_of_fame:
                     return found
         return found
+
+    def _networks(self, split: str) -> dict[str, list]:
+        return {str(t): self.data.networks(str(t), split) for t in self.data.tasks}
+
+    def _seed_scores(self, networks: dict[str, list]) -> dict[str, dict[str, list[float]]]:
+        """Each seed program's scores on ``networks`` (by seed name, then task)."""
+        programs = [parse_program(SEEDS[name]) for name in self.cfg.seed_programs]
+        scored = program_scores(programs, self.data, networks, self.mapper)
+        return {name: scores for name, (scores, _) in zip(self.cfg.seed_programs, scored)}
 
     def load(self) -> State:
         """The checkpoint's state; a truncated or foreign file is an error naming it."""
