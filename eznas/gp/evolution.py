@@ -183,8 +183,7 @@ class Evolution:
         # them and the features is then evaluated in full at once (free: arithmetic on cached scalars), never
         # screened on a few networks (a 20-network screen dropped every terminal and so every hybrid of them)
         if terminals := [t for t in self.cfg.features if t.startswith(PROXY_PREFIX)]:
-            self.data.ensure(terminals, self._networks("selection"),
-                             self.mapper)
+            self.data.ensure(terminals, self._networks("selection"), self.mapper)
             state.known.update(terminals)
         # the seeds are evaluated in full (in the promotion's pass over the networks), never screened: a
         # 20-network screen dropped the MeCo seed, and blends need the seeds' signals measured
