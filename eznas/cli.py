@@ -372,8 +372,9 @@ def evolve_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="evolve.py",
         description="Discover a zero-cost proxy by genetic programming: network-level arithmetic over "
-        "aggregated per-unit expressions of network statistics and over network features (and, with "
-        "--proxy_terminals, registered proxies' scores); fitness = rank "
+        "aggregated per-unit expressions of network statistics, network features and registered proxies' "
+        "scores (--proxy_terminals; default az_expressivity, az_progressivity, synflow), with log-linear blends "
+        "of the best programs (--blend); fitness = rank "
         "correlation with real accuracies on fixed selection networks (racing: new programs are screened on a "
         "few first); the hall of fame's winner is chosen on disjoint validation networks and tested on test "
         "networks. Writes config.json, logbook.csv, hall_of_fame.json, checkpoint.pkl, evolution.png, "
