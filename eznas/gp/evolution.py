@@ -21,7 +21,7 @@ from deap import base, gp, tools
 from eznas.errors import DataError, EznasError
 from eznas.features import FEATURES
 from eznas.gp.export import check_exportable
-from eznas.gp.fitness import (FLOOR, Evaluation, FitnessConfig, FitnessData, combine, evaluate_on, program_scores,
+from eznas.gp.fitness import (FLOOR, Evaluation, FitnessConfig, FitnessData, combine, evaluations, program_scores,
                               race)
 from eznas.gp.operators import (Individual, cx_join, cx_one_point, gen_half_and_half, limit_height, mut_uniform,
                                 sel_tournament_unique, var_blend, var_or)
@@ -297,8 +297,8 @@ class Evolution:
             candidates += self.novel_programs(state, {str(ind) for ind in candidates})
         programs = [Program(gp.PrimitiveTree(ind)) for ind in candidates]
         networks = self._networks("validation")
-        evals = evaluate_on(programs, self.data, networks, self.mapper)
-        scored = program_scores(programs, self.data, networks, self.mapper)  # cached values
+        scored = program_scores(programs, self.data, networks, self.mapper)
+        evals = evaluations(scored, self.data.config, networks)
         seed_scores = self._seed_scores(networks)
         rows = []
         for i, (ind, ev, (scores, _)) in enumerate(zip(candidates, evals, scored)):

@@ -372,11 +372,16 @@ def program_scores(programs: Sequence[Program], data: FitnessData, networks: dic
 def evaluate_on(programs: Sequence[Program], data: FitnessData, networks: dict[str, list[Arch]],
                 mapper: Mapper | None = None, stage: str = "full") -> list[Evaluation]:
     """Each program's fitness on ``networks`` ({task: archs})."""
+    return evaluations(program_scores(programs, data, networks, mapper), data.config, networks, stage)
+
+
+def evaluations(scored: Sequence[tuple[dict[str, list[float]], Counter]], config: FitnessConfig,
+                networks: dict[str, list[Arch]], stage: str = "full") -> list[Evaluation]:
+    """The fitness of each of ``program_scores``' results on ``networks``."""
     accuracy = {t: [a.accuracy for a in archs] for t, archs in networks.items()}
     results = []
-    for scores, failures in program_scores(programs, data, networks, mapper):
-        ev = combine({t: correlate(s, accuracy[t], data.config.metric) for t, s in scores.items()},
-                     data.config.combine)
+    for scores, failures in scored:
+        ev = combine({t: correlate(s, accuracy[t], config.metric) for t, s in scores.items()}, config.combine)
         ev.stage, ev.networks, ev.failures = stage, min(len(a) for a in networks.values()), dict(failures)
         ev.behaviour = behaviour(scores, ev.orientation) if ev.fitness > FLOOR else ""
         results.append(ev)
