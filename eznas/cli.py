@@ -254,6 +254,7 @@ NUMBER_FLAGS: dict[str, Callable] = {
     "proxy_terminals": lambda cfg, text: with_proxy_terminals(cfg, text),
     "blend": lambda cfg, n: dataclasses.replace(cfg, blend_parts=n),
     "winner": lambda cfg, how: dataclasses.replace(cfg, winner=how),
+    "pool_ops": lambda cfg, on: dataclasses.replace(cfg, pool_ops=on == "on"),
 }
 
 
@@ -419,6 +420,11 @@ def evolve_parser() -> argparse.ArgumentParser:
              "terminals) 2 and 3 at a time (sums of "
              "their logs, weights 0.25-2, each blend arithmetic on cached values) and add the 2 best blends to "
              "the offspring; 0: no blends, else >= 2 (default 6)")
+    add_flag(p, "pool_ops", default=None, choices=("on", "off"),
+             help="on (default): the language has net_rank, log(rank / m) of a value among the m networks scored "
+             "together, and blends include rank blends (weighted sums of the parts' log ranks, as AZ-NAS "
+             "combines its scores); a winner with net_rank is a pool program: it scores a pool of networks "
+             "(verify_scores.py --program, best_proxy.score_pool). off: per-network programs only")
     add_flag(p, "winner", default=None, choices=("best", "novel"),
              help="the exported program: the hall of fame's best on the validation networks (best, default) or "
              "the best of those not equivalent to a seed program there (novel: every task's per-network "

@@ -135,9 +135,10 @@ def scored_calls(calls: dict[str, ProxyCall], batch_size: int) -> dict[str, Prox
     """What is scored per arch: ``calls`` with each pool-level proxy replaced by its components (added once)."""
     out: dict[str, ProxyCall] = {}
     for label, call in calls.items():
+        parts = {p.label: p for p in call.parts}  # a pool program's parts: per-arch programs
         for part in call.proxy.components if call.proxy.pool else (label,):
             if part not in out:
-                out[part] = calls[part] if part in calls else parse_proxy(part, batch_size)
+                out[part] = calls.get(part) or parts.get(part) or parse_proxy(part, batch_size)
     return out
 
 

@@ -25,8 +25,8 @@ NET = """
 import torch
 import torch.nn as nn
 
-def make_net_and_batch():
-    torch.manual_seed(0)
+def make_net_and_batch(seed=0):
+    torch.manual_seed(seed)
     net = nn.Sequential(
         nn.Conv2d(3, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6),
         nn.ReLU(inplace=True), nn.Conv2d(6, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6),
@@ -49,8 +49,12 @@ for path in sys.argv[2:]:
     spec = importlib.util.spec_from_file_location("best_proxy", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    net, x, y = make_net_and_batch()
-    out.append(module.score(net, x, y))
+    nets = [make_net_and_batch(seed)[0] for seed in range(3)]  # a pool of three, scored on one batch
+    _, x, y = make_net_and_batch()
+    pool = module.score_pool(nets, x, y)
+    if not module.POOL:  # a per-network program scores each network alone as in the pool
+        assert [module.score(net, x, y) for net in nets] == pool or all(v != v for v in pool)
+    out.append(pool)
 print(json.dumps(out))
 """
 
@@ -87,23 +91,29 @@ def test_exported_files_need_only_torch_and_score_exactly_as_eznas(tmp_path):
     paths, expected = [], []
     namespace: dict = {}
     exec(NET, namespace)
+    assert any(parse_program(p).is_pool for p in programs)
     for k, text in enumerate(programs):
         program = parse_program(text)
         signal = "ce" if k % 3 == 1 else "logits_sum"
         path = tmp_path / f"p{k}.py"
         path.write_text(export_source(program, signal=signal, noise_seed=5, perturbation=0.1, doc=f"p{k}"))
         paths.append(str(path))
-        net, x, y = namespace["make_net_and_batch"]()
+        _, x, y = namespace["make_net_and_batch"]()
         config = CollectorConfig(names=tuple(sorted(program.terminals)), signal=signal, noise_seed=5)
         with torch_threads(1):
-            expected.append(program.score(collect(net, Batch(x, y, 0), config)))
+            stats = [collect(namespace["make_net_and_batch"](seed)[0], Batch(x, y, 0), config) for seed in range(3)]
+        pool = [math.nan if isinstance(v, str) else v
+                for v in program.pool_scores([program.network_values(s.units, s.features) for s in stats])]
+        if not program.is_pool:  # the pool path is the per-network one
+            assert pool == [program.score(s) for s in stats] or all(math.isnan(v) for v in pool), text
+        expected.append(pool)
     run = subprocess.run([sys.executable, "-c", STANDALONE, NET, *paths], capture_output=True, text=True,
                          cwd=tmp_path, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     got = json.loads(run.stdout)
-    assert sum(math.isfinite(v) for v in expected) >= len(programs) // 2
+    assert sum(math.isfinite(v[0]) for v in expected) >= len(programs) // 2
     for text, want, have in zip(programs, expected, got):
-        assert have == want or (math.isnan(want) and math.isnan(have)), text
+        assert all(h == w or (math.isnan(w) and math.isnan(h)) for w, h in zip(want, have, strict=True)), text
 
 
 def test_expression_binds_terminals_by_name_and_constants_as_tensors():

@@ -22,6 +22,7 @@ from eznas.spaces import get_space
 from eznas.stats import CollectorConfig, collect
 from eznas.gp.pset import EXPONENTS
 from primitives import PRIMITIVES, Exponent, Factor, Net, Scalar, Tensor, list_primitives
+from primitives.network import PoolOp, log_ranks
 
 
 def test_registry_has_every_family():
@@ -110,6 +111,8 @@ def test_network_ops_never_raise_and_are_finite_or_nan():
     values = [0.0, -0.0, 1e-300, -1e-300, 1.0, -2.5, 1e300, -1e300, 1.7e308]
     for name in list_primitives("net_*"):
         spec = PRIMITIVES.get(name)
+        if isinstance(spec.fn, PoolOp):  # one value per network of a pool: test_log_ranks
+            continue
         pools = [values if t is Net else ([-2.0, 0.5, 3.0] if t is Exponent else [-1e3, 1e-3, 1e3]) for t in spec.args]
         for args in itertools.product(*pools):
             out = spec.fn(*args)
@@ -117,6 +120,17 @@ def test_network_ops_never_raise_and_are_finite_or_nan():
     assert PRIMITIVES.get("net_div").fn(1.0, 0.0) == 0.0 and PRIMITIVES.get("net_log").fn(0.0) == 0.0
     assert PRIMITIVES.get("net_pow").fn(-4.0, 0.5) == -2.0 and PRIMITIVES.get("net_pow").fn(0.0, -1.0) == 0.0
     assert math.isnan(PRIMITIVES.get("net_pow").fn(1e300, 3.0))
+
+
+def test_log_ranks_rank_the_finite_values_of_a_pool():
+    """net_rank: log(rank / m) among the m finite values, ties sharing their average rank, NaN elsewhere."""
+    out = log_ranks([3.0, math.nan, 1.0, 3.0, -math.inf, 1e300])
+    assert math.isnan(out[1]) and math.isnan(out[4])
+    assert out[5] == 0.0  # the largest of m = 4 finite values
+    assert out[2] == pytest.approx(math.log(1 / 4))
+    assert out[0] == out[3] == pytest.approx(math.log(2.5 / 4))  # ranks 2 and 3 shared
+    assert log_ranks([]) == [] and log_ranks([7.0]) == [0.0]
+    assert isinstance(PRIMITIVES.get("net_rank").fn, PoolOp)
 
 
 def test_safe_forms():

@@ -63,6 +63,9 @@ class EvolutionConfig:
     # task's best, then the fittest; and the proxy terminals), 2 and 3 at a time, and let the blend_keep best
     # blends join the offspring (0: no blends)
     blend_keep: int = 2
+    pool_ops: bool = True  # the language has pool-level ops (net_rank: log(rank / m) among the networks scored
+    # together), and blends are rank blends too (AZ-NAS-style weighted sums of log ranks); the exported
+    # program is then a pool program where it has one (it scores a pool of networks, as AZ-NAS does)
     winner: str = "best"  # the exported program: the best on the validation networks, or "novel": the best
     # of those not equivalent (per-network Spearman >= NOVEL on a task's validation networks) to a seed program
     seed: int = 0
@@ -90,7 +93,7 @@ class EvolutionConfig:
 
 
 RESUMABLE_CHANGES = ("generations", "parallel")  # the settings a resumed run may change
-BEFORE = {"blend_parts": 0, "winner": "best"}  # what a run made before a setting existed used (not its default)
+BEFORE = {"blend_parts": 0, "winner": "best", "pool_ops": False}  # what a run made before a setting existed used (not its default)
 
 
 @dataclass
@@ -133,7 +136,7 @@ class Evolution:
     def __init__(self, cfg: EvolutionConfig, out: Path, data: FitnessData, mapper: Mapper | None = None):
         self.cfg, self.out, self.data = cfg, Path(out), data
         self.mapper = mapper or Mapper()
-        self.pset = make_pset(tuple(cfg.terminals), tuple(cfg.features))
+        self.pset = make_pset(tuple(cfg.terminals), tuple(cfg.features), cfg.pool_ops)
         self.rng = random.Random(cfg.seed)  # the run's only source of randomness (checkpointed)
         self.toolbox = make_toolbox(self.pset, cfg, self.rng, self._evaluate)
         self.stats = make_stats()
@@ -210,15 +213,16 @@ class Evolution:
         self._record(state, nevals)
 
     def blends(self, state: State) -> tuple[list[Individual], int]:
-        """The ``blend_keep`` best log-linear blends (``var_blend``) of the run's ``blend_parts`` programs
-        chosen by ``blend_parts``, within the height limit; each is evaluated in full at once (its parts'
-        values are known). Returns them and how many blends were evaluated."""
+        """The ``blend_keep`` best log-linear blends and (``pool_ops``) rank blends (``var_blend``) of the run's
+        ``blend_parts`` programs chosen by ``blend_parts``, within the height limit; each is evaluated in full
+        at once (its parts' values are known). Returns them and how many blends were evaluated."""
         texts = blend_parts(state.memo, self.cfg.blend_parts,
                             [t for t in self.cfg.features if t.startswith(PROXY_PREFIX)])
         spreads = [log_spread(scores) for scores, _ in program_scores(
             [parse_program(t, self.pset) for t in texts], self.data, self._networks("selection"), self.mapper)]
         parts = [(t, state.memo[t].orientation) for t in texts]
-        blends = [Individual(parse_program(t, self.pset).tree) for t in var_blend(parts, spreads=spreads)]
+        texts = var_blend(parts, spreads=spreads) + (var_blend(parts, rank=True) if self.cfg.pool_ops else [])
+        blends = [Individual(parse_program(t, self.pset).tree) for t in texts]
         blends = [b for b in blends if b.height <= self.cfg.max_height]
         # every part is fully measured, so every blend is evaluated in full at once (no screen, no promotion)
         n = self.evaluate_invalid(blends, state, promote=False)

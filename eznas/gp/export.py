@@ -22,19 +22,20 @@ from deap import gp
 from eznas.errors import EznasError
 from eznas.data import Batch
 from eznas.features import network_features
-from eznas.gp.program import Program, is_aggregator
+from eznas.gp.program import Program, is_aggregator, is_pool_op, parse_program
 from eznas.gp.pset import proxy_name
 from eznas.proxies import Probe, get_proxy
 from eznas.proxies.program import proxy_needs
 from eznas.stats import collect_tensors, statistic
 from primitives import PRIMITIVES
 from primitives.aggregate import ProgramFailure, aggregate_units
-from primitives.network import checked
+from primitives.network import checked, each, log_ranks
 
 OWN_PACKAGES = ("eznas", "primitives")
 REGISTRATIONS = ("primitive", "register_proxy")
-RESERVED = ("NAMES", "SIGNAL", "NOISE_SEED", "PERTURBATION", "SIGN", "PROXIES", "NEEDS", "proxy_value",
-            "network_value", "score")
+RESERVED = ("NAMES", "SIGNAL", "NOISE_SEED", "PERTURBATION", "SIGN", "PROXIES", "NEEDS", "PARTS", "POOL",
+            "proxy_value", "part_value", "network_value", "network_values", "pool_scores", "measure", "score",
+            "score_pool")
 
 
 def program_expression(program: Program, units: str = "units", features: str = "features") -> str:
@@ -73,6 +74,30 @@ def program_expression(program: Program, units: str = "units", features: str = "
     return net(0)
 
 
+def pool_expression(program: Program, columns: str = "columns", n: str = "n") -> str:
+    """A pool program's combination as one Python expression over ``columns`` (each frontier part's values on
+    the ``n`` networks of the pool where every part is defined), evaluated as ``Program.pool_scores`` does:
+    pool ops on whole columns, the other ops network by network (``each``), NaN where not defined."""
+    tree, parts = program.tree, set(program.frontier())
+
+    def pool(i: int) -> str:
+        node = tree[i]
+        if isinstance(node, gp.Terminal) and not isinstance(node.value, str):
+            return f"[{float(node.value)!r}] * {n}"
+        if program.key(i) in parts:
+            return f"{columns}[{program.key(i)!r}]"
+        args, j = [], i + 1
+        for _ in node.args:
+            args.append(pool(j))
+            j = program.stops[j]
+        fn = PRIMITIVES.get(node.name).fn
+        if is_pool_op(node):
+            return f"{fn.fn.__name__}({', '.join(args)})"
+        return f"each({fn.__name__}, {node.name!r}, {', '.join(args)})"
+
+    return pool(0)
+
+
 def proxy_functions(terminals: Iterable[str]) -> dict[str, Any]:
     """The registered proxy function behind each proxy terminal (``zc_<proxy>``)."""
     return {t: get_proxy(proxy_name(t)).fn for t in terminals}
@@ -88,14 +113,15 @@ def check_exportable(terminals: Iterable[str]) -> None:
 
 
 def export_source(program: Program, *, signal: str, noise_seed: int, perturbation: float, doc: str) -> str:
-    """A Python module with ``score(net, images, labels=None, seed=0) -> float`` for ``program``; a
+    """A Python module with ``score_pool(nets, images, labels=None, seeds=None) -> list[float]`` for
+    ``program`` and, unless it is a pool program, ``score(net, images, labels=None, seed=0) -> float``; a
     hybrid program's file also carries the registered proxies its proxy terminals read, with the Probe
     they run on (``seed``: the proxies' own random draws, as verify_scores seeds them per network)."""
     fns = [collect_tensors, network_features, aggregate_units, ProgramFailure, checked, statistic]
     for node in program.tree:
         if isinstance(node, gp.Primitive):
             fn = PRIMITIVES.get(node.name).fn
-            fns += [fn.unit, fn.combine] if is_aggregator(node) else [fn]
+            fns += [fn.unit, fn.combine] if is_aggregator(node) else [fn.fn, each] if is_pool_op(node) else [fn]
     proxies = proxy_functions(program.proxies)
     if proxies:
         fns += [Probe, Batch, *proxies.values()]
@@ -118,13 +144,47 @@ def proxy_value(fn, probe: Probe) -> float:
     except Exception:  # noqa: BLE001
         return math.nan
 ''' if proxies else ""
-    body = f'''
-{proxy_lines}NAMES = {tuple(sorted(program.terminals))!r}
-SIGNAL = {signal!r}
-NOISE_SEED = {noise_seed!r}
-PERTURBATION = {perturbation!r}
-SIGN = {program.sign!r}
-{proxy_def}
+    if program.is_pool:
+        parts = program.frontier()
+        values = "".join(f"\n        {k!r}: part_value(lambda: {program_expression(parse_program(k))})," for k in parts)
+        program_code = f'''
+
+def part_value(value) -> float:
+    """A part's value on one network, NaN where it is not defined."""
+    try:
+        v = value()
+    except ProgramFailure:
+        return math.nan
+    return v if math.isfinite(v) else math.nan
+
+
+def network_values(units: list[dict[str, torch.Tensor]], features: dict[str, float]) -> dict[str, float]:
+    """The program's per-network parts on one network's units and features (NaN where one is not defined)."""
+    return {{{values}
+    }}
+
+
+def pool_scores(rows: list[dict[str, float]]) -> list[float]:
+    """The scores of a pool from each network's ``network_values``: a network where a part is not defined
+    gets NaN and takes no part; net_rank ranks among the others."""
+    keep = [i for i, row in enumerate(rows) if all(math.isfinite(row[k]) for k in PARTS)]
+    n = len(keep)
+    columns = {{k: [rows[i][k] for i in keep] for k in PARTS}}
+    values = {pool_expression(program)}
+    out = [math.nan] * len(rows)
+    for i, v in zip(keep, values):
+        out[i] = SIGN * v if math.isfinite(v) else math.nan
+    return out
+
+
+def score(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 0) -> float:
+    """Not defined for one network: this program ranks networks among a pool (net_rank); use score_pool."""
+    raise ValueError("this program is pool-level (net_rank ranks a network among those scored together): "
+                     "use score_pool(nets, images, labels)")
+'''
+        pool_code = "pool_scores([network_values(*measure(net, images, labels, s)) for net, s in zip(nets, seeds)])"
+    else:
+        program_code = f'''
 
 def network_value(units: list[dict[str, torch.Tensor]], features: dict[str, float]) -> float:
     """The program on one network's units (their named tensors) and features; raises ProgramFailure
@@ -136,6 +196,27 @@ def score(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | Non
     """Score ``net`` on one batch (higher is better; NaN where the program is not defined). The statistics
     come from train mode; labels are needed only for the cross-entropy signal; ``seed`` seeds the proxy
     terminals' own random draws (a program without them ignores it)."""
+    try:
+        value = SIGN * network_value(*measure(net, images, labels, seed))
+    except ProgramFailure:
+        return math.nan
+    return value if math.isfinite(value) else math.nan
+'''
+        pool_code = "[score(net, images, labels, s) for net, s in zip(nets, seeds)]"
+    body = f'''
+{proxy_lines}NAMES = {tuple(sorted(program.terminals))!r}
+SIGNAL = {signal!r}
+NOISE_SEED = {noise_seed!r}
+PERTURBATION = {perturbation!r}
+SIGN = {program.sign!r}
+POOL = {program.is_pool!r}  # a pool program: its score of a network depends on the networks scored with it
+{f"PARTS = {tuple(program.frontier())!r}  # its per-network parts" + chr(10) if program.is_pool else ""}{proxy_def}
+
+def measure(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 0
+            ) -> tuple[list[dict[str, torch.Tensor]], dict[str, float]]:
+    """One network's units (the named statistics of each, from train mode on one batch) and features;
+    labels are needed only for the cross-entropy signal; ``seed`` seeds the proxy terminals' own random
+    draws (a program without them ignores it)."""
     if labels is None:
         labels = torch.zeros(images.shape[0], dtype=torch.long, device=images.device)
     was_training = net.training
@@ -144,11 +225,15 @@ def score(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | Non
         features = network_features(net, images, len(units)){proxy_code}
     finally:
         net.train(was_training)
-    try:
-        value = SIGN * network_value(units, features)
-    except ProgramFailure:
-        return math.nan
-    return value if math.isfinite(value) else math.nan
+    return units, features
+{program_code}
+
+def score_pool(nets: list[torch.nn.Module], images: torch.Tensor, labels: torch.Tensor | None = None,
+               seeds: list[int] | None = None) -> list[float]:
+    """Score networks together on one batch (higher is better; NaN where not defined); ``seeds``: each
+    network's proxy-terminal seed (default 0). For a pool program a network's score depends on the pool."""
+    seeds = [0] * len(nets) if seeds is None else list(seeds)
+    return {pool_code}
 '''
     head = [f'"""{doc.strip()}\n"""', "from __future__ import annotations\n",
             *sorted(imports, key=lambda line: (line.startswith("from"), line))]

@@ -357,14 +357,10 @@ def program_scores(programs: Sequence[Program], data: FitnessData, networks: dic
     for program in programs:
         failures: Counter[str] = Counter()
         scores: dict[str, list[float]] = {}
-        for task, rows in table.items():
-            scores[task] = []
-            for values in rows:
-                try:
-                    scores[task].append(program.value(None, values, values))
-                except ProgramFailure as exc:
-                    failures[str(exc)] += 1
-                    scores[task].append(math.nan)
+        for task, rows in table.items():  # a task's networks are the pool of a pool program
+            scored = program.pool_scores([program.network_values(None, values, values) for values in rows])
+            failures.update(s for s in scored if isinstance(s, str))
+            scores[task] = [math.nan if isinstance(s, str) else s for s in scored]
         out.append((scores, failures))
     return out
 

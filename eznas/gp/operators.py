@@ -150,7 +150,7 @@ BLEND_WEIGHTS = (0.25, 0.5, 1.0, 2.0)  # of each further program's log, relative
 
 
 def var_blend(parts: Sequence[tuple[str, int]], size: int = 3, weights: Sequence[float] = BLEND_WEIGHTS,
-              spreads: Sequence[float] | None = None) -> list[str]:
+              spreads: Sequence[float] | None = None, rank: bool = False) -> list[str]:
     """Log-linear blends of whole programs, as program texts: for every 2 to ``size`` of ``parts`` (program
     texts with their orientation, +1 or -1, in the order given) and every choice of ``weights``, the sum of
     ``net_log`` of each (log |x|), the first with weight 1 and each other with its weight times its
@@ -159,7 +159,11 @@ def var_blend(parts: Sequence[tuple[str, int]], size: int = 3, weights: Sequence
     part B's factor is w x spread(A) / spread(B), so w = 1 gives both an equal say whatever their scales (a
     log-count and a log-λ differ by 10x). A linear model in log space over signals the run has found, its
     weights fitted by the fitness itself (as ECP and SR-NAS weight proxies); with every part measured, each
-    blend costs arithmetic on cached scalars. Deterministic: it draws no random number."""
+    blend costs arithmetic on cached scalars. Deterministic: it draws no random number.
+
+    ``rank``: rank blends instead, sums of ``net_rank`` (log(rank / m) in the pool) of each part, weighted
+    as above, a part anti-oriented relative to the first ranked negated (AZ-NAS's sum of log ranks, its
+    weights fitted; ranks need no spreads)."""
     if spreads is None:
         spreads = [1.0] * len(parts)
     if len(spreads) != len(parts):
@@ -169,8 +173,12 @@ def var_blend(parts: Sequence[tuple[str, int]], size: int = 3, weights: Sequence
         for combo in itertools.combinations(zip(parts, spreads), k):
             ((first, o1), s1), rest = combo[0], combo[1:]
             for ws in itertools.product(weights, repeat=len(rest)):
-                text = f"net_log({first})"
+                text = f"net_rank({first})" if rank else f"net_log({first})"
                 for ((part, o), sp), w in zip(rest, ws):
-                    text = f"net_add({text}, net_scale(net_log({part}), {o * o1 * w * s1 / sp:.3g}))"
+                    if rank:
+                        ranked = part if o * o1 > 0 else f"net_neg({part})"
+                        text = f"net_add({text}, net_scale(net_rank({ranked}), {w:.3g}))"
+                    else:
+                        text = f"net_add({text}, net_scale(net_log({part}), {o * o1 * w * s1 / sp:.3g}))"
                 out.append(text)
     return out

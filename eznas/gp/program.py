@@ -5,6 +5,10 @@
     prog.evaluate(stats)         # (value, None) or (NaN, reason)
     str(prog)                    # round-trips through parse_program
 
+    pool = parse_program("net_add(net_rank(zc_synflow), net_rank(sum_units(corr_min_eig(pre_N))))")
+    rows = [pool.network_values(s.units, s.features) for s in stats_of_each_network]
+    pool.pool_scores(rows)       # one float (or the reason it has none) per network of the pool
+
 Levels, from the root down: network-level nodes (``net_*`` arithmetic, the terminals of
 :mod:`eznas.features`, proxy terminals ``zc_<proxy>`` when a run names them, ``Factor``/``Exponent``
 constants), then aggregators (``sum_units(...)``: a per-unit
@@ -21,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, MutableMapping, Sequence
+from typing import Any, Mapping, MutableMapping, Sequence
 
 import torch
 from deap import gp
@@ -31,7 +35,7 @@ from eznas.gp.pset import PROXY_PREFIX, make_pset, network_terminals
 from eznas.stats import NAMES, NetworkStats, statistic
 from primitives import PRIMITIVES, Net, Scalar, Tensor
 from primitives.aggregate import Aggregator, ProgramFailure, aggregate_units
-from primitives.network import checked
+from primitives.network import PoolOp, checked
 
 class ProgramError(EznasError):
     """A program string that does not parse, or whose root is not a network-level value."""
@@ -39,6 +43,10 @@ class ProgramError(EznasError):
 
 def is_aggregator(node: Any) -> bool:
     return isinstance(node, gp.Primitive) and isinstance(PRIMITIVES.get(node.name).fn, Aggregator)
+
+
+def is_pool_op(node: Any) -> bool:
+    return isinstance(node, gp.Primitive) and isinstance(PRIMITIVES.get(node.name).fn, PoolOp)
 
 
 @dataclass
@@ -79,7 +87,88 @@ class Program:
         (the keys of a network's value cache)."""
         return self.aggregates() + list(self.proxies)
 
+    @property
+    def is_pool(self) -> bool:
+        """Whether the program has a pool-level op (its score of a network depends on the pool)."""
+        return any(is_pool_op(n) for n in self.tree)
+
+    def frontier(self) -> list[str]:
+        """The network-level parts ``pool_scores`` combines: the largest subtrees without a pool op (constants
+        aside), distinct, in tree order; a per-network program's is the program itself (without its sign)."""
+        return list(dict.fromkeys(self.key(i) for i in self._frontier()))
+
+    def _frontier(self) -> list[int]:
+        pooled = [any(is_pool_op(self.tree[k]) for k in range(i, self.stops[i])) for i in range(len(self.tree))]
+        out: list[int] = []
+
+        def walk(i: int) -> None:
+            node = self.tree[i]
+            if not pooled[i]:
+                if not (isinstance(node, gp.Terminal) and not isinstance(node.value, str)):
+                    out.append(i)
+                return
+            j = i + 1
+            for _ in node.args:
+                walk(j)
+                j = self.stops[j]
+
+        walk(0)
+        return out
+
     # ------------------------------------------------------------------------------------ evaluation
+    def network_values(self, units: Sequence[Any] | None, features: dict[str, float],
+                       values: MutableMapping[str, float | str] | None = None,
+                       caches: list[dict[str, Any]] | None = None) -> dict[str, float | str]:
+        """The frontier's values on one network (a string: the reason one is not defined there); the
+        arguments as for ``value``."""
+        out: dict[str, float | str] = {}
+        for i in self._frontier():
+            try:
+                v = self._net(i, units, features, values, caches)
+                out[self.key(i)] = v if math.isfinite(v) else f"not finite: {self.key(i)}"
+            except ProgramFailure as exc:
+                out[self.key(i)] = str(exc)
+        return out
+
+    def pool_scores(self, rows: Sequence[Mapping[str, float | str]]) -> list[float | str]:
+        """The score of each network of a pool from its ``network_values`` (one row per network): a float,
+        or the reason the program is not defined on that network. A network where a frontier value is not
+        defined has no score and takes no part in the pool (as AZ-NAS's pool: the archs every component
+        is defined on); pool ops rank the others."""
+        keys = self.frontier()
+        reasons = [next((r for r in (_defined(row[k], k) if k in row else _missing(k) for k in keys)
+                         if isinstance(r, str)), None) for row in rows]
+        scored = iter(self._pool(0, [row for row, r in zip(rows, reasons) if r is None]))
+        return [r if r is not None else (v if isinstance(v := next(scored), str) else self.sign * v)
+                for r in reasons]
+
+    def _pool(self, i: int, rows: Sequence[Mapping[str, float | str]]) -> list[float | str]:
+        node = self.tree[i]
+        if isinstance(node, gp.Terminal) and not isinstance(node.value, str):
+            return [float(node.value)] * len(rows)
+        if not is_pool_op(node) and not any(is_pool_op(self.tree[k]) for k in range(i, self.stops[i])):
+            return [row[self.key(i)] for row in rows]
+        args, j = [], i + 1
+        for _ in node.args:
+            args.append(self._pool(j, rows))
+            j = self.stops[j]
+        fn = PRIMITIVES.get(node.name).fn
+        if is_pool_op(node):
+            (arg,) = args
+            ranked = fn([math.nan if isinstance(v, str) else v for v in arg])
+            return [v if isinstance(v, str) else r for v, r in zip(arg, ranked)]
+        out: list[float | str] = []
+        for per in zip(*args):
+            reason = next((a for a in per if isinstance(a, str)), None)
+            if reason is None:
+                try:
+                    out.append(checked(fn(*per), node.name))
+                    continue
+                except ProgramFailure as exc:
+                    reason = str(exc)
+            out.append(reason)
+        return out
+
     def value(self, units: Sequence[Any] | None, features: dict[str, float],
               values: MutableMapping[str, float | str] | None = None,
               caches: list[dict[str, Any]] | None = None) -> float:
@@ -118,6 +207,9 @@ class Program:
             if isinstance(found, str):  # the reason a proxy terminal failed on this network
                 raise ProgramFailure(found)
             return float(found)
+        if is_pool_op(node):
+            raise ProgramError(f"program {self} is pool-level ({node.name} ranks a network among those scored "
+                               f"with it): score a pool of networks (network_values, then pool_scores)")
         if is_aggregator(node):
             key = self.key(i)
             found = values.get(key) if values is not None else None
@@ -184,6 +276,14 @@ class Program:
     def stops(self) -> list[int]:
         self.key(0)
         return self._stops
+
+
+def _defined(value: float | str, key: str) -> float | str:
+    return value if isinstance(value, str) or math.isfinite(value) else f"not finite: {key}"
+
+
+def _missing(key: str) -> float:
+    raise KeyError(f"pool row lacks the value of {key!r} (rows come from network_values)")
 
 
 def parse_program(text: str, pset: gp.PrimitiveSetTyped | None = None) -> Program:

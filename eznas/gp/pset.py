@@ -10,6 +10,7 @@ from deap import gp
 from eznas.features import FEATURES
 from eznas.stats import NAMES
 from primitives import PRIMITIVES, Exponent, Factor, Net, Scalar, Tensor
+from primitives.network import PoolOp
 
 EXPONENTS = (-2.0, -1.0, -0.5, 0.5, 2.0, 3.0)
 PROXY_PREFIX = "zc_"  # a proxy terminal: zc_<registered proxy>, that proxy's score of the network
@@ -49,10 +50,12 @@ def exponent(rng: random.Random | None = None) -> float:
 
 
 @lru_cache(maxsize=8)
-def make_pset(terminals: tuple[str, ...] = NAMES, features: tuple[str, ...] = FEATURES) -> gp.PrimitiveSetTyped:
-    """Primitives from the registry, the named statistics as Tensor terminals, the network features as Net
-    terminals (``features``: any of ``network_terminals()``, so proxy terminals too), and ephemeral constants
-    (Scalar ``const``, ``factor``, ``exponent``).
+def make_pset(terminals: tuple[str, ...] = NAMES, features: tuple[str, ...] = FEATURES,
+              pool: bool = True) -> gp.PrimitiveSetTyped:
+    """Primitives from the registry (without the pool-level ones such as ``net_rank`` unless ``pool``), the
+    named statistics as Tensor terminals, the network features as Net terminals (``features``: any of
+    ``network_terminals()``, so proxy terminals too), and ephemeral constants (Scalar ``const``, ``factor``,
+    ``exponent``).
 
     Generation never dead-ends: Tensor, Scalar and Net each have primitives and terminals (a Scalar is a
     Tensor), and Factor and Exponent have their constants."""
@@ -64,6 +67,8 @@ def make_pset(terminals: tuple[str, ...] = NAMES, features: tuple[str, ...] = FE
     pset = gp.PrimitiveSetTyped("eznas", [], Net)
     for name in PRIMITIVES:
         spec = PRIMITIVES.get(name)
+        if not pool and isinstance(spec.fn, PoolOp):
+            continue
         pset.addPrimitive(spec.fn, list(spec.args), spec.ret, name=spec.name)
     for name in terminals:
         pset.addTerminal(name, Tensor, name=name)

@@ -79,6 +79,7 @@ class ProxyCall:
     label: str
     proxy: Proxy
     options: dict[str, Any] = field(default_factory=dict)
+    parts: tuple["ProxyCall", ...] = ()  # a pool-level call's components that are not registered proxies
 
     @property
     def needs(self) -> frozenset[str]:

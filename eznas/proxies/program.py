@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Iterable
+from typing import Any, Iterable
 
-from eznas.gp.program import ProgramError, parse_program
+import numpy as np
+
+from eznas.errors import EznasError
+from eznas.gp.program import Program, ProgramError, parse_program
 from eznas.gp.pset import proxy_name
-from eznas.proxies.base import Probe, Proxy, ProxyCall, parse_proxy
+from eznas.proxies.base import Probe, Proxy, ProxyCall, list_proxies, parse_proxy
 from eznas.stats import CollectorConfig, collect
 from primitives.aggregate import ProgramFailure
 
@@ -55,6 +58,8 @@ def program_call(text: str, signal: str = "logits_sum", noise_seed: int = 0,
     programs of one probe share one collection of those names: the same values (a statistic does not depend
     on which others are collected with it), collected once; the first program's seconds include it."""
     program = parse_program(text)
+    if program.is_pool:
+        return pool_program_call(program, signal, noise_seed, shared)
     names = tuple(sorted(program.terminals))
     if shared is not None and not set(names) <= set(shared):
         raise ValueError(f"shared names {shared} lack some of {names}")
@@ -77,3 +82,25 @@ def program_call(text: str, signal: str = "logits_sum", noise_seed: int = 0,
     # the proxy terminals' shared pass is the scoring loop's (Probe.run with every proxy's needs)
     return ProxyCall(str(program), Proxy("program", score, proxy_needs(program.proxies),
                                          f"evolved program {program}"))
+
+
+def pool_program_call(program: Program, signal: str, noise_seed: int, shared: tuple[str, ...] | None) -> ProxyCall:
+    """A pool program as a pool-level ProxyCall: its frontier parts are scored per arch (programs, columns
+    named by their text; ``part:<text>`` where the text is also a registered proxy's name, e.g. the feature
+    ``params``), then ``Program.pool_scores`` combines their columns once the pool is complete."""
+    registered = set(list_proxies())
+    parts = {key: program_call(key, signal, noise_seed, shared) for key in program.frontier()}
+    labels = {key: f"part:{key}" if key in registered else key for key in parts}
+
+    def combine(table: Any) -> np.ndarray:
+        rows = [{key: float(table.at[i, labels[key]]) for key in parts} for i in table.index]
+        return np.array([math.nan if isinstance(v, str) else v for v in program.pool_scores(rows)], float)
+
+    def per_arch(probe: Probe) -> float:
+        raise EznasError(f"program {program} is pool-level (net_rank ranks an arch among those scored with it): "
+                         "score a pool with verify_scores.py")
+
+    proxy = Proxy("program", per_arch, frozenset(), f"evolved pool program {program}", pool=combine,
+                  components=tuple(labels.values()))
+    return ProxyCall(str(program), proxy,
+                     parts=tuple(replace(call, label=labels[key]) for key, call in parts.items()))
