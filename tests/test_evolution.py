@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 from deap import gp
+from scipy import stats as sps
 
 from eznas.cli import evolve_main, verify_main
 from eznas.config import from_dict, load_toml
@@ -19,7 +20,7 @@ from eznas.gp.evolution import Evolution, EvolutionConfig, blend_parts, distinct
 from eznas.gp.operators import Individual, var_blend
 from eznas.gp import fitness
 from eznas.gp.fitness import FLOOR, FitnessConfig, FitnessData, Task, ValueCache, combine, evaluate_programs
-from eznas.gp.program import parse_program
+from eznas.gp.program import ProgramError, parse_program
 from eznas.gp.operators import gen_half_and_half
 from eznas.gp.pset import make_pset
 from eznas.gp.seeds import SEEDS
@@ -143,8 +144,9 @@ def test_a_corrupt_checkpoint_is_named_with_the_last_generation(two_generations,
 
 
 def test_a_run_from_before_blends_resumes_as_it_ran(two_generations, data_root, cache_dir, tmp_path, capsys):
-    """A checkpoint and config.json without blend_parts and winner (made before they existed) resume with
-    no blends and the best winner, not today's defaults."""
+    """A checkpoint and config.json without blend_parts, winner and pool_ops (made before they existed)
+    resume with no blends, the best winner and no pool ops (the language they ran with), not today's
+    defaults."""
     out, _ = two_generations
     old = tmp_path / "old"
     old.mkdir()
@@ -153,7 +155,7 @@ def test_a_run_from_before_blends_resumes_as_it_ran(two_generations, data_root, 
     blob = pickle.loads((out / "checkpoint.pkl").read_bytes())
     config = json.loads((out / "config.json").read_text())
     for d in (blob["config"], config):
-        del d["blend_parts"], d["winner"]
+        del d["blend_parts"], d["winner"], d["pool_ops"]
     (old / "checkpoint.pkl").write_bytes(pickle.dumps(blob))
     (old / "config.json").write_text(json.dumps(config))
     with pytest.raises(DataError, match="differs in: blend_parts"):
@@ -365,6 +367,21 @@ def test_var_blend_sums_the_logs_of_2_and_3_programs_with_their_orientations():
         var_blend(parts, spreads=(1.0, 2.0))
 
 
+def test_rank_blends_sum_the_log_ranks_of_the_parts_each_ranked_in_its_orientation():
+    parts = [("sum_units(mean(weight))", 1), ("params", -1), ("depth", 1)]
+    blends = var_blend(parts, weights=(0.5, 2.0), spreads=(3.0, 0.2, 1.5), rank=True)  # ranks need no spreads
+    assert len(blends) == 3 * 2 + 1 * 4
+    assert blends[0] == "net_add(net_rank(sum_units(mean(weight))), net_scale(net_rank(net_neg(params)), 0.5))"
+    assert "net_add(net_add(net_rank(sum_units(mean(weight))), net_scale(net_rank(net_neg(params)), 2)), " \
+           "net_scale(net_rank(depth), 0.5))" in blends
+    program = parse_program(blends[0])
+    assert program.is_pool and program.frontier() == ["sum_units(mean(weight))", "net_neg(params)"]
+    weights, params = [3.0, 1.0, 2.0, 5.0], [4.0, 3.0, 2.0, 1.0]
+    rows = [program.network_values(None, {"params": p}, {"sum_units(mean(weight))": w}) for w, p in zip(weights, params)]
+    want = np.log(sps.rankdata(weights) / 4) + 0.5 * np.log(sps.rankdata(-np.array(params)) / 4)
+    assert program.pool_scores(rows) == pytest.approx(list(want))
+
+
 def test_blend_parts_are_each_tasks_best_then_the_fittest_of_distinct_behaviour():
     from eznas.gp.fitness import Evaluation
 
@@ -390,7 +407,7 @@ def test_log_spread_is_the_mean_std_of_log_abs_over_tasks():
 
 
 def test_blends_of_the_best_programs_join_the_offspring_evaluated_in_full(data_root, cache_dir, tmp_path):
-    cfg = tiny(data_root, blend_parts=3, blend_keep=2)
+    cfg = tiny(data_root, blend_parts=3, blend_keep=2, pool_ops=True)
     evo = Evolution(cfg, tmp_path, FitnessData(cfg.fitness, ValueCache(cache_dir), data_root))
     state = evo.initial_state()
     known, before = set(state.known), set(state.memo)
@@ -398,7 +415,9 @@ def test_blends_of_the_best_programs_join_the_offspring_evaluated_in_full(data_r
     blends, n = evo.blends(state)
     assert 0 < len(blends) <= 2 and n > 0 and state.known == known  # no new aggregate measured: no promotion
     made = [t for t in state.memo if t not in before]
-    assert all(t.startswith("net_add(net_log(") or t.startswith("net_add(net_add(net_log(") for t in made)
+    kinds = ("net_add(net_log(", "net_add(net_add(net_log(", "net_add(net_rank(", "net_add(net_add(net_rank(")
+    assert all(t.startswith(kinds) for t in made)
+    assert any("net_rank" in t for t in made) and any("net_rank" not in t for t in made)  # log and rank blends
     assert len(made) == n and all(state.memo[t].stage == "full" for t in made)
     assert [str(b) for b in blends] == sorted(made, key=lambda t: state.memo[t].rank, reverse=True)[:len(blends)]
     again, _ = evo.blends(state)  # the best blends are parts now: blends of blends, within the height limit
@@ -479,3 +498,23 @@ def test_hall_of_fame_records_the_most_similar_seed_and_winner_novel_exports_a_n
         assert state.memo[str(ind)].stage == "full" and (most_similar(sc, seed_scores) or {"spearman": 0})["spearman"] < NOVEL
     with pytest.raises(EznasError, match="winner must be one of best, novel"):
         tiny(data_root, winner="newest")
+
+
+def test_fitness_ranks_a_pool_program_among_each_tasks_networks(data_root, cache_dir):
+    """A pool program's score of a network is the sum of its parts' log ranks among the networks scored
+    together: each task's selection networks in fitness, the screening ones when screened."""
+    cfg = tiny(data_root)
+    data = FitnessData(cfg.fitness, ValueCache(cache_dir), data_root)
+    pool = parse_program("net_add(net_rank(sum_units(corr_min_eig(pre_N))), net_scale(net_rank(params), 0.5))")
+    parts = [parse_program("sum_units(corr_min_eig(pre_N))"), parse_program("params")]
+    for n in (None, cfg.fitness.screen):
+        networks = {str(t): data.networks(str(t), "selection", n) for t in data.tasks}
+        (meco, _), (params, _), (scores, failures) = fitness.program_scores([*parts, pool], data, networks)
+        for task, archs in networks.items():
+            want = np.log(sps.rankdata(meco[task]) / len(archs)) + 0.5 * np.log(sps.rankdata(params[task]) / len(archs))
+            assert scores[task] == pytest.approx(list(want)) and not failures
+    with pytest.raises(ProgramError, match="is pool-level"):
+        pool.value(None, {"params": 1.0}, {"sum_units(corr_min_eig(pre_N))": 2.0})
+    assert "net_rank" in make_pset().mapping and "net_rank" not in make_pset(pool=False).mapping
+    assert "net_rank" not in Evolution(cfg, data_root, data).pset.mapping  # tiny: pool_ops off
+    assert "net_rank" in Evolution(dataclasses.replace(cfg, pool_ops=True), data_root, data).pset.mapping

@@ -6,8 +6,10 @@ import pickle
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
 from eznas.cli import evolve_main, verify_main
 from eznas.data import BatchSource
@@ -147,3 +149,40 @@ def test_verify_and_the_exported_file_score_a_hybrid_program_identically(data_ro
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert isinstance(json.loads(out.stdout), float)
+
+
+POOL = "net_add(net_rank(zc_synflow), net_add(net_scale(net_rank(params), 0.5), net_rank(sum_units(corr_min_eig(pre_N)))))"
+
+
+def test_verify_and_the_exported_file_score_a_pool_program_identically(data_root, tmp_path, capsys):
+    """verify_scores.py --program scores a pool program's parts per arch, then ranks them in the pool: its
+    column is the weighted sum of the parts' log ranks (the feature part ``params`` under its own column,
+    beside the registered proxy of that name), as best_proxy.score_pool computes it on the same networks."""
+    code = verify_main(["--data-root", str(data_root), "--n_samples", "5", "--seed", "0", "--quiet",
+                        "--bootstrap", "5", "--program", POOL, "--proxy", "params", "--out", str(tmp_path / "v"),
+                        "--results-csv", str(tmp_path / "t.csv")])
+    assert code == 0, capsys.readouterr().err
+    scores = pd.read_csv(tmp_path / "v" / "scores.csv")
+    meco = "sum_units(corr_min_eig(pre_N))"
+    assert {"zc_synflow", "part:params", meco, "params"} <= set(scores.columns)
+    n = len(scores)
+    want = (np.log(sps.rankdata(scores.zc_synflow) / n) + 0.5 * np.log(sps.rankdata(scores["part:params"]) / n)
+            + np.log(sps.rankdata(scores[meco]) / n))
+    assert list(scores[POOL]) == pytest.approx(list(want))
+    path = tmp_path / "best_proxy.py"
+    path.write_text(export_source(parse_program(POOL), signal="logits_sum", noise_seed=0, perturbation=1e-3,
+                                  doc="a pool program"))
+    spec = importlib.util.spec_from_file_location("pool_proxy", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["pool_proxy"] = module
+    try:
+        spec.loader.exec_module(module)
+        batch = BatchSource(data_root, "cifar10", 16, 0).batch()
+        nets = [build_network(get_space("NASBench201"), Arch(str(u), a, acc), 10, 0)
+                for u, a, acc in zip(scores.uid, scores.arch, scores.accuracy)]
+        got = module.score_pool(nets, batch.x, batch.y, seeds=[arch_seed(0, str(u)) for u in scores.uid])
+        assert got == pytest.approx(list(scores[POOL]), rel=1e-9)
+        with pytest.raises(ValueError, match="use score_pool"):
+            module.score(nets[0], batch.x, batch.y)
+    finally:
+        del sys.modules["pool_proxy"]
