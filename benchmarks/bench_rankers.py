@@ -67,7 +67,13 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--d_model", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--stored", default="", help="nb101,nb301: the ridge over NB-Suite-Zero's stored scores")
+    p.add_argument("--stored", default="", help="nb101,nb301: the ridge over NB-Suite-Zero's stored scores "
+                   "(with --proxies / --program: those scored on the same test archs, networks built)")
+    p.add_argument("--stored_n_test", type=int, default=0,
+                   help="test archs of a stored table: its permutation's last N (default 0: all but the largest k's)")
+    p.add_argument("--nb101_width", type=int, default=32, help="NB-101's stem width for scored proxies (its own: 128)")
+    p.add_argument("--nb301_probe", default="swap", help="the NB-301 network scored proxies run on (swap: SWAP's "
+                   "probe network, as DARTS; none: NB-301's training network)")
     p.add_argument("--data-root", default=None)
     p.add_argument("--runs", default="results/benchmarks/rankers")
     p.add_argument("--out", default=str(RESULTS / "rankers.json"))
@@ -158,7 +164,9 @@ def main() -> None:
                                         "n_test": args.n_test,
                                         "test": measured(s, test_scores["accuracy"].to_numpy(float))})
     for name in filter(None, args.stored.split(",")):
-        results["rows"] += stored_rows(name, root, ks, runs)
+        network = {"width": args.nb101_width} if name == "nb101" else {"probe": args.nb301_probe}
+        results["rows"] += stored_rows(name, root, ks, runs, args.stored_n_test,
+                                       [n for n in args.proxies.split(",") if n], tuple(args.program), network)
     # re-read now: another run may have written meanwhile
     results["rows"] = merge_rows(json.loads(out.read_text())["rows"] if out.is_file() else [], results["rows"],
                                  key=lambda r: (r["dataset"], r["ranker"], r["k"]))
@@ -169,9 +177,12 @@ STORED = {"nb101": ("NASBench101", "nb101_zc_early_cifar10.csv", "naslib_encodin
           "nb301": ("NASBench301", "nb301_zc_early_cifar10.csv", "naslib_compact")}
 
 
-def stored_rows(name: str, root: Path, ks: list[int], runs: Path) -> list[dict]:
+def stored_rows(name: str, root: Path, ks: list[int], runs: Path, n_test: int = 0, proxies: list[str] = (),
+                programs: tuple[str, ...] = (), network: dict | None = None) -> list[dict]:
     """The ridge over every stored NB-Suite-Zero proxy of an NB-101/NB-301 table at each k that leaves at
-    least half of it for testing, and each stored proxy alone on the same test archs."""
+    least half of it for testing, each stored proxy alone and each of ``proxies`` / ``programs`` (scored on
+    networks built with ``network``: VerifyConfig's width or probe) on the same test archs: the
+    permutation's last ``n_test`` (0: all but the largest k's)."""
     if name not in STORED:
         raise SystemExit(f"error: --stored {name}: valid: {', '.join(STORED)}")
     space, file, encoding = STORED[name]
@@ -182,7 +193,10 @@ def stored_rows(name: str, root: Path, ks: list[int], runs: Path) -> list[dict]:
     if not usable:
         raise SystemExit(f"error: --stored {name}: no k in --ks leaves half of its {len(table)} archs for testing")
     order = np.random.default_rng(0).permutation(len(table))
-    test = order[max(usable):]
+    if not 0 <= n_test <= len(table) - max(usable):
+        raise SystemExit(f"error: --stored_n_test {n_test}: {name} has {len(table) - max(usable)} archs outside k = "
+                         f"{max(usable)}")
+    test = order[-n_test:] if n_test else order[max(usable):]
     dataset = f"{space}:cifar10"
     rows = [{"dataset": dataset, "ranker": f"{c} (stored)", "k": 0, "n_test": len(test),
              "test": measured(table[c].to_numpy(float)[test], acc[test])} for c in inputs]
@@ -192,12 +206,31 @@ def stored_rows(name: str, root: Path, ks: list[int], runs: Path) -> list[dict]:
         ranker = Ranker("proxy_ridge", space, "cifar10", tuple(inputs), mean, std, w,
                         record={"k": k, "train_rows": train.tolist(), "scores": f"NB-Suite-Zero stored, {file}"})
         ranker.save(runs / f"{name}-ridge-k{k}")
-        score = ranker.score_values(table[inputs].to_numpy(float)[test])
+        score = ranker.score_values(table[inputs].iloc[test].to_numpy(float))
         rows.append({"dataset": dataset, "ranker": f"proxy_ridge({len(inputs)} stored proxies)", "k": k,
                      "n_test": len(test), "test": measured(score, acc[test])})
     best = max(rows[:len(inputs)], key=lambda r: r["test"]["kendall"])
     print(f"{dataset}: ridge k={usable} tau {[round(r['test']['kendall'], 3) for r in rows[len(inputs):]]}, "
           f"best stored proxy {best['ranker']} {best['test']['kendall']:.3f} on {len(test)} test archs", flush=True)
+    if proxies or programs:  # built networks: the test rows (uid = the table's row, so each network's seed)
+        subset = runs / f"{name}-test{len(test)}.csv"
+        subset.parent.mkdir(parents=True, exist_ok=True)
+        rows_kept = np.sort(test)
+        write_bytes(subset, table.iloc[rows_kept][[encoding, "val_accuracy"]].assign(uid=rows_kept)
+                    .to_csv(index=False).encode())
+        network = network or {}
+        where = ", ".join(f"{k} {v}" for k, v in network.items())
+        folder = runs / "verify" / f"{name}-test{len(test)}-{'+'.join(proxies)}{'+programs' * bool(programs)}-" \
+                                   f"{'-'.join(f'{k}{v}' for k, v in network.items())}"
+        summary = run_verify(VerifyConfig(search_space=space, dataset="cifar10", proxies=tuple(proxies),
+                                          programs=programs, benchmark_path=str(subset), data_root=str(root),
+                                          bootstrap=1000, out=str(folder), results_csv=str(runs / "all_tests.csv"),
+                                          **network), resume=True)
+        for label, m in summary["proxies"].items():
+            rows.append({"dataset": dataset, "ranker": f"{label} ({where})" if where else label, "k": 0,
+                         "n_test": len(test), "test": m, "score_seconds_per_arch": m["seconds_per_arch"]})
+            print(f"{dataset} {label}: tau {m['kendall']:.3f} rho {m['spearman']:.3f} (n={m['n']}), "
+                  f"{m['seconds_per_arch']:.2f} s/arch", flush=True)
     return rows
 
 

@@ -92,3 +92,21 @@ def test_units_are_every_conv_bn_pair_with_the_conv_input(one_thread):
     net.unit_rule = "conv-bn"
     with pytest.raises(ValueError, match="unit_rule is 'conv-bn'; valid: relu_conv_bn, conv_bn"):
         find_units(net, x)
+
+
+def test_az_nas_features_are_the_stem_and_the_nine_cells(one_thread):
+    """AZ-NAS reads a network's ``stem`` and ``cells``: NB-101's are the first Conv-BN-ReLU and its 9 cells (the
+    stacks' max-pools are not cells), so its components are finite there, the stride-2 pairs included."""
+    import math
+
+    from eznas.data import Batch
+    from eznas.proxies import Probe
+    from eznas.proxies.aznas import components, feature_modules
+    from eznas.spaces.nb101 import Cell, spec_string
+
+    net = get_space("NASBench101", SpaceOptions(width=8)).build(spec_string(*parse_encoding(ROW0, "row 0")), 10)
+    features = feature_modules(net)
+    assert features[0] is net.layers[0] and len(features) == 10 and all(isinstance(m, Cell) for m in features[1:])
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    c = components(Probe(net, Batch(x, torch.zeros(4, dtype=torch.long), 10), seed=1), 8)
+    assert all(math.isfinite(v) for v in c.values()) and c["expressivity"] > 0

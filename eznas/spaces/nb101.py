@@ -160,6 +160,16 @@ class Network101(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.classifier = nn.Linear(c, num_classes)
 
+    @property
+    def stem(self) -> nn.Module:
+        """The first Conv-BN-ReLU (AZ-NAS's first feature)."""
+        return self.layers[0]
+
+    @property
+    def cells(self) -> list[Cell]:
+        """The 9 cells in order (AZ-NAS's features after the stem; the max-pools between stacks are not cells)."""
+        return [m for m in self.layers if isinstance(m, Cell)]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.layers(x).mean(dim=(2, 3)))
 
