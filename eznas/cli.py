@@ -532,7 +532,8 @@ def search_parser() -> argparse.ArgumentParser:
         "state.json (checkpoint), trajectory.csv, result.json and search.png to the run folder.",
         epilog=f"strategies: {', '.join(list_strategies())}; proxies: {', '.join(list_proxies())}. Spaces: "
         "NASBench201 and NATSBenchSSS (their tables are the space), DARTS and NASBench301 (any genotype; "
-        "--in_table keeps to the table's archs).",
+        "--in_table keeps to the table's archs). A pool-level fitness (az_nas, or a program with net_rank) ranks "
+        "each arch among every arch scored so far, recomputed after each new one.",
     )
     add_flag(p, "search_space", "--space", default="NASBench201", choices=sorted(ENCODINGS), help="default NASBench201")
     add_flag(p, "dataset", default="cifar10", choices=list(DATASETS), help="default cifar10")

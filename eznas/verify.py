@@ -23,7 +23,7 @@ from eznas.data import BatchSource, resolve_data_root
 from eznas.errors import DataError, EznasError
 from eznas.io import check_writable, write_json
 from eznas.metrics import bootstrap_ci, correlations
-from eznas.proxies import ProxyCall, parse_proxy
+from eznas.proxies import ProxyCall, parse_proxy, per_arch_calls
 from eznas.proxies.program import program_call, program_names
 from eznas.rankers import ranker_call
 from eznas.registry import UnknownNameError, Valid, at_least, check_values
@@ -131,17 +131,6 @@ def proxy_calls(cfg: VerifyConfig) -> dict[str, ProxyCall]:
     return calls
 
 
-def scored_calls(calls: dict[str, ProxyCall], batch_size: int) -> dict[str, ProxyCall]:
-    """What is scored per arch: ``calls`` with each pool-level proxy replaced by its components (added once)."""
-    out: dict[str, ProxyCall] = {}
-    for label, call in calls.items():
-        parts = {p.label: p for p in call.parts}  # a pool program's parts: per-arch programs
-        for part in call.proxy.components if call.proxy.pool else (label,):
-            if part not in out:
-                out[part] = calls.get(part) or parts.get(part) or parse_proxy(part, batch_size)
-    return out
-
-
 def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores], None]] | None = None,
                resume: bool = False) -> dict[str, Any]:
     """Score, correlate and write the run folder; returns the summary (also in summary.json).
@@ -174,7 +163,7 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
     log.info("scoring %d %s archs on %s with %s -> %s", len(archs), space.tag, cfg.dataset,
              ",".join(labels), out)
 
-    per_arch = scored_calls(calls, cfg.batch_size)
+    per_arch = per_arch_calls(calls, cfg.batch_size)
     partial = Partial(out, cfg)
     rows, secs, wall = partial.load() if resume else ([], {}, 0.0)
     secs = {p: secs.get(p, 0.0) for p in per_arch}

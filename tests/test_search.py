@@ -1,12 +1,14 @@
 """search.py: encodings, random search and regularised evolution, the run folder, resume and bad input."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
 from eznas.cli import search_main
 from eznas.errors import EznasError
@@ -172,6 +174,56 @@ def test_scores_of_a_verify_run_are_looked_up_not_computed(data_root, tmp_path, 
         search(data_root, tmp_path, "flops", benchmark_path=str(table), proxy="flops", scores=str(tmp_path / "v"))
 
 
-def test_a_pool_level_proxy_cannot_guide_a_search(data_root, tmp_path, capsys):
-    assert search_main(["--proxy", "az_nas", "--data-root", str(data_root), "--out", str(tmp_path / "x")]) == 2
-    assert "--proxy az_nas is pool-level" in capsys.readouterr().err
+POOL = "net_add(net_rank(params), net_scale(net_rank(sum_units(mean(weight))), 0.5))"
+
+
+def log_ranks(parts: pd.DataFrame) -> np.ndarray:
+    """POOL by hand: its parts' log ranks among the rows given."""
+    n = len(parts)
+    return (np.log(sps.rankdata(parts["part:params"]) / n)
+            + 0.5 * np.log(sps.rankdata(parts["sum_units(mean(weight))"]) / n))
+
+
+def test_a_pool_fitness_ranks_each_arch_among_the_archs_scored_so_far(data_root, tmp_path, monkeypatch):
+    """A pool program (or az_nas) guides a search: each arch's score is its rank combination among every arch
+    scored so far, the best-so-far at step i the best of the first i ranked among themselves; a killed pool
+    search resumes to the same end, and looked-up parts give the same search as computed ones."""
+    from eznas.cli import verify_main
+
+    table = tmp_path / "nb201_part.csv"
+    pd.read_csv(data_root / "nb201" / "nb201_acc_200ep.csv").head(40).to_csv(table, index=False)
+    whole = search(data_root, tmp_path, "whole", proxy=None, program=POOL, benchmark_path=str(table))
+    result = whole.run()
+    history = whole.state.history
+    parts = pd.DataFrame([s.parts for s in history])
+    want = log_ranks(parts)
+    assert [s.score for s in history] == pytest.approx(list(want))
+    assert result["found"]["uid"] == history[int(np.argmax(want))].uid
+    trajectory = pd.read_csv(tmp_path / "whole" / "trajectory.csv", dtype={"best_uid": str})
+    for i in (1, 5, len(history)):
+        assert trajectory.best_uid[i - 1] == history[int(np.argmax(log_ranks(parts.head(i))))].uid
+    monkeypatch.setattr(search_run, "CHECKPOINT_SECONDS", 0.0)
+    real = Search.score
+    monkeypatch.setattr(Search, "score", lambda self, arch: (_ for _ in ()).throw(KeyboardInterrupt)
+                        if len(self.state.history) == 7 else real(self, arch))
+    with pytest.raises(KeyboardInterrupt):
+        search(data_root, tmp_path, "part", proxy=None, program=POOL, benchmark_path=str(table)).run()
+    monkeypatch.setattr(Search, "score", real)
+    cfg = dataclasses.replace(whole.cfg, out=str(tmp_path / "part"))
+    assert Search(cfg, resume=True).run()["found"] == result["found"]
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "part" / "trajectory.csv").drop(columns="seconds"),
+                                  pd.read_csv(tmp_path / "whole" / "trajectory.csv").drop(columns="seconds"))
+    assert verify_main(["--benchmark-path", str(table), "--data-root", str(data_root), "--program", POOL,
+                        "--quiet", "--bootstrap", "5", "--out", str(tmp_path / "v"),
+                        "--results-csv", str(tmp_path / "all.csv")]) == 0
+    monkeypatch.setattr(search_run, "score_archs", None)  # every part from the verify run
+    looked = search(data_root, tmp_path, "looked", proxy=None, program=POOL, benchmark_path=str(table),
+                    scores=str(tmp_path / "v")).run()
+    assert looked["found"] == result["found"] and looked["looked_up"] == len(history)
+
+
+def test_az_nas_guides_a_search(data_root, tmp_path, capsys):
+    assert search_main(["--proxy", "az_nas", "--strategy", "random", "--budget", "3", "--quiet",
+                        "--data-root", str(data_root), "--out", str(tmp_path / "x")]) == 0
+    result = json.loads((tmp_path / "x" / "result.json").read_text())
+    assert result["fitness"] == "az_nas" and result["found"]["accuracy"] > 0 and result["not_finite"] == 0

@@ -19,7 +19,7 @@ SWAP's DARTS probe network, the stem's place is taken by the input itself):
 
 ``az_nas`` itself is **pool-level**: its value for an arch is the sum over the four of log(rank / N) among
 the N archs scored together, so it exists only for a pool (``verify_scores.py`` computes it after every arch
-is scored; search cannot use it); its components are ordinary per-arch proxies.
+is scored; in a search, after each arch over every arch scored so far); its components are ordinary per-arch proxies.
 """
 from __future__ import annotations
 

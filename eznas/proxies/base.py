@@ -230,3 +230,15 @@ class Probe:
             self.macs += out[0].numel() * k
         else:
             self.macs += module.in_features * module.out_features
+
+
+def per_arch_calls(calls: dict[str, ProxyCall], batch_size: int) -> dict[str, ProxyCall]:
+    """What is scored per arch: ``calls`` with each pool-level one replaced by its components (a registered
+    pool proxy's, or a pool program's parts; each added once)."""
+    out: dict[str, ProxyCall] = {}
+    for label, call in calls.items():
+        parts = {p.label: p for p in call.parts}  # a pool program's parts: per-arch programs
+        for part in call.proxy.components if call.proxy.pool else (label,):
+            if part not in out:
+                out[part] = calls.get(part) or parts.get(part) or parse_proxy(part, batch_size)
+    return out

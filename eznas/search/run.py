@@ -10,6 +10,11 @@ search in the folder: the settings must be the run's, except the budgets, which 
 ``scores`` (a ``verify_scores.py`` run folder with the same space, dataset, batch and seed) supplies the
 fitness of the archs it scored: they are looked up, not computed, and each counts the verify run's
 seconds per arch, so a benchmark of many searches pays for each arch's score once.
+
+A pool-level fitness (``az_nas``, or an evolved program with ``net_rank``) ranks an arch among a pool: in a
+search the pool is every arch scored so far. Each arch's per-arch parts are scored (or looked up) once; the
+scores of all archs scored are recomputed from them after each new one, so REA's tournaments compare ranks
+among everything seen, and the best-so-far at step i is the best of the first i ranked among themselves.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ from eznas.data import BatchSource, resolve_data_root
 from eznas.errors import DataError, EznasError
 from eznas.io import atomic_open, check_writable, write_json
 from eznas.networks import resolve_device
-from eznas.proxies import ProxyCall, parse_proxy
+from eznas.proxies import ProxyCall, parse_proxy, per_arch_calls
 from eznas.proxies.program import program_call
 from eznas.registry import Valid, at_least, check_values
 from eznas.scoring import score_archs
@@ -88,9 +93,6 @@ def check_config(cfg: SearchConfig) -> None:
         raise EznasError(f"--search_space {cfg.search_space} cannot be searched yet; valid: {', '.join(ENCODINGS)}")
     if cfg.proxy and cfg.program:
         raise EznasError("give one fitness: --proxy or --program/--program-file, not both")
-    if cfg.proxy and (proxy := parse_proxy(cfg.proxy, cfg.batch_size).proxy).pool:
-        raise EznasError(f"--proxy {proxy.name} is pool-level (an arch's value ranks it among a pool), so it cannot "
-                         f"guide a search; use one of its components: {', '.join(proxy.components)}")
     if cfg.strategy == "rea" and cfg.population > cfg.budget:
         raise EznasError(f"--population {cfg.population} is larger than --budget {cfg.budget}: the first "
                          "population alone would exceed the budget")
@@ -116,8 +118,9 @@ SCORE_SETTINGS = {"search_space": "search_space", "dataset": "dataset", "batch_s
                   "seed": "score_seed", "probe": "probe", "width": "width", "cells": "cells"}  # verify's: ours
 
 
-def looked_up_scores(cfg: SearchConfig, label: str) -> tuple[dict[str, float], float]:
-    """A verify run's scores of ``label`` by uid and its seconds per arch; its settings must be the search's
+def looked_up_scores(cfg: SearchConfig, label: str, parts: list[str]) -> tuple[dict[str, dict[str, float]], float]:
+    """A verify run's values of ``parts`` (the fitness's per-arch columns: ``label`` itself, or a pool
+    fitness's components) by uid, and the fitness's seconds per arch; its settings must be the search's
     (first_batch, fresh_batch and init at their defaults), else an error names the one that differs."""
     folder = Path(cfg.scores)
     try:
@@ -132,10 +135,12 @@ def looked_up_scores(cfg: SearchConfig, label: str) -> tuple[dict[str, float], f
         if run.get(key) != value:
             raise EznasError(f"--scores {folder}: its {key} is {run.get(key)!r}, the search's {value!r}: its "
                              "scores are not the ones this search would compute")
-    if label not in table.columns or label not in summary["proxies"]:
-        raise EznasError(f"--scores {folder}: no scores of {label!r} there (it scored "
+    missing = [c for c in parts if c not in table.columns]
+    if label not in summary["proxies"] or missing:
+        raise EznasError(f"--scores {folder}: no scores of {(missing or [label])[0]!r} there (it scored "
                          f"{', '.join(summary['proxies'])})")
-    return dict(zip(table["uid"], table[label].astype(float))), summary["proxies"][label]["seconds_per_arch"]
+    values = table[parts].astype(float).to_dict("records")
+    return dict(zip(table["uid"], values)), summary["proxies"][label]["seconds_per_arch"]
 
 
 def generated_uid(spec: str) -> str:
@@ -150,6 +155,7 @@ class Search:
         self.out = Path(cfg.out) if cfg.out else Path("results") / "search" / (
             f"{cfg.search_space}-{cfg.dataset}-{cfg.strategy}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
         self.call = fitness_call(cfg)
+        self.per_arch = per_arch_calls({self.call.label: self.call}, cfg.batch_size)  # a pool fitness: its parts
         self.space = get_space(cfg.search_space, SpaceOptions(width=cfg.width, cells=cfg.cells, probe=cfg.probe))
         self.encoding: Encoding = get_encoding(cfg.search_space)
         root = resolve_data_root(cfg.data_root)
@@ -165,7 +171,9 @@ class Search:
         self._prepare_folder(resume)
         self.batches = BatchSource(root, cfg.dataset, cfg.batch_size, cfg.score_seed)
         self.device = resolve_device(cfg.device)
-        self.known, self.known_seconds = looked_up_scores(cfg, self.call.label) if cfg.scores else ({}, 0.0)
+        self.known, self.known_seconds = (looked_up_scores(cfg, self.call.label, list(self.per_arch))
+                                          if cfg.scores else ({}, 0.0))
+        self.rank_pool()  # a resumed pool search: its scores from the parts
 
     # -------------------------------------------------------------------------------- folder and checkpoint
     def _prepare_folder(self, resume: bool) -> None:
@@ -185,7 +193,7 @@ class Search:
                     raise EznasError(f"--resume {self.out}: --{key} differs from the search's ({key}: "
                                      f"{before.get(key)!r} there, {now[key]!r} now)")
             self.state = SearchState([Scored(tuple(h["code"]), h["uid"], h["spec"], h["score"], h["accuracy"],
-                                             h["seconds"]) for h in saved["history"]],
+                                             h["seconds"], h.get("parts", {})) for h in saved["history"]],
                                      list(saved["population"]), saved["elapsed"])
             self.rng.bit_generator.state = saved["rng"]
             log.info("%s: resuming after %d archs scored", self.out, len(self.state.history))
@@ -206,16 +214,28 @@ class Search:
         spec = self.encoding.decode(code)
         return Arch(generated_uid(spec), spec, math.nan)
 
-    def score(self, arch: Arch) -> float:
+    def score(self, arch: Arch) -> dict[str, float]:
+        """The fitness's per-arch values of ``arch`` (NaN where not defined), looked up or computed."""
         if arch.uid in self.known:
-            value = self.known[arch.uid]
-            return value if math.isfinite(value) else math.nan
-        (result,) = score_archs(self.space, [arch], [self.call], self.batches, seed=self.cfg.score_seed,
-                                device=self.device)
-        value = result.scores[self.call.label]
-        if result.errors:
-            log.debug("%s on %s: %s", self.call.label, arch.uid, result.errors[self.call.label])
-        return value if math.isfinite(value) else math.nan
+            values = self.known[arch.uid]
+        else:
+            (result,) = score_archs(self.space, [arch], list(self.per_arch.values()), self.batches,
+                                    seed=self.cfg.score_seed, device=self.device)
+            values = result.scores
+            for label, error in result.errors.items():
+                log.debug("%s on %s: %s", label, arch.uid, error)
+        return {label: float(values[label]) if math.isfinite(values[label]) else math.nan for label in self.per_arch}
+
+    def pool_scores(self, history: list[Scored]) -> np.ndarray:
+        """A pool fitness's scores of ``history``, ranked among themselves (NaN where not defined)."""
+        scores = np.asarray(self.call.proxy.pool(pd.DataFrame([s.parts for s in history])), float)
+        return np.where(np.isfinite(scores), scores, np.nan)
+
+    def rank_pool(self) -> None:
+        """Every arch's score among all scored so far (a pool fitness; a per-arch one keeps its own)."""
+        if self.call.proxy.pool and self.state.history:
+            for s, value in zip(self.state.history, self.pool_scores(self.state.history)):
+                s.score = float(value)
 
     def done(self) -> bool:
         c, s = self.cfg, self.state
@@ -230,11 +250,14 @@ class Search:
                 break
             arch = self.arch(code)
             start = time.perf_counter()
-            value = self.score(arch)
+            parts = self.score(arch)
             # a looked-up score costs what it cost its verify run, per arch on average
             seconds = self.known_seconds if arch.uid in self.known else time.perf_counter() - start
             self.state.elapsed += seconds
-            self.state.history.append(Scored(code, arch.uid, arch.spec, value, arch.accuracy, seconds))
+            pool = bool(self.call.proxy.pool)
+            self.state.history.append(Scored(code, arch.uid, arch.spec, math.nan if pool else parts[self.call.label],
+                                             arch.accuracy, seconds, parts if pool else {}))
+            self.rank_pool()
             self.strategy.observe(self.state, len(self.state.history) - 1)
             if tick:
                 tick(self.state.history[-1])
@@ -246,10 +269,16 @@ class Search:
 
     # -------------------------------------------------------------------------------- results
     def trajectory(self) -> pd.DataFrame:
-        rows, best, elapsed = [], None, 0.0
-        for i, s in enumerate(self.state.history, start=1):
+        """Per arch scored: its score (a pool fitness's: among all the search scored) and the best-so-far
+        arch (a pool fitness's: the best of the first i archs ranked among themselves, as the search saw it)."""
+        rows, best, elapsed, history = [], None, 0.0, self.state.history
+        for i, s in enumerate(history, start=1):
             elapsed += s.seconds
-            if not math.isnan(s.score) and (best is None or s.score > best.score):
+            if self.call.proxy.pool:
+                prefix = self.pool_scores(history[:i])
+                top = int(np.nanargmax(prefix)) if np.isfinite(prefix).any() else None
+                best = None if top is None else dataclasses.replace(history[top], score=float(prefix[top]))
+            elif not math.isnan(s.score) and (best is None or s.score > best.score):
                 best = s
             rows.append({"archs_scored": i, "seconds": elapsed, "uid": s.uid, "score": s.score,
                          "accuracy": s.accuracy, "best_uid": best.uid if best else None,

@@ -28,6 +28,7 @@ class Scored:
     score: float  # NaN where the proxy is not defined (never chosen as best or parent)
     accuracy: float  # NaN where the arch is not in the table
     seconds: float
+    parts: dict[str, float] = field(default_factory=dict)  # a pool fitness: the per-arch values it ranks
 
 
 @dataclass
