@@ -99,8 +99,10 @@ def test_files(cfg: EvolutionConfig, root: Path, runs: Path, n_test: int) -> dic
             subset.to_csv(f, index=False)
         # the network fitness scored: DARTS genotypes on the run's probe network (None: the space's default)
         kw = {"search_space": space, "dataset": dataset}
+        width, cells = data.size(task)  # the task's own network size, else the run's (NB-101's stem too)
+        kw.update({k: v for k, v in (("width", width), ("cells", cells)) if v is not None})
         if has_probes(space):
-            kw.update(probe=cfg.fitness.probe, width=cfg.fitness.width, cells=cfg.fitness.cells)
+            kw.update(probe=cfg.fitness.probe)
         out[str(task)] = (kw, str(path))
     return out
 
@@ -230,7 +232,7 @@ def main() -> None:
 
         for task, (kw, bench) in test_files(cfg, root, runs, args.n_test).items():
             for batch in batches:
-                tag = f"{task.replace(':', '-')}-b{batch}"
+                tag = f"{task.replace(':', '-').replace('@', '-').replace('=', '')}-b{batch}"  # @width=32: -width32
                 # the proxies and seed programs once; each winner in its own run (a new seed adds only its own)
                 summary, scores = verify(tag, kw, bench, batch, proxies, tuple(SEEDS.values()))
                 entry = {"task": task, "batch_size": batch, "n_archs": summary["n_archs"],

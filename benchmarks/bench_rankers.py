@@ -72,8 +72,8 @@ def main() -> None:
     p.add_argument("--stored_n_test", type=int, default=0,
                    help="test archs of a stored table: its permutation's last N (default 0: all but the largest k's)")
     p.add_argument("--nb101_width", type=int, default=32, help="NB-101's stem width for scored proxies (its own: 128)")
-    p.add_argument("--nb301_probe", default="swap", help="the NB-301 network scored proxies run on (swap: SWAP's "
-                   "probe network, as DARTS; none: NB-301's training network)")
+    p.add_argument("--nb301_probe", default="none", help="the NB-301 network scored proxies run on (none, the "
+                   "space's default: NB-301's training network; swap: SWAP's probe network, DARTS's default)")
     p.add_argument("--data-root", default=None)
     p.add_argument("--runs", default="results/benchmarks/rankers")
     p.add_argument("--out", default=str(RESULTS / "rankers.json"))

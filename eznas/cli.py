@@ -88,9 +88,9 @@ def verify_parser() -> argparse.ArgumentParser:
     add_flag(p, "width", type=int, default=None, help="DARTS/NASBench301/NDS initial channels, NASBench101 stem channels (NB-101: 128), >= 1 (default: the space's)")
     add_flag(p, "cells", type=int, default=None, help="DARTS/NASBench301/NDS number of cells, >= 1 (default: the space's)")
     add_flag(p, "probe", default=None, choices=list(PROBES),
-             help="DARTS, NASBench301: which network of a genotype is scored: swap (default; SWAP's probe network: no "
-             "stem, one reduction cell, width 3) or none (the standard network, stem and 8 cells: width 16 for DARTS, "
-             "NB-301's training width 32 for NASBench301); --width/--cells override its size")
+             help="DARTS, NASBench301: which network of a genotype is scored: swap (DARTS's default; SWAP's probe "
+             "network: no stem, one reduction cell, width 3) or none (the standard network, stem and 8 cells: width 16 "
+             "for DARTS; NASBench301's default, NB-301's training network at width 32); --width/--cells override its size")
     add_flag(p, "bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs, >= 1 (default 1000)")
     add_flag(p, "program", action="append", default=[], metavar="EXPR",
              help="an evolved program to score like a proxy (repeatable), e.g. 'mean_units(fro(pre_D))'")
@@ -198,12 +198,19 @@ FLAG_RANGES = {"generations": at_least(1), "test_networks": at_least(0)}  # flag
 
 
 def check_tasks(tasks: Sequence[str], where: str) -> None:
-    """Every task is SPACE:DATASET with a space and dataset evolution has data for (EznasError naming ``where``)."""
+    """Every task is SPACE:DATASET[@width=N][@cells=N] with a space and dataset evolution has data for
+    (EznasError naming ``where``)."""
+    from eznas.gp.fitness import Task
+
     valid = ", ".join(f"{s}:{d}" for s, ds in EVOLVE_DATASETS.items() for d in ds)
     if not tasks:
         raise EznasError(f"{where}: no tasks (valid: {valid})")
     for task in tasks:
-        space, _, dataset = task.partition(":")
+        space, _, dataset = task.split("@")[0].partition(":")
+        try:
+            Task.parse(task)  # its options (@width=N, @cells=N): one line naming a bad one
+        except EznasError as e:
+            raise EznasError(f"{where}: {e}") from None
         if space not in EVOLVE_DATASETS:
             raise EznasError(f"{where}: unknown space {space!r} in task {task!r}; valid tasks: {valid}")
         if (dataset or "cifar10") not in EVOLVE_DATASETS[space]:
@@ -384,7 +391,7 @@ def evolve_parser() -> argparse.ArgumentParser:
         "(EZNAS's); per task 200 selection networks (new programs are screened on 20; every 2 generations the 4 "
         "best screened ones go on to all 200), 100 validation networks, the rest for testing, split by "
         "fitness.pool_seed (not --seed); batch 16, float32 statistics; DARTS genotypes are scored on SWAP's probe "
-        "network (--probe); fitness = min over tasks of Kendall tau.",
+        "network, NASBench301's on NB-301's own (--probe); fitness = min over tasks of Kendall tau.",
     )
     add_flag(p, "space", default=None, choices=sorted(SPACE_TASKS),
              help="evolve on this space's tasks (NASBench201, NATSBenchSSS: CIFAR-10 and CIFAR-100; DARTS, NASBench301, "
@@ -392,7 +399,9 @@ def evolve_parser() -> argparse.ArgumentParser:
              "NATSBenchSSS needs its table, see README); "
              "default: NASBench201 CIFAR-10, CIFAR-100 and DARTS CIFAR-10")
     add_flag(p, "tasks", default=None, help="comma-separated SPACE:DATASET tasks, e.g. NASBench201:cifar10,DARTS:cifar10 "
-             f"(valid: {', '.join(f'{s}:{d}' for s, ds in EVOLVE_DATASETS.items() for d in ds)})")
+             f"(valid: {', '.join(f'{s}:{d}' for s, ds in EVOLVE_DATASETS.items() for d in ds)}); a task's own "
+             "network size follows it, e.g. NASBench101:cifar10@width=32 (@width=N, @cells=N: over fitness.width / "
+             "fitness.cells, for this task only; its archs and splits stay those of SPACE:DATASET)")
     add_flag(p, "generations", type=int, default=None, help="generations, >= 1 (default 10)")
     add_flag(p, "population", type=int, default=None, help="population size, >= 2 (default 50)")
     add_flag(p, "seed", type=int, default=None, help="the GP's seed, >= 0 (default 0); the networks, splits and "
@@ -409,8 +418,8 @@ def evolve_parser() -> argparse.ArgumentParser:
     add_flag(p, "data_root", default=None, help=f"data root (default ${DATA_ENV}, else ./data)")
     add_flag(p, "device", default=None, choices=("auto", "cpu", "cuda"), help="where networks are built and their statistics computed (default cpu)")
     add_flag(p, "probe", default=None, choices=list(PROBES),
-             help="which network of a DARTS or NASBench301 genotype fitness scores: swap (default; SWAP's probe "
-             "network) or none (the space's standard network)")
+             help="which network of a DARTS or NASBench301 genotype fitness scores: swap (SWAP's probe network) or "
+             "none (the space's standard network); default: each space's (DARTS swap, NASBench301 none)")
     add_flag(p, "proxy_terminals", default=None, metavar="PROXIES",
              help="comma-separated registered proxies whose scores become network-level terminals zc_<proxy> "
              "(each computed once per network at its defaults and cached), e.g. meco,synflow,az_expressivity; "
@@ -557,7 +566,7 @@ def search_parser() -> argparse.ArgumentParser:
     add_flag(p, "benchmark_path", default=None, help="ground-truth file (default: the space's under the data root)")
     add_flag(p, "data_root", default=None, help=f"data root (default ${DATA_ENV}, else ./data)")
     add_flag(p, "device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA when present")
-    add_flag(p, "probe", default=None, choices=list(PROBES), help="DARTS, NASBench301: the network scored (default swap)")
+    add_flag(p, "probe", default=None, choices=list(PROBES), help="DARTS, NASBench301: the network scored (default: the space's, DARTS swap, NASBench301 none)")
     add_flag(p, "width", type=int, default=None, help="DARTS/NASBench301 width (default: the network's)")
     add_flag(p, "cells", type=int, default=None, help="DARTS/NASBench301 cells (default: the network's)")
     add_flag(p, "scores", default=None, metavar="VERIFY_RUN",

@@ -434,18 +434,56 @@ def test_variation_rates_are_checked():
     assert EvolutionConfig(cxpb=0.5, mutpb=0.5, joinpb=0.0).joinpb == 0.0
 
 
+def test_a_cell_in_two_tasks_of_one_space_has_a_value_key_per_task(data_root):
+    from eznas.gp.fitness import FitnessData, Task
+
+    tasks = ("NASBench201:cifar10", "NASBench201:cifar100")
+    data = FitnessData(FitnessConfig(tasks=tasks, selection=4, validation=2, screen=2), None, data_root)
+    c10, c100 = (Task.parse(t) for t in tasks)
+    arch = data.networks(tasks[0])[0]
+    same_cell = data.arch(tasks[1], arch.uid)  # every cell is in each dataset's table
+    first = data.key(c10, arch)  # memoised first: it must not answer for the other dataset
+    assert data.key(c100, same_cell) != first and data.key(c10, arch) == first
+
+
+def test_a_task_can_size_its_own_networks_without_changing_its_archs(data_root):
+    from eznas.errors import EznasError
+    from eznas.gp.fitness import FitnessData, Task
+
+    assert str(Task.parse("NASBench101:cifar10@width=32")) == "NASBench101:cifar10@width=32"
+    assert Task.parse("NASBench101@cells=2@width=8") == Task("NASBench101", "cifar10", width=8, cells=2)
+    for bad in ("NASBench101:cifar10@width=0", "NASBench101:cifar10@width", "NASBench101:cifar10@width=8@width=9"):
+        with pytest.raises(EznasError, match="bad option"):
+            Task.parse(bad)
+    small = FitnessData(FitnessConfig(tasks=("NASBench101:cifar10@width=8", "DARTS:cifar10"), selection=4,
+                                      validation=2, screen=2), None, data_root)
+    plain = FitnessData(FitnessConfig(tasks=("NASBench101:cifar10", "DARTS:cifar10"), selection=4, validation=2,
+                                      screen=2), None, data_root)
+    nb101, darts = Task.parse("NASBench101:cifar10@width=8"), Task.parse("DARTS:cifar10")
+    arch = small.networks(str(nb101))[0]
+    assert [a.uid for a in small.networks(str(nb101))] == [a.uid for a in plain.networks("NASBench101:cifar10")]
+    assert small.size(nb101) == (8, None) and small.size(darts) == (None, None)  # DARTS keeps its probe's width
+    first = small._space(nb101).build(arch.spec, 10)
+    assert first.stem[0].out_channels == 8  # NB-101's stem at the task's width
+    assert small.key(nb101, arch) != plain.key(Task.parse("NASBench101:cifar10"), arch)
+    assert small.key(darts, small.networks("DARTS:cifar10")[0]) == plain.key(darts, plain.networks("DARTS:cifar10")[0])
+
+
 def test_fitness_scores_darts_genotypes_on_the_probe_network_and_keys_values_by_it(data_root):
     from eznas.gp.fitness import FitnessData, Task
 
     tasks = ("DARTS:cifar10", "NASBench301:cifar10")
     default = FitnessData(FitnessConfig(tasks=tasks, selection=4, validation=2, screen=2), None, data_root)
+    probe = FitnessData(FitnessConfig(tasks=tasks, selection=4, validation=2, screen=2, probe="swap"), None, data_root)
     standard = FitnessData(FitnessConfig(tasks=tasks, selection=4, validation=2, screen=2, probe="none"), None, data_root)
+    darts, nb301 = (Task.parse(t) for t in tasks)  # by default each space's network: DARTS the probe, NB-301 its own
+    assert default._space(darts).tag == "DARTS-probe-swap" and default._space(nb301).tag == "NASBench301"
     for text in tasks:
         task = Task.parse(text)
-        arch = default.networks(text)[0]
-        assert default._space(task).tag == f"{task.space}-probe-swap" and standard._space(task).tag == task.space
-        assert len(default._space(task).build(arch.spec, 10).cells) == 1
-        assert default.key(task, arch) != standard.key(task, arch)  # cached values of one never serve the other
+        arch = probe.networks(text)[0]
+        assert probe._space(task).tag == f"{task.space}-probe-swap" and standard._space(task).tag == task.space
+        assert len(probe._space(task).build(arch.spec, 10).cells) == 1
+        assert probe.key(task, arch) != standard.key(task, arch)  # cached values of one never serve the other
     with pytest.raises(EznasError, match="fitness.probe must be one of: swap, none"):
         FitnessConfig(probe="tiny")
 

@@ -44,9 +44,10 @@ def test_missing_accuracy_column_names_file_and_column(tmp_path):
 
 
 def test_real_table_networks_match_its_params(data_root, one_thread):
-    """On NB-301's own network (--probe none: width 32, 8 cells), params without BN's affine parameters are
-    the table's minus a constant; the default is SWAP's probe network, as DARTS."""
-    space = get_space("NASBench301", SpaceOptions(probe="none"))
+    """On NB-301's own network (--probe none, the default: width 32, 8 cells), params without BN's affine
+    parameters are the table's minus a constant; --probe swap is SWAP's probe network, DARTS's default."""
+    space = get_space("NASBench301")
+    assert space.probe == "none" and space.tag == "NASBench301" and get_space("DARTS").probe == "swap"
     path = space.default_benchmark(data_root, "cifar10")
     if not path.is_file():
         pytest.skip(f"{path} not present")
@@ -62,5 +63,5 @@ def test_real_table_networks_match_its_params(data_root, one_thread):
     gaps = [t - o for o, t in zip(ours, theirs)]
     assert max(gaps) - min(gaps) < 1e-5 and abs(gaps[0] - 0.002752) < 1e-5
     assert stats.spearmanr(ours, theirs).statistic == pytest.approx(1.0)
-    probe = get_space("NASBench301")
+    probe = get_space("NASBench301", SpaceOptions(probe="swap"))
     assert probe.tag == "NASBench301-probe-swap" and len(probe.build(archs[0].spec, 10).cells) == 1

@@ -57,23 +57,44 @@ from primitives.aggregate import ProgramFailure
 log = logging.getLogger(__name__)
 
 FLOOR = -1.0  # the fitness of an invalid program (not defined on a network, or constant scores)
-VALUES_VERSION = 2  # bump when a primitive's or a proxy terminal's numbers change: cached values then no
-# longer apply (2: az_expressivity and az_progressivity are finite on archs with a zero feature)
+VALUES_VERSION = 3  # bump when a primitive's or a proxy terminal's numbers change: cached values then no
+# longer apply (2: az_expressivity and az_progressivity are finite on archs with a zero feature; 3: the key
+# memo was per space, so a cell in two tasks of one space (NB-201 CIFAR-10 and CIFAR-100) could be stored and
+# read under the task asked first)
 SPLITS = ("selection", "validation", "test")
+
+
+TASK_OPTIONS = ("width", "cells")  # a task's own network size: ``SPACE:DATASET@width=32@cells=5``
 
 
 @dataclass(frozen=True)
 class Task:
+    """A space and a dataset; ``width`` / ``cells`` size this task's networks over ``fitness.width`` /
+    ``fitness.cells`` (e.g. ``NASBench101:cifar10@width=32`` next to DARTS on its width-3 probe network)."""
     space: str
     dataset: str
+    width: int | None = None
+    cells: int | None = None
 
     @classmethod
     def parse(cls, text: str) -> "Task":
-        space, _, dataset = text.partition(":")
-        return cls(space, dataset or "cifar10")
+        head, *options = text.split("@")
+        space, _, dataset = head.partition(":")
+        sizes: dict[str, int] = {}
+        for option in options:
+            name, _, value = option.partition("=")
+            if name not in TASK_OPTIONS or not value.isdigit() or int(value) < 1 or name in sizes:
+                raise EznasError(f"task {text!r}: bad option {option!r} (valid: @width=N, @cells=N, each once, N >= 1)")
+            sizes[name] = int(value)
+        return cls(space, dataset or "cifar10", **sizes)
+
+    @property
+    def table(self) -> str:
+        """``SPACE:DATASET``: what the splits depend on (a task's network size does not change its archs)."""
+        return f"{self.space}:{self.dataset}"
 
     def __str__(self) -> str:
-        return f"{self.space}:{self.dataset}"
+        return self.table + "".join(f"@{n}={getattr(self, n)}" for n in TASK_OPTIONS if getattr(self, n) is not None)
 
 
 @dataclass(frozen=True)
@@ -95,8 +116,8 @@ class FitnessConfig:
     device: str = "cpu"
     width: int | None = None  # DARTS/NASBench301 initial channels, NASBench101 stem (None: the space's default)
     cells: int | None = None
-    probe: str | None = "swap"  # DARTS/NASBench301 tasks: which network of a genotype (SWAP's probe network;
-    # "none": the space's standard one; None: the space's default; eznas.spaces.darts.PROBES)
+    probe: str | None = None  # DARTS/NASBench301 tasks: which network of a genotype ("swap": SWAP's probe network;
+    # "none": the space's standard one; None: each space's default, DARTS swap, NASBench301 none; PROBES)
 
     def __post_init__(self) -> None:
         checks = [("selection", self.selection >= 2, ">= 2"), ("validation", self.validation >= 2, ">= 2"),
@@ -229,7 +250,7 @@ class FitnessData:
             if need >= len(archs):
                 raise EznasError(f"task {task}: {config.selection} selection + {config.validation} validation "
                                  f"networks asked, the benchmark has {len(archs)} (some must be left for testing)")
-            rng = np.random.default_rng([config.pool_seed, zlib.crc32(str(task).encode())])
+            rng = np.random.default_rng([config.pool_seed, zlib.crc32(task.table.encode())])
             order = rng.permutation(len(archs))
             self.splits[str(task)] = {"selection": [archs[i] for i in order[:config.selection]],
                                       "validation": [archs[i] for i in order[config.selection:need]],
@@ -248,22 +269,27 @@ class FitnessData:
     def arch(self, task: str, uid: str) -> Arch:
         return self._by_uid[(task, uid)]
 
-    def _space(self, task: Task):
+    def size(self, task: Task) -> tuple[int | None, int | None]:
+        """The width and cell count of ``task``'s networks: the task's own, else the fitness config's."""
         c = self.config
-        return get_space(task.space, SpaceOptions(width=c.width, cells=c.cells,
-                                                  probe=c.probe if has_probes(task.space) else None))
+        return (c.width if task.width is None else task.width), (c.cells if task.cells is None else task.cells)
+
+    def _space(self, task: Task):
+        width, cells = self.size(task)
+        return get_space(task.space, SpaceOptions(width=width, cells=cells,
+                                                  probe=self.config.probe if has_probes(task.space) else None))
 
     def key(self, task: Task, arch: Arch) -> str:
         """The network's value-cache key: everything that changes its numbers, not which names are read."""
-        found = self._keys.get((task.space, arch.uid))
+        found = self._keys.get((str(task), arch.uid))  # per task: one uid is a cell of every dataset's table
         if found is None:
-            found = self._keys[(task.space, arch.uid)] = self._key(task, arch)
+            found = self._keys[(str(task), arch.uid)] = self._key(task, arch)
         return found
 
     def _key(self, task: Task, arch: Arch) -> str:
-        c = self.config
+        c, (width, cells) = self.config, self.size(task)
         return stats_key(kind="values", values_version=VALUES_VERSION, collector_version=COLLECTOR_VERSION,
-                         space=task.space, width=c.width, cells=c.cells, arch=arch.spec, dataset=task.dataset,
+                         space=task.space, width=width, cells=cells, arch=arch.spec, dataset=task.dataset,
                          network=self._space(task).tag,  # DARTS: which network of the genotype (its probe)
                          batch_seed=c.pool_seed, batch_size=c.batch_size, init="default",
                          init_seed=arch_seed(c.pool_seed, arch.uid),
