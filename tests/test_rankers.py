@@ -1,6 +1,8 @@
 """Learned rankers: NAR's encoding, tiers and rank loss, training, saving and loading, scoring in verify."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -88,3 +90,22 @@ def test_the_proxy_ridge_ranker_learns_a_weighted_sum_and_k_is_checked(tmp_path)
     assert np.isfinite(scored).all() and stats.kendalltau(scored, acc).statistic > 0.7
     with pytest.raises(EznasError, match=r"k = 2000 labelled archs is out of range: the labelled pool has 1000"):
         check_k(2000, 1000)
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"weights": [1.0]}, "field weights must hold 2 numbers"),
+    ({"mean": None}, "field mean must hold 2 numbers"),
+    ({"inputs": []}, "field inputs is missing"),
+    ({"space": None}, "field space is missing"),
+    ({"kind": "forest"}, "field kind is 'forest'; valid: nar, proxy_ridge"),
+    ({"extra": 1}, "field extra is not a ranker field"),
+])
+def test_a_ranker_file_missing_a_field_is_refused_naming_it(tmp_path, change, field):
+    from eznas.errors import DataError
+
+    Ranker("proxy_ridge", "NASBench201", "cifar10", ("params", "synflow"), [0.0, 0.0], [1.0, 1.0],
+           [1.0, 0.5]).save(tmp_path / "r")
+    meta = json.loads((tmp_path / "r" / "ranker.json").read_text())
+    (tmp_path / "r" / "ranker.json").write_text(json.dumps({**meta, **change}))
+    with pytest.raises(DataError, match=f"ranker.json: {field}"):
+        load_ranker(tmp_path / "r")

@@ -11,9 +11,9 @@ as a per-arch proxy (``ranker_call``: ``verify_scores.py --ranker DIR``).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -80,6 +80,37 @@ def fit_ridge(values: pd.DataFrame, accuracy: np.ndarray, alpha: float = 1.0) ->
     return mean.tolist(), std.tolist(), w.tolist()
 
 
+def check_meta(meta: Any, path: Path) -> None:
+    """A ranker.json names its kind, space and dataset, and a proxy_ridge one as many means, stds and weights
+    as inputs (a DataError naming the file and the first bad field)."""
+    def bad(name: str, why: str) -> NoReturn:
+        raise DataError(f"{path}: field {name} {why}")
+
+    if not isinstance(meta, dict):
+        bad("(top level)", "is not an object")
+    if meta.get("kind") not in KINDS:
+        bad("kind", f"is {meta.get('kind')!r}; valid: {', '.join(KINDS)}")
+    if unknown := sorted(set(meta) - {f.name for f in fields(Ranker)} - {"model"}):
+        bad(unknown[0], "is not a ranker field")
+    for name in ("space", "dataset"):
+        if not isinstance(meta.get(name), str):
+            bad(name, "is missing or not a string")
+    if not isinstance(meta.get("record", {}), dict):
+        bad("record", "is not an object")
+    if meta["kind"] == "nar":
+        if not isinstance(meta.get("record", {}).get("config"), dict):
+            bad("record.config", "is missing (a NAR ranker's model settings)")
+        return
+    inputs = meta.get("inputs")
+    if not (isinstance(inputs, list) and inputs and all(isinstance(v, str) for v in inputs)):
+        bad("inputs", "is missing or not a list of proxy names")
+    for name in ("mean", "std", "weights"):
+        value = meta.get(name)
+        if not (isinstance(value, list) and len(value) == len(inputs)
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+            bad(name, f"must hold {len(inputs)} number{'s' * (len(inputs) != 1)}, one per input")
+
+
 def load_ranker(folder: str | Path, space: str | None = None) -> Ranker:
     """A saved ranker; ``space`` (when given) must be the one it was trained on."""
     folder = Path(folder)
@@ -87,13 +118,16 @@ def load_ranker(folder: str | Path, space: str | None = None) -> Ranker:
         meta = json.loads((folder / "ranker.json").read_text())
     except (OSError, ValueError) as exc:
         raise DataError(f"--ranker {folder}: no readable ranker.json ({exc})") from None
-    if meta.get("kind") not in KINDS:
-        raise DataError(f"--ranker {folder}: unknown ranker kind {meta.get('kind')!r}; valid: {', '.join(KINDS)}")
+    check_meta(meta, folder / "ranker.json")
     if space is not None and meta["space"] != space:
         raise EznasError(f"--ranker {folder}: trained on {meta['space']}, not {space}")
     ranker = Ranker(**{k: tuple(v) if k == "inputs" else v for k, v in meta.items()})
     if ranker.kind == "nar":
-        model = nar.NARModel(nar.NARConfig(**ranker.record["config"]))
+        try:
+            model = nar.NARModel(nar.NARConfig(**ranker.record["config"]))
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"--ranker {folder / 'ranker.json'}: field record.config does not make a NAR model "
+                            f"({exc})") from None
         try:
             model.load_state_dict(torch.load(folder / "ranker.pt", weights_only=True))
         except (OSError, RuntimeError) as exc:
