@@ -206,14 +206,14 @@ def check_tasks(tasks: Sequence[str], where: str) -> None:
     if not tasks:
         raise EznasError(f"{where}: no tasks (valid: {valid})")
     for task in tasks:
-        space, _, dataset = task.split("@")[0].partition(":")
         try:
-            Task.parse(task)  # its options (@width=N, @cells=N): one line naming a bad one
+            parsed = Task.parse(task)  # its options (@width=N, @cells=N): one line naming a bad one
         except EznasError as e:
             raise EznasError(f"{where}: {e}") from None
+        space, dataset = parsed.space, parsed.dataset
         if space not in EVOLVE_DATASETS:
             raise EznasError(f"{where}: unknown space {space!r} in task {task!r}; valid tasks: {valid}")
-        if (dataset or "cifar10") not in EVOLVE_DATASETS[space]:
+        if dataset not in EVOLVE_DATASETS[space]:
             raise EznasError(f"{where}: unknown dataset {dataset!r} for {space} in task {task!r}; valid tasks: {valid}")
 
 
