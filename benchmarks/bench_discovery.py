@@ -10,8 +10,8 @@ proxy, on the same archs, batch and initialisations.
 Per seed: wall time, peak RSS of the run's process tree, the value cache's size after it, the winner (chosen
 on the validation networks) and its fitness figures. Per task and batch: Spearman / Kendall with 95% bootstrap
 CIs and seconds per arch for every winner, seed program and proxy, and each winner's per-arch Spearman
-against each of them ("equivalent" at >= 0.95). Runs go to results/benchmarks/discovery/ (the first seed starts
-from an empty value cache unless --keep-cache; the others share it, as runs on one pool do); the figures to
+against each of them ("equivalent" at >= 0.95). Runs go to results/benchmarks/discovery/ (the first run in a runs
+folder starts from an empty value cache unless --keep-cache; later ones share it, as runs on one pool do); the figures to
 benchmarks/results/discovery.json. Every part resumes: evolve runs continue from their checkpoints, verify
 runs from theirs, and finished ones are reused.
 """
@@ -202,8 +202,9 @@ def main() -> None:
     results = json.loads(out.read_text()) if out.is_file() else {}
     results.setdefault("seeds", {})
     if args.part in ("all", "evolve"):
-        if not args.keep_cache and not any((runs / f"seed{s}" / "config.json").is_file() for s in seeds):
-            shutil.rmtree(cache, ignore_errors=True)  # a cold first run: computing values is part of its cost
+        # a cold first run: computing values is part of its cost (any run already there, of any seed, keeps it)
+        if not args.keep_cache and not any(runs.glob("seed*/config.json")):
+            shutil.rmtree(cache, ignore_errors=True)
         for seed in seeds:
             run = runs / f"seed{seed}"
             entry = results["seeds"].get(str(seed))

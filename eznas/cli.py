@@ -340,9 +340,12 @@ def resumed_config(args: argparse.Namespace, run_dir: Path, saved_path: Path):  
     for name in NUMBER_FLAGS:
         if changed := changed_fields(saved, apply_flag(saved, args, name)):
             raise EznasError(f"--resume {run_dir}: --{name} would change the run's {changed[0]}; a resumed run "
-                             "keeps its settings (only --generations, --test_networks and where tasks run may change)")
+                             "keeps its settings (only --generations, --winner, --test_networks and where tasks "
+                             "run may change)")
     if args.generations is not None:  # a resumed run may run longer, and elsewhere
         saved = dataclasses.replace(saved, generations=args.generations)
+    if args.winner is not None:  # a finished run chooses its winner again, its evolution unchanged
+        saved = dataclasses.replace(saved, winner=args.winner)
     return saved
 
 
@@ -413,7 +416,7 @@ def evolve_parser() -> argparse.ArgumentParser:
     add_flag(p, "out", default=None, help="run folder (default results/evolve/<space>-s<seed>-<time>/)")
     add_flag(p, "resume", nargs="?", const="", default=None, metavar="DIR",
              help="continue the run in DIR from its checkpoint (its saved config: a flag that would change it "
-             "is an error; --generations, --test_networks and where tasks run may change); bare --resume with --out DIR: continue DIR if it holds this run, else start it "
+             "is an error; --generations, --winner, --test_networks and where tasks run may change); bare --resume with --out DIR: continue DIR if it holds this run, else start it "
              "there (what runjob.sh --requeue uses)")
     add_flag(p, "data_root", default=None, help=f"data root (default ${DATA_ENV}, else ./data)")
     add_flag(p, "device", default=None, choices=("auto", "cpu", "cuda"), help="where networks are built and their statistics computed (default cpu)")
@@ -437,7 +440,8 @@ def evolve_parser() -> argparse.ArgumentParser:
     add_flag(p, "winner", default=None, choices=("best", "novel"),
              help="the exported program: the hall of fame's best on the validation networks (best, default) or "
              "the best of those not equivalent to a seed program there (novel: every task's per-network "
-             "|Spearman| with each seed < 0.95; the best when none is)")
+             "|Spearman| with each seed < 0.95; the best when none is). With --resume DIR of a finished run: "
+             "its winner is chosen again this way, its evolution unchanged")
     add_flag(p, "cache_dir", default="results/cache/values", help="cache of network-level values, shared by "
              "runs (default results/cache/values)")
     add_flag(p, "test_networks", type=int, default=None, help="held-out archs per task for the top-3 test, >= 0 (default 100)")

@@ -111,6 +111,34 @@ def test_resume_gives_the_same_run(two_generations, data_root, cache_dir, tmp_pa
     assert {f.name: f.read_bytes() for f in split.iterdir()} == before  # a finished run is left as it is
 
 
+def test_a_finished_run_resumed_with_another_winner_chooses_it_again(two_generations, data_root, cache_dir,
+                                                                     tmp_path, capsys):
+    """--resume DIR --winner novel on a finished run: the same evolution (checkpoint and logbook untouched),
+    the winner chosen again among the new programs, and config.json saying so; resumed again, nothing moves."""
+    out, _ = two_generations
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in out.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    argv = ["--quiet", "--resume", str(copy), "--cache_dir", str(cache_dir), "--test_networks", "8", "--workers", "1"]
+    assert evolve_main([*argv, "--winner", "novel"]) == 0, capsys.readouterr().err
+    assert (copy / "logbook.csv").read_bytes() == (out / "logbook.csv").read_bytes()
+    was, now = (pickle.loads((d / "checkpoint.pkl").read_bytes()) for d in (out, copy))
+    assert now.pop("config")["winner"] == "novel" and was.pop("config")["winner"] == "best"
+    assert now.keys() == was.keys() and all(repr(now[k]) == repr(was[k]) for k in now)  # repr: NaN != NaN
+    best, novel = (json.loads((d / "hall_of_fame.json").read_text()) for d in (out, copy))
+    assert json.loads((out / "config.json").read_text())["winner"] == "best"
+    assert json.loads((copy / "config.json").read_text())["winner"] == "novel"
+    assert best[0]["validation_fitness"] == max(r["validation_fitness"] for r in best)
+    assert novel[0]["novel"] and novel[0]["exported"] in (copy / "best_proxy.py").read_text()
+    assert set(pd.read_csv(copy / "test_scores.csv").program) == {r["exported"] for r in novel[:3]}
+    before = {f.name: f.read_bytes() for f in copy.iterdir()}
+    assert evolve_main(argv) == 0  # the run's own winner setting now: a finished run, left as it is
+    assert {f.name: f.read_bytes() for f in copy.iterdir()} == before
+    assert evolve_main([*argv, "--winner", "best"]) == 0  # and back
+    assert (copy / "hall_of_fame.json").read_text() == (out / "hall_of_fame.json").read_text()
+
+
 def test_a_warm_value_cache_does_not_change_the_result(two_generations, data_root, cache_dir, tmp_path):
     out, _ = two_generations  # the cache now holds every value that run computed
     run_evolution(tiny(data_root), tmp_path / "warm", cache_dir=cache_dir, test_networks=8)

@@ -92,7 +92,7 @@ class EvolutionConfig:
                              f"{', '.join(f'{k}={v}' for k, v in rates.items())}")
 
 
-RESUMABLE_CHANGES = ("generations", "parallel")  # the settings a resumed run may change
+RESUMABLE_CHANGES = ("generations", "parallel", "winner")  # the settings a resumed run may change (winner: chosen again)
 BEFORE = {"blend_parts": 0, "winner": "best", "pool_ops": False}  # what a run made before a setting existed used (not its default)
 
 
@@ -370,8 +370,8 @@ class Evolution:
         if blob.get("language") != language(self.pset):
             raise DataError(f"checkpoint {path} was made with another primitive language (primitives or terminals "
                             "differ from this version of eznas); start a new run or use the eznas it was made with")
-        saved, now = _jsonable(blob["config"]), _jsonable(asdict(self.cfg))
-        default = {**_jsonable(asdict(EvolutionConfig())), **BEFORE}  # a setting newer than the checkpoint
+        saved, now = jsonable(blob["config"]), jsonable(asdict(self.cfg))
+        default = {**jsonable(asdict(EvolutionConfig())), **BEFORE}  # a setting newer than the checkpoint
         diff = sorted(k for k in set(saved) | set(now)
                       if k not in RESUMABLE_CHANGES and saved.get(k, default.get(k)) != now.get(k))
         if diff:
@@ -478,7 +478,7 @@ def distinct(individuals: Sequence[Individual], memo: dict[str, Evaluation]) -> 
     return [ind for ind in individuals if id(ind) in chosen]
 
 
-def _jsonable(obj):  # tuples and lists compare equal after a JSON-like normalisation
+def jsonable(obj):  # tuples and lists compare equal after a JSON-like normalisation
     import json
 
     return json.loads(json.dumps(obj, default=str))

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from eznas.data import resolve_data_root
-from eznas.errors import EznasError
-from eznas.gp.evolution import Evolution, EvolutionConfig, State
+from eznas.errors import DataError, EznasError
+from eznas.gp.evolution import BEFORE, Evolution, EvolutionConfig, State, jsonable
 from eznas.gp.export import export_source
 from eznas.gp.fitness import FitnessData, ValueCache, program_scores
 from eznas.gp.program import parse_program
@@ -28,7 +28,8 @@ def run_evolution(cfg: EvolutionConfig, out: Path, *, resume: bool = False, cach
                   test_networks: int = 100, progress: Callable[[str, int], Callable[[], None]] | None = None,
                   on_generation: Callable[[State], None] | None = None) -> dict[str, Any]:
     """Evolve into ``out`` (or continue the run there), choose the winner on the validation networks, then
-    test the top 3 on ``test_networks`` test networks per task. A finished run resumed is returned as it is."""
+    test the top 3 on ``test_networks`` test networks per task. A finished run resumed is returned as it is,
+    unless ``cfg.winner`` differs from its own: then its winner is chosen again (and tested and exported)."""
     out = Path(out)
     config_path = out / "config.json"
     if resume and not config_path.is_file():
@@ -36,6 +37,7 @@ def run_evolution(cfg: EvolutionConfig, out: Path, *, resume: bool = False, cach
     data_root = resolve_data_root(cfg.fitness.data_root)
     data = FitnessData(cfg.fitness, ValueCache(cache_dir or Path("results") / "cache" / "values"), data_root)
     out.mkdir(parents=True, exist_ok=True)
+    saved = _saved_config(config_path) if resume else {}
     if not resume or not (out / "checkpoint.pkl").exists():
         write_json(config_path, dataclasses.asdict(cfg))
     tick = (lambda what: (lambda n: progress(what, n))) if progress else (lambda what: None)
@@ -45,9 +47,15 @@ def run_evolution(cfg: EvolutionConfig, out: Path, *, resume: bool = False, cach
         state = evolution.load() if resume and evolution.checkpoint_path.exists() else None
         if resume and state is None:  # killed before its first checkpoint: nothing to continue, start it again
             log.info("%s has no checkpoint yet: starting the run from generation 0", out)
-        if state is not None and state.generation >= cfg.generations and (finished := _finished(out)) is not None:
+        rechoose = state is not None and saved.get("winner", BEFORE["winner"]) != cfg.winner
+        if state is not None and state.generation >= cfg.generations and not rechoose \
+                and (finished := _finished(out)) is not None:
             log.info("%s holds this run, finished: nothing to do", out)
             return finished
+        if state is not None and jsonable(saved) != jsonable(dataclasses.asdict(cfg)):
+            write_json(config_path, dataclasses.asdict(cfg))  # the settings its outputs will have been made with
+        if rechoose:
+            log.info("%s: choosing the winner again (%s, was %s)", out, cfg.winner, saved.get("winner", "best"))
         state = evolution.run(state, on_generation)
         ranked = evolution.validate(state)
         best = ranked[:3]
@@ -57,6 +65,16 @@ def run_evolution(cfg: EvolutionConfig, out: Path, *, resume: bool = False, cach
     plot_evolution(out / "evolution.png", pd.DataFrame(list(state.logbook)))
     write_best_proxy(out / "best_proxy.py", best[0], cfg)
     return {"run_dir": str(out), "best": best, "test": tests.to_dict("records")}
+
+
+def _saved_config(path: Path) -> dict[str, Any]:
+    """The run folder's config.json as saved (empty when it has none yet)."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except ValueError as exc:
+        raise DataError(f"{path} is not valid JSON ({exc})") from None
 
 
 def _finished(out: Path) -> dict[str, Any] | None:
