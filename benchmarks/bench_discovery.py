@@ -9,8 +9,9 @@ proxy, on the same archs, batch and initialisations.
 
 Per seed: wall time, peak RSS of the run's process tree, the value cache's size after it, the winner (chosen
 on the validation networks) and its fitness figures. Per task and batch: Spearman / Kendall with 95% bootstrap
-CIs and seconds per arch for every winner, seed program and proxy, and each winner's per-arch Spearman
-against each of them ("equivalent" at >= 0.95). Runs go to results/benchmarks/discovery/ (the first run in a runs
+CIs and seconds per arch for every winner, seed program and proxy, each winner's per-arch Spearman
+against each of them ("equivalent" at >= 0.95), and its Spearman minus the best registered proxy's with a
+paired bootstrap CI (both on the same resamples). Runs go to results/benchmarks/discovery/ (the first run in a runs
 folder starts from an empty value cache unless --keep-cache; later ones share it, as runs on one pool do); the figures to
 benchmarks/results/discovery.json. Every part resumes: evolve runs continue from their checkpoints, verify
 runs from theirs, and finished ones are reused.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import pickle
 import shutil
 import subprocess
@@ -36,6 +38,7 @@ from eznas.gp.evolution import EvolutionConfig
 from eznas.gp.fitness import FitnessData
 from eznas.gp.seeds import SEEDS
 from eznas.io import atomic_open, write_bytes, write_json
+from eznas.metrics import paired_difference_ci
 from eznas.proxies import list_proxies
 from eznas.spaces.darts import has_probes
 from eznas.spaces.nb201 import UID_COLUMN
@@ -116,6 +119,15 @@ def agreement(scores: pd.DataFrame, winner: str, others: list[str]) -> dict[str,
     return out
 
 
+def paired(scores: pd.DataFrame, winner: str, measured: dict[str, dict]) -> dict:
+    """The winner's Spearman minus the best registered proxy's on these archs, with a paired bootstrap CI."""
+    registered = [n for n in measured if n in set(list_proxies()) and math.isfinite(measured[n]["spearman"])]
+    if not registered:
+        return {}
+    best = max(registered, key=lambda n: measured[n]["spearman"])
+    return {"vs": best, **paired_difference_ci(scores[winner], scores[best], scores["accuracy"])}
+
+
 def record(out: Path, section: str, key: str, value: dict) -> dict:
     """Set ``section[key]`` in the JSON at ``out`` as it is now (another part may have written it since this
     one started) and return the whole file's content."""
@@ -156,12 +168,13 @@ def markdown(results: dict) -> str:
     for name in rows:
         lines.append(f"| {label(name)} | " + " | ".join(cell(results["test"][t]["proxies"].get(name)) for t in tags) + " |")
     lines += ["", "| seed | most similar per arch (Spearman), per task | equivalent (>= 0.95) to | beats the best proxy "
-              "on every task | CIs apart on | rho targets met |", "|---|---|---|---|---|---|"]
+              "on every task | CIs apart on | rho minus the best proxy's [paired 95% CI], per task | rho targets met |",
+              "|---|---|---|---|---|---|---|"]
     for s, w in winners.items():
         if any(w not in results["test"][t]["proxies"] for t in tags):
-            lines.append(f"| {s} | not tested yet (--part test --seeds {s}) | | | | |")
+            lines.append(f"| {s} | not tested yet (--part test --seeds {s}) | | | | | |")
             continue
-        similar, equivalent, beats, apart, met = [], set(), True, [], []
+        similar, equivalent, beats, apart, met, diffs = [], set(), True, [], [], []
         for t in tags:
             entry = results["test"][t]
             agree = entry["agreement"].get(s, {})
@@ -174,10 +187,13 @@ def markdown(results: dict) -> str:
             beats &= mine["spearman"] > best["spearman"]
             if mine["ci95"]["spearman"][0] > best["ci95"]["spearman"][1]:
                 apart.append(entry["task"])
+            if d := entry.get("paired", {}).get(s):
+                diffs.append(f"{d['diff']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] vs {label(d['vs'])}")
             if mine["spearman"] >= TARGETS.get(entry["task"], 1.0):
                 met.append(entry["task"])
         lines.append(f"| {s} | {'; '.join(similar)} | {', '.join(sorted(equivalent)) or 'none'} | "
-                     f"{'yes' if beats else 'no'} | {', '.join(apart) or 'none'} | {', '.join(met) or 'none'} |")
+                     f"{'yes' if beats else 'no'} | {', '.join(apart) or 'none'} | {'; '.join(diffs) or '—'} | "
+                     f"{', '.join(met) or 'none'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -244,6 +260,7 @@ def main() -> None:
                     both = scores.merge(own[["uid", w]], on="uid", suffixes=("", " (winner)"))
                     column = w if w not in scores.columns else f"{w} (winner)"
                     entry["agreement"][str(s)] = agreement(both, column, [c for c in summary["proxies"] if c != w])
+                    entry.setdefault("paired", {})[str(s)] = paired(both, column, summary["proxies"])
                 print(f"--- {tag}: {summary['n_archs']} archs")
                 for name, m in entry["proxies"].items():
                     print(result_line(name, m))

@@ -299,12 +299,23 @@ def check_run_folder(cfg: VerifyConfig, out: Path, resume: bool) -> dict[str, An
     now = settings(cfg)
     before = {**{k: v for k, v in settings(VerifyConfig(search_space=cfg.search_space)).items() if k in now},
               **LEGACY.get(cfg.search_space, {}), **before}  # a field added since that run: what it used
-    if changed := [k for k in [*now, *(k for k in before if k not in now)] if before.get(k) != now.get(k)]:
+    if changed := [k for k in [*now, *(k for k in before if k not in now)] if not _same(k, before.get(k), now.get(k))]:
         k = changed[0]
         raise EznasError(f"--resume {out}: {flag(k)} differs from the run's ({k}: {before.get(k)!r} there, "
                          f"{now.get(k)!r} now); a resumed run keeps its settings (only "
                          f"{' and '.join(flag(f) for f in NOT_NUMBERS if f != 'out')} may change)")
     return saved if source.name == "summary.json" else None
+
+
+def _same(key: str, before: Any, now: Any) -> bool:
+    """One setting unchanged; a file or folder given once relative and once absolute is the same one."""
+    if before == now:
+        return True
+    return key in PATH_SETTINGS and isinstance(before, str) and isinstance(now, str) \
+        and Path(before).resolve() == Path(now).resolve()
+
+
+PATH_SETTINGS = ("benchmark_path", "data_root")
 
 
 class Partial:

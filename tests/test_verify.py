@@ -164,6 +164,9 @@ def test_resume_after_a_kill_scores_only_the_rest_and_matches(data_root, tmp_pat
     scored.clear()  # finished: --resume again scores nothing and reports the same figures
     code, out, _ = run([*common, "--out", str(part), "--resume"], capsys)
     assert code == 0 and scored == [] and "proxy=synflow" in out
+    monkeypatch.chdir(data_root.parent)  # the same data root named relative to here: the same run
+    code, out, err = run([*common[:1], data_root.name, *common[2:], "--out", str(part), "--resume"], capsys)
+    assert code == 0 and scored == [] and "proxy=synflow" in out, err
     assert run([*common, "--resume"], capsys)[2].count("--resume needs --out") == 1
 
 
@@ -345,3 +348,26 @@ def test_write_results_writes_the_json_and_its_table_beside_it(tmp_path):
     assert write_results(tmp_path / "bench.json", {"rows": [1]}, "| a |\n") == "| a |\n"
     assert json.loads((tmp_path / "bench.json").read_text()) == {"rows": [1]}
     assert (tmp_path / "bench.md").read_text() == "| a |\n"
+
+
+def test_paired_difference_ci_is_narrower_than_two_intervals_and_signs_the_better_ranking():
+    """Two rankings that share most of their errors: the paired interval of their difference excludes 0
+    where the two separate intervals overlap; swapped, the difference changes sign; too few archs: NaN."""
+    import numpy as np
+
+    from eznas.metrics import bootstrap_ci, correlations, paired_difference_ci
+
+    rng = np.random.default_rng(0)
+    acc = rng.normal(size=300)
+    shared = rng.normal(size=300)  # the errors both rankings make
+    good = acc + 0.6 * shared + 0.2 * rng.normal(size=300)
+    worse = acc + 0.6 * shared + 0.45 * rng.normal(size=300)
+    d = paired_difference_ci(good, worse, acc)
+    assert d["n"] == 300 and d["diff"] == pytest.approx(correlations(good, acc)["spearman"] - correlations(worse, acc)["spearman"])
+    assert 0 < d["ci"][0] < d["diff"] < d["ci"][1]
+    a, b = bootstrap_ci(good, acc)["spearman"], bootstrap_ci(worse, acc)["spearman"]
+    assert a[0] < b[1]  # the separate intervals overlap: only the paired one tells them apart
+    r = paired_difference_ci(worse, good, acc)
+    assert r["diff"] == pytest.approx(-d["diff"]) and r["ci"][1] < 0
+    worse[:298] = np.inf  # non-finite scores are left out, for both rankings
+    assert paired_difference_ci(good, worse, acc)["n"] == 2 and np.isnan(paired_difference_ci(good, worse, acc)["diff"])
