@@ -6,6 +6,7 @@ proxy, on the same archs, batch and initialisations.
     python benchmarks/bench_discovery.py --part evolve         # only the runs (wall time, peak RSS, cache size)
     python benchmarks/bench_discovery.py --part proxies --n_test 200   # the proxies' side of the test, while runs go on
     python benchmarks/bench_discovery.py --part test --n_test 200      # then the winners (reuses the proxies' runs)
+    python benchmarks/bench_discovery.py --part test --runs OTHER --proxies-from RUNS   # other winners, same archs
 
 Per seed: wall time, peak RSS of the run's process tree, the value cache's size after it, the winner (chosen
 on the validation networks) and its fitness figures. Per task and batch: Spearman / Kendall with 95% bootstrap
@@ -210,6 +211,10 @@ def main() -> None:
     p.add_argument("--evolve-args", default="", help="extra evolve.py flags (e.g. '--workers 2')")
     p.add_argument("--data-root", default=None)
     p.add_argument("--runs", default="results/benchmarks/discovery")
+    p.add_argument("--proxies-from", default=None, metavar="RUNS",
+                   help="test part: take the test files and the proxies' and seed programs' verify runs from this "
+                   "runs folder (another benchmark's on the same pool, tasks and --n_test: nothing is scored "
+                   "twice); the winners' runs stay in --runs")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "discovery.json"))
     args = p.parse_args()
     root, runs, out = resolve_data_root(args.data_root), Path(args.runs), Path(args.out)
@@ -240,22 +245,25 @@ def main() -> None:
         proxies = tuple(args.proxies.split(","))
         batches = [int(b) for b in args.batches.split(",")] if args.batches else sorted({16, cfg.fitness.batch_size})
 
-        def verify(tag: str, kw: dict, bench: str, batch: int, proxies: tuple, programs: tuple) -> tuple[dict, pd.DataFrame]:
+        shared = Path(args.proxies_from) if args.proxies_from else runs  # the proxies' side of the test
+
+        def verify(where: Path, tag: str, kw: dict, bench: str, batch: int, proxies: tuple,
+                   programs: tuple) -> tuple[dict, pd.DataFrame]:
             vcfg = VerifyConfig(**kw, batch_size=batch, seed=cfg.fitness.pool_seed, proxies=proxies,
                                 programs=programs, benchmark_path=bench, n_samples=-1, data_root=str(root),
-                                out=str(runs / "verify" / tag), results_csv=str(runs / "all_tests.csv"))
+                                out=str(where / "verify" / tag), results_csv=str(where / "all_tests.csv"))
             summary = run_verify(vcfg, resume=True)  # a finished run is reused, an unfinished one resumed
-            return summary, pd.read_csv(runs / "verify" / tag / "scores.csv")
+            return summary, pd.read_csv(where / "verify" / tag / "scores.csv")
 
-        for task, (kw, bench) in test_files(cfg, root, runs, args.n_test).items():
+        for task, (kw, bench) in test_files(cfg, root, shared, args.n_test).items():
             for batch in batches:
                 tag = f"{task.replace(':', '-').replace('@', '-').replace('=', '')}-b{batch}"  # @width=32: -width32
                 # the proxies and seed programs once; each winner in its own run (a new seed adds only its own)
-                summary, scores = verify(tag, kw, bench, batch, proxies, tuple(SEEDS.values()))
+                summary, scores = verify(shared, tag, kw, bench, batch, proxies, tuple(SEEDS.values()))
                 entry = {"task": task, "batch_size": batch, "n_archs": summary["n_archs"],
                          "proxies": dict(summary["proxies"]), "agreement": {}}
                 for s, w in winners.items():
-                    mine, own = verify(f"{tag}-seed{s}", kw, bench, batch, (), (w,))
+                    mine, own = verify(runs, f"{tag}-seed{s}", kw, bench, batch, (), (w,))
                     entry["proxies"][w] = mine["proxies"][w]
                     both = scores.merge(own[["uid", w]], on="uid", suffixes=("", " (winner)"))
                     column = w if w not in scores.columns else f"{w} (winner)"
