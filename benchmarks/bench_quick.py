@@ -17,6 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eznas.io import write_bytes, write_json  # noqa: E402
+from eznas.report import merge_rows  # noqa: E402
 
 SETTINGS = {"default": [], "features_only": ["--proxy_terminals", "none", "--blend", "0"],
             "other_terminals": ["--proxy_terminals", "meco,synflow,naswot"]}
@@ -50,8 +51,10 @@ def main() -> None:
     names = [s.strip() for s in args.settings.split(",") if s.strip()]
     if unknown := [n for n in names if n not in SETTINGS]:
         raise SystemExit(f"unknown setting {unknown[0]!r}; valid: {', '.join(SETTINGS)}")
-    results = [run(n, SETTINGS[n], args.data_root) for n in names]
     out = Path(args.out)
+    before = json.loads(out.with_suffix(".json").read_text())["runs"] if out.with_suffix(".json").is_file() else []
+    # a setting measured now replaces its row; the others are kept
+    results = merge_rows(before, [run(n, SETTINGS[n], args.data_root) for n in names], key=lambda r: (r["setting"],))
     write_json(out.with_suffix(".json"), {"runs": results})
     lines = ["| setting | command | wall s | every output file | winner | validation |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['setting']} | `{r['command']}` | {r['wall_seconds']:.0f} | {all(r['outputs'].values())} "

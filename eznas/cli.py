@@ -438,9 +438,9 @@ def evolve_parser() -> argparse.ArgumentParser:
              "combines its scores); a winner with net_rank is a pool program: it scores a pool of networks "
              "(verify_scores.py --program, best_proxy.score_pool). off: per-network programs only")
     add_flag(p, "winner", default=None, choices=("best", "novel"),
-             help="the exported program: the hall of fame's best on the validation networks (best, default) or "
-             "the best of those not equivalent to a seed program there (novel: every task's per-network "
-             "|Spearman| with each seed < 0.95; the best when none is). With --resume DIR of a finished run: "
+             help="the exported program: the best on the validation networks of those not equivalent to a seed "
+             "program there (novel, default: every task's per-network |Spearman| with each seed < 0.95; the "
+             "best when none is within 0.05 of its validation fitness), or the hall of fame's best there (best). With --resume DIR of a finished run: "
              "its winner is chosen again this way, its evolution unchanged")
     add_flag(p, "cache_dir", default="results/cache/values", help="cache of network-level values, shared by "
              "runs (default results/cache/values)")

@@ -112,9 +112,10 @@ def test_resume_gives_the_same_run(two_generations, data_root, cache_dir, tmp_pa
 
 
 def test_a_finished_run_resumed_with_another_winner_chooses_it_again(two_generations, data_root, cache_dir,
-                                                                     tmp_path, capsys):
+                                                                     tmp_path, capsys, monkeypatch):
     """--resume DIR --winner novel on a finished run: the same evolution (checkpoint and logbook untouched),
     the winner chosen again among the new programs, and config.json saying so; resumed again, nothing moves."""
+    monkeypatch.setattr("eznas.gp.evolution.NOVEL_MARGIN", 2.0)  # any new program may win (tiny runs' are poor)
     out, _ = two_generations
     copy = tmp_path / "copy"
     copy.mkdir()
@@ -531,8 +532,8 @@ def test_nb101_is_a_fitness_task_whose_programs_see_every_conv(data_root, one_th
 
 
 def test_hall_of_fame_records_the_most_similar_seed_and_winner_novel_exports_a_new_program(data_root, cache_dir,
-                                                                                          tmp_path):
-    from eznas.gp.evolution import NOVEL, most_similar
+                                                                                          tmp_path, monkeypatch):
+    from eznas.gp.evolution import NOVEL, NOVEL_MARGIN, most_similar
 
     assert most_similar({"t": [1.0, 2.0, 3.0, 4.0]}, {"a": {"t": [4.0, 3.0, 2.0, 1.0]}, "b": {"t": [1, 3, 2, 4]}}) == \
         {"seed": "a", "spearman": 1.0, "task": "t"}  # a reversed ranking is the same ranking
@@ -540,6 +541,13 @@ def test_hall_of_fame_records_the_most_similar_seed_and_winner_novel_exports_a_n
     cfg = tiny(data_root, generations=0, winner="novel")
     evo = Evolution(cfg, tmp_path / "run", FitnessData(cfg.fitness, ValueCache(cache_dir), data_root))
     state = evo.run()
+    rows = evo.validate(state)  # a new program wins only within NOVEL_MARGIN of the best fitness, else the best
+    top = max(r["validation_fitness"] for r in rows)
+    near = [r for r in rows if r["novel"] and r["validation_fitness"] >= top - NOVEL_MARGIN]
+    assert rows[0] == (max(near, key=lambda r: r["validation_fitness"]) if near else
+                       next(r for r in rows if r["validation_fitness"] == top))
+    assert any(r["novel"] and r["validation_fitness"] < top - NOVEL_MARGIN for r in rows)  # here: the best exported
+    monkeypatch.setattr("eznas.gp.evolution.NOVEL_MARGIN", 2.0)  # fitness in [-1, 1]: any new program may win
     rows = evo.validate(state)
     assert all(("most_similar_seed" in r and r["novel"] == (r["most_similar_seed"] is None
                                                           or r["most_similar_seed"]["spearman"] < NOVEL)) for r in rows)

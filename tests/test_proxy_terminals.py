@@ -93,8 +93,9 @@ def test_the_default_run_blends_with_its_proxy_terminals(data_root, cache_dir, t
     from eznas.gp.run import run_evolution
 
     default = EvolutionConfig()
-    assert default.features == FEATURES + PROXY_TERMINALS and default.blend_parts == 6
-    cfg = tiny(data_root, features=default.features, blend_parts=default.blend_parts, population=10)  # 9 seeds
+    assert default.features == FEATURES + PROXY_TERMINALS and default.blend_parts == 6 and default.winner == "novel"
+    cfg = tiny(data_root, features=default.features, blend_parts=default.blend_parts, winner=default.winner,
+               population=10)  # 9 seeds
     out = tmp_path / "run"
     run_evolution(cfg, out, cache_dir=cache_dir, test_networks=2)
     for name in ("config.json", "logbook.csv", "hall_of_fame.json", "checkpoint.pkl", "best_proxy.py", "test_scores.csv"):
@@ -103,6 +104,8 @@ def test_the_default_run_blends_with_its_proxy_terminals(data_root, cache_dir, t
     assert all(memo[t]["stage"] == "full" for t in PROXY_TERMINALS)
     blends = [t for t, e in memo.items() if t.startswith("net_add(net_log(") and e["stage"] == "full"]
     assert blends and any(any(z in t for z in PROXY_TERMINALS) for t in blends)
+    hall = json.loads((out / "hall_of_fame.json").read_text())  # the winner: new where any program is
+    assert hall[0]["novel"] or not any(r["novel"] for r in hall)
 
 
 @pytest.mark.parametrize("names, message", [

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_VERSION = 2  # 2: network-level language, (stage, fitness) ranks, validation
 WINNERS = ("best", "novel")
 NOVEL = 0.95  # per-network |Spearman| with a seed program below which a program counts as new (bench_discovery's)
+NOVEL_MARGIN = 0.05  # winner "novel": a new program wins only within this much validation fitness of the best
 # the default proxy terminals: with blends, the setting that won the discovery benchmark (README, Discovery)
 PROXY_TERMINALS = ("zc_az_expressivity", "zc_az_progressivity", "zc_synflow")
 
@@ -66,8 +67,8 @@ class EvolutionConfig:
     pool_ops: bool = True  # the language has pool-level ops (net_rank: log(rank / m) among the networks scored
     # together), and blends are rank blends too (AZ-NAS-style weighted sums of log ranks); the exported
     # program is then a pool program where it has one (it scores a pool of networks, as AZ-NAS does)
-    winner: str = "best"  # the exported program: the best on the validation networks, or "novel": the best
-    # of those not equivalent (per-network Spearman >= NOVEL on a task's validation networks) to a seed program
+    winner: str = "novel"  # the exported program: "novel", the best on the validation networks of those not
+    # equivalent (per-network Spearman >= NOVEL on a task's validation networks) to a seed program, or "best"
     seed: int = 0
     seed_programs: tuple[str, ...] = tuple(SEEDS)  # names in eznas.gp.seeds.SEEDS
     terminals: tuple[str, ...] = NAMES
@@ -314,11 +315,15 @@ class Evolution:
                          "validation_per_task": valid.per_task, "validation_failures": ev.failures,
                          "most_similar_seed": similar, "novel": similar is None or similar["spearman"] < NOVEL,
                          "hall_of_fame": i < len(state.hall_of_fame)})
-        # stable: ties keep the hall of fame's order; "novel": the new programs first
-        rows.sort(key=lambda r: (self.cfg.winner == "novel" and r["novel"], r["validation_fitness"]), reverse=True)
-        if self.cfg.winner == "novel" and not rows[0]["novel"]:
-            log.warning("winner novel: every program validated is equivalent to a seed on the validation "
-                        "networks; the best one is exported")
+        # stable: ties keep the hall of fame's order; "novel": the new programs first, unless the best of them
+        # trails the best program by more than NOVEL_MARGIN (a new but poor program is no discovery)
+        best = max(r["validation_fitness"] for r in rows)
+        novel = self.cfg.winner == "novel" and any(r["novel"] and r["validation_fitness"] >= best - NOVEL_MARGIN
+                                                   for r in rows)
+        rows.sort(key=lambda r: (novel and r["novel"], r["validation_fitness"]), reverse=True)
+        if self.cfg.winner == "novel" and not novel:
+            log.warning("winner novel: no program validated is new on the validation networks within %.2f of the "
+                        "best one's fitness; the best one is exported", NOVEL_MARGIN)
         write_json(self.out / "hall_of_fame.json", rows)
         log.info("hall of fame on the validation networks: winner %.4f %s", rows[0]["validation_fitness"],
                  rows[0]["exported"])
