@@ -145,6 +145,7 @@ def test_a_worker_killed_mid_generation_loses_nothing(two_generations, dask_clus
 TINY_TOML = """population = 8
 features = ["params", "flops", "n_units", "depth"]
 blend_parts = 0
+winner = "best"
 offspring = 8
 generations = 2
 elites = 2
