@@ -369,10 +369,13 @@ def evolve_setup(args: argparse.Namespace):  # noqa: ANN201 - (EvolutionConfig, 
     run_dir = Path(args.out) if args.out else Path("results") / "evolve" / f"{label}-s{cfg.seed}-{stamp}"
     has_run = (run_dir / "checkpoint.pkl").exists()
     if args.resume == "":  # continue --out if it holds a run: these flags must give its config
-        if has_run and (changed := changed_fields(resumed_config(args, run_dir, run_dir / "config.json"), cfg)):
-            raise EznasError(f"--resume: the flags differ from the run in {run_dir}: {changed[0]}; "
-                             f"resume it with the flags it was started with (or --resume {run_dir}), or choose "
-                             "another --out")
+        if has_run:
+            saved = resumed_config(args, run_dir, run_dir / "config.json")
+            if changed := changed_fields(saved, cfg):
+                raise EznasError(f"--resume: the flags differ from the run in {run_dir}: {changed[0]}; "
+                                 f"resume it with the flags it was started with (or --resume {run_dir}), or "
+                                 "choose another --out")
+            cfg = dataclasses.replace(cfg, winner=saved.winner)  # its own, or --winner's (a requeue keeps it)
         return cfg, run_dir, (run_dir / "config.json").is_file()
     if has_run:
         raise EznasError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")

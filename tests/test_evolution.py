@@ -138,6 +138,14 @@ def test_a_finished_run_resumed_with_another_winner_chooses_it_again(two_generat
     assert {f.name: f.read_bytes() for f in copy.iterdir()} == before
     assert evolve_main([*argv, "--winner", "best"]) == 0  # and back
     assert (copy / "hall_of_fame.json").read_text() == (out / "hall_of_fame.json").read_text()
+    # a bare --resume with --out (a requeued job) keeps the run's winner unless --winner is given
+    import eznas.cli as cli
+
+    saved = from_dict(EvolutionConfig, json.loads((copy / "config.json").read_text()), "config")
+    monkeypatch.setattr(cli, "new_run_config", lambda args: dataclasses.replace(saved, winner="novel"))
+    for flags, winner in (([], "best"), (["--winner", "novel"], "novel")):
+        cfg, run_dir, resumed = cli.evolve_setup(cli.evolve_parser().parse_args(["--out", str(copy), "--resume", *flags]))
+        assert (cfg.winner, run_dir, resumed) == (winner, copy, True)
 
 
 def test_a_warm_value_cache_does_not_change_the_result(two_generations, data_root, cache_dir, tmp_path):
