@@ -122,7 +122,8 @@ def agreement(scores: pd.DataFrame, winner: str, others: list[str]) -> dict[str,
 
 def paired(scores: pd.DataFrame, winner: str, measured: dict[str, dict]) -> dict:
     """The winner's Spearman minus the best registered proxy's on these archs, with a paired bootstrap CI."""
-    registered = [n for n in measured if n in set(list_proxies()) and math.isfinite(measured[n]["spearman"])]
+    proxies = set(list_proxies())
+    registered = [n for n in measured if n in proxies and math.isfinite(measured[n]["spearman"])]
     if not registered:
         return {}
     best = max(registered, key=lambda n: measured[n]["spearman"])

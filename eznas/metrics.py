@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any, Callable
 
 import numpy as np
 from scipy import stats
@@ -27,16 +28,23 @@ def bootstrap_ci(
     s, a = np.asarray(scores, float), np.asarray(accuracy, float)
     if len(s) < 3:
         return {"spearman": [float("nan")] * 2, "kendall": [float("nan")] * 2}
+    both = _resampled(lambda i: (stats.spearmanr(s[i], a[i]).statistic, stats.kendalltau(s[i], a[i]).statistic),
+                      len(s), n_boot, seed)
+    return {"spearman": _interval(both[:, 0], level), "kendall": _interval(both[:, 1], level)}
+
+
+def _resampled(statistic: Callable[[np.ndarray], Any], n: int, n_boot: int, seed: int) -> np.ndarray:
+    """``statistic(i)`` on ``n_boot`` bootstrap resamples ``i`` (indices into n items), one row each; a
+    resample may be constant: its NaN is left for ``_interval`` to drop."""
     rng = np.random.default_rng(seed)
-    rho, tau = np.empty(n_boot), np.empty(n_boot)
-    with warnings.catch_warnings():  # a resample may be constant: its NaN is dropped below
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.ConstantInputWarning)
-        for b in range(n_boot):
-            i = rng.integers(0, len(s), len(s))
-            rho[b] = stats.spearmanr(s[i], a[i]).statistic
-            tau[b] = stats.kendalltau(s[i], a[i]).statistic
-    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
-    return {"spearman": np.nanpercentile(rho, q).tolist(), "kendall": np.nanpercentile(tau, q).tolist()}
+        return np.array([statistic(rng.integers(0, n, n)) for _ in range(n_boot)], float)
+
+
+def _interval(values: np.ndarray, level: float) -> list[float]:
+    """The central percentile interval at ``level`` of the finite values."""
+    return np.nanpercentile(values, [(1 - level) / 2 * 100, (1 + level) / 2 * 100]).tolist()
 
 
 def paired_difference_ci(
@@ -51,13 +59,10 @@ def paired_difference_ci(
     a, b, acc = a[ok], b[ok], acc[ok]
     if len(a) < 3:
         return {"diff": float("nan"), "ci": [float("nan")] * 2, "n": int(len(a))}
-    rng = np.random.default_rng(seed)
-    diff = np.empty(n_boot)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", stats.ConstantInputWarning)
-        for k in range(n_boot):
-            i = rng.integers(0, len(a), len(a))
-            diff[k] = stats.spearmanr(a[i], acc[i]).statistic - stats.spearmanr(b[i], acc[i]).statistic
-    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
-    return {"diff": float(stats.spearmanr(a, acc).statistic - stats.spearmanr(b, acc).statistic),
-            "ci": np.nanpercentile(diff, q).tolist(), "n": int(len(a))}
+
+    def diff(i: np.ndarray) -> float:
+        return stats.spearmanr(a[i], acc[i]).statistic - stats.spearmanr(b[i], acc[i]).statistic
+
+    every = np.arange(len(a))
+    return {"diff": float(diff(every)), "ci": _interval(_resampled(diff, len(a), n_boot, seed), level),
+            "n": int(len(a))}

@@ -307,15 +307,15 @@ def check_run_folder(cfg: VerifyConfig, out: Path, resume: bool) -> dict[str, An
     return saved if source.name == "summary.json" else None
 
 
+PATH_SETTINGS = ("benchmark_path", "data_root")  # the settings that name a file or folder
+
+
 def _same(key: str, before: Any, now: Any) -> bool:
     """One setting unchanged; a file or folder given once relative and once absolute is the same one."""
     if before == now:
         return True
     return key in PATH_SETTINGS and isinstance(before, str) and isinstance(now, str) \
         and Path(before).resolve() == Path(now).resolve()
-
-
-PATH_SETTINGS = ("benchmark_path", "data_root")
 
 
 class Partial:

@@ -37,7 +37,7 @@ def run_evolution(cfg: EvolutionConfig, out: Path, *, resume: bool = False, cach
     data_root = resolve_data_root(cfg.fitness.data_root)
     data = FitnessData(cfg.fitness, ValueCache(cache_dir or Path("results") / "cache" / "values"), data_root)
     out.mkdir(parents=True, exist_ok=True)
-    saved = _saved_config(config_path) if resume else {}
+    saved = _saved_config(config_path) if resume else {}  # what its outputs were made with
     if not resume or not (out / "checkpoint.pkl").exists():
         write_json(config_path, dataclasses.asdict(cfg))
     tick = (lambda what: (lambda n: progress(what, n))) if progress else (lambda what: None)
@@ -47,7 +47,8 @@ def run_evolution(cfg: EvolutionConfig, out: Path, *, resume: bool = False, cach
         state = evolution.load() if resume and evolution.checkpoint_path.exists() else None
         if resume and state is None:  # killed before its first checkpoint: nothing to continue, start it again
             log.info("%s has no checkpoint yet: starting the run from generation 0", out)
-        rechoose = state is not None and saved.get("winner", BEFORE["winner"]) != cfg.winner
+        was = saved.get("winner", BEFORE["winner"])
+        rechoose = state is not None and was != cfg.winner
         if state is not None and state.generation >= cfg.generations and not rechoose \
                 and (finished := _finished(out)) is not None:
             log.info("%s holds this run, finished: nothing to do", out)
@@ -55,7 +56,7 @@ def run_evolution(cfg: EvolutionConfig, out: Path, *, resume: bool = False, cach
         if state is not None and jsonable(saved) != jsonable(dataclasses.asdict(cfg)):
             write_json(config_path, dataclasses.asdict(cfg))  # the settings its outputs will have been made with
         if rechoose:
-            log.info("%s: choosing the winner again (%s, was %s)", out, cfg.winner, saved.get("winner", "best"))
+            log.info("%s: choosing the winner again (%s, was %s)", out, cfg.winner, was)
         state = evolution.run(state, on_generation)
         ranked = evolution.validate(state)
         best = ranked[:3]
@@ -68,11 +69,9 @@ def run_evolution(cfg: EvolutionConfig, out: Path, *, resume: bool = False, cach
 
 
 def _saved_config(path: Path) -> dict[str, Any]:
-    """The run folder's config.json as saved (empty when it has none yet)."""
+    """The resumed run folder's config.json as saved (run_evolution has checked that it is there)."""
     try:
         return json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
     except ValueError as exc:
         raise DataError(f"{path} is not valid JSON ({exc})") from None
 
