@@ -5,7 +5,7 @@ proxy, on the same archs, batch and initialisations.
     python benchmarks/bench_discovery.py                       # seeds 0,1,2; 1000 test archs per NB-201 dataset
     python benchmarks/bench_discovery.py --part evolve         # only the runs (wall time, peak RSS, cache size)
     python benchmarks/bench_discovery.py --part proxies --n_test 200   # the proxies' side of the test, while runs go on
-    python benchmarks/bench_discovery.py --part test --n_test 200      # then the winners (reuses the proxies' runs)
+    python benchmarks/bench_discovery.py --part test --n_test 200      # then the winners, in one run (reuses the proxies' runs)
     python benchmarks/bench_discovery.py --part test --runs OTHER --proxies-from RUNS   # other winners, same archs
 
 Per seed: wall time, peak RSS of the run's process tree, the value cache's size after it, the winner (chosen
@@ -216,6 +216,10 @@ def main() -> None:
                    help="test part: take the test files and the proxies' and seed programs' verify runs from this "
                    "runs folder (another benchmark's on the same pool, tasks and --n_test: nothing is scored "
                    "twice); the winners' runs stay in --runs")
+    p.add_argument("--winners-apart", action="store_true",
+                   help="test part: score each winner in its own verify run (seconds per arch of each alone; a new "
+                   "seed adds only its own run); default: the seeds' winners in one run, sharing each arch's "
+                   "statistics and proxy terminals")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "discovery.json"))
     args = p.parse_args()
     root, runs, out = resolve_data_root(args.data_root), Path(args.runs), Path(args.out)
@@ -259,13 +263,23 @@ def main() -> None:
         for task, (kw, bench) in test_files(cfg, root, shared, args.n_test).items():
             for batch in batches:
                 tag = f"{task.replace(':', '-').replace('@', '-').replace('=', '')}-b{batch}"  # @width=32: -width32
-                # the proxies and seed programs once; each winner in its own run (a new seed adds only its own)
+                # the proxies and seed programs once, in one run (the winners' runs compare with it per arch)
                 summary, scores = verify(shared, tag, kw, bench, batch, proxies, tuple(SEEDS.values()))
                 entry = {"task": task, "batch_size": batch, "n_archs": summary["n_archs"],
                          "proxies": dict(summary["proxies"]), "agreement": {}}
+                scored: dict[int, pd.DataFrame] = {}
+                # the winners together (one statistics pass and one set of proxy terminals per arch serve them
+                # all; seconds per arch: the first program's include the shared collection), or each on its own
+                groups = ({f"seed{s}": {s: w} for s, w in winners.items()} if args.winners_apart
+                          else {"seeds" + "-".join(map(str, winners)): winners} if winners else {})
+                for group, members in groups.items():
+                    mine, own = verify(runs, f"{tag}-{group}", kw, bench, batch, (),
+                                       tuple(dict.fromkeys(members.values())))
+                    for s, w in members.items():
+                        entry["proxies"][w] = mine["proxies"][w]
+                        scored[s] = own
                 for s, w in winners.items():
-                    mine, own = verify(runs, f"{tag}-seed{s}", kw, bench, batch, (), (w,))
-                    entry["proxies"][w] = mine["proxies"][w]
+                    own = scored[s]
                     both = scores.merge(own[["uid", w]], on="uid", suffixes=("", " (winner)"))
                     column = w if w not in scores.columns else f"{w} (winner)"
                     entry["agreement"][str(s)] = agreement(both, column, [c for c in summary["proxies"] if c != w])
