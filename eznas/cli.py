@@ -441,10 +441,11 @@ def evolve_parser() -> argparse.ArgumentParser:
              "combines its scores); a winner with net_rank is a pool program: it scores a pool of networks "
              "(verify_scores.py --program, best_proxy.score_pool). off: per-network programs only")
     add_flag(p, "winner", default=None, choices=("best", "novel"),
-             help="the exported program: the best on the validation networks of those not equivalent to a seed "
-             "program there (novel, default: every task's per-network |Spearman| with each seed < 0.95; the "
-             "best when none is within 0.05 of its validation fitness), or the hall of fame's best there (best). With --resume DIR of a finished run: "
-             "its winner is chosen again this way, its evolution unchanged")
+             help="the exported program: the best on the validation networks of those not equivalent there to "
+             "a seed program or to a proxy terminal, params or flops alone (novel, default: every task's "
+             "per-network |Spearman| with each < 0.95; the best when none is within 0.05 of its validation "
+             "fitness), or the hall of fame's best there (best). With --resume DIR of a finished run: its winner "
+             "is chosen again this way, its evolution unchanged")
     add_flag(p, "cache_dir", default="results/cache/values", help="cache of network-level values, shared by "
              "runs (default results/cache/values)")
     add_flag(p, "test_networks", type=int, default=None, help="held-out archs per task for the top-3 test, >= 0 (default 100)")

@@ -539,12 +539,12 @@ def test_nb101_is_a_fitness_task_whose_programs_see_every_conv(data_root, one_th
                for a in ("sum_units(corr_min_eig(pre_N))", "mean_units(fro(inp_D))"))
 
 
-def test_hall_of_fame_records_the_most_similar_seed_and_winner_novel_exports_a_new_program(data_root, cache_dir,
-                                                                                          tmp_path, monkeypatch):
-    from eznas.gp.evolution import NOVEL, NOVEL_MARGIN, most_similar
+def test_hall_of_fame_records_the_most_similar_reference_and_winner_novel_exports_a_new_program(data_root, cache_dir,
+                                                                                               tmp_path, monkeypatch):
+    from eznas.gp.evolution import NOVEL, NOVEL_MARGIN, most_similar, references
 
     assert most_similar({"t": [1.0, 2.0, 3.0, 4.0]}, {"a": {"t": [4.0, 3.0, 2.0, 1.0]}, "b": {"t": [1, 3, 2, 4]}}) == \
-        {"seed": "a", "spearman": 1.0, "task": "t"}  # a reversed ranking is the same ranking
+        {"reference": "a", "spearman": 1.0, "task": "t"}  # a reversed ranking is the same ranking
     assert most_similar({"t": [1.0, 1.0, 1.0]}, {"a": {"t": [1.0, 2.0, 3.0]}}) is None  # constant: undefined
     cfg = tiny(data_root, generations=0, winner="novel")
     evo = Evolution(cfg, tmp_path / "run", FitnessData(cfg.fitness, ValueCache(cache_dir), data_root))
@@ -557,10 +557,14 @@ def test_hall_of_fame_records_the_most_similar_seed_and_winner_novel_exports_a_n
     assert any(r["novel"] and r["validation_fitness"] < top - NOVEL_MARGIN for r in rows)  # here: the best exported
     monkeypatch.setattr("eznas.gp.evolution.NOVEL_MARGIN", 2.0)  # fitness in [-1, 1]: any new program may win
     rows = evo.validate(state)
-    assert all(("most_similar_seed" in r and r["novel"] == (r["most_similar_seed"] is None
-                                                          or r["most_similar_seed"]["spearman"] < NOVEL)) for r in rows)
+    assert all(("most_similar" in r and r["novel"] == (r["most_similar"] is None
+                                                     or r["most_similar"]["spearman"] < NOVEL)) for r in rows)
     seeds = [r for r in rows if r["program"] in {SEEDS[n] for n in cfg.seed_programs}]
-    assert seeds and all(r["most_similar_seed"]["spearman"] == pytest.approx(1.0) and not r["novel"] for r in seeds)
+    assert seeds and all(r["most_similar"]["spearman"] == pytest.approx(1.0) and not r["novel"] for r in seeds)
+    # the references: the seed programs, then the network terminals that are registered proxies, each alone
+    refs = references(dataclasses.replace(cfg, features=("params", "flops", "depth", "zc_synflow")))
+    assert refs == {**{n: SEEDS[n] for n in cfg.seed_programs}, **({} if "params" in cfg.seed_programs else
+                    {"params": "params"}), "flops": "flops", "zc_synflow": "zc_synflow"}
     novel = [r["novel"] for r in rows]
     assert any(novel) and novel == sorted(novel, reverse=True)  # the new programs first, the winner among them
     # beside the hall of fame (here of 2): the run's fittest programs new on the selection networks, validated too
@@ -574,10 +578,11 @@ def test_hall_of_fame_records_the_most_similar_seed_and_winner_novel_exports_a_n
     assert {r["program"] for r in rows if not r["hall_of_fame"]} == {str(i) for i in extra}
     assert 0 < len(extra) <= 2 and not {str(i) for i in extra} & {str(h) for h in state.hall_of_fame}
     networks = {str(t): evo.data.networks(str(t), "selection") for t in evo.data.tasks}
-    seed_scores = {n: sc for n, (sc, _) in zip(cfg.seed_programs, fitness.program_scores(
-        [parse_program(SEEDS[n]) for n in cfg.seed_programs], evo.data, networks))}
+    refs = references(cfg)
+    ref_scores = {n: sc for n, (sc, _) in zip(refs, fitness.program_scores(
+        [parse_program(t) for t in refs.values()], evo.data, networks))}
     for ind, (sc, _) in zip(extra, fitness.program_scores([parse_program(str(i)) for i in extra], evo.data, networks)):
-        assert state.memo[str(ind)].stage == "full" and (most_similar(sc, seed_scores) or {"spearman": 0})["spearman"] < NOVEL
+        assert state.memo[str(ind)].stage == "full" and (most_similar(sc, ref_scores) or {"spearman": 0})["spearman"] < NOVEL
     with pytest.raises(EznasError, match="winner must be one of best, novel"):
         tiny(data_root, winner="newest")
 

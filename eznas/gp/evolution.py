@@ -30,12 +30,13 @@ from eznas.gp.pset import PROXY_PREFIX, language, make_pset, network_terminals
 from eznas.gp.seeds import SEEDS
 from eznas.io import atomic_open, write_json
 from eznas.parallel import Mapper, ParallelConfig
+from eznas.proxies import list_proxies
 from eznas.stats import NAMES
 
 log = logging.getLogger(__name__)
 CHECKPOINT_VERSION = 2  # 2: network-level language, (stage, fitness) ranks, validation
 WINNERS = ("best", "novel")
-NOVEL = 0.95  # per-network |Spearman| with a seed program below which a program counts as new (bench_discovery's)
+NOVEL = 0.95  # per-network |Spearman| with every reference below which a program counts as new (bench_discovery's)
 NOVEL_MARGIN = 0.05  # winner "novel": a new program wins only within this much validation fitness of the best
 # the default proxy terminals: with blends, the setting that won the discovery benchmark (README, Discovery)
 PROXY_TERMINALS = ("zc_az_expressivity", "zc_az_progressivity", "zc_synflow")
@@ -68,7 +69,8 @@ class EvolutionConfig:
     # together), and blends are rank blends too (AZ-NAS-style weighted sums of log ranks); the exported
     # program is then a pool program where it has one (it scores a pool of networks, as AZ-NAS does)
     winner: str = "novel"  # the exported program: "novel", the best on the validation networks of those not
-    # equivalent (per-network Spearman >= NOVEL on a task's validation networks) to a seed program, or "best"
+    # equivalent (per-network Spearman >= NOVEL on a task's validation networks) to a reference (a seed program,
+    # or a network terminal that is a registered proxy, alone: ``references``), or "best"
     seed: int = 0
     seed_programs: tuple[str, ...] = tuple(SEEDS)  # names in eznas.gp.seeds.SEEDS
     terminals: tuple[str, ...] = NAMES
@@ -304,16 +306,16 @@ class Evolution:
         networks = self._networks("validation")
         scored = program_scores(programs, self.data, networks, self.mapper)
         evals = evaluations(scored, self.data.config, networks)
-        seed_scores = self._seed_scores(networks)
+        reference_scores = self._reference_scores(networks)
         rows = []
         for i, (ind, ev, (scores, _)) in enumerate(zip(candidates, evals, scored)):
             chosen = state.memo[str(ind)]
             valid = combine({t: v * ev.orientation for t, v in ev.per_task.items()}, self.cfg.fitness.combine,
                             chosen.orientation)
-            similar = most_similar(scores, seed_scores)
+            similar = most_similar(scores, reference_scores)
             rows.append({**self.describe(ind, chosen), "validation_fitness": valid.fitness,
                          "validation_per_task": valid.per_task, "validation_failures": ev.failures,
-                         "most_similar_seed": similar, "novel": similar is None or similar["spearman"] < NOVEL,
+                         "most_similar": similar, "novel": similar is None or similar["spearman"] < NOVEL,
                          "hall_of_fame": i < len(state.hall_of_fame)})
         # stable: ties keep the hall of fame's order; "novel": the new programs first, unless the best of them
         # trails the best program by more than NOVEL_MARGIN (a new but poor program is no discovery)
@@ -331,10 +333,10 @@ class Evolution:
 
     def novel_programs(self, state: State, exclude: set[str], chunk: int = 50) -> list[Individual]:
         """The ``hall_of_fame`` fittest fully evaluated programs of distinct behaviour, not in ``exclude``,
-        that are new on the selection networks: per-network |Spearman| below NOVEL with every seed program on
+        that are new on the selection networks: per-network |Spearman| below NOVEL with every reference on
         every task (arithmetic on cached values: every aggregate of a full evaluation is known)."""
         networks = self._networks("selection")
-        seed_scores = self._seed_scores(networks)
+        reference_scores = self._reference_scores(networks)
         full = [t for t in sorted(state.memo, key=lambda t: state.memo[t].rank, reverse=True)
                 if state.memo[t].rank[0] and t not in exclude]
         ranked = distinct([self._individual(t, state.memo) for t in full], state.memo)
@@ -344,7 +346,7 @@ class Evolution:
             scored = program_scores([Program(gp.PrimitiveTree(ind)) for ind in batch], self.data, networks,
                                     self.mapper)
             for ind, (scores, _) in zip(batch, scored):
-                similar = most_similar(scores, seed_scores)
+                similar = most_similar(scores, reference_scores)
                 if similar is None or similar["spearman"] < NOVEL:
                     found.append(ind)
                 if len(found) == self.cfg.hall_of_fame:
@@ -354,11 +356,11 @@ class Evolution:
     def _networks(self, split: str) -> dict[str, list]:
         return {str(t): self.data.networks(str(t), split) for t in self.data.tasks}
 
-    def _seed_scores(self, networks: dict[str, list]) -> dict[str, dict[str, list[float]]]:
-        """Each seed program's scores on ``networks`` (by seed name, then task)."""
-        programs = [parse_program(SEEDS[name]) for name in self.cfg.seed_programs]
-        scored = program_scores(programs, self.data, networks, self.mapper)
-        return {name: scores for name, (scores, _) in zip(self.cfg.seed_programs, scored)}
+    def _reference_scores(self, networks: dict[str, list]) -> dict[str, dict[str, list[float]]]:
+        """Each reference's scores on ``networks`` (by name, then task)."""
+        refs = references(self.cfg)
+        scored = program_scores([parse_program(t) for t in refs.values()], self.data, networks, self.mapper)
+        return {name: scores for name, (scores, _) in zip(refs, scored)}
 
     def load(self) -> State:
         """The checkpoint's state; a truncated or foreign file is an error naming it."""
@@ -414,11 +416,23 @@ class Evolution:
             return "no logbook.csv to tell the last good generation"
 
 
-def most_similar(scores: dict[str, list[float]], seeds: dict[str, dict[str, list[float]]]) -> dict | None:
-    """The seed program whose per-network scores agree most with ``scores`` (|Spearman|, the largest over
-    tasks, networks where both are defined), with that value and task; None without seeds."""
+def references(cfg: EvolutionConfig) -> dict[str, str]:
+    """What a new program must differ from (by name: its program text): the seed programs, then the run's
+    network terminals that are registered proxies (``params``, ``flops``, the ``zc_<proxy>`` terminals), each
+    alone — the seeds and proxies bench_discovery's "equivalent" compares a winner with."""
+    refs = {name: SEEDS[name] for name in cfg.seed_programs}
+    proxies = set(list_proxies())
+    for t in cfg.features:
+        if (t in proxies or t.startswith(PROXY_PREFIX)) and t not in refs.values():
+            refs[t] = t
+    return refs
+
+
+def most_similar(scores: dict[str, list[float]], references: dict[str, dict[str, list[float]]]) -> dict | None:
+    """The reference whose per-network scores agree most with ``scores`` (|Spearman|, the largest over
+    tasks, networks where both are defined), with that value and task; None without references."""
     best = None
-    for name, theirs in seeds.items():
+    for name, theirs in references.items():
         for task, ours in scores.items():
             a, b = np.asarray(ours, float), np.asarray(theirs[task], float)
             ok = np.isfinite(a) & np.isfinite(b)
@@ -426,7 +440,7 @@ def most_similar(scores: dict[str, list[float]], seeds: dict[str, dict[str, list
                 continue  # undefined: a constant or nearly no networks
             rho = abs(float(sps.spearmanr(a[ok], b[ok])[0]))
             if best is None or rho > best["spearman"]:
-                best = {"seed": name, "spearman": rho, "task": task}
+                best = {"reference": name, "spearman": rho, "task": task}
     return best
 
 
