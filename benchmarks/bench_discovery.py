@@ -267,7 +267,6 @@ def main() -> None:
                 summary, scores = verify(shared, tag, kw, bench, batch, proxies, tuple(SEEDS.values()))
                 entry = {"task": task, "batch_size": batch, "n_archs": summary["n_archs"],
                          "proxies": dict(summary["proxies"]), "agreement": {}}
-                scored: dict[int, pd.DataFrame] = {}
                 # the winners together (one statistics pass and one set of proxy terminals per arch serve them
                 # all; seconds per arch: the first program's include the shared collection), or each on its own
                 groups = ({f"seed{s}": {s: w} for s, w in winners.items()} if args.winners_apart
@@ -277,13 +276,10 @@ def main() -> None:
                                        tuple(dict.fromkeys(members.values())))
                     for s, w in members.items():
                         entry["proxies"][w] = mine["proxies"][w]
-                        scored[s] = own
-                for s, w in winners.items():
-                    own = scored[s]
-                    both = scores.merge(own[["uid", w]], on="uid", suffixes=("", " (winner)"))
-                    column = w if w not in scores.columns else f"{w} (winner)"
-                    entry["agreement"][str(s)] = agreement(both, column, [c for c in summary["proxies"] if c != w])
-                    entry.setdefault("paired", {})[str(s)] = paired(both, column, summary["proxies"])
+                        both = scores.merge(own[["uid", w]], on="uid", suffixes=("", " (winner)"))
+                        column = w if w not in scores.columns else f"{w} (winner)"
+                        entry["agreement"][str(s)] = agreement(both, column, [c for c in summary["proxies"] if c != w])
+                        entry.setdefault("paired", {})[str(s)] = paired(both, column, summary["proxies"])
                 print(f"--- {tag}: {summary['n_archs']} archs")
                 for name, m in entry["proxies"].items():
                     print(result_line(name, m))

@@ -428,11 +428,12 @@ def references(cfg: EvolutionConfig) -> dict[str, str]:
     return refs
 
 
-def most_similar(scores: dict[str, list[float]], references: dict[str, dict[str, list[float]]]) -> dict | None:
-    """The reference whose per-network scores agree most with ``scores`` (|Spearman|, the largest over
-    tasks, networks where both are defined), with that value and task; None without references."""
+def most_similar(scores: dict[str, list[float]], others: dict[str, dict[str, list[float]]]) -> dict | None:
+    """The one of ``others`` (the references' scores, by name) whose per-network scores agree most with
+    ``scores`` (|Spearman|, the largest over tasks, networks where both are defined), with that value and
+    task; None without others."""
     best = None
-    for name, theirs in references.items():
+    for name, theirs in others.items():
         for task, ours in scores.items():
             a, b = np.asarray(ours, float), np.asarray(theirs[task], float)
             ok = np.isfinite(a) & np.isfinite(b)
