@@ -261,6 +261,7 @@ NUMBER_FLAGS: dict[str, Callable] = {
     "proxy_terminals": lambda cfg, text: with_proxy_terminals(cfg, text),
     "blend": lambda cfg, n: dataclasses.replace(cfg, blend_parts=n),
     "winner": lambda cfg, how: dataclasses.replace(cfg, winner=how),
+    "novel_elites": lambda cfg, n: dataclasses.replace(cfg, novel_elites=n),
     "pool_ops": lambda cfg, on: dataclasses.replace(cfg, pool_ops=on == "on"),
 }
 
@@ -446,6 +447,10 @@ def evolve_parser() -> argparse.ArgumentParser:
              "per-network |Spearman| with each < 0.95; the best when none is within 0.05 of its validation "
              "fitness), or the hall of fame's best there (best). With --resume DIR of a finished run: its winner "
              "is chosen again this way, its evolution unchanged")
+    add_flag(p, "novel_elites", type=int, default=None, metavar="N",
+             help="each generation also keep the N fittest new programs (per-network |Spearman| < 0.95 with every "
+             "seed program and proxy terminal on the selection networks) beside the elites, and blend them, so "
+             "that new lineages are refined during the run; 0: off (default 0)")
     add_flag(p, "cache_dir", default="results/cache/values", help="cache of network-level values, shared by "
              "runs (default results/cache/values)")
     add_flag(p, "test_networks", type=int, default=None, help="held-out archs per task for the top-3 test, >= 0 (default 100)")

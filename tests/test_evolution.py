@@ -605,3 +605,39 @@ def test_fitness_ranks_a_pool_program_among_each_tasks_networks(data_root, cache
     assert "net_rank" in make_pset().mapping and "net_rank" not in make_pset(pool=False).mapping
     assert "net_rank" not in Evolution(cfg, data_root, data).pset.mapping  # tiny: pool_ops off
     assert "net_rank" in Evolution(dataclasses.replace(cfg, pool_ops=True), data_root, data).pset.mapping
+
+
+def test_novel_elites_keep_the_fittest_new_programs_beside_the_elites_and_survive_a_resume(data_root, cache_dir,
+                                                                                           tmp_path):
+    """novel_elites = 2: after each generation the population holds the elites and then the 2 fittest full
+    programs (outside the elites) that are new on the selection networks; their similarities are checkpointed."""
+    from eznas.gp.evolution import NOVEL, most_similar, references
+
+    cfg = tiny(data_root, generations=2, novel_elites=2)
+    data = FitnessData(cfg.fitness, ValueCache(cache_dir), data_root)
+    evo = Evolution(cfg, tmp_path / "run", data)
+    state = evo.initial_state()
+    evo.step(state)
+    pop = state.population
+    elites, kept = pop[:cfg.elites], pop[cfg.elites:cfg.elites + 2]
+    networks = {str(t): data.networks(str(t), "selection") for t in data.tasks}
+    refs = references(cfg)
+    ref_scores = {n: sc for n, (sc, _) in zip(refs, fitness.program_scores(
+        [parse_program(t) for t in refs.values()], data, networks))}
+
+    def similarity(ind) -> float:
+        (scores, _), = fitness.program_scores([parse_program(str(ind))], data, networks)
+        return (most_similar(scores, ref_scores) or {"spearman": 0.0})["spearman"]
+
+    assert len(kept) == 2 and all(state.memo[str(i)].rank[0] and similarity(i) < NOVEL for i in kept)
+    assert all(state.similarity[str(i)] == pytest.approx(similarity(i)) for i in kept)
+    # no full new program outside the elites is fitter than the ones kept
+    full_new = [t for t, s in state.similarity.items() if s < NOVEL and t not in {str(e) for e in elites}]
+    assert max(state.memo[t].fitness for t in full_new) == max(state.memo[str(i)].fitness for i in kept)
+    assert all(state.similarity[t] == pytest.approx(similarity(parse_program(t))) for t in list(state.similarity)[:5])
+    evo.save(state)
+    again = Evolution(cfg, tmp_path / "run", data).load()
+    assert again.similarity == state.similarity
+    assert Evolution(dataclasses.replace(cfg, novel_elites=0), tmp_path / "off", data).new_programs(pop, state, 0) == []
+    with pytest.raises(EznasError, match=r"novel_elites must be in \[0, population - elites = 6\], got 7"):
+        tiny(data_root, novel_elites=7)

@@ -65,6 +65,9 @@ class EvolutionConfig:
     # task's best, then the fittest; and the proxy terminals), 2 and 3 at a time, and let the blend_keep best
     # blends join the offspring (0: no blends)
     blend_keep: int = 2
+    novel_elites: int = 0  # each generation also keep this many of the fittest new programs (per-network
+    # |Spearman| < NOVEL with every reference on every task's selection networks; ``references``) beside the
+    # elites, and blend them: new lineages are refined during the run, not only filtered at its end (0: off)
     pool_ops: bool = True  # the language has pool-level ops (net_rank: log(rank / m) among the networks scored
     # together), and blends are rank blends too (AZ-NAS-style weighted sums of log ranks); the exported
     # program is then a pool program where it has one (it scores a pool of networks, as AZ-NAS does)
@@ -86,6 +89,9 @@ class EvolutionConfig:
         check_exportable(t for t in self.features if t.startswith(PROXY_PREFIX))  # best_proxy.py carries them
         if self.winner not in WINNERS:
             raise EznasError(f"winner must be one of {', '.join(WINNERS)}, got {self.winner!r}")
+        if not 0 <= self.novel_elites <= self.population - self.elites:
+            raise EznasError(f"novel_elites must be in [0, population - elites = {self.population - self.elites}], "
+                             f"got {self.novel_elites}")
         if self.blend_parts < 0 or self.blend_parts == 1 or self.blend_keep < 0:
             raise EznasError(f"blend_parts must be 0 (no blends) or >= 2 and blend_keep >= 0, got "
                              f"blend_parts={self.blend_parts}, blend_keep={self.blend_keep}")
@@ -96,7 +102,7 @@ class EvolutionConfig:
 
 
 RESUMABLE_CHANGES = ("generations", "parallel", "winner")  # the settings a resumed run may change (winner: chosen again)
-BEFORE = {"blend_parts": 0, "winner": "best", "pool_ops": False}  # what a run made before a setting existed used (not its default)
+BEFORE = {"blend_parts": 0, "winner": "best", "pool_ops": False, "novel_elites": 0}  # what a run made before a setting existed used (not its default)
 
 
 @dataclass
@@ -107,6 +113,8 @@ class State:
     logbook: tools.Logbook
     memo: dict[str, Evaluation]
     known: set[str] = field(default_factory=set)  # aggregates measured on every selection network (racing)
+    similarity: dict[str, float] = field(default_factory=dict)  # full program -> its most_similar reference's
+    # |Spearman| on the selection networks (0 without references): < NOVEL is new
 
 
 def make_toolbox(pset: gp.PrimitiveSetTyped, cfg: EvolutionConfig, rng: random.Random,
@@ -144,6 +152,7 @@ class Evolution:
         self.toolbox = make_toolbox(self.pset, cfg, self.rng, self._evaluate)
         self.stats = make_stats()
         self.generation = 0
+        self._selection_references: dict[str, dict[str, list[float]]] | None = None
 
     # ------------------------------------------------------------------------------------ evaluation
     def _evaluate(self, individuals: Sequence[Individual], state: State, promote: bool = True,
@@ -210,6 +219,10 @@ class Evolution:
         pool = distinct(pool, state.memo)
         ranked = sorted(pool, key=lambda ind: ind.fitness.values, reverse=True)
         elites = ranked[: self.cfg.elites]
+        if new := self.new_programs(ranked[self.cfg.elites:], state, self.cfg.novel_elites):
+            log.info("gen %d: %d new programs kept beside the elites; the fittest %.4f %s", self.generation,
+                     len(new), new[0].fitness.values[1], new[0])
+        elites += new
         rest = [ind for ind in pool if all(ind is not e for e in elites)]
         state.population = elites + self.toolbox.select(rest, self.cfg.population - len(elites))
         state.generation = self.generation
@@ -219,8 +232,9 @@ class Evolution:
         """The ``blend_keep`` best log-linear blends and (``pool_ops``) rank blends (``var_blend``) of the run's
         ``blend_parts`` programs chosen by ``blend_parts``, within the height limit; each is evaluated in full
         at once (its parts' values are known). Returns them and how many blends were evaluated."""
+        new = [str(ind) for ind in state.population if state.similarity.get(str(ind), 1.0) < NOVEL]
         texts = blend_parts(state.memo, self.cfg.blend_parts,
-                            [t for t in self.cfg.features if t.startswith(PROXY_PREFIX)])
+                            [t for t in self.cfg.features if t.startswith(PROXY_PREFIX)] + new[:self.cfg.novel_elites])
         spreads = [log_spread(scores) for scores, _ in program_scores(
             [parse_program(t, self.pset) for t in texts], self.data, self._networks("selection"), self.mapper)]
         parts = [(t, state.memo[t].orientation) for t in texts]
@@ -280,6 +294,7 @@ class Evolution:
             "logbook": list(state.logbook),
             "memo": {k: v.to_dict() for k, v in state.memo.items()},
             "known": sorted(state.known),
+            "similarity": state.similarity,
             "random_state": self.rng.getstate(),
         }
         with atomic_open(self.checkpoint_path, "wb") as f:
@@ -331,27 +346,35 @@ class Evolution:
                  rows[0]["exported"])
         return rows
 
-    def novel_programs(self, state: State, exclude: set[str], chunk: int = 50) -> list[Individual]:
+    def novel_programs(self, state: State, exclude: set[str]) -> list[Individual]:
         """The ``hall_of_fame`` fittest fully evaluated programs of distinct behaviour, not in ``exclude``,
-        that are new on the selection networks: per-network |Spearman| below NOVEL with every reference on
-        every task (arithmetic on cached values: every aggregate of a full evaluation is known)."""
-        networks = self._networks("selection")
-        reference_scores = self._reference_scores(networks)
+        that are new on the selection networks (``new_programs``)."""
         full = [t for t in sorted(state.memo, key=lambda t: state.memo[t].rank, reverse=True)
                 if state.memo[t].rank[0] and t not in exclude]
         ranked = distinct([self._individual(t, state.memo) for t in full], state.memo)
+        return self.new_programs(ranked, state, self.cfg.hall_of_fame)
+
+    def new_programs(self, ranked: Sequence[Individual], state: State, n: int, chunk: int = 50) -> list[Individual]:
+        """The first ``n`` of ``ranked`` that are fully evaluated and new on the selection networks: per-network
+        |Spearman| below NOVEL with every reference on every task (arithmetic on cached values: every
+        aggregate of a full evaluation is known); each program's similarity is kept in ``state.similarity``."""
         found: list[Individual] = []
+        ranked = [ind for ind in ranked if state.memo[str(ind)].rank[0]]
         for start in range(0, len(ranked), chunk):
+            if len(found) >= n:
+                break
             batch = ranked[start:start + chunk]
-            scored = program_scores([Program(gp.PrimitiveTree(ind)) for ind in batch], self.data, networks,
-                                    self.mapper)
-            for ind, (scores, _) in zip(batch, scored):
-                similar = most_similar(scores, reference_scores)
-                if similar is None or similar["spearman"] < NOVEL:
-                    found.append(ind)
-                if len(found) == self.cfg.hall_of_fame:
-                    return found
-        return found
+            if todo := list({str(ind): ind for ind in batch if str(ind) not in state.similarity}.values()):
+                networks = self._networks("selection")
+                if self._selection_references is None:
+                    self._selection_references = self._reference_scores(networks)
+                scored = program_scores([Program(gp.PrimitiveTree(ind)) for ind in todo], self.data, networks,
+                                        self.mapper)
+                for ind, (scores, _) in zip(todo, scored):
+                    similar = most_similar(scores, self._selection_references)
+                    state.similarity[str(ind)] = 0.0 if similar is None else similar["spearman"]
+            found += [ind for ind in batch if state.similarity[str(ind)] < NOVEL]
+        return found[:n]
 
     def _networks(self, split: str) -> dict[str, list]:
         return {str(t): self.data.networks(str(t), split) for t in self.data.tasks}
@@ -391,7 +414,8 @@ class Evolution:
             logbook.record(**record)
         self.rng.setstate(blob["random_state"])
         self.generation = blob["generation"]
-        return State(blob["generation"], population, hof, logbook, memo, set(blob["known"]))
+        return State(blob["generation"], population, hof, logbook, memo, set(blob["known"]),
+                     blob.get("similarity", {}))
 
     def _hall_of_fame(self, memo: dict[str, Evaluation]) -> tools.HallOfFame:
         """The best ``hall_of_fame`` programs ever evaluated in the run, by (full, fitness); ties keep the
