@@ -392,7 +392,8 @@ def evolve_parser() -> argparse.ArgumentParser:
         "of the best programs (--blend); fitness = rank "
         "correlation with real accuracies on fixed selection networks (racing: new programs are screened on a "
         "few first); the hall of fame's winner is chosen on disjoint validation networks and tested on test "
-        "networks. Writes config.json, logbook.csv, hall_of_fame.json, checkpoint.pkl, evolution.png, "
+        "networks. Writes config.json, logbook.csv, hall_of_fame.json, references.json (the seed programs and proxy "
+        "terminals on the validation networks), checkpoint.pkl, evolution.png, "
         "best_proxy.py and test_scores.csv (the top 3 by validation on test archs) to the run folder.",
         epilog="Defaults: population 50, 50 offspring, tournament 4, cx 0.4, mut 0.4, join 0.1, height <= 10, 10 generations "
         "(EZNAS's); per task 200 selection networks (new programs are screened on 20; every 2 generations the 4 "

@@ -567,6 +567,14 @@ def test_hall_of_fame_records_the_most_similar_reference_and_winner_novel_export
                     {"params": "params"}), "flops": "flops", "zc_synflow": "zc_synflow"}
     novel = [r["novel"] for r in rows]
     assert any(novel) and novel == sorted(novel, reverse=True)  # the new programs first, the winner among them
+    # references.json: each reference on the validation networks, as a program row would measure it there
+    saved = {r["reference"]: r for r in json.loads((tmp_path / "run" / "references.json").read_text())}
+    assert list(saved) == list(references(cfg))
+    vnets = {str(t): evo.data.networks(str(t), "validation") for t in evo.data.tasks}
+    for name, ev in zip(saved, fitness.evaluate_on([parse_program(r["program"]) for r in saved.values()], evo.data,
+                                                    vnets)):
+        assert saved[name]["validation_fitness"] == pytest.approx(ev.fitness)
+        assert saved[name]["validation_per_task"] == pytest.approx(ev.per_task, nan_ok=True)
     # beside the hall of fame (here of 2): the run's fittest programs new on the selection networks, validated too
     evo = Evolution(dataclasses.replace(cfg, hall_of_fame=2), tmp_path / "run", evo.data)
     more = [Individual(parse_program(t).tree) for t in ("sum_units(mean(weight))", "mean_units(std(act_N))", "depth")]

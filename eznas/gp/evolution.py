@@ -322,6 +322,7 @@ class Evolution:
         scored = program_scores(programs, self.data, networks, self.mapper)
         evals = evaluations(scored, self.data.config, networks)
         reference_scores = self._reference_scores(networks)
+        self._write_references(reference_scores, networks)
         rows = []
         for i, (ind, ev, (scores, _)) in enumerate(zip(candidates, evals, scored)):
             chosen = state.memo[str(ind)]
@@ -345,6 +346,19 @@ class Evolution:
         log.info("hall of fame on the validation networks: winner %.4f %s", rows[0]["validation_fitness"],
                  rows[0]["exported"])
         return rows
+
+    def _write_references(self, scores: dict[str, dict[str, list[float]]], networks: dict[str, list]) -> None:
+        """references.json: each reference's fitness on the validation networks (its own orientation), what
+        a winner is compared with there; the best reference per task is logged."""
+        refs = references(self.cfg)
+        evals = evaluations([(s, Counter()) for s in scores.values()], self.data.config, networks)
+        rows = [{"reference": name, "program": refs[name], "validation_fitness": ev.fitness,
+                 "validation_per_task": ev.per_task} for name, ev in zip(scores, evals)]
+        write_json(self.out / "references.json", rows)
+        for task in networks:
+            best = max(rows, key=lambda r: r["validation_per_task"].get(task, -math.inf))
+            log.info("validation networks of %s: the best reference is %s (%.4f)", task, best["reference"],
+                     best["validation_per_task"][task])
 
     def novel_programs(self, state: State, exclude: set[str]) -> list[Individual]:
         """The ``hall_of_fame`` fittest fully evaluated programs of distinct behaviour, not in ``exclude``,
