@@ -449,8 +449,8 @@ def evolve_parser() -> argparse.ArgumentParser:
              "fitness), or the hall of fame's best there (best). With --resume DIR of a finished run: its winner "
              "is chosen again this way, its evolution unchanged")
     add_flag(p, "novel_elites", type=int, default=None, metavar="N",
-             help="each generation also keep the N fittest new programs (per-network |Spearman| < 0.95 with every "
-             "seed program and proxy terminal on the selection networks) beside the elites, and blend them, so "
+             help="each generation also keep the N fittest new programs (per-network |Spearman| < 0.93 with every "
+             "seed program and proxy terminal on the selection networks: below 0.95 with room) beside the elites, and blend them, so "
              "that new lineages are refined during the run; 0: off (default 0)")
     add_flag(p, "cache_dir", default="results/cache/values", help="cache of network-level values, shared by "
              "runs (default results/cache/values)")

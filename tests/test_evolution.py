@@ -541,7 +541,7 @@ def test_nb101_is_a_fitness_task_whose_programs_see_every_conv(data_root, one_th
 
 def test_hall_of_fame_records_the_most_similar_reference_and_winner_novel_exports_a_new_program(data_root, cache_dir,
                                                                                                tmp_path, monkeypatch):
-    from eznas.gp.evolution import NOVEL, NOVEL_MARGIN, most_similar, references
+    from eznas.gp.evolution import NEW_IN_RUN, NOVEL, NOVEL_MARGIN, most_similar, references
 
     assert most_similar({"t": [1.0, 2.0, 3.0, 4.0]}, {"a": {"t": [4.0, 3.0, 2.0, 1.0]}, "b": {"t": [1, 3, 2, 4]}}) == \
         {"reference": "a", "spearman": 1.0, "task": "t"}  # a reversed ranking is the same ranking
@@ -590,7 +590,7 @@ def test_hall_of_fame_records_the_most_similar_reference_and_winner_novel_export
     ref_scores = {n: sc for n, (sc, _) in zip(refs, fitness.program_scores(
         [parse_program(t) for t in refs.values()], evo.data, networks))}
     for ind, (sc, _) in zip(extra, fitness.program_scores([parse_program(str(i)) for i in extra], evo.data, networks)):
-        assert state.memo[str(ind)].stage == "full" and (most_similar(sc, ref_scores) or {"spearman": 0})["spearman"] < NOVEL
+        assert state.memo[str(ind)].stage == "full" and (most_similar(sc, ref_scores) or {"spearman": 0})["spearman"] < NEW_IN_RUN
     with pytest.raises(EznasError, match="winner must be one of best, novel"):
         tiny(data_root, winner="newest")
 
@@ -619,7 +619,7 @@ def test_novel_elites_keep_the_fittest_new_programs_beside_the_elites_and_surviv
                                                                                            tmp_path):
     """novel_elites = 2: after each generation the population holds the elites and then the 2 fittest full
     programs (outside the elites) that are new on the selection networks; their similarities are checkpointed."""
-    from eznas.gp.evolution import NOVEL, most_similar, references
+    from eznas.gp.evolution import NEW_IN_RUN, most_similar, references
 
     cfg = tiny(data_root, generations=2, novel_elites=2)
     data = FitnessData(cfg.fitness, ValueCache(cache_dir), data_root)
@@ -637,10 +637,10 @@ def test_novel_elites_keep_the_fittest_new_programs_beside_the_elites_and_surviv
         (scores, _), = fitness.program_scores([parse_program(str(ind))], data, networks)
         return (most_similar(scores, ref_scores) or {"spearman": 0.0})["spearman"]
 
-    assert len(kept) == 2 and all(state.memo[str(i)].rank[0] and similarity(i) < NOVEL for i in kept)
+    assert len(kept) == 2 and all(state.memo[str(i)].rank[0] and similarity(i) < NEW_IN_RUN for i in kept)
     assert all(state.similarity[str(i)] == pytest.approx(similarity(i)) for i in kept)
     # no full new program outside the elites is fitter than the ones kept
-    full_new = [t for t, s in state.similarity.items() if s < NOVEL and t not in {str(e) for e in elites}]
+    full_new = [t for t, s in state.similarity.items() if s < NEW_IN_RUN and t not in {str(e) for e in elites}]
     assert max(state.memo[t].fitness for t in full_new) == max(state.memo[str(i)].fitness for i in kept)
     assert all(state.similarity[t] == pytest.approx(similarity(parse_program(t))) for t in list(state.similarity)[:5])
     evo.save(state)
