@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_VERSION = 2  # 2: network-level language, (stage, fitness) ranks, validation
 WINNERS = ("best", "novel")
 NOVEL = 0.95  # per-network |Spearman| with every reference below which a program counts as new (bench_discovery's)
-NEW_IN_RUN = 0.93  # ... and in the run, on the selection networks (novel elites, the new programs validated):
+NEW_IN_RUN = 0.93  # ... and in the run, on the selection networks (novel elites; new programs validated, too):
 # below NOVEL with room, as a program's per-network Spearman moves on other networks (seed 0 of a run with a bar
 # of 0.95: its fittest programs at 0.940-0.948 on the selection networks were at 0.956-0.963 on the validation
 # ones, none new there; those under 0.93 moved by at most +0.019)
@@ -366,15 +366,20 @@ class Evolution:
 
     def novel_programs(self, state: State, exclude: set[str]) -> list[Individual]:
         """The ``hall_of_fame`` fittest fully evaluated programs of distinct behaviour, not in ``exclude``,
-        that are new on the selection networks (``new_programs``)."""
+        that are new on the selection networks (``new_programs``: below NOVEL), and as many below NEW_IN_RUN
+        (new with room: the fittest below NOVEL may all sit at its edge, and be equivalent to a reference on
+        the validation networks); the fittest first."""
         full = [t for t in sorted(state.memo, key=lambda t: state.memo[t].rank, reverse=True)
                 if state.memo[t].rank[0] and t not in exclude]
         ranked = distinct([self._individual(t, state.memo) for t in full], state.memo)
-        return self.new_programs(ranked, state, self.cfg.hall_of_fame)
+        found = {str(ind): ind for bar in (NOVEL, NEW_IN_RUN)
+                 for ind in self.new_programs(ranked, state, self.cfg.hall_of_fame, bar)}
+        return sorted(found.values(), key=lambda ind: ind.fitness.values, reverse=True)
 
-    def new_programs(self, ranked: Sequence[Individual], state: State, n: int, chunk: int = 50) -> list[Individual]:
+    def new_programs(self, ranked: Sequence[Individual], state: State, n: int, bar: float = NEW_IN_RUN,
+                     chunk: int = 50) -> list[Individual]:
         """The first ``n`` of ``ranked`` that are fully evaluated and new on the selection networks: per-network
-        |Spearman| below NEW_IN_RUN with every reference on every task (arithmetic on cached values: every
+        |Spearman| below ``bar`` with every reference on every task (arithmetic on cached values: every
         aggregate of a full evaluation is known); each program's similarity is kept in ``state.similarity``."""
         found: list[Individual] = []
         ranked = [ind for ind in ranked if state.memo[str(ind)].rank[0]]
@@ -391,7 +396,7 @@ class Evolution:
                 for ind, (scores, _) in zip(todo, scored):
                     similar = most_similar(scores, self._selection_references)
                     state.similarity[str(ind)] = 0.0 if similar is None else similar["spearman"]
-            found += [ind for ind in batch if state.similarity[str(ind)] < NEW_IN_RUN]
+            found += [ind for ind in batch if state.similarity[str(ind)] < bar]
         return found[:n]
 
     def _networks(self, split: str) -> dict[str, list]:
