@@ -216,6 +216,10 @@ def main() -> None:
                    help="test part: take the test files and the proxies' and seed programs' verify runs from this "
                    "runs folder (another benchmark's on the same pool, tasks and --n_test: nothing is scored "
                    "twice); the winners' runs stay in --runs")
+    p.add_argument("--costs-from", default=None, metavar="JSON",
+                   help="runs copied from others and their winners chosen again (evolve.py --resume COPY --winner "
+                   "...): the seeds section is each run's measured cost from this evolve part's json, and the "
+                   "copy's description (winner, hall of fame, logbook)")
     p.add_argument("--winners-apart", action="store_true",
                    help="test part: score each winner in its own verify run (seconds per arch of each alone; a new "
                    "seed adds only its own run); default: the seeds' winners in one run, sharing each arch's "
@@ -240,6 +244,13 @@ def main() -> None:
             print(f"seed {seed}: {entry['wall_seconds']:.0f} s, peak RSS {entry['peak_rss_gb']:.2f} GB, "
                   f"cache {entry['cache_bytes'] / 1e9:.2f} GB, winner {results['seeds'][str(seed)]['winner']}",
                   flush=True)
+    if args.costs_from:
+        cost = json.loads(Path(args.costs_from).read_text())["seeds"]
+        for seed in seeds:
+            measured = {k: v for k, v in cost[str(seed)].items()
+                        if k in ("wall_seconds", "peak_rss_gb", "resumed", "cache_bytes")}
+            results = record(out, "seeds", str(seed), {**measured, "costs_from": args.costs_from,
+                                                       **describe_run(runs / f"seed{seed}")})
     if args.part in ("all", "test", "proxies"):
         winners = {s: results["seeds"][str(s)]["winner"] for s in seeds if str(s) in results["seeds"]}
         if args.part == "proxies":
