@@ -216,6 +216,8 @@ def main() -> None:
                    help="test part: take the test files and the proxies' and seed programs' verify runs from this "
                    "runs folder (another benchmark's on the same pool, tasks and --n_test: nothing is scored "
                    "twice); the winners' runs stay in --runs")
+    p.add_argument("--tasks", default=None, help="test on these of the runs' tasks only, in this order (comma-separated, "
+                   "e.g. DARTS:cifar10); default: all")
     p.add_argument("--costs-from", default=None, metavar="JSON",
                    help="runs copied from others and their winners chosen again (evolve.py --resume COPY --winner "
                    "...): the seeds section is each run's measured cost from this evolve part's json, and the "
@@ -271,7 +273,11 @@ def main() -> None:
             summary = run_verify(vcfg, resume=True)  # a finished run is reused, an unfinished one resumed
             return summary, pd.read_csv(where / "verify" / tag / "scores.csv")
 
-        for task, (kw, bench) in test_files(cfg, root, shared, args.n_test).items():
+        files = test_files(cfg, root, shared, args.n_test)
+        order = args.tasks.split(",") if args.tasks else list(files)
+        if unknown := [t for t in order if t not in files]:
+            raise SystemExit(f"error: --tasks: {unknown[0]!r} is not a task of these runs ({', '.join(files)})")
+        for task, (kw, bench) in ((t, files[t]) for t in order):
             for batch in batches:
                 tag = f"{task.replace(':', '-').replace('@', '-').replace('=', '')}-b{batch}"  # @width=32: -width32
                 # the proxies and seed programs once, in one run (the winners' runs compare with it per arch)

@@ -584,15 +584,26 @@ def test_hall_of_fame_records_the_most_similar_reference_and_winner_novel_export
     assert sum(r["hall_of_fame"] for r in rows) == 2 and rows[0]["novel"]
     extra = evo.novel_programs(state, {str(h) for h in state.hall_of_fame})
     assert {r["program"] for r in rows if not r["hall_of_fame"]} == {str(i) for i in extra}
-    # the 2 fittest below NOVEL and the 2 fittest below NEW_IN_RUN (new with room), the fittest first
-    assert 0 < len(extra) <= 4 and not {str(i) for i in extra} & {str(h) for h in state.hall_of_fame}
-    assert [i.fitness.values for i in extra] == sorted((i.fitness.values for i in extra), reverse=True)
+    assert 0 < len(extra) <= 2 and not {str(i) for i in extra} & {str(h) for h in state.hall_of_fame}
     networks = {str(t): evo.data.networks(str(t), "selection") for t in evo.data.tasks}
     refs = references(cfg)
     ref_scores = {n: sc for n, (sc, _) in zip(refs, fitness.program_scores(
         [parse_program(t) for t in refs.values()], evo.data, networks))}
     for ind, (sc, _) in zip(extra, fitness.program_scores([parse_program(str(i)) for i in extra], evo.data, networks)):
         assert state.memo[str(ind)].stage == "full" and (most_similar(sc, ref_scores) or {"spearman": 0})["spearman"] < NOVEL
+    # with novel elites, also the 2 fittest below NEW_IN_RUN (new with room, the bar they are kept by)
+    with_elites = Evolution(dataclasses.replace(cfg, hall_of_fame=2, novel_elites=1), tmp_path / "run", evo.data)
+    both = with_elites.novel_programs(state, {str(h) for h in state.hall_of_fame})
+    outside = sorted((t for t, e in state.memo.items() if e.rank[0] and t not in {str(h) for h in state.hall_of_fame}),
+                     key=lambda t: state.memo[t].rank, reverse=True)
+    sims = {t: (most_similar(sc, ref_scores) or {"spearman": 0.0})["spearman"] for t, (sc, _) in
+            zip(outside, fitness.program_scores([parse_program(t) for t in outside], evo.data, networks))}
+    room = [t for t in outside if sims[t] < NEW_IN_RUN]
+    behaviours = {state.memo[t].behaviour for t in room}
+    assert room and {state.memo[str(i)].behaviour for i in both if sims[str(i)] < NEW_IN_RUN} <= behaviours
+    assert {str(i) for i in extra} <= {str(i) for i in both} and len(both) <= 4
+    assert max(state.memo[str(i)].fitness for i in both if sims[str(i)] < NEW_IN_RUN) == state.memo[room[0]].fitness
+    assert [i.fitness.values for i in both] == sorted((i.fitness.values for i in both), reverse=True)
     with pytest.raises(EznasError, match="winner must be one of best, novel"):
         tiny(data_root, winner="newest")
 

@@ -366,13 +366,14 @@ class Evolution:
 
     def novel_programs(self, state: State, exclude: set[str]) -> list[Individual]:
         """The ``hall_of_fame`` fittest fully evaluated programs of distinct behaviour, not in ``exclude``,
-        that are new on the selection networks (``new_programs``: below NOVEL), and as many below NEW_IN_RUN
-        (new with room: the fittest below NOVEL may all sit at its edge, and be equivalent to a reference on
-        the validation networks); the fittest first."""
+        that are new on the selection networks (``new_programs``: below NOVEL), and with novel elites as many
+        below NEW_IN_RUN, the bar they were kept by (new with room: the fittest below NOVEL may all sit at its
+        edge, and be equivalent to a reference on the validation networks); the fittest first."""
         full = [t for t in sorted(state.memo, key=lambda t: state.memo[t].rank, reverse=True)
                 if state.memo[t].rank[0] and t not in exclude]
         ranked = distinct([self._individual(t, state.memo) for t in full], state.memo)
-        found = {str(ind): ind for bar in (NOVEL, NEW_IN_RUN)
+        bars = (NOVEL, NEW_IN_RUN) if self.cfg.novel_elites else (NOVEL,)
+        found = {str(ind): ind for bar in bars
                  for ind in self.new_programs(ranked, state, self.cfg.hall_of_fame, bar)}
         return sorted(found.values(), key=lambda ind: ind.fitness.values, reverse=True)
 
