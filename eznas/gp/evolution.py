@@ -93,7 +93,7 @@ class EvolutionConfig:
         check_exportable(t for t in self.features if t.startswith(PROXY_PREFIX))  # best_proxy.py carries them
         if self.winner not in WINNERS:
             raise EznasError(f"winner must be one of {', '.join(WINNERS)}, got {self.winner!r}")
-        if not 0 <= self.novel_elites <= self.population - self.elites:
+        if self.novel_elites < 0 or (self.novel_elites and self.elites + self.novel_elites > self.population):
             raise EznasError(f"novel_elites must be in [0, population - elites = {self.population - self.elites}], "
                              f"got {self.novel_elites}")
         if self.blend_parts < 0 or self.blend_parts == 1 or self.blend_keep < 0:
