@@ -219,7 +219,8 @@ def check_tasks(tasks: Sequence[str], where: str) -> None:
 
 def quick_config(cfg):  # noqa: ANN001, ANN201 - EvolutionConfig in and out
     """``--quick``: the same run, small enough for a first try in about two minutes."""
-    return _fitness(dataclasses.replace(cfg, population=12, offspring=12, generations=2, elites=2, hall_of_fame=4),
+    return _fitness(dataclasses.replace(cfg, population=12, offspring=12, generations=2, elites=2, hall_of_fame=4,
+                                        novel_elites=min(cfg.novel_elites, 2)),
                     selection=24, validation=12, screen=8, promote=3)
 
 
@@ -451,7 +452,7 @@ def evolve_parser() -> argparse.ArgumentParser:
     add_flag(p, "novel_elites", type=int, default=None, metavar="N",
              help="each generation also keep the N fittest new programs (per-network |Spearman| < 0.93 with every "
              "seed program and proxy terminal on the selection networks: below 0.95 with room) beside the elites, and blend them, so "
-             "that new lineages are refined during the run; 0: off (default 0)")
+             "that new lineages are refined during the run; 0: off (default 0; --quick keeps at most 2)")
     add_flag(p, "cache_dir", default="results/cache/values", help="cache of network-level values, shared by "
              "runs (default results/cache/values)")
     add_flag(p, "test_networks", type=int, default=None, help="held-out archs per task for the top-3 test, >= 0 (default 100)")

@@ -42,7 +42,7 @@ def nb201_table(data_root: Path):
 def tiny(data_root: Path, **kw):
     """EvolutionConfig of a run small enough for tests: 8 programs, 2 generations, NB-201 CIFAR-10 with 12
     selection networks (6 for screening, 3 promoted a generation) and 6 validation networks, batch 4; no
-    proxy terminals, no blends, no pool ops, the best winner."""
+    proxy terminals, no blends, no pool ops, no novel elites, the best winner."""
     import dataclasses
 
     from eznas.gp.evolution import EvolutionConfig
@@ -54,7 +54,7 @@ def tiny(data_root: Path, **kw):
     # the loop's mechanics on the features only, without blends and pool ops (the default's proxy terminals cost seconds
     # per network; tests/test_proxy_terminals.py runs the defaults)
     base = EvolutionConfig(population=8, offspring=8, generations=2, elites=2, hall_of_fame=5, parallel=ParallelConfig(),
-                           features=FEATURES, blend_parts=0, pool_ops=False, winner="best",
+                           features=FEATURES, blend_parts=0, pool_ops=False, winner="best", novel_elites=0,
                            fitness=FitnessConfig(tasks=("NASBench201:cifar10",), selection=12, validation=6,
                                                  screen=6, promote=3, batch_size=4, data_root=str(data_root)))
     return dataclasses.replace(base, **kw)

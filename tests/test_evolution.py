@@ -660,6 +660,5 @@ def test_novel_elites_keep_the_fittest_new_programs_beside_the_elites_and_surviv
     again = Evolution(cfg, tmp_path / "run", data).load()
     assert again.similarity == state.similarity
     assert Evolution(dataclasses.replace(cfg, novel_elites=0), tmp_path / "off", data).new_programs(pop, state, 0) == []
-    for bad in (7, -1):
-        with pytest.raises(EznasError, match=rf"novel_elites must be in \[0, population - elites = 6\], got {bad}"):
-            tiny(data_root, novel_elites=bad)
+    with pytest.raises(EznasError, match="novel_elites must be >= 0, got -1"):
+        tiny(data_root, novel_elites=-1)

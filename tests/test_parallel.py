@@ -143,6 +143,7 @@ def test_a_worker_killed_mid_generation_loses_nothing(two_generations, dask_clus
 
 # ------------------------------------------------------------------------------------ the driver killed
 TINY_TOML = """population = 8
+novel_elites = 0
 features = ["params", "flops", "n_units", "depth"]
 blend_parts = 0
 winner = "best"

@@ -95,10 +95,11 @@ def test_the_default_run_blends_with_its_proxy_terminals(data_root, cache_dir, t
     default = EvolutionConfig()
     assert default.features == FEATURES + PROXY_TERMINALS and default.blend_parts == 6 and default.winner == "novel"
     cfg = tiny(data_root, features=default.features, blend_parts=default.blend_parts, winner=default.winner,
-               population=10)  # 9 seeds
+               novel_elites=5, population=10)  # 9 seeds; 5 novel elites, the setting of the discovery benchmark
     out = tmp_path / "run"
     run_evolution(cfg, out, cache_dir=cache_dir, test_networks=2)
-    for name in ("config.json", "logbook.csv", "hall_of_fame.json", "checkpoint.pkl", "best_proxy.py", "test_scores.csv"):
+    for name in ("config.json", "logbook.csv", "hall_of_fame.json", "references.json", "checkpoint.pkl",
+                 "best_proxy.py", "test_scores.csv"):
         assert (out / name).is_file(), name
     memo = pickle.loads((out / "checkpoint.pkl").read_bytes())["memo"]
     assert all(memo[t]["stage"] == "full" for t in PROXY_TERMINALS)
