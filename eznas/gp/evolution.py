@@ -360,8 +360,11 @@ class Evolution:
         rows = [{"reference": name, "program": refs[name], "validation_fitness": ev.fitness,
                  "validation_per_task": ev.per_task} for name, ev in zip(scores, evals)]
         write_json(self.out / "references.json", rows)
+        def on(task: str):  # a reference undefined there (NaN) is never the best
+            return lambda r: v if math.isfinite(v := r["validation_per_task"].get(task, math.nan)) else -math.inf
+
         for task in networks:
-            best = max(rows, key=lambda r: r["validation_per_task"].get(task, -math.inf))
+            best = max(rows, key=on(task))
             log.info("validation networks of %s: the best reference is %s (%.4f)", task, best["reference"],
                      best["validation_per_task"][task])
 
