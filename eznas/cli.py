@@ -452,7 +452,7 @@ def evolve_parser() -> argparse.ArgumentParser:
     add_flag(p, "novel_elites", type=int, default=None, metavar="N",
              help="each generation also keep the N fittest new programs (per-network |Spearman| < 0.93 with every "
              "seed program and proxy terminal on the selection networks: below 0.95 with room) beside the elites, and blend them, so "
-             "that new lineages are refined during the run; 0: off (default 0; --quick keeps at most 2)")
+             "that new lineages are refined during the run; 0: off (default 5; --quick keeps at most 2)")
     add_flag(p, "cache_dir", default="results/cache/values", help="cache of network-level values, shared by "
              "runs (default results/cache/values)")
     add_flag(p, "test_networks", type=int, default=None, help="held-out archs per task for the top-3 test, >= 0 (default 100)")

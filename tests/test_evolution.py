@@ -419,6 +419,32 @@ def test_rank_blends_sum_the_log_ranks_of_the_parts_each_ranked_in_its_orientati
     assert program.pool_scores(rows) == pytest.approx(list(want))
 
 
+def test_table_scores_a_column_at_a_time_equal_the_scores_network_by_network():
+    """Fitness scores rows of cached values a column at a time (``table_scores``), sharing the columns of
+    subtrees between programs: the same numbers and the same reasons as ``pool_scores`` of each row's
+    ``network_values``, for per-network and pool programs, failing and non-finite values included."""
+    rows = [{"params": 3.0, "depth": 2.0, "zc_synflow": 5.0, "sum_units(mean(weight))": 0.5},
+            {"params": 1.0, "depth": 0.0, "zc_synflow": "ValueError in synflow", "sum_units(mean(weight))": 2.0},
+            {"params": 2.0, "depth": 4.0, "zc_synflow": 1.0, "sum_units(mean(weight))": math.inf},
+            {"params": 4.0, "depth": 1.0, "zc_synflow": 2.0, "sum_units(mean(weight))": "RuntimeError in mean"},
+            {"params": 0.5, "depth": 3.0, "zc_synflow": 3e300, "sum_units(mean(weight))": 1.5}]
+    texts = ["net_add(net_log(params), net_scale(net_log(zc_synflow), 0.5))",
+             "net_mul(zc_synflow, net_mul(zc_synflow, net_exp(depth)))",  # overflows on the last network
+             "sum_units(mean(weight))",  # not finite on the third network
+             "net_div(sum_units(mean(weight)), depth)",
+             "net_add(net_rank(net_log(params)), net_scale(net_rank(net_neg(zc_synflow)), 0.5))",
+             "net_sub(net_rank(sum_units(mean(weight))), net_rank(net_mul(depth, net_log(params))))"]
+    programs = [parse_program(t) for t in texts] + [parse_program(texts[0]).negated()]
+    want = [p.pool_scores([p.network_values(None, row, row) for row in rows]) for p in programs]
+    assert any(isinstance(v, str) for w in want for v in w) and any(isinstance(v, float) for w in want for v in w)
+    assert [p.table_scores(rows) for p in programs] == want
+    shared = dict.fromkeys(["net_log(params)", "zc_synflow", "sum_units(mean(weight))"], None)
+    assert [p.table_scores(rows, shared) for p in programs] == want and all(shared.values())
+    assert [p.table_scores(rows, shared) for p in programs] == want  # from the shared columns
+    with pytest.raises(KeyError, match="network terminal 'flops' was not computed"):
+        parse_program("net_log(flops)").table_scores(rows)
+
+
 def test_blend_parts_are_each_tasks_best_then_the_fittest_of_distinct_behaviour():
     from eznas.gp.fitness import Evaluation
 

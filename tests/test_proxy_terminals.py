@@ -94,8 +94,9 @@ def test_the_default_run_blends_with_its_proxy_terminals(data_root, cache_dir, t
 
     default = EvolutionConfig()
     assert default.features == FEATURES + PROXY_TERMINALS and default.blend_parts == 6 and default.winner == "novel"
+    assert default.novel_elites == 5
     cfg = tiny(data_root, features=default.features, blend_parts=default.blend_parts, winner=default.winner,
-               novel_elites=5, population=10)  # 9 seeds; 5 novel elites, the setting of the discovery benchmark
+               novel_elites=default.novel_elites, population=10)  # 9 seeds
     out = tmp_path / "run"
     run_evolution(cfg, out, cache_dir=cache_dir, test_networks=2)
     for name in ("config.json", "logbook.csv", "hall_of_fame.json", "references.json", "checkpoint.pkl",

@@ -69,10 +69,10 @@ class EvolutionConfig:
     # task's best, then the fittest; and the proxy terminals), 2 and 3 at a time, and let the blend_keep best
     # blends join the offspring (0: no blends)
     blend_keep: int = 2
-    novel_elites: int = 0  # each generation also keep this many of the fittest new programs (per-network
+    novel_elites: int = 5  # each generation also keep this many of the fittest new programs (per-network
     # |Spearman| < NEW_IN_RUN with every reference on every task's selection networks; ``references``) beside the
     # elites (at most population - elites), and blend them: new lineages are refined during the run, not only
-    # filtered at its end (0: off, until the discovery benchmark's test of 5 is complete: README Discovery)
+    # filtered at its end (0: off; 5 won the discovery benchmark: README Discovery, "Novel elites")
     pool_ops: bool = True  # the language has pool-level ops (net_rank: log(rank / m) among the networks scored
     # together), and blends are rank blends too (AZ-NAS-style weighted sums of log ranks); the exported
     # program is then a pool program where it has one (it scores a pool of networks, as AZ-NAS does)

@@ -379,12 +379,14 @@ def program_scores(programs: Sequence[Program], data: FitnessData, networks: dic
     reason; values missing from the cache are computed first."""
     data.ensure([v for p in programs for v in p.values()], networks, mapper, tick)
     table = data.table(networks)
+    uses = Counter(k for p in programs for k in set(p.subtrees))
+    shared = {t: dict.fromkeys((k for k, n in uses.items() if n > 1), None) for t in table}  # blends' parts
     out = []
     for program in programs:
         failures: Counter[str] = Counter()
         scores: dict[str, list[float]] = {}
         for task, rows in table.items():  # a task's networks are the pool of a pool program
-            scored = program.pool_scores([program.network_values(None, values, values) for values in rows])
+            scored = program.table_scores(rows, shared[task])
             failures.update(s for s in scored if isinstance(s, str))
             scores[task] = [math.nan if isinstance(s, str) else s for s in scored]
         out.append((scores, failures))

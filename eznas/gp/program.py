@@ -55,6 +55,8 @@ class Program:
     sign: int = 1  # -1: the network score is negated
     _keys: list[str] = field(default_factory=list, repr=False)  # subtree string per node (cache keys)
     _stops: list[int] = field(default_factory=list, repr=False)  # where each node's subtree ends
+    _pooled: list[bool] = field(default_factory=list, repr=False)  # whether each node's subtree has a pool op
+    _front: list[int] = field(default_factory=list, repr=False)  # the frontier's nodes (never empty once known)
 
     def __post_init__(self) -> None:
         if not self.tree or self.tree[0].ret is not Net:
@@ -98,7 +100,9 @@ class Program:
         return list(dict.fromkeys(self.key(i) for i in self._frontier()))
 
     def _frontier(self) -> list[int]:
-        pooled = [any(is_pool_op(self.tree[k]) for k in range(i, self.stops[i])) for i in range(len(self.tree))]
+        if self._front:
+            return self._front
+        pooled = self.pooled
         out: list[int] = []
 
         def walk(i: int) -> None:
@@ -113,7 +117,15 @@ class Program:
                 j = self.stops[j]
 
         walk(0)
+        self._front = out
         return out
+
+    @property
+    def pooled(self) -> list[bool]:
+        """Per node: whether its subtree has a pool op."""
+        if not self._pooled:
+            self._pooled = [any(is_pool_op(self.tree[k]) for k in range(i, self.stops[i])) for i in range(len(self.tree))]
+        return self._pooled
 
     # ------------------------------------------------------------------------------------ evaluation
     def network_values(self, units: Sequence[Any] | None, features: dict[str, float],
@@ -146,28 +158,51 @@ class Program:
         node = self.tree[i]
         if isinstance(node, gp.Terminal) and not isinstance(node.value, str):
             return [float(node.value)] * len(rows)
-        if not is_pool_op(node) and not any(is_pool_op(self.tree[k]) for k in range(i, self.stops[i])):
-            return [row[self.key(i)] for row in rows]
+        if not self.pooled[i]:
+            key = self.key(i)
+            return [row[key] for row in rows]
         args, j = [], i + 1
         for _ in node.args:
             args.append(self._pool(j, rows))
             j = self.stops[j]
-        fn = PRIMITIVES.get(node.name).fn
         if is_pool_op(node):
             (arg,) = args
-            ranked = fn([math.nan if isinstance(v, str) else v for v in arg])
+            ranked = PRIMITIVES.get(node.name).fn([math.nan if isinstance(v, str) else v for v in arg])
             return [v if isinstance(v, str) else r for v, r in zip(arg, ranked)]
-        out: list[float | str] = []
-        for per in zip(*args):
-            reason = next((a for a in per if isinstance(a, str)), None)
-            if reason is None:
-                try:
-                    out.append(checked(fn(*per), node.name))
-                    continue
-                except ProgramFailure as exc:
-                    reason = str(exc)
-            out.append(reason)
-        return out
+        return _apply(node.name, args)
+
+    def table_scores(self, rows: Sequence[Mapping[str, float | str]],
+                     shared: dict[str, list[float | str] | None] | None = None) -> list[float | str]:
+        """``pool_scores`` of each row's ``network_values``, for rows of cached network-level values (the
+        features, proxy terminals and aggregates of each network of a pool): the same numbers, computed a
+        column (one node over every network) at a time. ``shared`` holds the columns of the subtrees whose
+        keys it has (a key mapped to None: computed here, then kept), for programs that share subtrees on
+        the same rows (blends of the same parts)."""
+        parts: dict[str, list[float | str]] = {}
+        for i in self._frontier():
+            parts[self.key(i)] = [_defined(v, self.key(i)) for v in self._column(i, rows, shared)]
+        return self.pool_scores([dict(zip(parts, values)) for values in zip(*parts.values())])
+
+    def _column(self, i: int, rows: Sequence[Mapping[str, float | str]],
+                shared: dict[str, list[float | str] | None] | None) -> list[float | str]:
+        """Node ``i``'s value on each row, a string where it is not defined (as ``_net`` raises it)."""
+        key, node = self.key(i), self.tree[i]
+        if shared is not None and (found := shared.get(key)) is not None:
+            return found
+        if isinstance(node, gp.Terminal):
+            column = [float(node.value)] * len(rows) if not isinstance(node.value, str) else \
+                [_terminal(row, node.name) for row in rows]
+        elif is_aggregator(node):
+            column = [_aggregate(row, key) for row in rows]
+        else:
+            args, j = [], i + 1
+            for _ in node.args:
+                args.append(self._column(j, rows, shared))
+                j = self.stops[j]
+            column = _apply(node.name, args)
+        if shared is not None and key in shared:
+            shared[key] = column
+        return column
 
     def value(self, units: Sequence[Any] | None, features: dict[str, float],
               values: MutableMapping[str, float | str] | None = None,
@@ -273,9 +308,46 @@ class Program:
         return self._keys[i]
 
     @property
+    def subtrees(self) -> list[str]:
+        """Each node's subtree string (its cache key), in tree order."""
+        self.key(0)
+        return self._keys
+
+    @property
     def stops(self) -> list[int]:
         self.key(0)
         return self._stops
+
+
+def _apply(name: str, args: Sequence[Sequence[float | str]]) -> list[float | str]:
+    """A network-level op network by network over its argument columns: the first argument's reason where
+    one is not defined, the op's where its result is not finite."""
+    fn, out = PRIMITIVES.get(name).fn, []
+    for per in zip(*args):
+        for a in per:
+            if isinstance(a, str):
+                out.append(a)
+                break
+        else:
+            try:
+                out.append(checked(fn(*per), name))
+            except ProgramFailure as exc:
+                out.append(str(exc))
+    return out
+
+
+def _terminal(row: Mapping[str, float | str], name: str) -> float | str:
+    if name not in row:
+        raise KeyError(f"network terminal {name!r} was not computed")
+    found = row[name]
+    return found if isinstance(found, str) else float(found)
+
+
+def _aggregate(row: Mapping[str, float | str], key: str) -> float | str:
+    found = row.get(key)
+    if found is None:
+        raise KeyError(f"aggregate {key!r} is neither cached nor computable (no statistics)")
+    return found
 
 
 def _defined(value: float | str, key: str) -> float | str:
