@@ -8,6 +8,7 @@
     pool = parse_program("net_add(net_rank(zc_synflow), net_rank(sum_units(corr_min_eig(pre_N))))")
     rows = [pool.network_values(s.units, s.features) for s in stats_of_each_network]
     pool.pool_scores(rows)       # one float (or the reason it has none) per network of the pool
+    pool.table_scores(cached)    # the same from each network's cached values, a column at a time (fitness)
 
 Levels, from the root down: network-level nodes (``net_*`` arithmetic, the terminals of
 :mod:`eznas.features`, proxy terminals ``zc_<proxy>`` when a run names them, ``Factor``/``Exponent``
