@@ -7,6 +7,7 @@ proxy, on the same archs, batch and initialisations.
     python benchmarks/bench_discovery.py --part proxies --n_test 200   # the proxies' side of the test, while runs go on
     python benchmarks/bench_discovery.py --part test --n_test 200      # then the winners, in one run (reuses the proxies' runs)
     python benchmarks/bench_discovery.py --part test --runs OTHER --proxies-from RUNS   # other winners, same archs
+    python benchmarks/bench_discovery.py --part test --runs OTHER --proxies-from RUNS,MORE   # + MORE's proxies
 
 Per seed: wall time, peak RSS of the run's process tree, the value cache's size after it, the winner (chosen
 on the validation networks) and its fitness figures. Per task and batch: Spearman / Kendall with 95% bootstrap
@@ -111,6 +112,26 @@ def test_files(cfg: EvolutionConfig, root: Path, runs: Path, n_test: int) -> dic
     return out
 
 
+def scored(run: Path, proxies: tuple[str, ...]) -> tuple[str, ...]:
+    """The proxies a finished verify run folder scored (its summary's config), else ``proxies``."""
+    summary = run / "summary.json"
+    return tuple(json.loads(summary.read_text())["config"]["proxies"]) if summary.is_file() else proxies
+
+
+def join_scored(runs: list[tuple[Path, dict, pd.DataFrame]]) -> tuple[dict, pd.DataFrame]:
+    """Verify runs of the same archs, (folder, summary, scores) each, joined arch by arch: every proxy and
+    column of each; the first run's figures are kept for a name several hold. Runs of other archs than the
+    first's are an error naming both folders."""
+    (first, summary, scores), *others = runs
+    for folder, other, frame in others:
+        if set(frame["uid"]) != set(scores["uid"]):
+            raise SystemExit(f"error: --proxies-from: {folder} scored other archs than {first}")
+        scores = scores.merge(frame[["uid", *(c for c in frame.columns if c not in scores.columns)]], on="uid")
+        summary = {**summary, "proxies": {**summary["proxies"], **{k: v for k, v in other["proxies"].items()
+                                                                  if k not in summary["proxies"]}}}
+    return summary, scores
+
+
 def agreement(scores: pd.DataFrame, winner: str, others: list[str]) -> dict[str, float]:
     """Per-arch Spearman between the winner's scores and each other column (archs where both are finite)."""
     out = {}
@@ -212,10 +233,11 @@ def main() -> None:
     p.add_argument("--evolve-args", default="", help="extra evolve.py flags (e.g. '--workers 2')")
     p.add_argument("--data-root", default=None)
     p.add_argument("--runs", default="results/benchmarks/discovery")
-    p.add_argument("--proxies-from", default=None, metavar="RUNS",
-                   help="test part: take the test files and the proxies' and seed programs' verify runs from this "
-                   "runs folder (another benchmark's on the same pool, tasks and --n_test: nothing is scored "
-                   "twice); the winners' runs stay in --runs")
+    p.add_argument("--proxies-from", default=None, metavar="RUNS[,RUNS]",
+                   help="test part: take the test files from the first of these runs folders and the proxies' and "
+                   "seed programs' verify runs from each (other benchmarks' on the same pool, tasks and --n_test: "
+                   "nothing is scored twice; a finished run is reused with the proxies it scored, and the folders' "
+                   "columns are joined arch by arch); the winners' runs stay in --runs")
     p.add_argument("--tasks", default=None, help="test on these of the runs' tasks only, in this order (comma-separated, "
                    "e.g. DARTS:cifar10); default: all")
     p.add_argument("--costs-from", default=None, metavar="JSON",
@@ -263,7 +285,7 @@ def main() -> None:
         proxies = tuple(args.proxies.split(","))
         batches = [int(b) for b in args.batches.split(",")] if args.batches else sorted({16, cfg.fitness.batch_size})
 
-        shared = Path(args.proxies_from) if args.proxies_from else runs  # the proxies' side of the test
+        sources = [Path(f) for f in args.proxies_from.split(",")] if args.proxies_from else [runs]  # the proxies' side
 
         def verify(where: Path, tag: str, kw: dict, bench: str, batch: int, proxies: tuple,
                    programs: tuple) -> tuple[dict, pd.DataFrame]:
@@ -273,7 +295,15 @@ def main() -> None:
             summary = run_verify(vcfg, resume=True)  # a finished run is reused, an unfinished one resumed
             return summary, pd.read_csv(where / "verify" / tag / "scores.csv")
 
-        files = test_files(cfg, root, shared, args.n_test)
+        def proxies_side(tag: str, kw: dict, bench: str, batch: int) -> tuple[dict, pd.DataFrame]:
+            """The proxies and seed programs on the test archs: each source folder's verify run (a finished one
+            with the proxies it scored, else --proxies), joined arch by arch; the first folder's figures are kept
+            for a name several hold."""
+            return join_scored([(where / "verify" / tag, *verify(where, tag, kw, bench, batch,
+                                                                scored(where / "verify" / tag, proxies),
+                                                                tuple(SEEDS.values()))) for where in sources])
+
+        files = test_files(cfg, root, sources[0], args.n_test)
         order = args.tasks.split(",") if args.tasks else list(files)
         if unknown := [t for t in order if t not in files]:
             raise SystemExit(f"error: --tasks: {unknown[0]!r} is not a task of these runs ({', '.join(files)})")
@@ -281,7 +311,7 @@ def main() -> None:
             for batch in batches:
                 tag = f"{task.replace(':', '-').replace('@', '-').replace('=', '')}-b{batch}"  # @width=32: -width32
                 # the proxies and seed programs once, in one run (the winners' runs compare with it per arch)
-                summary, scores = verify(shared, tag, kw, bench, batch, proxies, tuple(SEEDS.values()))
+                summary, scores = proxies_side(tag, kw, bench, batch)
                 entry = {"task": task, "batch_size": batch, "n_archs": summary["n_archs"],
                          "proxies": dict(summary["proxies"]), "agreement": {}}
                 # the winners together (one statistics pass and one set of proxy terminals per arch serve them

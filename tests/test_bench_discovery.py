@@ -1,0 +1,38 @@
+"""The discovery benchmark's join of the proxies' verify runs from several folders (``--proxies-from A,B``)."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+SPEC = importlib.util.spec_from_file_location(
+    "bench_discovery", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_discovery.py")
+bench = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(bench)
+
+
+def test_verify_runs_of_the_same_archs_join_arch_by_arch_keeping_the_first_folders_figures():
+    first = pd.DataFrame({"uid": [1, 2, 3], "accuracy": [90.0, 91.0, 92.0], "meco": [0.1, 0.3, 0.2],
+                          "seed program meco": [1.0, 2.0, 3.0]})
+    second = pd.DataFrame({"uid": [3, 1, 2], "accuracy": [92.0, 90.0, 91.0], "swap": [30.0, 10.0, 20.0],
+                           "seed program meco": [9.0, 9.0, 9.0]})
+    summary, scores = bench.join_scored([
+        (Path("a"), {"n_archs": 3, "proxies": {"meco": {"spearman": 0.5}, "seed program meco": {"spearman": 1.0}}},
+         first),
+        (Path("b"), {"n_archs": 3, "proxies": {"swap": {"spearman": 1.0}, "seed program meco": {"spearman": -1.0}}},
+         second)])
+    assert list(summary["proxies"]) == ["meco", "seed program meco", "swap"]
+    assert summary["proxies"]["seed program meco"] == {"spearman": 1.0}  # the first folder's figures
+    assert list(scores.columns) == ["uid", "accuracy", "meco", "seed program meco", "swap"]
+    assert scores.set_index("uid")["swap"].to_dict() == {1: 10.0, 2: 20.0, 3: 30.0}  # joined by arch, not by row
+    assert scores["seed program meco"].tolist() == [1.0, 2.0, 3.0]
+    other = second.assign(uid=[3, 1, 4])
+    with pytest.raises(SystemExit, match="error: --proxies-from: b scored other archs than a"):
+        bench.join_scored([(Path("a"), {"proxies": {}}, first), (Path("b"), {"proxies": {}}, other)])
+
+
+def test_a_finished_verify_run_is_reused_with_the_proxies_it_scored(tmp_path):
+    assert bench.scored(tmp_path / "missing", ("meco", "swap")) == ("meco", "swap")
+    (tmp_path / "summary.json").write_text(json.dumps({"config": {"proxies": ["az_nas", "meco"]}}))
+    assert bench.scored(tmp_path, ("meco", "swap")) == ("az_nas", "meco")
