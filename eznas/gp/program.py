@@ -237,12 +237,10 @@ class Program:
         if isinstance(node, gp.Terminal):
             if not isinstance(node.value, str):
                 return float(node.value)  # a Factor or Exponent constant
-            if node.name not in features:  # a network feature or a proxy terminal
-                raise KeyError(f"network terminal {node.name!r} was not computed")
-            found = features[node.name]
+            found = _terminal(features, node.name)  # a network feature or a proxy terminal
             if isinstance(found, str):  # the reason a proxy terminal failed on this network
                 raise ProgramFailure(found)
-            return float(found)
+            return found
         if is_pool_op(node):
             raise ProgramError(f"program {self} is pool-level ({node.name} ranks a network among those scored "
                                f"with it): score a pool of networks (network_values, then pool_scores)")
@@ -338,6 +336,7 @@ def _apply(name: str, args: Sequence[Sequence[float | str]]) -> list[float | str
 
 
 def _terminal(row: Mapping[str, float | str], name: str) -> float | str:
+    """A network terminal's value in a network's row: a float, or the reason it failed there."""
     if name not in row:
         raise KeyError(f"network terminal {name!r} was not computed")
     found = row[name]
