@@ -75,10 +75,22 @@ def describe_run(run: Path) -> dict:
     program fared in fitness (from the checkpoint's memo: stage, fitness, per task, failures)."""
     hall = json.loads((run / "hall_of_fame.json").read_text())
     memo = pickle.loads((run / "checkpoint.pkl").read_bytes())["memo"]
-    return {"run": str(run), "winner": hall[0]["exported"], "hall_of_fame": hall,
+    return {"run": str(run), "winner": hall[0]["exported"], "phases": phases(run), "hall_of_fame": hall,
             "logbook": pd.read_csv(run / "logbook.csv").to_dict("records"),
             "test_scores": pd.read_csv(run / "test_scores.csv").to_dict("records"),
             "seed_programs": {name: memo.get(text) for name, text in SEEDS.items()}}
+
+
+def phases(run: Path) -> dict[str, float]:
+    """Seconds of a run's phases from its files' times (right for a run made in one go, not for a resumed or
+    re-chosen one): the generations (config.json to the last logbook), the validation of the winner's candidates
+    and the references (to hall_of_fame.json), the held-out test of the top 3 (to test_scores.csv), and the
+    test's share of the whole (to best_proxy.py)."""
+    t = {name: (run / name).stat().st_mtime for name in ("config.json", "logbook.csv", "hall_of_fame.json",
+                                                        "test_scores.csv", "best_proxy.py")}
+    test = t["test_scores.csv"] - t["hall_of_fame.json"]
+    return {"generations": t["logbook.csv"] - t["config.json"], "validation": t["hall_of_fame.json"] - t["logbook.csv"],
+            "test": test, "test_share": test / (t["best_proxy.py"] - t["config.json"])}
 
 
 def folder_bytes(path: Path) -> int:

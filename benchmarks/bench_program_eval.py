@@ -10,6 +10,7 @@ and reasons.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import pickle
 import random
@@ -19,7 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eznas.gp.fitness import FitnessConfig, FitnessData, ValueCache, program_scores  # noqa: E402
+from eznas.config import from_dict  # noqa: E402
+from eznas.gp.evolution import EvolutionConfig  # noqa: E402
+from eznas.gp.fitness import FitnessData, ValueCache, program_scores  # noqa: E402
 from eznas.gp.program import parse_program  # noqa: E402
 from eznas.report import write_results  # noqa: E402
 
@@ -35,14 +38,14 @@ def same(a: float | str, b: float | str) -> bool:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run", required=True, help="a finished evolve.py run folder (its checkpoint.pkl)")
+    p.add_argument("--run", required=True, help="a finished evolve.py run folder (its config.json and checkpoint.pkl)")
     p.add_argument("--cache", required=True, help="the value cache the run filled")
     p.add_argument("--programs", type=int, default=2000, help="how many of its full-evaluated programs")
     p.add_argument("--data-root", default="data")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "program_eval"))
     args = p.parse_args()
     blob = pickle.loads((Path(args.run) / "checkpoint.pkl").read_bytes())
-    cfg = FitnessConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in blob["config"]["fitness"].items()})
+    cfg = from_dict(EvolutionConfig, json.loads((Path(args.run) / "config.json").read_text()), "config").fitness
     data = FitnessData(cfg, ValueCache(args.cache), Path(args.data_root))
     texts = sorted(t for t, e in blob["memo"].items() if e["stage"] == "full")
     random.Random(0).shuffle(texts)
