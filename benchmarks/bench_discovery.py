@@ -8,6 +8,7 @@ proxy, on the same archs, batch and initialisations.
     python benchmarks/bench_discovery.py --part test --n_test 200      # then the winners, in one run (reuses the proxies' runs)
     python benchmarks/bench_discovery.py --part test --runs OTHER --proxies-from RUNS   # other winners, same archs
     python benchmarks/bench_discovery.py --part test --runs OTHER --proxies-from RUNS,MORE   # + MORE's proxies
+    python benchmarks/bench_discovery.py --part test --seeds 0,1,2   # after tests of 0,1 and of 2: both runs reused
 
 Per seed: wall time, peak RSS of the run's process tree, the value cache's size after it, the winner (chosen
 on the validation networks) and its fitness figures. Per task and batch: Spearman / Kendall with 95% bootstrap
@@ -144,6 +145,26 @@ def join_scored(runs: list[tuple[Path, dict, pd.DataFrame]]) -> tuple[dict, pd.D
     return summary, scores
 
 
+def winner_groups(verify_dir: Path, tag: str, winners: dict[int, str],
+                  apart: bool) -> dict[str, tuple[dict[int, str], tuple[str, ...] | None]]:
+    """The verify runs scoring the winners on one task and batch, ``{group: (members, programs)}``: a finished
+    run of this tag that already scored a winner (an earlier test part's group, of these or other seeds) is
+    reused with the programs it scored; the others share one new run (``programs`` None: the members'), or each
+    have their own with ``apart``."""
+    groups, rest = {}, dict(winners)
+    for folder in sorted(verify_dir.glob(f"{tag}-seed*")):
+        summary = folder / "summary.json"
+        if not rest or not summary.is_file():
+            continue
+        programs = tuple(json.loads(summary.read_text())["config"]["programs"])
+        if found := {s: w for s, w in rest.items() if w in programs}:
+            groups[folder.name[len(tag) + 1:]] = (found, programs)
+            rest = {s: w for s, w in rest.items() if s not in found}
+    new = ({f"seed{s}": {s: w} for s, w in rest.items()} if apart
+           else {"seeds" + "-".join(map(str, rest)): rest} if rest else {})
+    return {**groups, **{g: (members, None) for g, members in new.items()}}
+
+
 def agreement(scores: pd.DataFrame, winner: str, others: list[str]) -> dict[str, float]:
     """Per-arch Spearman between the winner's scores and each other column (archs where both are finite)."""
     out = {}
@@ -195,11 +216,21 @@ def markdown(results: dict) -> str:
         if not m:
             return "—"
         lo, hi = m["ci95"]["spearman"]
-        return f"{m['spearman']:.3f} / {m['kendall']:.3f} [{lo:.3f}, {hi:.3f}]"
+        return f"{m['spearman']:.3f} / {m['kendall']:.3f} [{lo:.3f}, {hi:.3f}] {m['seconds_per_arch']:.3f} s"
 
+    def cost(e: dict) -> str:
+        ph = e.get("phases")
+        share = f"{ph['test_share']:.1%}" if ph else "—"
+        return (f"{e['wall_seconds']:.0f} s | {e['peak_rss_gb']:.2f} GB | {e['cache_bytes'] / 1e6:.1f} MB | {share} | "
+                f"{e.get('costs_from', 'this benchmark')}")
+
+    lines = ["| seed | wall | peak RSS | value cache after | held-out test share | measured by |", "|---|---|---|---|---|---|"]
+    lines += [f"| {s} | {cost(e)} |" for s, e in results["seeds"].items() if "wall_seconds" in e]
     head = " | ".join(f"{results['test'][t]['task']} b{results['test'][t]['batch_size']} "
                       f"(n={results['test'][t]['n_archs']})" for t in tags)
-    lines = [f"| program or proxy | {head} |", "|---|" + "---|" * len(tags)]
+    lines += ["", "Spearman / Kendall [Spearman's 95% bootstrap CI] and seconds per arch (a winners' run: the first "
+              "program's include the statistics and proxy terminals the others share).", "",
+              f"| program or proxy | {head} |", "|---|" + "---|" * len(tags)]
     for name in rows:
         lines.append(f"| {label(name)} | " + " | ".join(cell(results["test"][t]["proxies"].get(name)) for t in tags) + " |")
     lines += ["", "| seed | most similar per arch (Spearman), per task | equivalent (>= 0.95) to | beats the best proxy "
@@ -259,7 +290,8 @@ def main() -> None:
     p.add_argument("--winners-apart", action="store_true",
                    help="test part: score each winner in its own verify run (seconds per arch of each alone; a new "
                    "seed adds only its own run); default: the seeds' winners in one run, sharing each arch's "
-                   "statistics and proxy terminals")
+                   "statistics and proxy terminals. Either way a winner that a finished verify run of the task "
+                   "already scored (an earlier --part test's) is taken from that run")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "discovery.json"))
     args = p.parse_args()
     root, runs, out = resolve_data_root(args.data_root), Path(args.runs), Path(args.out)
@@ -284,9 +316,10 @@ def main() -> None:
         cost = json.loads(Path(args.costs_from).read_text())["seeds"]
         for seed in seeds:
             measured = {k: v for k, v in cost[str(seed)].items()
-                        if k in ("wall_seconds", "peak_rss_gb", "resumed", "cache_bytes")}
-            results = record(out, "seeds", str(seed), {**measured, "costs_from": args.costs_from,
-                                                       **describe_run(runs / f"seed{seed}")})
+                        if k in ("wall_seconds", "peak_rss_gb", "resumed", "cache_bytes", "phases")}
+            # a copy's file times are not the run's: its phases are the measured run's, when that recorded them
+            described = {k: v for k, v in describe_run(runs / f"seed{seed}").items() if k != "phases"}
+            results = record(out, "seeds", str(seed), {**measured, "costs_from": args.costs_from, **described})
     if args.part in ("all", "test", "proxies"):
         winners = {s: results["seeds"][str(s)]["winner"] for s in seeds if str(s) in results["seeds"]}
         if args.part == "proxies":
@@ -307,15 +340,19 @@ def main() -> None:
             summary = run_verify(vcfg, resume=True)  # a finished run is reused, an unfinished one resumed
             return summary, pd.read_csv(where / "verify" / tag / "scores.csv")
 
-        def proxies_side(tag: str, kw: dict, bench: str, batch: int) -> tuple[dict, pd.DataFrame]:
+        # each source folder holds its own copy of the test files (the same archs: the pool, tasks and --n_test
+        # are the same), the benchmark path its verify runs were started with
+        files_of = {where: test_files(cfg, root, where, args.n_test) for where in sources}
+        files = files_of[sources[0]]
+
+        def proxies_side(tag: str, task: str, batch: int) -> tuple[dict, pd.DataFrame]:
             """The proxies and seed programs on the test archs: each source folder's verify run (a finished one
             with the proxies it scored, else --proxies), joined arch by arch; the first folder's figures are kept
             for a name several hold."""
-            return join_scored([(where / "verify" / tag, *verify(where, tag, kw, bench, batch,
+            return join_scored([(where / "verify" / tag, *verify(where, tag, *files_of[where][task], batch,
                                                                 scored(where / "verify" / tag, proxies),
                                                                 tuple(SEEDS.values()))) for where in sources])
 
-        files = test_files(cfg, root, sources[0], args.n_test)
         order = args.tasks.split(",") if args.tasks else list(files)
         if unknown := [t for t in order if t not in files]:
             raise SystemExit(f"error: --tasks: {unknown[0]!r} is not a task of these runs ({', '.join(files)})")
@@ -323,16 +360,16 @@ def main() -> None:
             for batch in batches:
                 tag = f"{task.replace(':', '-').replace('@', '-').replace('=', '')}-b{batch}"  # @width=32: -width32
                 # the proxies and seed programs once, in one run (the winners' runs compare with it per arch)
-                summary, scores = proxies_side(tag, kw, bench, batch)
+                summary, scores = proxies_side(tag, task, batch)
                 entry = {"task": task, "batch_size": batch, "n_archs": summary["n_archs"],
                          "proxies": dict(summary["proxies"]), "agreement": {}}
                 # the winners together (one statistics pass and one set of proxy terminals per arch serve them
-                # all; seconds per arch: the first program's include the shared collection), or each on its own
-                groups = ({f"seed{s}": {s: w} for s, w in winners.items()} if args.winners_apart
-                          else {"seeds" + "-".join(map(str, winners)): winners} if winners else {})
-                for group, members in groups.items():
+                # all; seconds per arch: the first program's include the shared collection), or each on its own;
+                # a winner a finished run of this tag already scored is taken from it
+                groups = winner_groups(runs / "verify", tag, winners, args.winners_apart)
+                for group, (members, programs) in groups.items():
                     mine, own = verify(runs, f"{tag}-{group}", kw, bench, batch, (),
-                                       tuple(dict.fromkeys(members.values())))
+                                       programs or tuple(dict.fromkeys(members.values())))
                     for s, w in members.items():
                         entry["proxies"][w] = mine["proxies"][w]
                         both = scores.merge(own[["uid", w]], on="uid", suffixes=("", " (winner)"))

@@ -36,3 +36,23 @@ def test_a_finished_verify_run_is_reused_with_the_proxies_it_scored(tmp_path):
     assert bench.scored(tmp_path / "missing", ("meco", "swap")) == ("meco", "swap")
     (tmp_path / "summary.json").write_text(json.dumps({"config": {"proxies": ["az_nas", "meco"]}}))
     assert bench.scored(tmp_path, ("meco", "swap")) == ("az_nas", "meco")
+
+
+def test_winners_a_finished_run_already_scored_are_taken_from_it_and_the_rest_share_a_new_run(tmp_path):
+    def finished(name: str, programs: list[str]) -> None:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(json.dumps({"config": {"programs": programs}}))
+
+    tag = "NASBench201-cifar10-b16"
+    finished(f"{tag}-seeds0-1", ["w0", "w1"])
+    finished(f"{tag}0-seeds2", ["w2"])  # another tag (batch 160): not this task's run
+    (tmp_path / f"{tag}-seeds5").mkdir()  # unfinished: not reused
+    winners = {0: "w0", 2: "w2", 3: "w3"}
+    assert bench.winner_groups(tmp_path, tag, winners, apart=False) == {
+        "seeds0-1": ({0: "w0"}, ("w0", "w1")), "seeds2-3": ({2: "w2", 3: "w3"}, None)}
+    assert bench.winner_groups(tmp_path, tag, winners, apart=True) == {
+        "seeds0-1": ({0: "w0"}, ("w0", "w1")), "seed2": ({2: "w2"}, None), "seed3": ({3: "w3"}, None)}
+    finished(f"{tag}-seeds2", ["w2", "w3"])
+    assert bench.winner_groups(tmp_path, tag, winners, apart=False) == {
+        "seeds0-1": ({0: "w0"}, ("w0", "w1")), "seeds2": ({2: "w2", 3: "w3"}, ("w2", "w3"))}
+    assert bench.winner_groups(tmp_path / "none", tag, {0: "w0"}, apart=False) == {"seeds0": ({0: "w0"}, None)}
