@@ -38,7 +38,7 @@ def cell_shares(net: nn.Module, batch: Batch, edges: Sequence[float] = GRID) -> 
     for i, cell in enumerate(cells):
         grads = [m.weight.grad.abs().flatten().double() for m in weight_layers(cell) if m.weight.grad is not None]
         if grads:
-            g = torch.cat(grads)
+            g = torch.cat(grads).cpu()  # torch.histogram is CPU-only
             counts = torch.histogram(g.clamp(max=edges[-1] * (1 - 1e-12)), bins=bounds).hist
             shares[i] = counts.numpy() / g.numel()
     net.zero_grad(set_to_none=True)

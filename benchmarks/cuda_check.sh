@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The GPU checks, in one command for a lent CUDA machine (issue 13: the default run with --device cuda):
+#   1. the default evolve.py, cold, --device cuda, timed by bench_discovery (wall, peak RSS, cache), killed at
+#      EVOLVE_LIMIT seconds; PROGRESS records every 10 s how many logbook rows (generations) are written, so a
+#      run cut short still says how far it got;
+#   2. every registered proxy on 12 NB-201 archs and the default proxies on 12 DARTS archs on the GPU (each
+#      one's CUDA path).
+# Missing Python packages travel as wheels in .whl/ (device README): deap 1.4.4 needs moocore, cffi,
+# pycparser and platformdirs beside it. Results go to $OUT (default benchmarks/results/discovery_cuda).
+set -u
+OUT=${OUT:-benchmarks/results/discovery_cuda}; mkdir -p "$OUT"
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/site:$PWD
+fi
+export EZNAS_DATA=${EZNAS_DATA:-$PWD/data} PYTHONUNBUFFERED=1
+RUNS=${RUNS:-/tmp/eznas_cuda}; rm -rf "$RUNS"
+nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+start=$(date +%s)
+( while sleep 10; do echo "$(( $(date +%s) - start )) $(wc -l < "$RUNS/seed0/logbook.csv" 2>/dev/null || echo 0)"; done ) \
+    > "$OUT/progress.txt" &
+timeout -k 10 "${EVOLVE_LIMIT:-470}" python3 benchmarks/bench_discovery.py --part evolve --seeds 0 --runs "$RUNS" \
+    --evolve-args "--device cuda" --out "$OUT/discovery_cuda.json" 2>&1 | grep -v "warn" | tee "$OUT/evolve.log"
+echo "bench_discovery rc=${PIPESTATUS[0]} after $(( $(date +%s) - start )) s"
+pkill -f evolve.py; kill %1 2>/dev/null; sleep 2
+cp "$RUNS/seed0/logbook.csv" "$OUT/" 2>/dev/null
+P=az_nas,eznas,fisher,flops,grad_norm,grasp,jacov,meco,naswot,params,reg_swap,snip,swap,sweetimator,synflow,zico
+timeout 60 python3 verify_scores.py --device cuda --proxy $P --n_samples 12 --out /tmp/cuda_v1 --results_csv /tmp/cuda_v.csv 2>&1 | grep "proxy="
+timeout 40 python3 verify_scores.py --device cuda --search_space DARTS --n_samples 12 --out /tmp/cuda_v2 --results_csv /tmp/cuda_v.csv 2>&1 | grep "proxy="
