@@ -3,6 +3,7 @@ each proxy as the fitness, 10 search seeds per setting, against a random arch an
 
     python benchmarks/bench_search.py                                   # the issue's benchmark (long on CPU)
     python benchmarks/bench_search.py --proxies params,synflow --table_archs 2000 --budget 200   # a small one
+    python benchmarks/bench_search.py --datasets cifar10 --proxies reg_swap --lazy   # only the archs visited
 
 1. The proxies and programs score the table's archs once, together (one ``verify_scores.py`` run per
    dataset, score seed 0, batch 16; each one's seconds per arch include the network's build), resumable:
@@ -11,6 +12,11 @@ each proxy as the fitness, 10 search seeds per setting, against a random arch an
 2. Each search (``search.py`` with ``--scores`` from step 1, search seed 0..9, score seed 0) looks its
    fitness up, so a search costs the archs it scores times the verify run's seconds per arch, reported as
    its seconds on this machine; results/benchmarks/search/runs/<dataset>-<strategy>-<proxy>-s<seed>/.
+   With ``--lazy`` nothing scores the whole table: each fitness's searches share a score cache
+   (results/benchmarks/search/cache/<dataset>-<fitness>.jsonl, ``search.py --score_cache``), so an arch is
+   scored once, when a search first visits it, and each search counts the seconds its archs took; the
+   rho column is then over the archs the random searches drew (a uniform sample of the table; n given).
+   For the proxies too slow for the whole table on a laptop (SWAP's 32 initialisations per cell).
 3. Baselines: a uniformly random arch of the table (the same 10 seeds: what a search without a proxy finds
    at any budget) and the oracle (the best true accuracy among the archs each search scored).
 
@@ -24,6 +30,7 @@ import argparse
 import json
 import logging
 import statistics
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +39,8 @@ import pandas as pd
 from eznas.data import resolve_data_root
 from eznas.io import write_bytes
 from eznas.report import merge_rows, write_results
-from eznas.search.run import NB201_OPTIMUM, Search, SearchConfig
+from eznas.config import from_dict
+from eznas.search.run import NB201_OPTIMUM, Search, SearchConfig, fitness_call
 from eznas.spaces import get_space
 from eznas.verify import VerifyConfig, run_verify
 
@@ -44,6 +52,23 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def rho_on_drawn(runs: list[Path]) -> tuple[float, int]:
+    """Spearman of a fitness against the true accuracy over the archs some searches scored (the random
+    searches': a uniform sample of the table), and how many: a pool fitness ranked among all of them."""
+    config = from_dict(SearchConfig, json.loads((runs[0] / "config.json").read_text()), "config")
+    call = fitness_call(config)
+    drawn: dict[str, dict] = {}
+    for run in runs:
+        for h in json.loads((run / "state.json").read_text())["history"]:
+            drawn[h["uid"]] = h
+    rows = list(drawn.values())
+    scores = (np.asarray(call.proxy.pool(pd.DataFrame([h["parts"] for h in rows])), float) if call.proxy.pool
+              else np.array([h["score"] for h in rows], float))
+    both = pd.DataFrame({"score": scores, "accuracy": [h["accuracy"] for h in rows]})
+    both = both.replace([np.inf, -np.inf], np.nan).dropna()
+    return float(both["score"].rank().corr(both["accuracy"].rank())), len(both)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", default="cifar10,cifar100")
@@ -53,6 +78,9 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--budget", type=int, default=1000)
     p.add_argument("--table_archs", type=int, default=-1, help="a seeded sample of the table (default -1: all 15,625)")
+    p.add_argument("--lazy", action="store_true", help="score only the archs the searches visit, each once, "
+                   "through a score cache per dataset and fitness (no whole-table verify run; rho over the "
+                   "random searches' archs)")
     p.add_argument("--data-root", default=None)
     p.add_argument("--runs", default="results/benchmarks/search")
     p.add_argument("--out", default=str(RESULTS / "search.json"))
@@ -77,26 +105,33 @@ def main() -> None:
             write_bytes(table, keep.to_csv(index=False).encode())
         archs = space.load(table, dataset)
         accuracies = np.array([a.accuracy for a in archs])
-        # every fitness scored in one verify run (one network build per arch; each label's seconds include it)
         programs = tuple(args.program)
         proxies = tuple(f for f in fitnesses if f not in programs)
-        folder = runs / "scores" / f"{dataset}-{'+'.join(proxies)}{'+programs' * bool(programs)}"
-        summary = run_verify(VerifyConfig(dataset=dataset, seed=0, proxies=proxies, programs=programs,
-                                          benchmark_path=str(table), data_root=str(root), out=str(folder),
-                                          bootstrap=100, results_csv=str(runs / "all_tests.csv")), resume=True)
-        for label, metrics in summary["proxies"].items():  # a program's label is its normalised text
+        if args.lazy:  # (label, run-name, search settings, rho, rho's n): rho once the random searches ran
+            settings = [(f, f if f in proxies else f"program-{zlib.crc32(f.encode()):08x}") for f in fitnesses]
+            fits = [(label, f"{name}-lazy", {"score_cache": str(runs / "cache" / f"{dataset}-{name}.jsonl")}, None, None)
+                    for label, name in settings]
+        else:  # every fitness scored in one verify run (one network build per arch; each label's seconds include it)
+            folder = runs / "scores" / f"{dataset}-{'+'.join(proxies)}{'+programs' * bool(programs)}"
+            summary = run_verify(VerifyConfig(dataset=dataset, seed=0, proxies=proxies, programs=programs,
+                                              benchmark_path=str(table), data_root=str(root), out=str(folder),
+                                              bootstrap=100, results_csv=str(runs / "all_tests.csv")), resume=True)
+            fits = []
+            for i, (label, metrics) in enumerate(summary["proxies"].items()):  # a program's label: its normalised text
+                print(f"{dataset} {label}: rho {metrics['spearman']:.3f} on {summary['n_archs']} archs, "
+                      f"{metrics['seconds_per_arch']:.3f} s/arch", flush=True)
+                fits.append((label, label if label in proxies else f"program{i}", {"scores": str(folder)},
+                             metrics["spearman"], None))
+        for label, name, source, rho, rho_n in fits:
             is_program = label not in proxies
-            print(f"{dataset} {label}: rho {metrics['spearman']:.3f} on {summary['n_archs']} archs, "
-                  f"{metrics['seconds_per_arch']:.3f} s/arch", flush=True)
-            name = f"program{list(summary['proxies']).index(label)}" if is_program else label
             for strategy in args.strategies.split(","):
-                found, ranks, tops, seconds, oracle = [], [], [], [], []
+                found, ranks, tops, seconds, oracle, folders = [], [], [], [], [], []
                 for seed in range(args.seeds):
                     run = runs / "runs" / f"{dataset}-{name}-{strategy}-b{args.budget}-s{seed}"
                     cfg = SearchConfig(dataset=dataset, strategy=strategy, budget=args.budget,
                                        proxy=None if is_program else label, program=label if is_program else None,
                                        seed=seed, score_seed=0, benchmark_path=str(table), data_root=str(root),
-                                       scores=str(folder), out=str(run))
+                                       out=str(run), **source)
                     done = run / "result.json"
                     r = json.loads(done.read_text()) if done.is_file() else \
                         Search(cfg, resume=(run / "config.json").is_file()).run()
@@ -106,7 +141,11 @@ def main() -> None:
                     tops.append(f["top_percent"])
                     seconds.append(r["seconds"])
                     oracle.append(r["oracle_of_scored"])
-                row = {"dataset": dataset, "strategy": strategy, "fitness": label, "rho": metrics["spearman"],
+                    folders.append(run)
+                if args.lazy and strategy == "random":  # a uniform sample of the table, its size growing with seeds
+                    rho, rho_n = rho_on_drawn(folders)
+                    print(f"{dataset} {label}: rho {rho:.3f} on the {rho_n} archs the random searches drew", flush=True)
+                row = {"dataset": dataset, "strategy": strategy, "fitness": label, "rho": rho, "rho_archs": rho_n,
                        "accuracy": mean_std(found), "rank": mean_std(ranks), "top_percent": mean_std(tops),
                        "seconds": mean_std(seconds), "oracle": mean_std(oracle)}
                 results["rows"].append(row)
@@ -135,10 +174,10 @@ def markdown(results: dict) -> str:
 
     lines = [f"Budget {results['budget']} archs scored, {results['seeds']} search seeds; table optimum: "
              + "; ".join(f"{d} {o['table']:.2f} of {o['archs']} archs" for d, o in results["optimum"].items()), "",
-             "| dataset | strategy | fitness | ρ on the table | found test acc | rank | top % | s / search | oracle of scored |",
+             "| dataset | strategy | fitness | ρ on the table (n: on the archs random search drew) | found test acc | rank | top % | s / search | oracle of scored |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in results["rows"]:
-        rho = "—" if r["rho"] is None else f"{r['rho']:.3f}"
+        rho = "—" if r["rho"] is None else f"{r['rho']:.3f}" + (f" (n={r['rho_archs']})" if r.get("rho_archs") else "")
         lines.append(f"| {r['dataset']} | {r['strategy']} | {r['fitness']} | {rho} | {pm(r['accuracy'])} "
                      f"| {pm(r['rank'], 0)} | {pm(r['top_percent'])} | {pm(r['seconds'], 0)} | {pm(r['oracle'])} |")
     return "\n".join(lines) + "\n"

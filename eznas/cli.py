@@ -587,6 +587,10 @@ def search_parser() -> argparse.ArgumentParser:
     add_flag(p, "scores", default=None, metavar="VERIFY_RUN",
              help="look the fitness up in a verify_scores.py run folder with the same space, dataset, batch and "
              "seed (its archs are not scored again; each counts that run's seconds per arch)")
+    add_flag(p, "score_cache", default=None, metavar="FILE",
+             help="a JSON-lines file of the fitness's per-arch values that searches with the same space, dataset, "
+             "batch, score seed, device and fitness share: archs there are not scored again (each counts the "
+             "seconds it took), archs scored are appended; other settings are an error naming the field")
     add_flag(p, "out", default=None, help="run folder (default results/search/<space>-<dataset>-<strategy>-s<seed>-<time>/)")
     add_flag(p, "resume", action="store_true", help="with --out DIR: continue the search there (same settings; "
              "the budgets may grow)")
@@ -614,6 +618,7 @@ def search_main(argv: Sequence[str] | None = None) -> int:
             in_table=args.in_table,
             accuracy_key=args.accuracy_key, benchmark_path=args.benchmark_path, data_root=args.data_root,
             device=args.device, probe=args.probe, width=args.width, cells=args.cells, scores=args.scores,
+            score_cache=args.score_cache,
             out=args.out)
         search = Search(cfg, resume=args.resume)
         bar = tqdm(total=search.cfg.budget, initial=len(search.state.history), unit="arch", desc="search",

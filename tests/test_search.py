@@ -227,3 +227,33 @@ def test_az_nas_guides_a_search(data_root, tmp_path, capsys):
                         "--data-root", str(data_root), "--out", str(tmp_path / "x")]) == 0
     result = json.loads((tmp_path / "x" / "result.json").read_text())
     assert result["fitness"] == "az_nas" and result["found"]["accuracy"] > 0 and result["not_finite"] == 0
+
+
+def test_searches_sharing_a_score_cache_score_each_arch_once(data_root, tmp_path, monkeypatch):
+    """The first search appends each arch it scores; a later one reads those and scores only the others; a
+    search with all its archs cached computes nothing and finds what it found scoring them, with the seconds
+    they took; a cache of other settings or a damaged line is one error naming it."""
+    table = tmp_path / "nb201_part.csv"
+    pd.read_csv(data_root / "nb201" / "nb201_acc_200ep.csv").head(40).to_csv(table, index=False)
+    cache = tmp_path / "params.jsonl"
+    live = search(data_root, tmp_path, "live", benchmark_path=str(table), budget=10, score_cache=str(cache)).run()
+    lines = cache.read_text().splitlines()
+    assert json.loads(lines[0])["settings"]["fitness"] == "params" and len(lines) == 11
+    computed = []
+    real = search_run.score_archs
+    monkeypatch.setattr(search_run, "score_archs", lambda *a, **k: computed.append(1) or real(*a, **k))
+    whole = search(data_root, tmp_path, "whole", benchmark_path=str(table), strategy="random", budget=40, seed=1,
+                   score_seed=0, score_cache=str(cache)).run()  # every arch of the table: 30 new, 10 read
+    assert len(computed) == 30 and whole["archs_scored"] == 40 and len(cache.read_text().splitlines()) == 41
+    monkeypatch.setattr(search_run, "score_archs", None)  # all cached now: nothing may be computed
+    again = search(data_root, tmp_path, "again", benchmark_path=str(table), budget=10, score_cache=str(cache)).run()
+    assert again["found"] == live["found"] and again["seconds"] == pytest.approx(live["seconds"])
+    assert again["config"]["score_cache"] == str(cache)
+    with pytest.raises(EznasError, match=r"--score_cache .*params.jsonl: its fitness is 'params', the search's 'flops'"):
+        search(data_root, tmp_path, "flops", benchmark_path=str(table), proxy="flops", score_cache=str(cache))
+    with pytest.raises(EznasError, match=r"--score_cache .*: its seed is 0, the search's 3"):
+        search(data_root, tmp_path, "seed3", benchmark_path=str(table), seed=3, score_cache=str(cache))
+    cache.write_text(cache.read_text() + '{"uid": "7", "values": \n')
+    with pytest.raises(EznasError, match=r"--score_cache .*params.jsonl: line 42 is not JSON"):
+        search(data_root, tmp_path, "broken", benchmark_path=str(table), score_cache=str(cache))
+    assert not (tmp_path / "broken").exists()  # the cache is read before the run folder is made

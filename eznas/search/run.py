@@ -9,7 +9,8 @@ search in the folder: the settings must be the run's, except the budgets, which 
 
 ``scores`` (a ``verify_scores.py`` run folder with the same space, dataset, batch and seed) supplies the
 fitness of the archs it scored: they are looked up, not computed, and each counts the verify run's
-seconds per arch, so a benchmark of many searches pays for each arch's score once.
+seconds per arch, so a benchmark of many searches pays for each arch's score once. ``score_cache`` (a file,
+``eznas.search.cache``) does the same for the archs searches visit: read where there, appended when scored.
 
 A pool-level fitness (``az_nas``, or an evolved program with ``net_rank``) ranks an arch among a pool: in a
 search the pool is every arch scored so far. Each arch's per-arch parts are scored (or looked up) once; the
@@ -39,6 +40,7 @@ from eznas.proxies import ProxyCall, parse_proxy, per_arch_calls
 from eznas.proxies.program import program_call
 from eznas.registry import Valid, at_least, check_values
 from eznas.scoring import score_archs
+from eznas.search.cache import ScoreCache
 from eznas.search.encoding import ENCODINGS, Encoding, get_encoding
 from eznas.search.strategies import STRATEGIES, Scored, SearchState, Universe, make_strategy
 from eznas.spaces import Arch, SpaceOptions, get_space
@@ -76,6 +78,7 @@ class SearchConfig:
     width: int | None = None
     cells: int | None = None
     scores: str | None = None  # a verify_scores.py run folder whose scores of the fitness are looked up
+    score_cache: str | None = None  # a file of the fitness's per-arch values shared by searches (eznas.search.cache)
     out: str | None = None
 
 
@@ -168,11 +171,14 @@ class Search:
         self.strategy = make_strategy(cfg.strategy, cfg.population, cfg.sample_size)
         self.rng = np.random.default_rng(cfg.seed)
         self.state = SearchState()
-        self._prepare_folder(resume)
-        self.batches = BatchSource(root, cfg.dataset, cfg.batch_size, cfg.score_seed)
         self.device = resolve_device(cfg.device)
         self.known, self.known_seconds = (looked_up_scores(cfg, self.call.label, list(self.per_arch))
                                           if cfg.scores else ({}, 0.0))
+        self.cache = ScoreCache(cfg.score_cache, {  # what the values depend on: other settings are an error
+            **{k: getattr(cfg, ours) for k, ours in SCORE_SETTINGS.items()}, "device": self.device.type,
+            "fitness": self.call.label, "parts": list(self.per_arch)}) if cfg.score_cache else None
+        self._prepare_folder(resume)
+        self.batches = BatchSource(root, cfg.dataset, cfg.batch_size, cfg.score_seed)
         self.rank_pool()  # a resumed pool search: its scores from the parts
 
     # -------------------------------------------------------------------------------- folder and checkpoint
@@ -214,17 +220,25 @@ class Search:
         spec = self.encoding.decode(code)
         return Arch(generated_uid(spec), spec, math.nan)
 
-    def score(self, arch: Arch) -> dict[str, float]:
-        """The fitness's per-arch values of ``arch`` (NaN where not defined), looked up or computed."""
+    def score(self, arch: Arch) -> tuple[dict[str, float], float]:
+        """The fitness's per-arch values of ``arch`` (NaN where not defined), looked up (``--scores``, then
+        the score cache) or computed (and added to the cache), and its seconds: a looked-up arch's are what
+        it cost where it was scored (a verify run's, per arch on average)."""
         if arch.uid in self.known:
-            values = self.known[arch.uid]
+            values, seconds = self.known[arch.uid], self.known_seconds
+        elif self.cache is not None and arch.uid in self.cache:
+            values, seconds = self.cache.get(arch.uid)
         else:
+            start = time.perf_counter()
             (result,) = score_archs(self.space, [arch], list(self.per_arch.values()), self.batches,
                                     seed=self.cfg.score_seed, device=self.device)
-            values = result.scores
+            values, seconds = result.scores, time.perf_counter() - start
             for label, error in result.errors.items():
                 log.debug("%s on %s: %s", label, arch.uid, error)
-        return {label: float(values[label]) if math.isfinite(values[label]) else math.nan for label in self.per_arch}
+        parts = {label: float(values[label]) if math.isfinite(values[label]) else math.nan for label in self.per_arch}
+        if self.cache is not None and arch.uid not in self.cache and arch.uid not in self.known:
+            self.cache.add(arch.uid, parts, seconds)
+        return parts, seconds
 
     def pool_scores(self, history: list[Scored]) -> np.ndarray:
         """A pool fitness's scores of ``history``, ranked among themselves (NaN where not defined)."""
@@ -249,10 +263,7 @@ class Search:
                 log.warning("every arch the search may propose is scored (%d)", len(self.state.history))
                 break
             arch = self.arch(code)
-            start = time.perf_counter()
-            parts = self.score(arch)
-            # a looked-up score costs what it cost its verify run, per arch on average
-            seconds = self.known_seconds if arch.uid in self.known else time.perf_counter() - start
+            parts, seconds = self.score(arch)
             self.state.elapsed += seconds
             pool = bool(self.call.proxy.pool)
             self.state.history.append(Scored(code, arch.uid, arch.spec, math.nan if pool else parts[self.call.label],
