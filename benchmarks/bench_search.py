@@ -124,6 +124,7 @@ def main() -> None:
                              metrics["spearman"], None))
         for label, name, source, rho, rho_n in fits:
             is_program = label not in proxies
+            rows = []
             for strategy in args.strategies.split(","):
                 found, ranks, tops, seconds, oracle, folders = [], [], [], [], [], []
                 for seed in range(args.seeds):
@@ -145,12 +146,13 @@ def main() -> None:
                 if args.lazy and strategy == "random":  # a uniform sample of the table, its size growing with seeds
                     rho, rho_n = rho_on_drawn(folders)
                     print(f"{dataset} {label}: rho {rho:.3f} on the {rho_n} archs the random searches drew", flush=True)
-                row = {"dataset": dataset, "strategy": strategy, "fitness": label, "rho": rho, "rho_archs": rho_n,
+                row = {"dataset": dataset, "strategy": strategy, "fitness": label,
                        "accuracy": mean_std(found), "rank": mean_std(ranks), "top_percent": mean_std(tops),
                        "seconds": mean_std(seconds), "oracle": mean_std(oracle)}
-                results["rows"].append(row)
+                rows.append(row)
                 print(f"  {strategy}: found {row['accuracy'][0]:.2f} +- {row['accuracy'][1]:.2f}, oracle "
                       f"{row['oracle'][0]:.2f}, {row['seconds'][0]:.0f} s", flush=True)
+            results["rows"] += [{**r, "rho": rho, "rho_archs": rho_n} for r in rows]  # --lazy: rho once random ran
         rng = np.random.default_rng(0)
         picks = [float(accuracies[rng.integers(len(accuracies))]) for _ in range(args.seeds)]
         results["rows"].append({"dataset": dataset, "strategy": "none", "fitness": "a random arch",
