@@ -257,3 +257,20 @@ def test_searches_sharing_a_score_cache_score_each_arch_once(data_root, tmp_path
     with pytest.raises(EznasError, match=r"--score_cache .*params.jsonl: line 42 is not JSON"):
         search(data_root, tmp_path, "broken", benchmark_path=str(table), score_cache=str(cache))
     assert not (tmp_path / "broken").exists()  # the cache is read before the run folder is made
+
+
+def test_a_score_cache_reads_what_searches_beside_it_appended_whole_lines_only(tmp_path):
+    from eznas.search.cache import ScoreCache
+
+    settings = {"dataset": "cifar10", "fitness": "params"}
+    mine, theirs = ScoreCache(tmp_path / "c.jsonl", settings), ScoreCache(tmp_path / "c.jsonl", settings)
+    theirs.add("1", {"params": 3.0}, 0.5)
+    assert "1" not in mine
+    with open(tmp_path / "c.jsonl", "a") as f:
+        f.write('{"uid": "2", "values": {"params": 4.0}, "seco')  # a line still being written
+    mine.refresh()
+    assert mine.get("1") == ({"params": 3.0}, 0.5) and "2" not in mine
+    with open(tmp_path / "c.jsonl", "a") as f:
+        f.write('nds": 0.25}\n{"uid": 3}\n')
+    with pytest.raises(EznasError, match=r"c.jsonl: line 4 is not an arch's scores"):
+        mine.refresh()

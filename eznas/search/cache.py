@@ -4,8 +4,10 @@ The file is JSON lines: the first holds the scoring settings (space, dataset, ba
 probe/width/cells, the fitness and its per-arch parts), each later one an arch scored, ``{"uid", "values",
 "seconds"}``, appended (one ``write`` of a whole line, then flushed to disk) as soon as it is scored. A search
 reads the archs there instead of scoring them again, each counting the seconds it took, so a benchmark of
-many searches scores an arch once and pays for only the archs its searches visit (not a whole table). A
-file of other settings, or a line that does not parse, is an error naming the file: it is never used.
+many searches scores an arch once and pays for only the archs its searches visit (not a whole table).
+Searches running beside each other share it as they go: before scoring an arch, a search reads the lines
+the others appended since (whole lines only). A file of other settings, or a line that does not parse, is
+an error naming the file: it is never used.
 """
 from __future__ import annotations
 
@@ -23,28 +25,43 @@ class ScoreCache:
         self.path = Path(path)
         self.settings = json.loads(json.dumps(settings))  # as it reads back (tuples as lists)
         self.entries: dict[str, tuple[dict[str, float], float]] = {}
-        if self.path.is_file() and self.path.stat().st_size:
-            self._load()
-        else:
+        self._offset, self._lines = 0, 0  # bytes and lines read so far
+        if not (self.path.is_file() and self.path.stat().st_size):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._append({"settings": self.settings})
-
-    def _load(self) -> None:
-        with open(self.path) as f:
-            lines = f.read().splitlines()
-        try:
-            rows = [json.loads(line) for line in lines]
-        except ValueError as exc:
-            bad = next(i for i, line in enumerate(lines, 1) if not _parses(line))
-            raise DataError(f"--score_cache {self.path}: line {bad} is not JSON ({exc}); move the file aside") from None
-        before = rows[0].get("settings") if isinstance(rows[0], dict) else None
+        rows = self._read()
+        before = rows[0].get("settings") if rows and isinstance(rows[0], dict) else None
         if not isinstance(before, dict):
             raise DataError(f"--score_cache {self.path}: its first line holds no scoring settings; not a score cache")
         for key in sorted(set(before) | set(self.settings)):
             if before.get(key) != self.settings.get(key):
                 raise EznasError(f"--score_cache {self.path}: its {key} is {before.get(key)!r}, the search's "
                                  f"{self.settings.get(key)!r}: its scores are not the ones this search would compute")
-        for i, row in enumerate(rows[1:], 2):
+        self._add_rows(rows[1:], first_line=2)
+
+    def _read(self) -> list[Any]:
+        """The whole lines appended since the last read, parsed (a line being written stays for the next)."""
+        with open(self.path, "rb") as f:
+            f.seek(self._offset)
+            data = f.read()
+        data = data[:data.rfind(b"\n") + 1]
+        lines = data.decode().splitlines()
+        try:
+            rows = [json.loads(line) for line in lines]
+        except ValueError as exc:
+            bad = self._lines + next(i for i, line in enumerate(lines, 1) if not _parses(line))
+            raise DataError(f"--score_cache {self.path}: line {bad} is not JSON ({exc}); move the file aside") from None
+        self._offset += len(data)
+        self._lines += len(lines)
+        return rows
+
+    def refresh(self) -> None:
+        """Read what searches beside this one appended since."""
+        first = self._lines + 1
+        self._add_rows(self._read(), first_line=first)
+
+    def _add_rows(self, rows: list[Any], first_line: int) -> None:
+        for i, row in enumerate(rows, first_line):
             try:
                 values = {k: float(v) for k, v in row["values"].items()}
                 self.entries[str(row["uid"])] = (values, float(row["seconds"]))
