@@ -98,14 +98,15 @@ def folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def test_files(cfg: EvolutionConfig, root: Path, runs: Path, n_test: int) -> dict[str, tuple[dict, str]]:
-    """Per task: the verify settings and a benchmark file holding the pool's first ``n_test`` test archs."""
+def test_files(cfg: EvolutionConfig, root: Path, folders: list[Path],
+               n_test: int) -> dict[Path, dict[str, tuple[dict, str]]]:
+    """Per folder and task: the verify settings and a benchmark file holding the pool's first ``n_test`` test
+    archs (each folder its own copy: the path its verify runs are started with)."""
     data = FitnessData(cfg.fitness, None, root)
-    out = {}
+    out: dict[Path, dict[str, tuple[dict, str]]] = {folder: {} for folder in folders}
     for task in data.tasks:
         archs = data.networks(str(task), "test", n_test if n_test > 0 else None)
         space, dataset = task.space, task.dataset
-        path = runs / f"test-{space}-{dataset}.csv"
         if space == "NASBench201":
             table = pd.read_csv(root / "nb201" / "nb201_acc_200ep.csv")
             subset = table[table["index"].isin({int(a.uid) for a in archs})]
@@ -113,22 +114,30 @@ def test_files(cfg: EvolutionConfig, root: Path, runs: Path, n_test: int) -> dic
             table = pd.read_csv(data._space(task).default_benchmark(root, dataset))
             rows = sorted(int(a.uid) for a in archs)  # uid = row: the subset keeps it, so the networks' seeds
             subset = table.iloc[rows].assign(**{UID_COLUMN: rows})
-        with atomic_open(path) as f:
-            subset.to_csv(f, index=False)
         # the network fitness scored: DARTS genotypes on the run's probe network (None: the space's default)
         kw = {"search_space": space, "dataset": dataset}
         width, cells = data.size(task)  # the task's own network size, else the run's (NB-101's stem too)
         kw.update({k: v for k, v in (("width", width), ("cells", cells)) if v is not None})
         if has_probes(space):
             kw.update(probe=cfg.fitness.probe)
-        out[str(task)] = (kw, str(path))
+        for folder in folders:
+            path = folder / f"test-{space}-{dataset}.csv"
+            with atomic_open(path) as f:
+                subset.to_csv(f, index=False)
+            out[folder][str(task)] = (kw, str(path))
     return out
+
+
+def finished_config(run: Path) -> dict | None:
+    """The config of a finished verify run folder (its summary's), else None."""
+    summary = run / "summary.json"
+    return json.loads(summary.read_text())["config"] if summary.is_file() else None
 
 
 def scored(run: Path, proxies: tuple[str, ...]) -> tuple[str, ...]:
     """The proxies a finished verify run folder scored (its summary's config), else ``proxies``."""
-    summary = run / "summary.json"
-    return tuple(json.loads(summary.read_text())["config"]["proxies"]) if summary.is_file() else proxies
+    config = finished_config(run)
+    return tuple(config["proxies"]) if config else proxies
 
 
 def join_scored(runs: list[tuple[Path, dict, pd.DataFrame]]) -> tuple[dict, pd.DataFrame]:
@@ -153,10 +162,10 @@ def winner_groups(verify_dir: Path, tag: str, winners: dict[int, str],
     have their own with ``apart``."""
     groups, rest = {}, dict(winners)
     for folder in sorted(verify_dir.glob(f"{tag}-seed*")):
-        summary = folder / "summary.json"
-        if not rest or not summary.is_file():
+        config = finished_config(folder) if rest else None
+        if config is None:
             continue
-        programs = tuple(json.loads(summary.read_text())["config"]["programs"])
+        programs = tuple(config["programs"])
         if found := {s: w for s, w in rest.items() if w in programs}:
             groups[folder.name[len(tag) + 1:]] = (found, programs)
             rest = {s: w for s, w in rest.items() if s not in found}
@@ -342,7 +351,7 @@ def main() -> None:
 
         # each source folder holds its own copy of the test files (the same archs: the pool, tasks and --n_test
         # are the same), the benchmark path its verify runs were started with
-        files_of = {where: test_files(cfg, root, where, args.n_test) for where in sources}
+        files_of = test_files(cfg, root, sources, args.n_test)
         files = files_of[sources[0]]
 
         def proxies_side(tag: str, task: str, batch: int) -> tuple[dict, pd.DataFrame]:

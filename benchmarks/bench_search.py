@@ -38,6 +38,7 @@ import pandas as pd
 
 from eznas.data import resolve_data_root
 from eznas.io import write_bytes
+from eznas.metrics import correlations
 from eznas.report import merge_rows, write_results
 from eznas.config import from_dict
 from eznas.search.run import NB201_OPTIMUM, Search, SearchConfig, fitness_call
@@ -64,9 +65,10 @@ def rho_on_drawn(runs: list[Path]) -> tuple[float, int]:
     rows = list(drawn.values())
     scores = (np.asarray(call.proxy.pool(pd.DataFrame([h["parts"] for h in rows])), float) if call.proxy.pool
               else np.array([h["score"] for h in rows], float))
-    both = pd.DataFrame({"score": scores, "accuracy": [h["accuracy"] for h in rows]})
-    both = both.replace([np.inf, -np.inf], np.nan).dropna()
-    return float(both["score"].rank().corr(both["accuracy"].rank())), len(both)
+    accuracy = np.array([h["accuracy"] for h in rows], float)
+    ok = np.isfinite(scores) & np.isfinite(accuracy)
+    found = correlations(scores[ok], accuracy[ok])
+    return found["spearman"], found["n"]
 
 
 def main() -> None:

@@ -5,15 +5,10 @@
 #      run cut short still says how far it got;
 #   2. every registered proxy on 12 NB-201 archs and the default proxies on 12 DARTS archs on the GPU (each
 #      one's CUDA path).
-# Missing Python packages travel as wheels in .whl/ (device README): deap 1.4.4 needs moocore, cffi,
-# pycparser and platformdirs beside it. Results go to $OUT (default benchmarks/results/discovery_cuda).
+# Missing Python packages travel as wheels in .whl/ (cuda_env.sh). Results go to $OUT (default benchmarks/results/discovery_cuda).
 set -u
 OUT=${OUT:-benchmarks/results/discovery_cuda}; mkdir -p "$OUT"
-if compgen -G ".whl/*.whl" >/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-    export PYTHONPATH=/tmp/site:$PWD
-fi
-export EZNAS_DATA=${EZNAS_DATA:-$PWD/data} PYTHONUNBUFFERED=1
+source benchmarks/cuda_env.sh
 RUNS=${RUNS:-/tmp/eznas_cuda}; rm -rf "$RUNS"
 nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 start=$(date +%s)

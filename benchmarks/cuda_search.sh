@@ -6,15 +6,12 @@
 #   tar xzf search_runs.tar.gz && python benchmarks/bench_search.py --lazy --strategies rea \
 #       --datasets $DATASET --proxies $PROXY --runs $RUNS --out benchmarks/results/search_lazy.json
 # (finished searches are read, not run again; the cache holds device "cuda", so an unfinished one can only
-# be continued on a GPU). Missing packages travel as wheels in .whl/ (see cuda_check.sh).
+# be continued on a GPU). Missing packages travel as wheels in .whl/ (cuda_env.sh).
 set -u
 PROXY=${PROXY:-reg_swap}; DATASET=${DATASET:-cifar10}; LIMIT=${LIMIT:-480}
 RUNS=${RUNS:-results/benchmarks/search_lazy}; OUT=${OUT:-/tmp/cuda_search}; mkdir -p "$OUT"
-if compgen -G ".whl/*.whl" >/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-    export PYTHONPATH=/tmp/site:$PWD
-fi
-export EZNAS_DATA=${EZNAS_DATA:-$PWD/data} PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
+source benchmarks/cuda_env.sh
+export OMP_NUM_THREADS=1
 start=$(date +%s)
 for seed in 0 1 2 3 4 5 6 7 8 9; do
     run=$RUNS/runs/$DATASET-$PROXY-lazy-rea-b1000-s$seed

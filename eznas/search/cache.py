@@ -46,11 +46,12 @@ class ScoreCache:
             data = f.read()
         data = data[:data.rfind(b"\n") + 1]
         lines = data.decode().splitlines()
-        try:
-            rows = [json.loads(line) for line in lines]
-        except ValueError as exc:
-            bad = self._lines + next(i for i, line in enumerate(lines, 1) if not _parses(line))
-            raise DataError(f"--score_cache {self.path}: line {bad} is not JSON ({exc}); move the file aside") from None
+        rows = []
+        for i, line in enumerate(lines, self._lines + 1):
+            try:
+                rows.append(json.loads(line))
+            except ValueError as exc:
+                raise DataError(f"--score_cache {self.path}: line {i} is not JSON ({exc}); move the file aside") from None
         self._offset += len(data)
         self._lines += len(lines)
         return rows
@@ -87,15 +88,14 @@ class ScoreCache:
     def get(self, uid: str) -> tuple[dict[str, float], float]:
         return self.entries[uid]
 
+    def lookup(self, uid: str) -> tuple[dict[str, float], float] | None:
+        """The arch's values and seconds, reading on a miss what searches beside this one appended since;
+        None where nobody scored it."""
+        if uid not in self.entries:
+            self.refresh()
+        return self.entries.get(uid)
+
     def add(self, uid: str, values: dict[str, float], seconds: float) -> None:
         values = {k: float(v) if math.isfinite(v) else math.nan for k, v in values.items()}
         self._append({"uid": uid, "values": values, "seconds": seconds})
         self.entries[uid] = (values, seconds)
-
-
-def _parses(line: str) -> bool:
-    try:
-        json.loads(line)
-        return True
-    except ValueError:
-        return False

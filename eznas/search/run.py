@@ -224,12 +224,10 @@ class Search:
         """The fitness's per-arch values of ``arch`` (NaN where not defined), looked up (``--scores``, then
         the score cache) or computed (and added to the cache), and its seconds: a looked-up arch's are what
         it cost where it was scored (a verify run's, per arch on average)."""
-        if self.cache is not None and arch.uid not in self.cache:
-            self.cache.refresh()  # what searches beside this one scored since
         if arch.uid in self.known:
             values, seconds = self.known[arch.uid], self.known_seconds
-        elif self.cache is not None and arch.uid in self.cache:
-            values, seconds = self.cache.get(arch.uid)
+        elif self.cache is not None and (hit := self.cache.lookup(arch.uid)) is not None:
+            values, seconds = hit  # scored before, perhaps by a search beside this one
         else:
             start = time.perf_counter()
             (result,) = score_archs(self.space, [arch], list(self.per_arch.values()), self.batches,
