@@ -257,6 +257,8 @@ def test_searches_sharing_a_score_cache_score_each_arch_once(data_root, tmp_path
     with pytest.raises(EznasError, match=r"--score_cache .*params.jsonl: line 42 is not JSON"):
         search(data_root, tmp_path, "broken", benchmark_path=str(table), score_cache=str(cache))
     assert not (tmp_path / "broken").exists()  # the cache is read before the run folder is made
+    with pytest.raises(OSError, match=rf"--score_cache {tmp_path}: is a folder, not a file"):
+        search(data_root, tmp_path, "folder", benchmark_path=str(table), score_cache=str(tmp_path))
 
 
 def test_a_score_cache_reads_what_searches_beside_it_appended_whole_lines_only(tmp_path):

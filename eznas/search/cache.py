@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from eznas.errors import DataError, EznasError
+from eznas.io import check_writable
 
 
 class ScoreCache:
@@ -26,6 +27,7 @@ class ScoreCache:
         self.settings = json.loads(json.dumps(settings))  # as it reads back (tuples as lists)
         self.entries: dict[str, tuple[dict[str, float], float]] = {}
         self._offset, self._lines = 0, 0  # bytes and lines read so far
+        check_writable(self.path, folder=False, what="--score_cache")
         if not (self.path.is_file() and self.path.stat().st_size):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._append({"settings": self.settings})
