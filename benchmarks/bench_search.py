@@ -21,7 +21,8 @@ each proxy as the fitness, 10 search seeds per setting, against a random arch an
    at any budget) and the oracle (the best true accuracy among the archs each search scored).
 
 Writes benchmarks/results/search.json and search.md (mean +- std over seeds of the found arch's test
-accuracy, its rank and top-% in the table, and seconds per search): a row measured now replaces the file's
+accuracy, its rank and top-% in the table, and seconds per search, marked with the device where a score
+cache was filled on a GPU; a program appears as "program N", its text under the table): a row measured now replaces the file's
 row of the same dataset, strategy and fitness, the others are kept (the budget, seeds and table must match).
 """
 from __future__ import annotations
@@ -69,6 +70,15 @@ def rho_on_drawn(runs: list[Path]) -> tuple[float, int]:
     ok = np.isfinite(scores) & np.isfinite(accuracy)
     found = correlations(scores[ok], accuracy[ok])
     return found["spearman"], found["n"]
+
+
+def scored_on(source: dict[str, str]) -> str:
+    """The device a fitness was scored on: a score cache's (a GPU run of cuda_search.sh), else this machine's CPU."""
+    cache = Path(source.get("score_cache", ""))
+    if not cache.is_file():
+        return "cpu"
+    with cache.open() as f:
+        return json.loads(f.readline())["settings"]["device"]
 
 
 def main() -> None:
@@ -148,7 +158,7 @@ def main() -> None:
                 if args.lazy and strategy == "random":  # a uniform sample of the table, its size growing with seeds
                     rho, rho_n = rho_on_drawn(folders)
                     print(f"{dataset} {label}: rho {rho:.3f} on the {rho_n} archs the random searches drew", flush=True)
-                row = {"dataset": dataset, "strategy": strategy, "fitness": label,
+                row = {"dataset": dataset, "strategy": strategy, "fitness": label, "device": scored_on(source),
                        "accuracy": mean_std(found), "rank": mean_std(ranks), "top_percent": mean_std(tops),
                        "seconds": mean_std(seconds), "oracle": mean_std(oracle)}
                 rows.append(row)
@@ -176,14 +186,18 @@ def markdown(results: dict) -> str:
     def pm(v: tuple[float, float] | None, digits: int = 2) -> str:
         return "—" if v is None else f"{v[0]:.{digits}f} ± {v[1]:.{digits}f}"
 
+    programs = list(dict.fromkeys(r["fitness"] for r in results["rows"] if "(" in r["fitness"]))
     lines = [f"Budget {results['budget']} archs scored, {results['seeds']} search seeds; table optimum: "
              + "; ".join(f"{d} {o['table']:.2f} of {o['archs']} archs" for d, o in results["optimum"].items()), "",
              "| dataset | strategy | fitness | ρ on the table (n: on the archs random search drew) | found test acc | rank | top % | s / search | oracle of scored |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in results["rows"]:
         rho = "—" if r["rho"] is None else f"{r['rho']:.3f}" + (f" (n={r['rho_archs']})" if r.get("rho_archs") else "")
-        lines.append(f"| {r['dataset']} | {r['strategy']} | {r['fitness']} | {rho} | {pm(r['accuracy'])} "
-                     f"| {pm(r['rank'], 0)} | {pm(r['top_percent'])} | {pm(r['seconds'], 0)} | {pm(r['oracle'])} |")
+        fitness = f"program {programs.index(r['fitness']) + 1}" if r["fitness"] in programs else r["fitness"]
+        device = f" ({r['device']})" if r.get("device", "cpu") != "cpu" else ""
+        lines.append(f"| {r['dataset']} | {r['strategy']} | {fitness} | {rho} | {pm(r['accuracy'])} "
+                     f"| {pm(r['rank'], 0)} | {pm(r['top_percent'])} | {pm(r['seconds'], 0)}{device} | {pm(r['oracle'])} |")
+    lines += ["", *(f"Program {i}: `{text}`" for i, text in enumerate(programs, 1))] if programs else []
     return "\n".join(lines) + "\n"
 
 
