@@ -1,0 +1,34 @@
+"""The search benchmark's table: programs named "program N" with their text below, GPU-scored seconds marked."""
+import importlib.util
+import json
+from pathlib import Path
+
+SPEC = importlib.util.spec_from_file_location(
+    "bench_search", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_search.py")
+bench = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(bench)
+
+
+def row(fitness: str, **extra) -> dict:
+    return {"dataset": "cifar10", "strategy": "rea", "fitness": fitness, "rho": None, "accuracy": (93.5, 0.1),
+            "rank": (200.0, 10.0), "top_percent": (1.3, 0.1), "seconds": (40.0, 2.0), "oracle": (94.3, 0.0), **extra}
+
+
+def test_programs_are_numbered_with_their_text_under_the_table_and_gpu_seconds_name_the_device():
+    program = "net_add(net_rank(zc_synflow), flops)"
+    results = {"budget": 1000, "seeds": 10, "optimum": {"cifar10": {"table": 94.37, "archs": 15625}},
+               "rows": [row("meco"), row(program, device="cuda"), row(program, strategy="random"), row("params")]}
+    lines = bench.markdown(results).splitlines()
+    table = [line for line in lines if line.startswith("| cifar10")]
+    assert [line.split(" | ")[2] for line in table] == ["meco", "program 1", "program 1", "params"]
+    assert "40 ± 2 (cuda)" in table[1] and "(cuda)" not in table[0] + table[2] + table[3]  # old rows: no device
+    assert lines[-1] == f"Program 1: `{program}`"
+
+
+def test_the_device_comes_from_the_score_caches_settings_line(tmp_path):
+    cache = tmp_path / "cifar10-reg_swap.jsonl"
+    cache.write_text(json.dumps({"settings": {"device": "cuda", "fitness": "reg_swap"}}) + "\n"
+                     + json.dumps({"uid": "1", "values": {"reg_swap": 1.0}, "seconds": 0.5}) + "\n")
+    assert bench.scored_on({"score_cache": str(cache)}) == "cuda"
+    assert bench.scored_on({"score_cache": str(tmp_path / "not-yet.jsonl")}) == "cpu"  # filled here as it runs
+    assert bench.scored_on({"scores": str(tmp_path)}) == "cpu"  # a whole-table verify run on this machine
