@@ -87,8 +87,11 @@ def program_call(text: str, signal: str = "logits_sum", noise_seed: int = 0,
 def pool_program_call(program: Program, signal: str, noise_seed: int, shared: tuple[str, ...] | None) -> ProxyCall:
     """A pool program as a pool-level ProxyCall: its frontier parts are scored per arch (programs, columns
     named by their text; ``part:<text>`` where the text is also a registered proxy's name, e.g. the feature
-    ``params``), then ``Program.pool_scores`` combines their columns once the pool is complete."""
+    ``params``), then ``Program.pool_scores`` combines their columns once the pool is complete. The parts of
+    a probe share one collection of statistics (the program's, or ``shared``), the first part's seconds
+    include it."""
     registered = set(list_proxies())
+    shared = shared if shared is not None else tuple(sorted(program.terminals))  # the parts: one collection
     parts = {key: program_call(key, signal, noise_seed, shared) for key in program.frontier()}
     labels = {key: f"part:{key}" if key in registered else key for key in parts}
 
