@@ -17,6 +17,7 @@ each proxy as the fitness, 10 search seeds per setting, against a random arch an
    scored once, when a search first visits it, and each search counts the seconds its archs took; the
    rho column is then over the archs the random searches drew (a uniform sample of the table; n given).
    For the proxies too slow for the whole table on a laptop (SWAP's 32 initialisations per cell).
+   ``--workers N`` runs N searches at once, each in its own process (a cache's searches share it live).
 3. Baselines: a uniformly random arch of the table (the same 10 seeds: what a search without a proxy finds
    at any budget) and the oracle (the best true accuracy among the archs each search scored).
 
@@ -30,12 +31,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
+import os
 import statistics
 import zlib
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from eznas.data import resolve_data_root
 from eznas.io import write_bytes
@@ -81,6 +86,26 @@ def scored_on(source: dict[str, str]) -> str:
         return json.loads(f.readline())["settings"]["device"]
 
 
+def search_once(cfg: SearchConfig, threads: int | None = None) -> dict:
+    """A search's result: its finished run folder's, else the search run (resumed where it has a config)."""
+    done = Path(cfg.out) / "result.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    if threads:
+        torch.set_num_threads(threads)
+    return Search(cfg, resume=(Path(cfg.out) / "config.json").is_file()).run()
+
+
+def searched(configs: list[SearchConfig], workers: int) -> list[dict]:
+    """Every search's result, in order: one after the other, or ``workers`` at a time in their own processes
+    (each on cpu_count / workers threads; searches of one fitness share its score cache as they go)."""
+    if workers <= 1:
+        return [search_once(cfg) for cfg in configs]
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(search_once, configs, [threads] * len(configs)))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", default="cifar10,cifar100")
@@ -93,12 +118,16 @@ def main() -> None:
     p.add_argument("--lazy", action="store_true", help="score only the archs the searches visit, each once, "
                    "through a score cache per dataset and fitness (no whole-table verify run; rho over the "
                    "random searches' archs)")
+    p.add_argument("--workers", type=int, default=1, help="searches run at once, each in its own process "
+                   "(default 1; with --lazy they share the score cache as they go)")
     p.add_argument("--data-root", default=None)
     p.add_argument("--runs", default="results/benchmarks/search")
     p.add_argument("--out", default=str(RESULTS / "search.json"))
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     root, runs, out = resolve_data_root(args.data_root), Path(args.runs), Path(args.out)
+    if args.workers < 1:
+        raise SystemExit(f"error: --workers {args.workers}: give 1 or more")
     fitnesses = [*args.proxies.split(","), *args.program] if args.proxies else list(args.program)
     results: dict = {"budget": args.budget, "seeds": args.seeds, "table_archs": args.table_archs, "rows": []}
     before = json.loads(out.read_text()) if out.is_file() else {}
@@ -139,15 +168,13 @@ def main() -> None:
             rows = []
             for strategy in args.strategies.split(","):
                 found, ranks, tops, seconds, oracle, folders = [], [], [], [], [], []
-                for seed in range(args.seeds):
-                    run = runs / "runs" / f"{dataset}-{name}-{strategy}-b{args.budget}-s{seed}"
-                    cfg = SearchConfig(dataset=dataset, strategy=strategy, budget=args.budget,
-                                       proxy=None if is_program else label, program=label if is_program else None,
-                                       seed=seed, score_seed=0, benchmark_path=str(table), data_root=str(root),
-                                       out=str(run), **source)
-                    done = run / "result.json"
-                    r = json.loads(done.read_text()) if done.is_file() else \
-                        Search(cfg, resume=(run / "config.json").is_file()).run()
+                configs = [SearchConfig(dataset=dataset, strategy=strategy, budget=args.budget,
+                                        proxy=None if is_program else label, program=label if is_program else None,
+                                        seed=seed, score_seed=0, benchmark_path=str(table), data_root=str(root),
+                                        out=str(runs / "runs" / f"{dataset}-{name}-{strategy}-b{args.budget}-s{seed}"),
+                                        **source) for seed in range(args.seeds)]
+                for cfg, r in zip(configs, searched(configs, args.workers)):
+                    run = Path(cfg.out)
                     f = r["found"]
                     found.append(f["accuracy"])
                     ranks.append(f["rank"])

@@ -32,3 +32,35 @@ def test_the_device_comes_from_the_score_caches_settings_line(tmp_path):
     assert bench.scored_on({"score_cache": str(cache)}) == "cuda"
     assert bench.scored_on({"score_cache": str(tmp_path / "not-yet.jsonl")}) == "cpu"  # filled here as it runs
     assert bench.scored_on({"scores": str(tmp_path)}) == "cpu"  # a whole-table verify run on this machine
+
+
+def test_searches_run_in_worker_processes_find_what_one_after_the_other_finds(tmp_path, data_root):
+    """--workers 2 (spawned processes sharing the lazy score cache) gives the rows a sequential run gives."""
+    import subprocess
+    import sys
+
+    rows = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}" / "search.json"
+        subprocess.run([sys.executable, str(SPEC.origin), "--lazy", "--datasets", "cifar10", "--proxies", "params",
+                        "--table_archs", "300", "--budget", "25", "--seeds", "3", "--workers", str(workers),
+                        "--runs", str(tmp_path / f"w{workers}"), "--out", str(out), "--data-root", str(data_root)],
+                       check=True, capture_output=True, text=True, cwd=tmp_path)
+        rows[workers] = [{k: r[k] for k in ("strategy", "fitness", "accuracy", "rank", "oracle", "rho")}
+                         for r in json.loads(out.read_text())["rows"]]
+    assert rows[1] == rows[2]
+    assert {r["strategy"] for r in rows[2]} == {"random", "rea", "none"}
+    cache = tmp_path / "w2" / "cache" / "cifar10-params.jsonl"
+    cached = {json.loads(line)["uid"] for line in cache.read_text().splitlines()[1:]}
+    visited = {h["uid"] for state in (tmp_path / "w2" / "runs").glob("*rea*/state.json")
+               for h in json.loads(state.read_text())["history"]}
+    assert visited <= cached and len(visited) > 25  # the processes' searches all wrote to the one cache
+
+
+def test_workers_below_one_is_one_error_line(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(SPEC.origin), "--workers", "0", "--out", str(tmp_path / "s.json")],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode != 0 and done.stderr.strip() == "error: --workers 0: give 1 or more"
