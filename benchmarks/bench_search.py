@@ -33,9 +33,10 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import statistics
+import sys
 import zlib
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -102,8 +103,8 @@ def searched(configs: list[SearchConfig], workers: int) -> list[dict]:
     if workers <= 1:
         return [search_once(cfg) for cfg in configs]
     threads = max(1, (os.cpu_count() or 1) // workers)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(search_once, configs, [threads] * len(configs)))
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:  # leaving it (SIGTERM too) ends the workers
+        return pool.starmap(search_once, [(cfg, threads) for cfg in configs], chunksize=1)
 
 
 def main() -> None:
@@ -125,6 +126,7 @@ def main() -> None:
     p.add_argument("--out", default=str(RESULTS / "search.json"))
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # killed: the worker pool's exit stops its searches
     root, runs, out = resolve_data_root(args.data_root), Path(args.runs), Path(args.out)
     if args.workers < 1:
         raise SystemExit(f"error: --workers {args.workers}: give 1 or more")

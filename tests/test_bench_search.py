@@ -64,3 +64,29 @@ def test_workers_below_one_is_one_error_line(tmp_path):
     done = subprocess.run([sys.executable, str(SPEC.origin), "--workers", "0", "--out", str(tmp_path / "s.json")],
                           capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode != 0 and done.stderr.strip() == "error: --workers 0: give 1 or more"
+
+
+def test_a_killed_benchmark_stops_its_worker_processes(tmp_path, data_root):
+    """SIGTERM to bench_search --workers 2 ends its searches too: the score cache stops growing."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    runs = tmp_path / "runs"
+    cache = runs / "cache" / "cifar10-synflow.jsonl"
+    proc = subprocess.Popen([sys.executable, str(SPEC.origin), "--lazy", "--datasets", "cifar10", "--proxies", "synflow",
+                             "--strategies", "random", "--budget", "500", "--seeds", "2", "--workers", "2",
+                             "--runs", str(runs), "--out", str(tmp_path / "s.json"), "--data-root", str(data_root)],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (cache.is_file() and len(cache.read_text().splitlines()) > 5) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert cache.is_file(), "the searches never started"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    time.sleep(2)
+    lines = len(cache.read_text().splitlines())
+    time.sleep(4)
+    assert len(cache.read_text().splitlines()) == lines  # no worker left scoring
+    assert lines < 1 + 2 * 500
