@@ -22,8 +22,8 @@ each proxy as the fitness, 10 search seeds per setting, against a random arch an
    at any budget) and the oracle (the best true accuracy among the archs each search scored).
 
 Writes benchmarks/results/search.json and search.md (mean +- std over seeds of the found arch's test
-accuracy, its rank and top-% in the table, and seconds per search, marked with the device where a score
-cache was filled on a GPU; a program appears as "program N", its text under the table): a row measured now replaces the file's
+accuracy, its rank and top-% in the table, and seconds per search, marked with the device where the scores
+(a score cache or the verify run) were computed on a GPU; a program appears as "program N", its text under the table): a row measured now replaces the file's
 row of the same dataset, strategy and fitness, the others are kept (the budget, seeds and table must match).
 """
 from __future__ import annotations
@@ -79,12 +79,13 @@ def rho_on_drawn(runs: list[Path]) -> tuple[float, int]:
 
 
 def scored_on(source: dict[str, str]) -> str:
-    """The device a fitness was scored on: a score cache's (a GPU run of cuda_search.sh), else this machine's CPU."""
-    cache = Path(source.get("score_cache", ""))
-    if not cache.is_file():
-        return "cpu"
-    with cache.open() as f:
-        return json.loads(f.readline())["settings"]["device"]
+    """The device a fitness was scored on, as its scores recorded it: a score cache's settings line (e.g. a GPU
+    run of cuda_search.sh), a whole-table verify run's summary; "cpu" while neither exists yet."""
+    cache, verify = Path(source.get("score_cache", "")), Path(source.get("scores", "")) / "summary.json"
+    if cache.is_file():
+        with cache.open() as f:
+            return json.loads(f.readline())["settings"]["device"]
+    return json.loads(verify.read_text())["config"]["device"] if verify.is_file() else "cpu"
 
 
 def search_once(cfg: SearchConfig, threads: int | None = None) -> dict:

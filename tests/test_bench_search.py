@@ -25,13 +25,15 @@ def test_programs_are_numbered_with_their_text_under_the_table_and_gpu_seconds_n
     assert lines[-1] == f"Program 1: `{program}`"
 
 
-def test_the_device_comes_from_the_score_caches_settings_line(tmp_path):
+def test_the_device_comes_from_the_score_caches_settings_line_or_the_verify_runs_summary(tmp_path):
     cache = tmp_path / "cifar10-reg_swap.jsonl"
     cache.write_text(json.dumps({"settings": {"device": "cuda", "fitness": "reg_swap"}}) + "\n"
                      + json.dumps({"uid": "1", "values": {"reg_swap": 1.0}, "seconds": 0.5}) + "\n")
     assert bench.scored_on({"score_cache": str(cache)}) == "cuda"
     assert bench.scored_on({"score_cache": str(tmp_path / "not-yet.jsonl")}) == "cpu"  # filled here as it runs
-    assert bench.scored_on({"scores": str(tmp_path)}) == "cpu"  # a whole-table verify run on this machine
+    assert bench.scored_on({"scores": str(tmp_path)}) == "cpu"  # a whole-table verify run not finished yet
+    (tmp_path / "summary.json").write_text(json.dumps({"config": {"device": "cuda:0"}}))
+    assert bench.scored_on({"scores": str(tmp_path)}) == "cuda:0"  # a finished one: the device it ran on
 
 
 def test_searches_run_in_worker_processes_find_what_one_after_the_other_finds(tmp_path, data_root):
