@@ -1,6 +1,11 @@
-"""The search benchmark's table: programs named "program N" with their text below, GPU-scored seconds marked."""
+"""The search benchmark: its table (programs named "program N" with their text below, GPU-scored seconds
+marked) and its --workers processes."""
 import importlib.util
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 SPEC = importlib.util.spec_from_file_location(
@@ -38,9 +43,6 @@ def test_the_device_comes_from_the_score_caches_settings_line_or_the_verify_runs
 
 def test_searches_run_in_worker_processes_find_what_one_after_the_other_finds(tmp_path, data_root):
     """--workers 2 (spawned processes sharing the lazy score cache) gives the rows a sequential run gives."""
-    import subprocess
-    import sys
-
     rows = {}
     for workers in (1, 2):
         out = tmp_path / f"w{workers}" / "search.json"
@@ -60,9 +62,6 @@ def test_searches_run_in_worker_processes_find_what_one_after_the_other_finds(tm
 
 
 def test_workers_below_one_is_one_error_line(tmp_path):
-    import subprocess
-    import sys
-
     done = subprocess.run([sys.executable, str(SPEC.origin), "--workers", "0", "--out", str(tmp_path / "s.json")],
                           capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode != 0 and done.stderr.strip() == "error: --workers 0: give 1 or more"
@@ -70,11 +69,6 @@ def test_workers_below_one_is_one_error_line(tmp_path):
 
 def test_a_killed_benchmark_stops_its_worker_processes(tmp_path, data_root):
     """SIGTERM to bench_search --workers 2 ends its searches too: the score cache stops growing."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
     runs = tmp_path / "runs"
     cache = runs / "cache" / "cifar10-synflow.jsonl"
     proc = subprocess.Popen([sys.executable, str(SPEC.origin), "--lazy", "--datasets", "cifar10", "--proxies", "synflow",
