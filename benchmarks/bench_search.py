@@ -48,7 +48,7 @@ from eznas.io import write_bytes
 from eznas.metrics import correlations
 from eznas.report import merge_rows, write_results
 from eznas.config import from_dict
-from eznas.search.run import NB201_OPTIMUM, Search, SearchConfig, fitness_call
+from eznas.search.run import NB201_OPTIMUM, Search, SearchConfig, fitness_call, table_rank
 from eznas.spaces import get_space
 from eznas.verify import VerifyConfig, run_verify
 
@@ -199,8 +199,8 @@ def main() -> None:
         picks = [float(accuracies[rng.integers(len(accuracies))]) for _ in range(args.seeds)]
         results["rows"].append({"dataset": dataset, "strategy": "none", "fitness": "a random arch",
                                 "rho": None, "accuracy": mean_std(picks),
-                                "rank": mean_std([1 + int((accuracies > a).sum()) for a in picks]),
-                                "top_percent": mean_std([100 * (1 + int((accuracies > a).sum())) / len(accuracies)
+                                "rank": mean_std([table_rank(accuracies, a) for a in picks]),
+                                "top_percent": mean_std([100 * table_rank(accuracies, a) / len(accuracies)
                                                          for a in picks]),
                                 "seconds": (0.0, 0.0), "oracle": None})
         results.setdefault("optimum", {})[dataset] = {"table": float(accuracies.max()),

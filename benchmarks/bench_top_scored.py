@@ -23,35 +23,26 @@ from eznas.data import resolve_data_root
 from eznas.errors import EznasError
 from eznas.report import merge_rows, write_results
 from eznas.search.cache import ScoreCache
+from eznas.search.run import table_rank
 from eznas.spaces import get_space
 
 RESULTS = Path(__file__).parent / "results"
 SWAP_COUNTS = ("swap", "reg_swap")  # fitnesses whose value is (a multiple of) a count of distinct patterns
 
 
-def cache_settings(path: Path) -> dict:
-    try:
-        with path.open() as f:
-            settings = json.loads(f.readline())["settings"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise EznasError(f"{path}: not a score cache ({exc})") from None
-    if len(settings.get("parts", [])) != 1:
-        raise EznasError(f"{path}: its fitness has parts {settings.get('parts')} (a pool fitness ranks them "
-                         "among a pool): only a single-valued fitness has a top to print")
-    return settings
-
-
-def scorings(path: Path) -> int:
-    """The arch lines in a cache: an arch two searches scored at once is there twice (read once)."""
-    with path.open() as f:
-        return sum(1 for _ in f) - 1
+def single_part(cache: ScoreCache) -> str:
+    """The value a single-valued fitness stores per arch; a pool fitness's parts are one error."""
+    parts = cache.settings.get("parts") or []
+    if len(parts) != 1:
+        raise EznasError(f"{cache.path}: its fitness has parts {parts} (a pool fitness ranks them among a pool): "
+                         "only a single-valued fitness has a top to print")
+    return parts[0]
 
 
 def top_of(path: Path, root: Path, top: int, near: float) -> dict:
     """The cache's fitness: its n archs, the top-scored and the most accurate of them, and its flatness."""
-    settings = cache_settings(path)
-    cache = ScoreCache(path, settings)
-    part = settings["parts"][0]
+    cache = ScoreCache(path, None)
+    settings, part = cache.settings, single_part(cache)
     space = get_space(settings["search_space"])
     archs = {a.uid: a for a in space.load(space.default_benchmark(root, settings["dataset"]), settings["dataset"])}
     accuracies = np.array([a.accuracy for a in archs.values()])
@@ -60,7 +51,7 @@ def top_of(path: Path, root: Path, top: int, near: float) -> dict:
         arch = archs.get(uid)
         if arch is not None and math.isfinite(values[part]):
             rows.append({"uid": uid, "spec": arch.spec, "score": values[part], "accuracy": arch.accuracy,
-                         "rank": int((accuracies > arch.accuracy).sum()) + 1})
+                         "rank": table_rank(accuracies, arch.accuracy)})
     if not rows:
         raise EznasError(f"{path}: no arch of the {settings['dataset']} table with a finite {part}")
     by_score = sorted(rows, key=lambda r: -r["score"])
@@ -68,7 +59,7 @@ def top_of(path: Path, root: Path, top: int, near: float) -> dict:
     flat = [r for r in rows if r["score"] >= best - near * abs(best)]
     ceiling = 2.0 ** settings["batch_size"] if settings["fitness"] in SWAP_COUNTS else None
     return {"cache": str(path), "dataset": settings["dataset"], "fitness": settings["fitness"],
-            "batch_size": settings["batch_size"], "n_archs": len(rows), "n_scorings": scorings(path), "ceiling": ceiling, "near": near,
+            "batch_size": settings["batch_size"], "n_archs": len(rows), "n_scorings": cache.scorings, "ceiling": ceiling, "near": near,
             "n_near_best": len(flat), "near_best_accuracy": [min(r["accuracy"] for r in flat),
                                                             float(np.mean([r["accuracy"] for r in flat])),
                                                             max(r["accuracy"] for r in flat)],

@@ -53,5 +53,5 @@ def test_a_pool_fitness_or_a_file_that_is_no_cache_is_one_error_naming_it(tmp_pa
         bench.top_of(pool, data_root, 10, 0.01)
     junk = tmp_path / "junk.jsonl"
     junk.write_text("uid,score\n")
-    with pytest.raises(EznasError, match="junk.jsonl: not a score cache"):
+    with pytest.raises(EznasError, match="junk.jsonl: line 1 is not JSON"):
         bench.top_of(junk, data_root, 10, 0.01)

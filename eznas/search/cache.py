@@ -22,19 +22,24 @@ from eznas.io import check_writable
 
 
 class ScoreCache:
-    def __init__(self, path: str | os.PathLike, settings: dict[str, Any]):
+    def __init__(self, path: str | os.PathLike, settings: dict[str, Any] | None):
+        """A search's cache (created if absent; it must be writable), or with ``settings`` None an existing
+        one read as it is, under its own settings (to inspect it: nothing is appended)."""
         self.path = Path(path)
-        self.settings = json.loads(json.dumps(settings))  # as it reads back (tuples as lists)
         self.entries: dict[str, tuple[dict[str, float], float]] = {}
         self._offset, self._lines = 0, 0  # bytes and lines read so far
-        check_writable(self.path, folder=False, what="--score_cache")
-        if not (self.path.is_file() and self.path.stat().st_size):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._append({"settings": self.settings})
+        if settings is None and not self.path.is_file():
+            raise DataError(f"--score_cache {self.path}: no such file")
+        if settings is not None:
+            check_writable(self.path, folder=False, what="--score_cache")
+            if not (self.path.is_file() and self.path.stat().st_size):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._append({"settings": settings})
         rows = self._read()
         before = rows[0].get("settings") if rows and isinstance(rows[0], dict) else None
         if not isinstance(before, dict):
             raise DataError(f"--score_cache {self.path}: its first line holds no scoring settings; not a score cache")
+        self.settings = before if settings is None else json.loads(json.dumps(settings))  # as it reads back
         for key in sorted(set(before) | set(self.settings)):
             if before.get(key) != self.settings.get(key):
                 raise EznasError(f"--score_cache {self.path}: its {key} is {before.get(key)!r}, the search's "
@@ -86,6 +91,11 @@ class ScoreCache:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    @property
+    def scorings(self) -> int:
+        """The arch lines read: an arch two searches scored at once is there twice (one entry)."""
+        return self._lines - 1
 
     def get(self, uid: str) -> tuple[dict[str, float], float]:
         return self.entries[uid]

@@ -55,6 +55,11 @@ BUDGETS = ("budget", "time_budget")  # what a resumed search may change
 NB201_OPTIMUM = {"cifar10": 94.37, "cifar100": 73.51, "ImageNet16-120": 47.31}
 
 
+def table_rank(accuracies: np.ndarray, accuracy: float) -> int:
+    """An accuracy's rank in a table: 1 + the archs strictly more accurate (ties share the better rank)."""
+    return 1 + int((accuracies > accuracy).sum())
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     search_space: str = "NASBench201"
@@ -304,9 +309,8 @@ class Search:
         if best is not None:
             found = {"uid": best.uid, "spec": best.spec, "score": best.score}
             if not math.isnan(best.accuracy):
-                better = int((accuracies > best.accuracy).sum())
-                found.update(accuracy=best.accuracy, rank=better + 1,
-                             top_percent=100.0 * (better + 1) / len(accuracies))
+                rank = table_rank(accuracies, best.accuracy)
+                found.update(accuracy=best.accuracy, rank=rank, top_percent=100.0 * rank / len(accuracies))
         scored = [s.accuracy for s in self.state.history if not math.isnan(s.accuracy)]
         result = {
             "config": dataclasses.asdict(cfg), "fitness": self.call.label, "archs_scored": len(self.state.history),
