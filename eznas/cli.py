@@ -189,10 +189,12 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
 
 SPACE_TASKS = {"NASBench201": ("NASBench201:cifar10", "NASBench201:cifar100"), "DARTS": ("DARTS:cifar10",),
                "NASBench301": ("NASBench301:cifar10",), "NASBench101": ("NASBench101:cifar10",),
-               "NATSBenchSSS": ("NATSBenchSSS:cifar10", "NATSBenchSSS:cifar100")}
+               "NATSBenchSSS": ("NATSBenchSSS:cifar10", "NATSBenchSSS:cifar100"),
+               "NASBenchMacro": ("NASBenchMacro:cifar10",)}
 EVOLVE_DATASETS = {"NASBench201": ("cifar10", "cifar100", "ImageNet16-120"), "DARTS": ("cifar10",),
                    "NASBench301": ("cifar10",), "NASBench101": ("cifar10",),
-                   "NATSBenchSSS": ("cifar10", "cifar100", "ImageNet16-120")}  # task spaces
+                   "NATSBenchSSS": ("cifar10", "cifar100", "ImageNet16-120"),
+                   "NASBenchMacro": ("cifar10",)}  # task spaces
 EVOLVE_RANGES = {"population": at_least(2), "generations": at_least(1), "seed": at_least(0)}
 FLAG_RANGES = {"generations": at_least(1), "test_networks": at_least(0)}  # flags checked as given, resumed or not
 
@@ -404,7 +406,8 @@ def evolve_parser() -> argparse.ArgumentParser:
     )
     add_flag(p, "space", default=None, choices=sorted(SPACE_TASKS),
              help="evolve on this space's tasks (NASBench201, NATSBenchSSS: CIFAR-10 and CIFAR-100; DARTS, NASBench301, "
-             "NASBench101: CIFAR-10; NASBench101 networks take fitness.width, the stem, default 128, cheaper smaller; "
+             "NASBench101, NASBenchMacro: CIFAR-10; NASBench101 networks take fitness.width, the stem, default 128, "
+             "cheaper smaller; "
              "NATSBenchSSS needs its table, see README); "
              "default: NASBench201 CIFAR-10, CIFAR-100 and DARTS CIFAR-10")
     add_flag(p, "tasks", default=None, help="comma-separated SPACE:DATASET tasks, e.g. NASBench201:cifar10,DARTS:cifar10 "

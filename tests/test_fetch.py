@@ -101,7 +101,7 @@ def test_real_manifest_matches_the_real_mirror():
     entries = fetch.load_manifest()["mirror"]
     listed = {e["path"] for e in entries}
     for pattern in ("nb201/*.csv", "nds/darts_swap500_cifar10.csv", "cifar10/*.npz", "cifar100/*.npz",
-                    "imagenet16-120/*.npz", "nbsuitezero_early/*.csv"):
+                    "imagenet16-120/*.npz", "nbsuitezero_early/*.csv", "nbmacro/*.csv"):
         for path in REAL_MIRROR.glob(pattern):
             assert str(path.relative_to(REAL_MIRROR)) in listed
     for e in entries:

@@ -111,6 +111,8 @@ class TinyNetwork(nn.Module):
     block, N cells, each mapping the previous count to its own) generalises it to NATS-Bench's size space;
     the default is NB-201's C=16, N=5: (16,) * 5 + (32,) * 6 + (64,) * 6."""
 
+    unit_rule = "relu_conv_bn"  # its ReLU-Conv-BN ops are the collector's units (eznas.stats)
+
     def __init__(self, cell: Cell, num_classes: int, channels: Sequence[int] | None = None):
         super().__init__()
         channels = tuple(channels) if channels is not None else (16,) * 5 + (32,) * 6 + (64,) * 6
@@ -190,8 +192,9 @@ def read_archs(path: Path, spec_column: str, accuracy_key: str, spec_of: Callabl
     file has one (a subset of a table keeps its archs' uids, so their networks' seeds: the benchmarks write
     such subsets); spec = ``spec_of(cell, where)`` (which validates it, raising ArchError naming ``where``);
     rows without an accuracy are skipped (a warning counts them), a non-number accuracy is a DataError naming
-    the row, as is a ``uid`` that is not a whole number >= 0 or repeats one before it."""
-    table = read_table(path, [spec_column, accuracy_key])
+    the row, as is a ``uid`` that is not a whole number >= 0 or repeats one before it. The spec column is read
+    as text (a spec of digits keeps its leading zeros)."""
+    table = read_table(path, [spec_column, accuracy_key], text=[spec_column])
     uids = [str(row) for row in range(len(table))]
     if UID_COLUMN in table.columns:
         uids = [str(u) for u in table[UID_COLUMN]]
@@ -214,13 +217,14 @@ def read_archs(path: Path, spec_column: str, accuracy_key: str, spec_of: Callabl
     return archs
 
 
-def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
-    """Read a CSV and check it has ``columns``; errors name the file and the missing column."""
+def read_table(path: Path, columns: list[str], text: Sequence[str] = ()) -> pd.DataFrame:
+    """Read a CSV and check it has ``columns``; errors name the file and the missing column. The ``text``
+    columns are read as strings, not parsed as numbers."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"benchmark file not found: {path} (run setup_script.sh or pass --benchmark-path)")
     try:
-        table = pd.read_csv(path)
+        table = pd.read_csv(path, dtype={c: str for c in text})
     except Exception as exc:  # noqa: BLE001
         raise DataError(f"{path}: not a readable CSV ({exc})") from None
     missing = [c for c in columns if c not in table.columns]
