@@ -1,28 +1,33 @@
 """Per-unit network statistics: the named tensors that proxies and evolved programs read.
 
-**Units.** A unit is a ``ReLU -> Conv2d (-> Conv2d ...) -> BatchNorm2d`` chain, found by tracing one
-forward pass (so in execution order, whatever the module tree looks like):
+**Units.** A network declares how its units are found with a ``unit_rule`` class or instance attribute;
+every rule traces one forward pass (so units come in execution order, whatever the module tree looks like).
+An *activation* is any activation call, module or functional (ReLU, ReLU6, GELU, SiLU, Hardswish, ...:
+eznas.activations); a *chain* is a run of directly chained Conv2d modules (DARTS's depthwise+pointwise
+pairs), named by its first conv.
 
-* every BatchNorm2d whose input is the output of a Conv2d closes a unit;
-* walking back through directly chained Conv2d modules (DARTS's depthwise+pointwise pairs) gives the
-  unit's first conv, whose input must be the output of an nn.ReLU; otherwise there is no unit there.
-
-So NB-201's and DARTS's ReLU-Conv-BN ops are units; the stem (no ReLU before its conv), conv shortcuts
-without BN and FactorizedReduce (its BN reads a concatenation) are not.
-
-A network built of post-activation Conv-BN-ReLU ops (NB-101) declares ``unit_rule = "conv_bn"`` (a class
-or instance attribute; the default is ``"relu_conv_bn"``): then every Conv2d (chain) -> BatchNorm2d is a
-unit, the stem and 1x1 projections included, whatever produced the conv's input (a ReLU, a max-pool, a
-sum of vertices, the image), and ``inp`` is the conv input (``inp`` = ``pre``, ``inp_grad`` =
-``pre_grad``): there is no ReLU inside the unit. Under the default rule such a net would have a unit only
-where a conv directly reads a ReLU's output (NB-101 cell 0: 14 of 64 convs).
+* ``"relu_conv_bn"`` (NB-201, NATS-Bench, DARTS, NDS, NB-301: pre-activation ReLU-Conv-BN ops): every
+  BatchNorm2d whose input is a chain's output closes a unit when the chain's first conv reads an
+  activation's output; otherwise there is no unit there. So the stem (no ReLU before its conv), conv
+  shortcuts without BN and FactorizedReduce (its BN reads a concatenation) are not units.
+* ``"conv_bn"`` (NB-101, NAS-Bench-Macro: post-activation Conv-BN-ReLU ops): every chain -> BatchNorm2d
+  is a unit, the stem and 1x1 projections included, whatever produced the conv's input (a ReLU, a max-pool,
+  a sum of vertices, the image), and ``inp`` is the conv input (``inp`` = ``pre``, ``inp_grad`` =
+  ``pre_grad``): there is no ReLU inside the unit. (Under ``relu_conv_bn`` NB-101 cell 0 would have 14
+  units among its 64 convs.)
+* ``"layer"``, the rule of any network that declares none (a user's model: torchvision's ResNets,
+  MobileNets, EfficientNets, RegNets, ConvNeXts, models written with ``F.relu``): every chain is a unit.
+  ``inp`` is the input of the activation its first conv reads, where it reads one (``inp`` = ``pre``
+  elsewhere: the stem, MobileNet's expansions, ConvNeXt's depthwise convs reading a residual sum); ``act``
+  is the output of the norm reading the chain's output (BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm
+  such as torchvision's LayerNorm2d), or the last conv's own output where no norm follows.
 
 **Names.** Per unit and per pass (D: the data batch; N: Gaussian noise of the same shape; P: the data
 plus ``perturbation`` times Gaussian noise, stored as the difference P - D):
 
 ==============  ===============================================================================
-``inp``         the block input, before the ReLU
-``pre``         the conv input, after the ReLU
+``inp``         the block input, before the activation (ReLU in our spaces)
+``pre``         the conv input, after the activation
 ``act``         the BatchNorm output
 ``*_grad``      the gradient of the backward signal w.r.t. each of them: this unit's share where a
                 tensor has several readers; ``inp_grad`` is what flows back through the unit's ReLU
@@ -42,15 +47,15 @@ import json
 import logging
 import math
 from collections import OrderedDict
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from eznas.activations import ActivationCalls
 from eznas.data import Batch
 from eznas.errors import DataError
 from eznas.features import network_features
@@ -73,11 +78,20 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 def unit_rule(net: nn.Module) -> str:
     """The unit rule ``net`` declares (its ``unit_rule`` attribute; see the module docstring):
-    ``"relu_conv_bn"`` (the default) or ``"conv_bn"``. Literals here, so exported proxies carry it whole."""
-    rule = getattr(net, "unit_rule", "relu_conv_bn")
-    if rule not in ("relu_conv_bn", "conv_bn"):
-        raise ValueError(f"{type(net).__name__}.unit_rule is {rule!r}; valid: relu_conv_bn, conv_bn")
+    ``"relu_conv_bn"``, ``"conv_bn"`` or, for a network that declares none (any user's model), ``"layer"``.
+    Literals here, so exported proxies carry it whole."""
+    rule = getattr(net, "unit_rule", "layer")
+    if rule not in ("relu_conv_bn", "conv_bn", "layer"):
+        raise ValueError(f"{type(net).__name__}.unit_rule is {rule!r}; valid: relu_conv_bn, conv_bn, layer")
     return rule
+
+
+def norm_types(rule: str) -> tuple[type[nn.Module], ...]:
+    """The normalisation modules that close a unit under ``rule``: BatchNorm2d, and under ``layer`` also
+    GroupNorm, InstanceNorm2d and LayerNorm (torchvision's LayerNorm2d among them) reading a conv's output."""
+    if rule == "layer":
+        return nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d, nn.LayerNorm
+    return (nn.BatchNorm2d,)
 
 
 @dataclass(frozen=True)
@@ -116,61 +130,70 @@ class NetworkStats:
 
 class _UnitModules(NamedTuple):
     name: str
-    relu: nn.ReLU | None  # None under the "conv_bn" rule
-    conv: nn.Conv2d  # the first conv of the chain (reads the ReLU output)
-    bn: nn.BatchNorm2d
+    conv: nn.Conv2d  # the first conv of the chain: its input is ``pre``
+    last: nn.Conv2d  # the last conv of the chain: its output is ``act`` where no norm closes the unit
+    norm: nn.Module | None  # the norm closing the unit (its output is ``act``); None only under "layer"
+    activation: bool  # whether the first conv's input is an activation's output (whose input is ``inp``)
 
 
 def find_units(net: nn.Module, x: torch.Tensor) -> list[_UnitModules]:
     """Trace one forward pass on ``x`` and return the units (``unit_rule(net)``) in execution order."""
-    calls: list[tuple[nn.Module, int, int]] = []  # (module, id(input), id(output)) in call order
+    calls: list[tuple[nn.Module | str, int, int]] = []  # (module or "activation", id(input), id(output))
     keep: list[torch.Tensor] = []  # keeps traced tensors alive so their ids stay unique
 
-    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        keep.extend((inputs[0], output))
-        calls.append((module, id(inputs[0]), id(output)))
+    def seen(site: nn.Module | str, inp: torch.Tensor, out: torch.Tensor) -> None:
+        keep.extend((inp, out))
+        calls.append((site, id(inp), id(out)))
 
-    kinds = (nn.ReLU, nn.Conv2d, nn.BatchNorm2d)
-    with _no_inplace_relu(net), torch.no_grad(), \
-            attached(m.register_forward_hook(hook) for m in net.modules() if isinstance(m, kinds)):
+    kinds = (nn.Conv2d, *norm_types(unit_rule(net)))
+    with torch.no_grad(), ActivationCalls(lambda inp, out: seen("activation", inp, out)), \
+            attached(m.register_forward_hook(lambda m, i, o: seen(m, i[0], o)) for m in net.modules()
+                     if isinstance(m, kinds)):
         net(x)
     return _units(net, calls)
 
 
-def _units(net: nn.Module, calls: list[tuple[nn.Module, int, int]]) -> list[_UnitModules]:
-    """The units of a traced forward pass, from its ReLU, Conv2d and BatchNorm2d calls in order."""
-    with_relu = unit_rule(net) == "relu_conv_bn"
+def _units(net: nn.Module, calls: list[tuple[nn.Module | str, int, int]]) -> list[_UnitModules]:
+    """The units of a traced forward pass, from its activation, Conv2d and norm calls in order."""
+    rule = unit_rule(net)
     names = {m: n for n, m in net.named_modules()}
-    produced_by = {out: module for module, _, out in calls}
-    first_input = {}
-    for module, inp, _ in calls:
-        first_input.setdefault(module, inp)
-    units = []
-    for module, inp, _ in calls:
-        if not isinstance(module, nn.BatchNorm2d) or not isinstance(produced_by.get(inp), nn.Conv2d):
-            continue
-        conv = produced_by[inp]
+    produced_by = {out: site for site, _, out in calls}
+    first_input: dict[nn.Module, int] = {}
+    for site, inp, _ in calls:
+        if not isinstance(site, str):
+            first_input.setdefault(site, inp)
+
+    def chain(last: nn.Conv2d) -> tuple[nn.Conv2d, bool]:
+        """The chain's first conv (back through directly chained convs) and whether it reads an activation."""
+        conv = last
         while isinstance(produced_by.get(first_input[conv]), nn.Conv2d):
             conv = produced_by[first_input[conv]]
-        relu = produced_by.get(first_input[conv])
-        if not with_relu:
-            units.append(_UnitModules(names[conv], None, conv, module))
-        elif isinstance(relu, nn.ReLU):
-            units.append(_UnitModules(names[conv], relu, conv, module))
+        return conv, isinstance(produced_by.get(first_input[conv]), str)
+
+    units = []
+    if rule != "layer":
+        for module, inp, _ in calls:
+            if not isinstance(module, nn.BatchNorm2d) or not isinstance(produced_by.get(inp), nn.Conv2d):
+                continue
+            last = produced_by[inp]
+            conv, activation = chain(last)
+            if rule == "conv_bn":
+                units.append(_UnitModules(names[conv], conv, last, module, False))
+            elif activation:
+                units.append(_UnitModules(names[conv], conv, last, module, True))
+        return units
+    norm_reading: dict[int, nn.Module] = {}  # id(a tensor) -> the first norm call reading it
+    for site, inp, _ in calls:
+        if isinstance(site, norm_types(rule)):
+            norm_reading.setdefault(inp, site)
+    conv_inputs = {first_input[m] for m in first_input if isinstance(m, nn.Conv2d)}
+    done: set[nn.Module] = set()
+    for site, inp, out in calls:
+        if isinstance(site, nn.Conv2d) and site not in done and out not in conv_inputs:  # a chain's last conv
+            done.add(site)
+            conv, activation = chain(site)
+            units.append(_UnitModules(names[conv], conv, site, norm_reading.get(out), activation))
     return units
-
-
-@contextmanager
-def _no_inplace_relu(net: nn.Module) -> Iterator[None]:
-    """Run with every nn.ReLU out of place (same values), so no recorded tensor is overwritten."""
-    relus = [m for m in net.modules() if isinstance(m, nn.ReLU) and m.inplace]
-    for m in relus:
-        m.inplace = False
-    try:
-        yield
-    finally:
-        for m in relus:
-            m.inplace = True
 
 
 def rounded(t: torch.Tensor, dtype: torch.dtype, copy: bool = False) -> torch.Tensor:
@@ -279,72 +302,81 @@ def _one_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor, signal: str, bac
     their records. Without the backward pass the forward is the same computation (autograd on), so its
     values are the same to the bit; the records then have no gradients.
 
-    Every ReLU call's input, every Conv2d's first input and every BatchNorm2d's first output get a private
-    alias (a view) whose gradient is that call's share; after the pass, the trace says which form units."""
-    calls: list[tuple[nn.Module, int, int]] = []  # (module, id(input), id(output)) in call order
+    Every activation call's input, every Conv2d's first input and every norm's first output (under the
+    ``layer`` rule every Conv2d's first output too) get a private alias (a view) whose gradient is that
+    call's share; after the pass, the trace says which form units."""
+    rule = unit_rule(net)
+    norms = norm_types(rule)
+    calls: list[tuple[nn.Module | str, int, int]] = []  # (module or "activation", id(input), id(output))
     keep: list[torch.Tensor] = []  # keeps the traced tensors alive so their ids stay unique
-    relu_in: list[tuple[torch.Tensor, dict]] = []  # the running ReLU call's input alias and record
-    relu_out: dict[int, dict[str, torch.Tensor]] = {}  # id(output) -> inp, inp_grad, every ReLU call
+    act_in: list[tuple[int, dict]] = []  # the running activation call's input (before its alias) and record
+    act_out: dict[int, dict[str, torch.Tensor]] = {}  # id(output) -> inp, inp_grad, every activation call
     conv_in: dict[nn.Module, int] = {}  # the conv's current call's input (before its alias)
     first_input: dict[nn.Module, int] = {}  # the conv's first call's input
-    first: dict[nn.Module, dict[str, torch.Tensor]] = {}  # first call's conv: pre, pre_grad; BN: act, act_grad
+    inputs: dict[nn.Module, dict[str, torch.Tensor]] = {}  # conv's first call: pre, pre_grad
+    outputs: dict[nn.Module, dict[str, torch.Tensor]] = {}  # norm's (and under "layer" conv's) first call: act
 
     def save_grad(rec: dict, key: str):
         def hook(grad: torch.Tensor) -> None:
             rec[key] = grad.detach()
         return hook
 
-    def alias(module: nn.Module | None, t: torch.Tensor, key: str) -> tuple[torch.Tensor, dict]:
+    def alias(t: torch.Tensor, key: str) -> tuple[torch.Tensor, dict]:
         view = t.view_as(t)
         rec = {key: view.detach()}
         if view.requires_grad:
             view.register_hook(save_grad(rec, f"{key}_grad"))
-        if module is not None:
-            first[module] = rec
         return view, rec
 
-    def relu_pre(module, inputs):  # a ReLU module may run more than once (torchvision's ResNets)
-        keep.append(inputs[0])
-        relu_in.append(alias(None, inputs[0], "inp"))
-        return (relu_in[-1][0], *inputs[1:])
+    def activation_input(t: torch.Tensor) -> torch.Tensor:  # an activation may run more than once
+        keep.append(t)
+        view, rec = alias(t, "inp")
+        act_in.append((id(t), rec))
+        return view
 
-    def conv_pre(module, inputs):
-        conv_in[module] = id(inputs[0])
-        keep.append(inputs[0])
-        if module in first:  # the conv runs again (shared weights): its first call is the unit's
+    def activation_output(view: torch.Tensor, out: torch.Tensor) -> None:
+        inp, rec = act_in.pop()
+        act_out[id(out)] = rec
+        keep.append(out)
+        calls.append(("activation", inp, id(out)))
+
+    def conv_pre(module, args):
+        conv_in[module] = id(args[0])
+        keep.append(args[0])
+        if module in inputs:  # the conv runs again (shared weights): its first call is the unit's
             return None
-        first_input[module] = id(inputs[0])
-        return (alias(module, inputs[0], "pre")[0], *inputs[1:])
+        first_input[module] = id(args[0])
+        view, inputs[module] = alias(args[0], "pre")
+        return (view, *args[1:])
 
-    def post(module, inputs, output):
-        inp = conv_in.pop(module) if isinstance(module, nn.Conv2d) else id(inputs[0])
-        if isinstance(module, nn.BatchNorm2d) and module not in first:
-            output = alias(module, output, "act")[0]
-        elif isinstance(module, nn.ReLU):
-            relu_out[id(output)] = relu_in.pop()[1]
+    def post(module, args, output):
+        inp = conv_in.pop(module) if isinstance(module, nn.Conv2d) else id(args[0])
+        if module not in outputs and (isinstance(module, norms) or rule == "layer" and isinstance(module, nn.Conv2d)):
+            output, outputs[module] = alias(output, "act")
         keep.append(output)
         calls.append((module, inp, id(output)))
         return output
 
     handles = []
     for m in net.modules():
-        if isinstance(m, (nn.Conv2d, nn.ReLU)):
-            handles.append(m.register_forward_pre_hook(conv_pre if isinstance(m, nn.Conv2d) else relu_pre))
-        if isinstance(m, (nn.ReLU, nn.Conv2d, nn.BatchNorm2d)):
+        if isinstance(m, nn.Conv2d):
+            handles.append(m.register_forward_pre_hook(conv_pre))
+        if isinstance(m, (nn.Conv2d, *norms)):
             handles.append(m.register_forward_hook(post))
     net.zero_grad(set_to_none=True)
-    with attached(handles), _no_inplace_relu(net), torch.enable_grad():
-        logits = net(x)
+    with attached(handles), torch.enable_grad():
+        with ActivationCalls(activation_output, alias=activation_input):
+            logits = net(x)
         if backward:
             loss = logits.sum() if signal == "logits_sum" else F.cross_entropy(logits, y)
             loss.backward()
     units = _units(net, calls)
     records = []
     for u in units:
-        rec = {**first[u.conv], **first[u.bn]}
-        if u.relu is not None:
-            rec.update(relu_out[first_input[u.conv]])
-        else:  # "conv_bn": the unit's input is the conv's
+        rec = {**inputs[u.conv], **outputs[u.norm if u.norm is not None else u.last]}
+        if u.activation:
+            rec.update(act_out[first_input[u.conv]])
+        else:  # no activation inside the unit: its input is the conv's
             rec["inp"] = rec["pre"]
             if "pre_grad" in rec:
                 rec["inp_grad"] = rec["pre_grad"]

@@ -82,3 +82,31 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+_TORCHVISION_SCHEMAS: list = []  # keeps the op library below alive
+
+
+@pytest.fixture(scope="session")
+def tv_models():
+    """``torchvision.models`` (the test-only models: random weights, never downloaded), importable beside a
+    CPU-only torch. PyPI's torchvision wheel is built against CUDA torch, so its C extension (detection ops
+    such as nms) does not load beside torch's CPU build, and ``import torchvision`` then fails registering
+    fake kernels for the two ops it expects; their schemas are declared here first (the classification
+    models are pure Python). Where the extension loads, nothing is declared."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None:
+        pytest.fail("torchvision is not installed (a test dependency: pip install -e .[dev])")
+    try:
+        torch.ops.load_library(str(Path(spec.origin).parent / "_C.so"))
+    except OSError:
+        if not _TORCHVISION_SCHEMAS:
+            lib = torch.library.Library("torchvision", "DEF")
+            for op in ("nms", "qnms"):
+                lib.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+            _TORCHVISION_SCHEMAS.append(lib)
+    import torchvision.models
+
+    return torchvision.models

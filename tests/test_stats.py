@@ -16,6 +16,8 @@ CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_con
 class RCB(nn.Module):
     """Two pre-activation ReLU-Conv-BN blocks after a stem, like NB-201's ops; ReLUs in place."""
 
+    unit_rule = "relu_conv_bn"
+
     def __init__(self, inplace: bool = True):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4))
@@ -29,6 +31,8 @@ class RCB(nn.Module):
 
 class PostAct(nn.Module):
     """A plain Conv-BN-ReLU net: each conv after the first forms a unit with the previous ReLU."""
+
+    unit_rule = "relu_conv_bn"
 
     def __init__(self):
         super().__init__()
@@ -144,6 +148,8 @@ def test_in_place_relus_give_the_same_statistics():
 
 class SharedReLU(nn.Module):
     """torchvision's BasicBlock habit: one in-place nn.ReLU module called three times."""
+
+    unit_rule = "relu_conv_bn"
 
     def __init__(self, c=4):
         super().__init__()

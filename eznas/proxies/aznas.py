@@ -46,18 +46,58 @@ def kaiming_fan_in_(net: nn.Module) -> None:
             nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d) and m.affine:
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)) and getattr(m, "weight", None) is not None:
             nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 def feature_modules(net: nn.Module) -> list[nn.Module]:
-    """The modules whose outputs are AZ-NAS's features: ``net.stem`` (if any) and each of ``net.cells``."""
+    """The modules whose outputs are AZ-NAS's features on a network with cells: ``net.stem`` (if any) and
+    each of ``net.cells``."""
     cells = getattr(net, "cells", None)
     if cells is None:
-        raise EznasError(f"AZ-NAS needs a network with cells (a 'cells' module list); {type(net).__name__} has none")
+        raise EznasError(f"{type(net).__name__} has no cells (a 'cells' module list): its features are its stages")
     stem = getattr(net, "stem", None)
     return ([stem] if isinstance(stem, nn.Module) else []) + list(cells)
+
+
+def feature_maps(net: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """AZ-NAS's features of one forward of ``net`` on ``x``, in order. A network with ``cells`` (our spaces):
+    the output of ``net.stem`` (if any) and of each cell. Any other network: its **stage outputs**, the
+    last feature map computed at each resolution before the first one at a smaller resolution, among the
+    outputs of modules that hold a Conv2d (blocks, stages, convs) and of BatchNorm2d / GroupNorm (NCHW
+    maps of more than one pixel: squeeze-excitation's pooled branch and the global pool are not stages);
+    a later map larger than the current stage's (a side branch) is skipped."""
+    cells = getattr(net, "cells", None) is not None
+    if cells:
+        modules = feature_modules(net)
+    else:
+        modules = [m for m in net.modules() if isinstance(m, (nn.BatchNorm2d, nn.GroupNorm))
+                   or any(isinstance(c, nn.Conv2d) for c in m.modules())]
+    outputs: list[torch.Tensor] = []
+
+    def keep(module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
+        outputs.append(out)
+
+    with attached(m.register_forward_hook(keep) for m in modules), torch.enable_grad():
+        net(x)
+    if cells:
+        return outputs
+    stages: list[torch.Tensor] = []
+    last = None
+    for t in outputs:
+        if not isinstance(t, torch.Tensor) or t.dim() != 4 or t.shape[2] * t.shape[3] <= 1:
+            continue
+        if last is not None and t.shape[2] * t.shape[3] > last.shape[2] * last.shape[3]:
+            continue
+        if last is not None and t.shape[2] * t.shape[3] < last.shape[2] * last.shape[3]:
+            stages.append(last)
+        last = t
+    if last is None or len(stages) + 1 < 2:
+        raise EznasError(f"AZ-NAS needs at least two stages (feature maps at two resolutions of more than one "
+                         f"pixel): {type(net).__name__} has {0 if last is None else 1} at this input size")
+    return stages + [last]
 
 
 def entropy_of_spectrum(feature: torch.Tensor) -> float:
@@ -88,13 +128,7 @@ def components(probe: Probe, batch: int) -> dict[str, float]:
         kaiming_fan_in_(net)
     # the input takes gradients too: a stem-less network's (SWAP's DARTS probe) first feature is the image itself
     x = torch.randn(batch, *probe.batch.x.shape[1:], generator=gen).to(probe.batch.x.device).requires_grad_()
-    features: list[torch.Tensor] = []
-
-    def keep(module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
-        features.append(out)
-
-    with attached(m.register_forward_hook(keep) for m in feature_modules(net)), torch.enable_grad():
-        net(x)
+    features = feature_maps(net, x)
     entropies = np.array([entropy_of_spectrum(f) for f in features])
     scores = []
     for i in reversed(range(1, len(features))):
@@ -105,7 +139,11 @@ def components(probe: Probe, batch: int) -> dict[str, float]:
             scores.append(-math.inf)
             continue
         if g_in.shape[2:] != g_out.shape[2:]:
-            g_in = F.pixel_unshuffle(g_in, g_in.shape[2] // g_out.shape[2])
+            h, w = g_in.shape[2] // g_out.shape[2], g_in.shape[3] // g_out.shape[3]
+            if h == w and h * g_out.shape[2] == g_in.shape[2] and w * g_out.shape[3] == g_in.shape[3]:
+                g_in = F.pixel_unshuffle(g_in, h)
+            else:  # not an integer stride (a user's model): the input side averaged onto the output's grid
+                g_in = F.adaptive_avg_pool2d(g_in, g_out.shape[2:])
         a = g_in.permute(0, 2, 3, 1).reshape(-1, g_in.shape[1])
         b = g_out.permute(0, 2, 3, 1).reshape(-1, g_out.shape[1])
         s = float(torch.linalg.svdvals(a.T @ b / b.shape[0]).max())

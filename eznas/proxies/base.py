@@ -21,6 +21,7 @@ A rule sees all the options (defaults filled in) and, when known, ``batch_size``
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import math
@@ -32,6 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from eznas.activations import ActivationCalls
 from eznas.data import Batch
 from eznas.errors import EznasError
 from eznas.hooks import attached
@@ -53,6 +55,7 @@ class Proxy:
     pool: Callable[[Any], Any] | None = None
     components: tuple[str, ...] = ()
     arch_only: bool = False  # reads only the arch and the batch's shape (a learned ranker): no network is built
+    labels: bool = False  # reads the batch's labels (a cross-entropy loss); every proxy needing "backward" does
 
     def options(self) -> dict[str, Any]:
         """The proxy's options and their defaults."""
@@ -93,14 +96,16 @@ PROXIES: Registry[Proxy] = Registry("proxy")
 
 
 def register_proxy(name: str, needs: Iterable[str] = (), valid: Mapping[str, Valid] | None = None,
-                   rules: Sequence[Valid] = ()) -> Callable:
-    """Register ``fn(probe, **options)``; ``valid`` and ``rules`` declare its options' valid values."""
+                   rules: Sequence[Valid] = (), labels: bool = False) -> Callable:
+    """Register ``fn(probe, **options)``; ``valid`` and ``rules`` declare its options' valid values; ``labels``:
+    it reads the batch's labels in passes of its own (implied by ``needs={"backward"}``)."""
     needs = frozenset(needs)
     if not needs <= PASSES:
         raise ValueError(f"proxy {name!r}: unknown needs {sorted(needs - PASSES)}; valid: {sorted(PASSES)}")
 
     def decorator(fn: Callable[..., float]) -> Callable[..., float]:
-        proxy = Proxy(name, fn, needs, doc_line(fn), dict(valid or {}), tuple(rules))
+        proxy = Proxy(name, fn, needs, doc_line(fn), dict(valid or {}), tuple(rules),
+                      labels=labels or "backward" in needs)
         if unknown := sorted(set(proxy.valid) - set(proxy.options())):
             raise ValueError(f"proxy {name!r}: valid values given for unknown options {unknown}")
         proxy.check({})  # the defaults themselves must be valid
@@ -179,7 +184,8 @@ class Probe:
     seed: int = 0  # the network's initialisation seed; proxies derive their own seeds from it
     logits: torch.Tensor | None = None
     weight_grads: dict[nn.Module, torch.Tensor] = field(default_factory=dict)  # CE grads per Conv/Linear
-    relu_kernel: torch.Tensor | None = None  # NASWOT's K = sum over ReLUs of c c^T + (1-c)(1-c)^T
+    relu_kernel: torch.Tensor | None = None  # NASWOT's K = sum over activations of c c^T + (1-c)(1-c)^T
+    activations: int = 0  # the activation calls whose codes K sums
     macs: float | None = None  # multiply-accumulates of Conv2d and Linear for one sample
     seconds: float = 0.0  # time spent in the shared pass
     memo: dict[tuple, Any] = field(default_factory=dict)  # results one proxy computes for another
@@ -203,16 +209,16 @@ class Probe:
         if "relu_kernel" in needs:
             b = self.batch.x.shape[0]
             self.relu_kernel = torch.zeros(b, b, dtype=torch.float64, device=self.batch.x.device)
-            # a pre-hook sees the ReLU's input before an in-place ReLU overwrites it
-            hooks += [m.register_forward_pre_hook(self._add_codes) for m in self.net.modules()
-                      if isinstance(m, nn.ReLU)]
+            self.activations = 0
         if "macs" in needs:
             self.macs = 0.0
             hooks += [m.register_forward_hook(self._add_macs) for m in weight_layers(self.net)]
+        codes = ActivationCalls(self._add_codes) if "relu_kernel" in needs else contextlib.nullcontext()
         with attached(hooks):
             self.net.zero_grad(set_to_none=True)
             with torch.set_grad_enabled("backward" in needs):
-                self.logits = self.net(self.batch.x)
+                with codes:
+                    self.logits = self.net(self.batch.x)
                 if "backward" in needs:
                     F.cross_entropy(self.logits, self.batch.y).backward()
                     self.weight_grads = {m: m.weight.grad for m in weight_layers(self.net)
@@ -220,9 +226,11 @@ class Probe:
                     self.net.zero_grad(set_to_none=True)
         self.seconds = time.perf_counter() - start
 
-    def _add_codes(self, module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-        c = (inputs[0].detach() > 0).flatten(1).to(torch.float64)
+    def _add_codes(self, inp: torch.Tensor, out: torch.Tensor) -> None:
+        """NASWOT's binary codes of one activation call (input > 0: eznas.activations), added to its kernel."""
+        c = (inp.detach() > 0).flatten(1).to(torch.float64)
         self.relu_kernel += c @ c.T + (1 - c) @ (1 - c).T
+        self.activations += 1
 
     def _add_macs(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         if isinstance(module, nn.Conv2d):

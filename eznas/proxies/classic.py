@@ -6,6 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from eznas.errors import EznasError
 from eznas.hooks import attached
 from eznas.proxies.base import Probe, register_proxy, weight_layers
 from eznas.registry import above
@@ -37,7 +38,10 @@ def snip(probe: Probe) -> float:
 
 @register_proxy("naswot", needs={"relu_kernel"})
 def naswot(probe: Probe) -> float:
-    """log|K| of the ReLU binary-code kernel over the batch (Mellor et al., ICML 2021)."""
+    """log|K| of the ReLU binary-code kernel over the batch; any activation's codes (input > 0) on other
+    models (Mellor et al., ICML 2021)."""
+    if not probe.activations:
+        raise EznasError(f"NASWOT needs activations: {type(probe.net).__name__} calls none (ReLU, GELU, SiLU, ...)")
     return torch.linalg.slogdet(probe.relu_kernel).logabsdet.item()
 
 
@@ -77,7 +81,7 @@ def jacov(probe: Probe, *, k: float = 1e-5) -> float:
     return -(torch.log(v + k) + 1.0 / (v + k)).sum().item()
 
 
-@register_proxy("grasp")
+@register_proxy("grasp", labels=True)
 def grasp(probe: Probe) -> float:
     """Sum over Conv/Linear weights of -W * (H g), g and H the cross-entropy gradient and Hessian on the
     batch (Wang et al., ICLR 2020; zero-cost-nas protocol)."""
@@ -89,11 +93,17 @@ def grasp(probe: Probe) -> float:
     loss = F.cross_entropy(net(probe.batch.x), probe.batch.y)
     g_graph = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
     z = sum((a.detach() * b).sum() for a, b in zip(g, g_graph) if a is not None and b is not None)
-    hg = torch.autograd.grad(z, weights, allow_unused=True)
+    try:
+        hg = torch.autograd.grad(z, weights, allow_unused=True)
+    except RuntimeError as exc:  # e.g. "derivative for aten::hardsigmoid_backward is not implemented"
+        if "not implemented" not in str(exc):
+            raise
+        raise EznasError(f"GraSP needs second derivatives, which torch lacks for an operation of "
+                         f"{type(net).__name__} ({str(exc).splitlines()[0]})") from None
     return sum((-w.detach() * h).sum().item() for w, h in zip(weights, hg) if h is not None)
 
 
-@register_proxy("fisher")
+@register_proxy("fisher", labels=True)
 def fisher(probe: Probe, *, per_weight: bool = True) -> float:
     """Sum over Conv/Linear output channels k of del_k = 0.5 * mean over the batch of (sum over positions of
     a * dL/da)^2, each counted once per weight of its channel as zero-cost-nas broadcasts it (per_weight);

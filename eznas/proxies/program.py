@@ -80,8 +80,9 @@ def program_call(text: str, signal: str = "logits_sum", noise_seed: int = 0,
         return value
 
     # the proxy terminals' shared pass is the scoring loop's (Probe.run with every proxy's needs)
+    labels = signal == "ce" or any(parse_proxy(proxy_name(t)).proxy.labels for t in program.proxies)
     return ProxyCall(str(program), Proxy("program", score, proxy_needs(program.proxies),
-                                         f"evolved program {program}"))
+                                         f"evolved program {program}", labels=labels))
 
 
 def pool_program_call(program: Program, signal: str, noise_seed: int, shared: tuple[str, ...] | None) -> ProxyCall:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from eznas.hooks import attached
+from eznas.activations import ActivationCalls
+from eznas.errors import EznasError
 from eznas.kernels import count_packed, count_patterns, pack_patterns  # noqa: F401 (re-exported)
 from eznas.proxies.base import Probe, register_proxy
 from eznas.registry import above, at_least
@@ -24,21 +25,22 @@ def gaussian_init_(net: nn.Module, generator: torch.Generator) -> None:
 
 
 def swap_patterns(net: nn.Module, x: torch.Tensor) -> int:
-    """SWAP of one initialisation: hooks every nn.ReLU with a 4-D input, concatenates the per-sample
-    sign patterns of their outputs and counts the distinct ones."""
+    """SWAP of one initialisation: the per-sample patterns (input > 0) of every activation call on a 4-D
+    feature map (nn.ReLU as in SWAP's code; GELU, SiLU, ReLU6, functional calls alike: eznas.activations),
+    concatenated, and the number of distinct ones. A network with no such activation is an error."""
     codes: list[torch.Tensor] = []
     s = x.shape[0]
 
-    def hook(module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
-        if inputs[0].dim() == 4:
-            c = (out > 0).flatten(1)
+    def seen(inp: torch.Tensor, out: torch.Tensor) -> None:
+        if inp.dim() == 4:
+            c = (inp > 0).flatten(1)
             codes.append(pack_patterns(c) if s <= 53 else c)  # packed per layer: small and fast
 
-    with attached(m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.ReLU)):
-        with torch.inference_mode():
-            net(x)
+    with ActivationCalls(seen), torch.inference_mode():
+        net(x)
     if not codes:
-        return 0
+        raise EznasError(f"SWAP needs activations on feature maps: {type(net).__name__} calls none (ReLU, GELU, "
+                         "SiLU, ReLU6, Hardswish, ... on a 4-D tensor)")
     if s > 53:
         return count_patterns(torch.cat(codes, dim=1))
     return count_packed(torch.cat(codes), s)
@@ -66,4 +68,8 @@ def reg_swap(probe: Probe, *, repeats: int = 32, mu: float = 1000.0, sigma: floa
     """SWAP x exp(-(P - mu)^2 / sigma), P = parameters in thousands; mu and sigma are the user's model-size
     target (ours: mu=1000, sigma=1e6; Peng et al., ICLR 2024)."""
     p = sum(q.numel() for q in probe.net.parameters()) / 1e3
-    return swap(probe, repeats=repeats) * float(torch.exp(torch.tensor(-((p - mu) ** 2) / sigma)))
+    prior = float(torch.exp(torch.tensor(-((p - mu) ** 2) / sigma)))
+    if prior == 0.0:
+        raise EznasError(f"reg_swap's size prior exp(-(P - mu)^2 / sigma) is 0 for P = {p:.0f}k parameters (mu={mu}, "
+                         f"sigma={sigma}): set reg_swap:mu=...:sigma=... to your model-size target")
+    return swap(probe, repeats=repeats) * prior

@@ -13,7 +13,7 @@ from eznas.proxies.base import Probe, register_proxy, weight_layers
 from eznas.registry import Valid, at_least
 
 
-@register_proxy("zico", valid={"splits": at_least(2)}, rules=[  # std over splits; each split needs an image
+@register_proxy("zico", labels=True, valid={"splits": at_least(2)}, rules=[  # std over splits; each split needs an image
     Valid(lambda o: o["batch_size"] is None or o["splits"] <= o["batch_size"], "splits <= --batch_size",
           ("splits", "batch_size"))])
 def zico(probe: Probe, *, splits: int = 2) -> float:

@@ -285,6 +285,8 @@ class Cell(nn.Module):
 class NetworkCIFAR(nn.Module):
     """The DARTS CIFAR network (stem multiplier 3, reductions at layers//3 and 2*layers//3); returns logits."""
 
+    unit_rule = "relu_conv_bn"  # its ReLU-Conv-BN ops are the collector's units (eznas.stats)
+
     def __init__(self, genotype: Genotype, num_classes: int, C: int = 16, layers: int = 8, stem: bool = True):
         super().__init__()
         if C < 1 or layers < 1 or num_classes < 1:
