@@ -26,21 +26,18 @@ import json
 import math
 import pickle
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
-import psutil
 from scipy import stats
 
+from _common import folder_bytes, record, run_evolve
 from eznas.config import from_dict
 from eznas.data import resolve_data_root
 from eznas.gp.evolution import EvolutionConfig
 from eznas.gp.fitness import FitnessData
 from eznas.gp.seeds import SEEDS
-from eznas.io import atomic_open, write_bytes, write_json
+from eznas.io import atomic_open, write_bytes
 from eznas.metrics import paired_difference_ci
 from eznas.proxies import list_proxies
 from eznas.spaces.darts import has_probes
@@ -49,25 +46,6 @@ from eznas.verify import VerifyConfig, result_line, run_verify
 
 REPO = Path(__file__).resolve().parents[1]
 EQUIVALENT = 0.95  # per-arch Spearman at or above which two proxies count as the same ranking
-
-
-def run_evolve(seed: int, run: Path, cache: Path, extra: list[str]) -> dict:
-    """One default evolve.py run (resumed if its folder holds one): wall seconds and peak RSS of its tree."""
-    args = [sys.executable, str(REPO / "evolve.py"), "--quiet", "--seed", str(seed), "--cache_dir", str(cache), *extra]
-    resumed = (run / "config.json").is_file()  # then the times cover only what was left of the run
-    args += ["--resume", str(run)] if resumed else ["--out", str(run)]
-    start, peak = time.perf_counter(), 0
-    proc = subprocess.Popen(args, cwd=REPO)
-    root = psutil.Process(proc.pid)
-    while proc.poll() is None:
-        try:
-            peak = max(peak, sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]))
-        except psutil.Error:
-            pass
-        time.sleep(0.5)
-    if proc.returncode:
-        raise SystemExit(f"error: evolve.py --seed {seed} failed with exit code {proc.returncode}")
-    return {"wall_seconds": time.perf_counter() - start, "peak_rss_gb": peak / 1024 ** 3, "resumed": resumed}
 
 
 def describe_run(run: Path) -> dict:
@@ -92,10 +70,6 @@ def phases(run: Path) -> dict[str, float]:
     test = t["test_scores.csv"] - t["hall_of_fame.json"]
     return {"generations": t["logbook.csv"] - t["config.json"], "validation": t["hall_of_fame.json"] - t["logbook.csv"],
             "test": test, "test_share": test / (t["best_proxy.py"] - t["config.json"])}
-
-
-def folder_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def test_files(cfg: EvolutionConfig, root: Path, folders: list[Path],
@@ -191,15 +165,6 @@ def paired(scores: pd.DataFrame, winner: str, measured: dict[str, dict]) -> dict
         return {}
     best = max(registered, key=lambda n: measured[n]["spearman"])
     return {"vs": best, **paired_difference_ci(scores[winner], scores[best], scores["accuracy"])}
-
-
-def record(out: Path, section: str, key: str, value: dict) -> dict:
-    """Set ``section[key]`` in the JSON at ``out`` as it is now (another part may have written it since this
-    one started) and return the whole file's content."""
-    results = json.loads(out.read_text()) if out.is_file() else {}
-    results.setdefault(section, {})[key] = value
-    write_json(out, results)
-    return results
 
 
 TARGETS = {"NASBench201:cifar10": 0.93, "NASBench201:cifar100": 0.92, "DARTS:cifar10": 0.85}  # the issue's rho

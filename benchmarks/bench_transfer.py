@@ -1,27 +1,28 @@
-"""Leave-one-space-out: does a proxy hold on a space that no fitness read? This part: the baselines.
+"""Leave-one-space-out: does a proxy discovered without a space rank that space's networks?
 
 For each space S of {NB-201, DARTS, NB-101, NB-301, NAS-Bench-Macro}, its *held-out archs* are the test split
 of S's task in the default pool (pool seed 0: the archs outside the 200 selection and 100 validation
 networks that a run with S among its tasks would read), scored on the network S's task scores (DARTS: SWAP's
-probe network; NB-301: its training network; NB-101: stem 32). On them:
+probe network; NB-301: its training network; NB-101: stem 32). Three parts, each resumable:
 
-* every registered proxy (AZ-NAS's components and its pool score among them) and every seed program, with
-  Spearman / Kendall and 95% bootstrap CIs and seconds per arch;
-* the untuned rank ensembles rank(meco) + rank(synflow), and the same plus AZ-NAS's expressivity and
-  progressivity;
-* the best equal-weight rank ensemble of 2-4 registered per-network proxies **chosen on the other spaces**
-  (the highest mean Spearman over the other spaces' held-out archs; never on S's own): the null hypothesis
-  that a discovered proxy must beat.
+* ``--part proxies``: on each space's held-out archs every registered proxy (AZ-NAS's pool score among them)
+  and every seed program, with Spearman / Kendall, 95% bootstrap CIs and seconds per arch; the untuned rank
+  ensembles rank(meco) + rank(synflow) and the same plus AZ-NAS's expressivity and progressivity; and the
+  best equal-weight rank ensemble of 2-4 registered per-network proxies **chosen on the other spaces** (the
+  highest mean Spearman over the other spaces' held-out archs, never S's own): the null hypothesis a
+  discovered proxy must beat. NAS-Bench-Macro is scored on all 600 rows of the mirror (the README's table
+  of every proxy on it); its held-out archs are the 300 outside its selection and validation splits.
+* ``--part evolve``: the default run with every task but S's (``ALL_TASKS`` minus S's), per GP seed.
+* ``--part test``: each such run's winner on S's held-out archs, beside every baseline: its Spearman minus
+  the best baseline's with a paired bootstrap CI, and the issue's targets.
 
-NAS-Bench-Macro is scored on all 600 rows of the mirror (the README's table of every proxy on it); its held-out
-archs are the 300 of them outside its selection and validation splits.
+    python benchmarks/bench_transfer.py --part proxies                     # every space's baselines
+    python benchmarks/bench_transfer.py --part evolve --spaces NASBenchMacro --seeds 0
+    python benchmarks/bench_transfer.py --part test                        # every finished run's winner
 
-    python benchmarks/bench_transfer.py                             # every space (resumes; finished ones kept)
-    python benchmarks/bench_transfer.py --spaces NASBenchMacro      # one space
-
-Each space's per-arch scores are written into benchmarks/results/transfer.json as soon as it is scored, so an
-interrupted benchmark resumes from the committed file (run folders under --runs are not kept in git; an
-unfinished verify run there resumes too).
+Each finished piece (a space's per-arch scores, a run's winner and cost, a winner's per-arch scores) is written
+into benchmarks/results/transfer.json at once, so an interrupted benchmark resumes from the committed file
+(run folders under --runs are not kept in git; an unfinished verify or evolve run there resumes too).
 """
 from __future__ import annotations
 
@@ -38,11 +39,12 @@ from scipy import stats
 from eznas.data import resolve_data_root
 from eznas.gp.fitness import FitnessConfig, FitnessData, Task
 from eznas.gp.seeds import SEEDS
-from eznas.io import atomic_open, write_bytes, write_json
+from eznas.io import atomic_open, write_bytes
 from eznas.metrics import bootstrap_ci, correlations, paired_difference_ci
 from eznas.proxies import get_proxy, list_proxies
 from eznas.spaces.darts import has_probes
 from eznas.spaces.nb201 import UID_COLUMN
+from _common import folder_bytes, record, run_evolve
 from eznas.verify import VerifyConfig, run_verify
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,6 +57,10 @@ UNTUNED = {"rank(meco)+rank(synflow)": ("meco", "synflow"),
            "rank(meco)+rank(synflow)+rank(az_expressivity)+rank(az_progressivity)":
                ("meco", "synflow", "az_expressivity", "az_progressivity")}
 BATCH = 16
+# the fitness tasks of every space with data (the issue's six); a held-out space's run drops its own
+ALL_TASKS = ("NASBench201:cifar10", "NASBench201:cifar100", "DARTS:cifar10", "NASBench101:cifar10@width=32",
+             "NASBench301:cifar10", "NASBenchMacro:cifar10")
+TARGETS = {"NASBench201": 0.93, "DARTS": 0.93, "NASBench101": 0.83, "NASBench301": 0.68, "NASBenchMacro": 0.80}
 
 
 def held_out(root: Path, space: str) -> tuple[Task, list, list]:
@@ -83,29 +89,59 @@ def subset_file(root: Path, task: Task, data_space, archs: list, path: Path) -> 
         subset.to_csv(f, index=False)
 
 
-def score_space(root: Path, runs: Path, space: str) -> dict:
-    """Every registered proxy and seed program on the space's archs (a verify run, resumed if unfinished)."""
-    task, archs, test_uids = held_out(root, space)
+def verify_config(root: Path, folder: Path, space: str, proxies: tuple[str, ...], programs: tuple[str, ...]
+                  ) -> VerifyConfig:
+    """The verify run of ``proxies`` and ``programs`` on the space's archs (a benchmark file written into
+    ``folder``), on the network its task scores."""
+    task, archs, _ = held_out(root, space)
     data = FitnessData(FitnessConfig(tasks=(str(task),)), None, root)
-    folder = runs / "proxies" / space
     folder.mkdir(parents=True, exist_ok=True)
     bench = folder / "archs.csv"
     subset_file(root, task, data._space(task), archs, bench)
     width, cells = data.size(task)
-    cfg = VerifyConfig(search_space=task.space, dataset=task.dataset, batch_size=BATCH, n_samples=-1, seed=0,
-                       proxies=tuple(list_proxies()), programs=tuple(SEEDS.values()), benchmark_path=str(bench),
-                       data_root=str(root), device="cpu", out=str(folder / "verify"),
-                       results_csv=str(folder / "all_tests.csv"), width=width, cells=cells,
-                       probe=FitnessConfig().probe if has_probes(task.space) else None)
+    return VerifyConfig(search_space=task.space, dataset=task.dataset, batch_size=BATCH, n_samples=-1, seed=0,
+                        proxies=proxies, programs=programs, benchmark_path=str(bench), data_root=str(root),
+                        device="cpu", out=str(folder / "verify"), results_csv=str(folder / "all_tests.csv"),
+                        width=width, cells=cells, probe=FitnessConfig().probe if has_probes(task.space) else None)
+
+
+def scored(cfg: VerifyConfig) -> dict:
+    """A verify run (resumed if unfinished, reused if finished): its per-arch scores and seconds per arch."""
     summary = run_verify(cfg, resume=True)
-    scores = pd.read_csv(folder / "verify" / "scores.csv", dtype={"uid": str})
+    scores = pd.read_csv(Path(cfg.out) / "scores.csv", dtype={"uid": str})
     names = [*cfg.proxies, *cfg.programs]
-    return {"task": str(task), "network": {"width": width, "cells": cells, "probe": cfg.probe},
-            "n_archs": len(scores), "held_out": test_uids, "uid": scores["uid"].tolist(),
-            "accuracy": scores["accuracy"].tolist(),
+    return {"n_archs": len(scores), "uid": scores["uid"].tolist(), "accuracy": scores["accuracy"].tolist(),
             "scores": {n: [None if not math.isfinite(v) else v for v in scores[n].astype(float)] for n in names},
             "seconds_per_arch": {n: summary["proxies"][n]["seconds_per_arch"] for n in names
                                  if n in summary["proxies"]}}
+
+
+def score_space(root: Path, runs: Path, space: str) -> dict:
+    """Every registered proxy and seed program on the space's archs."""
+    task, _, test_uids = held_out(root, space)
+    cfg = verify_config(root, runs / "proxies" / space, space, tuple(list_proxies()), tuple(SEEDS.values()))
+    return {"task": str(task), "network": {"width": cfg.width, "cells": cfg.cells, "probe": cfg.probe},
+            "held_out": test_uids, **scored(cfg)}
+
+
+def test_winner(root: Path, runs: Path, space: str, seed: int, winner: str) -> dict:
+    """A run's winner on the space's archs."""
+    cfg = verify_config(root, runs / "test" / f"{space}-seed{seed}", space, (), (winner,))
+    return {"space": space, "seed": seed, "winner": winner, **scored(cfg)}
+
+
+def without(space: str) -> tuple[str, ...]:
+    """The default run's tasks without ``space``'s."""
+    return tuple(t for t in ALL_TASKS if Task.parse(t).space != space)
+
+
+def evolve_without(runs: Path, space: str, seed: int, extra: list[str]) -> dict:
+    """The default run on every task but the space's (resumed if unfinished): its cost and winner."""
+    run = runs / "evolve" / f"without-{space}-seed{seed}"
+    cost = run_evolve(seed, run, runs / "values", ["--tasks", ",".join(without(space)), *extra])
+    hall = json.loads((run / "hall_of_fame.json").read_text())
+    return {**cost, "cache_bytes": folder_bytes(runs / "values"), "tasks": list(without(space)),
+            "winner": hall[0]["exported"], "run": str(run)}
 
 
 def frame(entry: dict, held_out_only: bool = True) -> pd.DataFrame:
@@ -172,7 +208,39 @@ def report(results: dict) -> dict:
             members = tuple(rows["best ensemble chosen on the other spaces"]["members"])
             out[space]["ensemble_vs_best_single"] = paired_difference_ci(
                 rank_sum(table, members), table[best_single], table["accuracy"])
+    for key, test in results.get("tests", {}).items():
+        space = test["space"]
+        if space in out:
+            out[space].setdefault("winners", {})[key] = judge(results, out[space], test)
     return out
+
+
+def baselines(table: pd.DataFrame, figures: dict) -> dict[str, pd.Series]:
+    """The baselines' per-arch scores: every registered proxy (AZ-NAS too), the untuned rank ensembles and
+    the ensemble chosen on the other spaces (seed programs are shown, not counted: they restate proxies)."""
+    out = {n: table[n] for n in figures["rows"] if n in set(list_proxies())}
+    out.update({name: rank_sum(table, members) for name, members in UNTUNED.items()})
+    chosen = figures["rows"].get("best ensemble chosen on the other spaces")
+    if chosen:
+        out["best ensemble chosen on the other spaces"] = rank_sum(table, tuple(chosen["members"]))
+    return out
+
+
+def judge(results: dict, figures: dict, test: dict) -> dict:
+    """A winner on its held-out space: its figures, the best baseline's, the paired difference and targets."""
+    space = test["space"]
+    table = frame(results["proxies"][space]).merge(
+        pd.DataFrame({"uid": test["uid"], "winner": pd.Series(test["scores"][test["winner"]], dtype=float)}), on="uid")
+    mine = measure(table["winner"], table["accuracy"])
+    rival = baselines(table, figures)
+    rhos = {n: figures["rows"][n]["spearman"] for n in rival if math.isfinite(figures["rows"][n]["spearman"])}
+    best = max(rhos, key=rhos.get)
+    diff = paired_difference_ci(table["winner"], rival[best], table["accuracy"])
+    return {"winner": test["winner"], "seed": test["seed"], "n": len(table), **mine, "best_baseline": best,
+            "best_baseline_spearman": rhos[best], "vs_best": diff,
+            "at_least_as_good": mine["spearman"] >= rhos[best], "ci_above": diff["ci"][0] > 0,
+            "target": TARGETS[space], "target_met": mine["spearman"] >= TARGETS[space],
+            "seconds_per_arch": test["seconds_per_arch"].get(test["winner"])}
 
 
 def markdown(results: dict, figures: dict) -> str:
@@ -201,6 +269,21 @@ def markdown(results: dict, figures: dict) -> str:
         lines.append(f"| {s} | {f['best_single']} {f['rows'][f['best_single']]['spearman']:.3f} | "
                      + (f"{' + '.join(chosen['members'])} ({chosen['mean_rho_elsewhere']:.3f})" if chosen else "—")
                      + " | " + (f"{d['diff']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]" if d else "—") + " |")
+    judged = [(s, k, w) for s in spaces for k, w in figures[s].get("winners", {}).items()]
+    if judged:
+        lines += ["", "The default run without the held-out space (its tasks: every other space's), its winner on "
+                  "the held-out archs:", "",
+                  "| held-out space | seed | winner ρ [95% CI] / τ | best baseline ρ | winner minus best [paired 95% CI] "
+                  "| at least as good | CI above | target |", "|---|---|---|---|---|---|---|---|"]
+        for s, key, w in judged:
+            lo, hi = w["ci95"]["spearman"]
+            d = w["vs_best"]
+            lines.append(f"| {s} | {w['seed']} | {w['spearman']:.3f} [{lo:.3f}, {hi:.3f}] / {w['kendall']:.3f} | "
+                         f"{w['best_baseline']} {w['best_baseline_spearman']:.3f} | {d['diff']:+.3f} "
+                         f"[{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] | {'yes' if w['at_least_as_good'] else 'no'} | "
+                         f"{'yes' if w['ci_above'] else 'no'} | {w['target']:.2f}: {'met' if w['target_met'] else 'missed'} |")
+        for s, key, w in judged:
+            lines.append(f"\n{key}: `{w['winner']}`")
     for s in spaces:
         if "every_row" in figures[s]:
             every = figures[s]["every_row"]
@@ -216,7 +299,12 @@ def markdown(results: dict, figures: dict) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--spaces", default=",".join(SPACES), help=f"held-out spaces to score (default: {', '.join(SPACES)})")
+    p.add_argument("--part", choices=("proxies", "evolve", "test", "report"), default="proxies",
+                   help="proxies: the baselines on each space's held-out archs; evolve: the runs without each "
+                   "space; test: their winners on the held-out archs; report: the tables from what is recorded")
+    p.add_argument("--spaces", default=",".join(SPACES), help=f"held-out spaces (default: {', '.join(SPACES)})")
+    p.add_argument("--seeds", default="0", help="GP seeds of the evolve and test parts (default 0)")
+    p.add_argument("--evolve-args", default="", help="extra evolve.py flags (e.g. '--workers 2')")
     p.add_argument("--data-root", default=None)
     p.add_argument("--runs", default="results/benchmarks/transfer")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "transfer.json"))
@@ -225,21 +313,29 @@ def main() -> None:
     spaces = [s.strip() for s in args.spaces.split(",") if s.strip()]
     if unknown := [s for s in spaces if s not in SPACES]:
         raise SystemExit(f"error: --spaces: unknown space {unknown[0]!r}; valid: {', '.join(SPACES)}")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        raise SystemExit(f"error: --seeds: not comma-separated integers: {args.seeds!r}") from None
     results = json.loads(out.read_text()) if out.is_file() else {}
-    results.setdefault("proxies", {})
     for space in spaces:
-        if space in results["proxies"]:
-            print(f"{space}: scored (from {out})", flush=True)
-            continue
-        results["proxies"][space] = score_space(root, runs, space)
-        write_json(out, results)  # each finished space at once: a later interruption keeps it
-        print(f"{space}: {results['proxies'][space]['n_archs']} archs scored", flush=True)
-    figures = report(results)
-    results["figures"] = figures
-    write_json(out, results)
-    md = markdown(results, figures)
-    write_bytes(out.with_suffix(".md"), md.encode())
-    print(md)
+        if args.part == "proxies" and space not in results.get("proxies", {}):
+            results = record(out, "proxies", space, score_space(root, runs, space))
+            print(f"{space}: {results['proxies'][space]['n_archs']} archs scored", flush=True)
+        for seed in seeds if args.part in ("evolve", "test") else ():
+            key = f"{space}:seed{seed}"
+            if args.part == "evolve" and key not in results.get("runs", {}):
+                results = record(out, "runs", key, evolve_without(runs, space, seed, args.evolve_args.split()))
+                print(f"{key}: winner {results['runs'][key]['winner']}", flush=True)
+            if args.part == "test" and key in results.get("runs", {}) and key not in results.get("tests", {}):
+                results = record(out, "tests", key, test_winner(root, runs, space, seed, results["runs"][key]["winner"]))
+    results = json.loads(out.read_text()) if out.is_file() else {}
+    if results.get("proxies"):
+        figures = report(results)
+        results = record(out, "figures", "spaces", figures)
+        md = markdown(results, figures)
+        write_bytes(out.with_suffix(".md"), md.encode())
+        print(md)
     print(f"wrote {out}")
 
 

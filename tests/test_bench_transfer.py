@@ -1,0 +1,60 @@
+"""The transfer benchmark's bookkeeping: held-out archs outside every split, the ensemble chosen only on the
+other spaces, a winner judged against the best baseline."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import bench_transfer as bench
+from eznas.gp.fitness import FitnessConfig, FitnessData
+from eznas.proxies import get_proxy, list_proxies
+
+PER_NETWORK = [n for n in list_proxies() if get_proxy(n).pool is None and not get_proxy(n).arch_only]
+
+
+def space_entry(accuracy: np.ndarray, good: tuple[str, ...], rng: np.random.Generator) -> dict:
+    """Scores where the ``good`` proxies each follow the accuracy with noise and the rest are noise."""
+    n = len(accuracy)
+    scores = {p: (accuracy + rng.normal(0, 3, n) if p in good else rng.normal(0, 1, n)).tolist() for p in PER_NETWORK}
+    uids = [str(i) for i in range(n)]
+    return {"task": "X:cifar10", "uid": uids, "accuracy": accuracy.tolist(), "held_out": uids[: n // 2] + uids[n // 2:],
+            "scores": scores, "seconds_per_arch": {p: 0.1 for p in PER_NETWORK}, "n_archs": n}
+
+
+def test_the_ensemble_is_chosen_on_the_other_spaces_only():
+    rng = np.random.default_rng(0)
+    acc = lambda: rng.uniform(80, 95, 120)  # noqa: E731
+    results = {"proxies": {"A": space_entry(acc(), ("meco", "synflow"), rng),
+                           "B": space_entry(acc(), ("meco", "synflow"), rng),
+                           "C": space_entry(acc(), ("zico", "jacov"), rng)}}
+    members, rho = bench.chosen_elsewhere(results, "C", PER_NETWORK)
+    assert set(members) >= {"meco", "synflow"} and rho > 0.5  # what A and B reward, not C's own pair
+    members_a, _ = bench.chosen_elsewhere(results, "A", PER_NETWORK)
+    assert {"meco", "synflow"} & set(members_a) and {"zico", "jacov"} & set(members_a)  # B and C together
+    assert bench.chosen_elsewhere({"proxies": {"A": results["proxies"]["A"]}}, "A", PER_NETWORK) is None
+
+
+def test_a_winner_is_judged_against_the_best_baseline_with_a_paired_interval():
+    rng = np.random.default_rng(1)
+    results = {"proxies": {s: space_entry(rng.uniform(80, 95, 150), ("meco",), rng) for s in ("NASBenchMacro", "DARTS")}}
+    entry = results["proxies"]["NASBenchMacro"]
+    perfect = list(entry["accuracy"])  # a winner that ranks the held-out archs exactly
+    results["tests"] = {"NASBenchMacro:seed0": {"space": "NASBenchMacro", "seed": 0, "winner": "w", "uid": entry["uid"],
+                                                "scores": {"w": perfect}, "seconds_per_arch": {"w": 1.0}}}
+    figures = bench.report(results)
+    judged = figures["NASBenchMacro"]["winners"]["NASBenchMacro:seed0"]
+    assert judged["spearman"] == pytest.approx(1.0) and judged["at_least_as_good"] and judged["ci_above"]
+    assert judged["target_met"] and judged["best_baseline"] in ("meco", *bench.UNTUNED,
+                                                                "best ensemble chosen on the other spaces")
+    assert figures["NASBenchMacro"]["rows"]["best ensemble chosen on the other spaces"]["chosen_on"] == ["DARTS"]
+    text = bench.markdown(results, figures)
+    assert "| NASBenchMacro | 0 | 1.000" in text and "target" in text
+
+
+def test_held_out_archs_are_outside_the_selection_and_validation_splits(data_root):
+    task, archs, held = bench.held_out(data_root, "NASBenchMacro")
+    assert len(archs) == 600 and len(held) == 600 - 300  # every row scored; the test split held out
+    data = FitnessData(FitnessConfig(tasks=("NASBenchMacro:cifar10",)), None, data_root)
+    used = {a.uid for split in ("selection", "validation") for a in data.networks(str(task), split)}
+    assert not used & set(held)
+    assert bench.without("NASBenchMacro") == tuple(t for t in bench.ALL_TASKS if not t.startswith("NASBenchMacro"))
