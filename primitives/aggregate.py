@@ -71,7 +71,7 @@ def aggregate_units(units: Sequence[Any], unit_output: Callable[[int, Any], torc
     values near 1e308 overflows) and when the result is not finite. ``unit_output`` raises its own
     ProgramFailure for a failing primitive; any other exception is named here."""
     if not units:
-        raise ProgramFailure(f"{name}: the network has no units")
+        raise ProgramFailure(f"{name}: the network has no units (convolutions the collector sees: eznas.stats)")
     parts = []
     for i, u in enumerate(units):
         try:

@@ -184,3 +184,34 @@ def test_score_pool_ranks_models_and_matches_score(tv_models):
     pool = eznas.score_pool(models, x, y, proxies=("az_nas", "meco"))
     assert len(pool["az_nas"]) == 3 and all(math.isfinite(v) for v in pool["az_nas"])
     assert pool["meco"] == [eznas.score(m, x, y, proxies=("meco",))["meco"] for m in models]
+
+
+WINNER = ("net_add(net_add(net_rank(net_add(net_add(net_log(sum_units(corr_min_eig(pre_N))), net_scale(net_log("
+          "zc_synflow), 0.0325)), net_scale(net_log(zc_az_expressivity), 4.79))), net_scale(net_rank(net_sub(net_rank("
+          "net_div(zc_synflow, zc_az_expressivity)), net_log(net_pow(zc_az_progressivity, 2.0)))), 1.0)), net_scale("
+          "net_rank(net_sub(net_add(flops, swap_units(pre_grad_N)), meanlog_units(mul(std(sign(inp_grad_P)), "
+          "heaviside(pre_grad_P))))), 0.5))")  # a default run's winner (GP seed 1): statistics and proxy terminals
+
+
+def test_an_exported_winner_scores_torchvision_models_as_eznas_does(tv_models, tmp_path, monkeypatch):
+    """The exported best_proxy.py of a pool program over statistics and AZ-NAS/synflow terminals gives finite
+    scores on models outside our builders, the same as eznas.score_pool."""
+    import importlib.util
+    import sys
+
+    from eznas.gp.export import export_source
+    from eznas.gp.program import parse_program
+
+    path = tmp_path / "best_proxy.py"
+    path.write_text(export_source(parse_program(WINNER), signal="logits_sum", noise_seed=0, perturbation=0.1,
+                                  doc="test"))
+    spec = importlib.util.spec_from_file_location("best_proxy_tv", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "best_proxy_tv", module)
+    spec.loader.exec_module(module)
+    torch.manual_seed(0)
+    nets = [tv_models.mobilenet_v3_small(num_classes=10), tv_models.regnet_x_400mf(num_classes=10), Functional()]
+    x, y = images(16)
+    expected = eznas.score_pool(nets, x, y, programs=(WINNER,))[WINNER]
+    exported = module.score_pool(nets, x, y)
+    assert all(math.isfinite(v) for v in exported) and exported == pytest.approx(expected)

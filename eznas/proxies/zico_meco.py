@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from eznas.errors import EznasError
 from eznas.hooks import attached
 from eznas.kernels import channel_corr_min_eig
 from eznas.proxies.base import Probe, register_proxy, weight_layers
@@ -55,5 +56,10 @@ def meco(probe: Probe, *, resolution: int = 64) -> float:
             total += channel_corr_min_eig(out[0].detach().flatten(1)).item()
 
     with attached(m.register_forward_hook(hook) for m in net.modules()), torch.no_grad():
-        net(x)
+        try:
+            net(x)
+        except RuntimeError as exc:  # a model that takes one input size only (e.g. a flattening head)
+            raise EznasError(f"MeCo feeds one {resolution}x{resolution} noise image (its protocol), which "
+                             f"{type(probe.net).__name__} does not take ({str(exc).splitlines()[0]}): set "
+                             f"meco:resolution=<your input size>") from None
     return total
