@@ -28,7 +28,7 @@ plus ``perturbation`` times Gaussian noise, stored as the difference P - D):
 ==============  ===============================================================================
 ``inp``         the block input, before the activation (ReLU in our spaces)
 ``pre``         the conv input, after the activation
-``act``         the BatchNorm output
+``act``         the norm output (BatchNorm; under ``layer`` the last conv's output where no norm follows)
 ``*_grad``      the gradient of the backward signal w.r.t. each of them: this unit's share where a
                 tensor has several readers; ``inp_grad`` is what flows back through the unit's ReLU
                 call, as a backward hook on the ReLU sees it (``pre_grad * 1[inp > 0]`` when the
