@@ -94,7 +94,7 @@ SCRIPT+="
 set -euo pipefail
 cd $(printf '%q' "$REPO")
 if [[ -f .venv/bin/activate ]]; then source .venv/bin/activate; fi
-export OMP_NUM_THREADS=\${SLURM_CPUS_PER_TASK:-$CPUS}
+# eznas takes its threads from \$SLURM_CPUS_PER_TASK, shared among the workers it starts (eznas/threads.py)
 echo \"eznas: job \${SLURM_JOB_ID:-?} (restart \${SLURM_RESTART_COUNT:-0}) on \$(hostname) at \$(date -Is)\"
 $COMMAND
 "

@@ -16,6 +16,7 @@ from eznas.registry import UnknownNameError, at_least, check_values
 from eznas.scoring import INITS
 from eznas.spaces import list_spaces
 from eznas.spaces.darts import PROBES
+from eznas.threads import SLURM_CPUS_ENV, THREADS_ENV, command_threads
 
 
 class Parser(argparse.ArgumentParser):
@@ -30,6 +31,14 @@ def add_flag(parser: argparse.ArgumentParser, name: str, *aliases: str, **kw) ->
     spellings = {f"--{name}", f"--{name.replace('_', '-')}", f"--{name.replace('-', '_')}", *aliases}
     parser.add_argument(*sorted(spellings, key=lambda s: (s != f"--{name}", s)),
                         dest=name.replace("-", "_"), **kw)
+
+
+def add_threads_flag(parser: argparse.ArgumentParser) -> None:
+    """``--threads N``, shared by verify, evolve and search (eznas.threads)."""
+    add_flag(parser, "threads", type=int, default=None, metavar="N",
+             help=f"torch threads per process, 1 to the CPUs this process may use (default: ${THREADS_ENV}, "
+             f"else $OMP_NUM_THREADS, else the automatic share: the CPUs this process may use, at most "
+             f"${SLURM_CPUS_ENV}, divided by the worker processes it starts); no result depends on it")
 
 
 DEFAULT_PROXIES = ("synflow", "naswot", "params")
@@ -106,6 +115,7 @@ def verify_parser() -> argparse.ArgumentParser:
              "every minute), or start it if there is none; same settings required (only --results_csv and "
              "--bootstrap may change); a finished run is reported as it is")
     add_flag(p, "quiet", action="store_true", help="no progress bar")
+    add_threads_flag(p)
     return p
 
 
@@ -131,6 +141,18 @@ def run_cli(main: Callable[[], int]) -> int:
     except (EznasError, UnknownNameError, ValueError, RuntimeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def run_command(parser: Callable[[], argparse.ArgumentParser], argv: Sequence[str] | None,
+                run: Callable[[argparse.Namespace], int]) -> int:
+    """Parse ``argv``, then ``run(args)`` with the command's threads (``--threads``; eznas.threads), as
+    run_cli runs a body."""
+    def body() -> int:
+        args = parser().parse_args(argv)
+        with command_threads(args.threads):
+            return run(args)
+
+    return run_cli(body)
 
 
 def verify_config(args: argparse.Namespace) -> "VerifyConfig":
@@ -161,8 +183,7 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
 
     from eznas.verify import notes, result_line, run_verify
 
-    def body() -> int:
-        args = verify_parser().parse_args(argv)
+    def run(args: argparse.Namespace) -> int:
         cfg = verify_config(args)
         bars = []
 
@@ -184,7 +205,7 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
             print(result_line(name, m))
         return 0
 
-    return run_cli(body)
+    return run_command(verify_parser, argv, run)
 
 
 SPACE_TASKS = {"NASBench201": ("NASBench201:cifar10", "NASBench201:cifar100"), "DARTS": ("DARTS:cifar10",),
@@ -460,6 +481,7 @@ def evolve_parser() -> argparse.ArgumentParser:
              "runs (default results/cache/values)")
     add_flag(p, "test_networks", type=int, default=None, help="held-out archs per task for the top-3 test, >= 0 (default 100)")
     add_flag(p, "quiet", action="store_true", help="no progress bars")
+    add_threads_flag(p)
     add_parallel_flags(p)
     return p
 
@@ -505,8 +527,7 @@ def evolve_main(argv: Sequence[str] | None = None) -> int:
 
     from eznas.gp.run import run_evolution
 
-    def body() -> int:
-        args = evolve_parser().parse_args(argv)
+    def run(args: argparse.Namespace) -> int:
         cfg, run_dir, resume = evolve_setup(args)
         cfg = dataclasses.replace(cfg, parallel=dataclasses.replace(
             cfg.parallel, **parallel_overrides(args, cfg.parallel.backend)))
@@ -544,7 +565,7 @@ def evolve_main(argv: Sequence[str] | None = None) -> int:
                   f"n={row['n']} program={row['program']}")
         return 0
 
-    return run_cli(body)
+    return run_command(evolve_parser, argv, run)
 
 
 # ---------------------------------------------------------------------------------------------- search.py
@@ -598,6 +619,7 @@ def search_parser() -> argparse.ArgumentParser:
     add_flag(p, "resume", action="store_true", help="with --out DIR: continue the search there (same settings; "
              "the budgets may grow)")
     add_flag(p, "quiet", action="store_true", help="no progress bar")
+    add_threads_flag(p)
     return p
 
 
@@ -607,8 +629,7 @@ def search_main(argv: Sequence[str] | None = None) -> int:
 
     from eznas.search.run import Search, SearchConfig
 
-    def body() -> int:
-        args = search_parser().parse_args(argv)
+    def run(args: argparse.Namespace) -> int:
         if args.resume and not args.out:
             raise EznasError("--resume needs --out DIR: the search folder to continue")
         if args.program and args.program_file:
@@ -651,4 +672,4 @@ def search_main(argv: Sequence[str] | None = None) -> int:
             print(f"spec={found['spec']}")
         return 0
 
-    return run_cli(body)
+    return run_command(search_parser, argv, run)

@@ -12,23 +12,26 @@ result on are run again on a fresh pool, up to ``retries`` times. (Loky retires 
 by 300 MB, which torch's allocator does; such a worker can abort while it exits, "double free or
 corruption", and that took down whole evolution runs before.) Every task computes with one torch thread
 (``torch_threads``), which makes the numbers independent of the backend and of the worker count: float
-reductions split over several threads add in another order.
+reductions split over several threads add in another order. Each worker process otherwise computes with its
+share of its machine's CPUs (``eznas.threads``: the command's explicit count, else ``cpus // workers`` for
+the workers started here, a SLURM job's CPUs for its worker), set before its first task; workers inherit
+``OMP_WAIT_POLICY=PASSIVE``, so idle OpenMP threads sleep instead of spinning against other processes.
 """
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
-import torch
-
 from eznas.errors import EznasError
+from eznas.threads import cpu_share, quiet_openmp, requested_threads, worker_threads
+from eznas.threads import torch_threads  # noqa: F401 (re-exported: eznas.gp.fitness imports it from here)
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("serial", "loky", "dask")
-WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MALLOC_TRIM_THRESHOLD_": "65536"}
 CLUSTERS = ("local", "slurm")
 
 
@@ -61,15 +64,48 @@ class ParallelConfig:
             raise EznasError(f"retries must be >= 0, got {self.retries}")
 
 
-@contextmanager
-def torch_threads(n: int = 1) -> Iterator[None]:
-    """Compute with ``n`` torch threads inside the block (restored after)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+def worker_env(threads: int) -> dict[str, str]:
+    """The environment of a LocalCluster's worker processes: their thread count for OpenMP, MKL and
+    OpenBLAS, and glibc's malloc returning freed memory."""
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
+            "MALLOC_TRIM_THRESHOLD_": "65536"}
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """What a worker needs to choose its threads: the command's explicit count (None: automatic), how many
+    workers share its machine, and the driver's pid (a task run in the driver, as joblib does with one
+    job, keeps the driver's threads)."""
+
+    explicit: int | None
+    per_machine: int
+    driver: int
+
+    @classmethod
+    def of(cls, config: ParallelConfig) -> WorkerPlan:
+        """The plan for ``config``'s workers, from this (the driver's) environment: workers of an existing
+        scheduler or of SLURM jobs have a machine each, as far as eznas knows."""
+        remote = config.backend == "dask" and (config.scheduler_address is not None or config.cluster == "slurm")
+        explicit = requested_threads()
+        return cls(explicit.threads if explicit else None, 1 if remote else config.workers, os.getpid())
+
+    def local_threads(self) -> int:
+        """Each worker's threads where the workers run on this machine."""
+        return self.explicit if self.explicit is not None else cpu_share(self.per_machine)
+
+
+class InWorker:
+    """``fn(item)`` with the worker's threads set first (once per worker process); it carries ``fn``'s name,
+    which Dask's task keys show (``value_task-<hash>``)."""
+
+    def __init__(self, fn: Callable[[Any], Any], plan: WorkerPlan) -> None:
+        self.fn, self.plan = fn, plan
+        self.__name__ = getattr(fn, "__name__", type(fn).__name__)
+
+    def __call__(self, item: Any) -> Any:
+        if os.getpid() != self.plan.driver:
+            worker_threads(self.plan.explicit, self.plan.per_machine)
+        return self.fn(item)
 
 
 class Mapper:
@@ -93,26 +129,32 @@ class Mapper:
             return []
         if self.config.backend == "serial":
             return [_ticked(fn(x), tick) for x in items]
+        plan = WorkerPlan.of(self.config)
         if self.config.backend == "loky":
-            return self._loky_map(fn, items, tick)
+            return self._loky_map(fn, items, tick, plan)
         from dask.distributed import as_completed
 
         client = self._dask_client()
-        futures = client.map(fn, items, pure=False, retries=self.config.retries)
+        futures = client.map(InWorker(fn, plan), items, pure=False, retries=self.config.retries)
         for _ in as_completed(futures):
             tick()
         return client.gather(futures)
 
-    def _loky_map(self, fn: Callable[[Any], Any], items: list[Any], tick: Callable[[], None]) -> list[Any]:
+    def _loky_map(self, fn: Callable[[Any], Any], items: list[Any], tick: Callable[[], None],
+                  plan: WorkerPlan) -> list[Any]:
         from joblib import Parallel, delayed
         from joblib.externals.loky.process_executor import BrokenProcessPool
+        from joblib.parallel import LokyBackend
 
+        quiet_openmp()  # before the workers start: they inherit it
         results: list[Any] = []
         for attempt in range(self.config.retries + 1):
             rest = items[len(results):]
-            run = Parallel(n_jobs=min(self.config.workers, len(rest)), backend="loky", return_as="generator")
+            # the workers' OMP/MKL/OpenBLAS variables: their share (joblib's own default ignores SLURM)
+            run = Parallel(n_jobs=min(self.config.workers, len(rest)), return_as="generator",
+                           backend=LokyBackend(inner_max_num_threads=plan.local_threads()))
             try:
-                for r in run(delayed(fn)(x) for x in rest):
+                for r in run(delayed(InWorker(fn, plan))(x) for x in rest):
                     results.append(_ticked(r, tick))
                 return results
             except BrokenProcessPool as exc:  # a worker died; the pool is rebuilt by the next Parallel
@@ -155,6 +197,7 @@ def _ticked(result: Any, tick: Callable[[], None]) -> Any:
 def make_cluster(c: ParallelConfig):
     """A LocalCluster on 127.0.0.1 (one single-threaded worker process per ``workers``), or an adaptive
     dask-jobqueue SLURMCluster of up to ``workers`` one-worker jobs."""
+    quiet_openmp()  # before the workers start (LocalCluster processes, sbatch jobs): they inherit it
     if c.cluster == "local":
         import dask
         from dask.distributed import LocalCluster
@@ -162,8 +205,10 @@ def make_cluster(c: ParallelConfig):
         log.info("dask: starting a LocalCluster of %d workers on 127.0.0.1", c.workers)
         # Dask's nannies live in this process and, by default, put OMP_NUM_THREADS=1 and friends into its
         # environment each time they (re)start a worker, which changes this process's later float results;
-        # give those variables to the workers only (a nanny still sets PYTHONHASHSEED, which is harmless).
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": {}, "distributed.nanny.environ": WORKER_ENV}):
+        # give those variables (each worker's share of the threads) to the workers only (a nanny still sets
+        # PYTHONHASHSEED, which is harmless).
+        env = worker_env(WorkerPlan.of(c).local_threads())
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": {}, "distributed.nanny.environ": env}):
             return LocalCluster(n_workers=c.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                 dashboard_address=None)
     try:
