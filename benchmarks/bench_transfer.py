@@ -63,16 +63,18 @@ ALL_TASKS = ("NASBench201:cifar10", "NASBench201:cifar100", "DARTS:cifar10", "NA
 TARGETS = {"NASBench201": 0.93, "DARTS": 0.93, "NASBench101": 0.83, "NASBench301": 0.68, "NASBenchMacro": 0.80}
 
 
-def held_out(root: Path, space: str) -> tuple[Task, list, list]:
-    """S's task, the archs to score (the held-out ones, or every row) and the held-out uids."""
+def held_out(root: Path, space: str) -> tuple[FitnessData, Task, list, list]:
+    """S's task (with its fitness data), the archs to score (the held-out ones, or every row) and the held-out
+    uids."""
     task_text, n = SPACES[space]
     data = FitnessData(FitnessConfig(tasks=(task_text,)), None, root)
     task = data.tasks[0]
     test = data.networks(str(task), "test", n)
     archs = test
     if space in EVERY_ROW:
-        archs = data._space(task).load(data._space(task).default_benchmark(root, task.dataset), task.dataset)
-    return task, archs, [a.uid for a in test]
+        built = data._space(task)
+        archs = built.load(built.default_benchmark(root, task.dataset), task.dataset)
+    return data, task, archs, [a.uid for a in test]
 
 
 def subset_file(root: Path, task: Task, data_space, archs: list, path: Path) -> None:
@@ -93,8 +95,7 @@ def verify_config(root: Path, folder: Path, space: str, proxies: tuple[str, ...]
                   ) -> VerifyConfig:
     """The verify run of ``proxies`` and ``programs`` on the space's archs (a benchmark file written into
     ``folder``), on the network its task scores."""
-    task, archs, _ = held_out(root, space)
-    data = FitnessData(FitnessConfig(tasks=(str(task),)), None, root)
+    data, task, archs, _ = held_out(root, space)
     folder.mkdir(parents=True, exist_ok=True)
     bench = folder / "archs.csv"
     subset_file(root, task, data._space(task), archs, bench)
@@ -118,7 +119,7 @@ def scored(cfg: VerifyConfig) -> dict:
 
 def score_space(root: Path, runs: Path, space: str) -> dict:
     """Every registered proxy and seed program on the space's archs."""
-    task, _, test_uids = held_out(root, space)
+    _, task, _, test_uids = held_out(root, space)
     cfg = verify_config(root, runs / "proxies" / space, space, tuple(list_proxies()), tuple(SEEDS.values()))
     return {"task": str(task), "network": {"width": cfg.width, "cells": cfg.cells, "probe": cfg.probe},
             "held_out": test_uids, **scored(cfg)}

@@ -52,7 +52,7 @@ def test_a_winner_is_judged_against_the_best_baseline_with_a_paired_interval():
 
 
 def test_held_out_archs_are_outside_the_selection_and_validation_splits(data_root):
-    task, archs, held = bench.held_out(data_root, "NASBenchMacro")
+    _, task, archs, held = bench.held_out(data_root, "NASBenchMacro")
     assert len(archs) == 600 and len(held) == 600 - 300  # every row scored; the test split held out
     data = FitnessData(FitnessConfig(tasks=("NASBenchMacro:cifar10",)), None, data_root)
     used = {a.uid for split in ("selection", "validation") for a in data.networks(str(task), split)}
