@@ -245,7 +245,8 @@ def judge(results: dict, figures: dict, test: dict) -> dict:
 
 
 def markdown(results: dict, figures: dict) -> str:
-    names = {v: f"seed program {k}" for k, v in SEEDS.items()}
+    registered = set(list_proxies())  # a seed program whose text is a proxy's name (params) is that proxy
+    names = {v: f"seed program {k}" for k, v in SEEDS.items() if v not in registered}
 
     def cell(m: dict | None) -> str:
         if not m or not math.isfinite(m["spearman"]):
