@@ -39,7 +39,7 @@ from scipy import stats
 from eznas.data import resolve_data_root
 from eznas.gp.fitness import FitnessConfig, FitnessData, Task
 from eznas.gp.seeds import SEEDS
-from eznas.io import atomic_open, write_bytes
+from eznas.io import atomic_open, write_bytes, write_json
 from eznas.metrics import bootstrap_ci, correlations, paired_difference_ci
 from eznas.proxies import get_proxy, list_proxies
 from eznas.spaces.darts import has_probes
@@ -334,7 +334,8 @@ def main() -> None:
     results = json.loads(out.read_text()) if out.is_file() else {}
     if results.get("proxies"):
         figures = report(results)
-        results = record(out, "figures", "spaces", figures)
+        results["figures"] = {"spaces": figures}  # derived: written whole, nothing of an older layout kept
+        write_json(out, results)
         md = markdown(results, figures)
         write_bytes(out.with_suffix(".md"), md.encode())
         print(md)
