@@ -6,14 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
-from eznas.threads import quiet_openmp
-
-quiet_openmp()  # before torch loads: idle OpenMP threads sleep, as in the commands (eznas.threads)
-
-import torch  # noqa: E402
-
-from eznas.data import resolve_data_root  # noqa: E402
+from eznas.data import resolve_data_root
 
 REPO = Path(__file__).resolve().parents[1]
 
