@@ -5,9 +5,12 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import sys
+import time
+from datetime import timedelta
 from pathlib import Path
-from typing import Callable, NoReturn, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 from eznas.data import DATA_ENV, DATASETS
 from eznas.errors import EznasError
@@ -17,6 +20,8 @@ from eznas.scoring import INITS
 from eznas.spaces import list_spaces
 from eznas.spaces.darts import PROBES
 from eznas.threads import SLURM_CPUS_ENV, THREADS_ENV, command_threads
+
+log = logging.getLogger(__name__)
 
 
 class Parser(argparse.ArgumentParser):
@@ -65,8 +70,11 @@ def verify_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="verify_scores.py",
         description="Score benchmark architectures with zero-cost proxies and rank-correlate the scores with "
-        "their trained accuracies. Writes scores.csv, summary.json and scatter.png to the run folder and "
-        "appends one row per proxy to results/all_tests.csv.",
+        "their trained accuracies. Writes scores.csv, summary.json, summary.md (the proxies ranked by Spearman "
+        "rho, with its 95% CI, Kendall tau, precision at the top 10%, the top-scored arch's accuracy) and "
+        "scatter.png to the run folder and appends one row per proxy to results/all_tests.csv. Stdout ends with "
+        "summary.md's table. Progress: a bar in a terminal, else (e.g. under SLURM) a log line every minute "
+        "or 10% of the archs.",
         epilog=f"proxies: {', '.join(list_proxies())}. Data root: --data-root, else ${DATA_ENV}, else ./data.",
     )
     add_flag(p, "search_space", "--space", default="NASBench201", choices=list_spaces(),
@@ -114,9 +122,56 @@ def verify_parser() -> argparse.ArgumentParser:
              help="with --out DIR: continue the unfinished run there (its scores so far are checkpointed about "
              "every minute), or start it if there is none; same settings required (only --results_csv and "
              "--bootstrap may change); a finished run is reported as it is")
-    add_flag(p, "quiet", action="store_true", help="no progress bar")
+    add_flag(p, "quiet", action="store_true", help="no progress bar (outside a terminal: no progress lines)")
     add_threads_flag(p)
     return p
+
+
+class LogProgress:
+    """A progress bar for a log (stderr no terminal, e.g. a SLURM job's file): like tqdm's ``update``,
+    ``set_postfix`` and ``close``, it logs a line (done/total, elapsed, ETA) every ``seconds`` or every
+    ``fraction`` of the total, whichever comes first, and at the end. The ETA counts only the items done
+    since it started (not those a resumed run had done before)."""
+
+    def __init__(self, total: int, desc: str, unit: str, initial: int = 0, seconds: float = 60.0,
+                 fraction: float = 0.1, clock: Callable[[], float] = time.monotonic):
+        self.total, self.desc, self.unit, self.n, self.first = total, desc, unit, initial, initial
+        self.seconds, self.step, self.clock = seconds, max(1, math.ceil(fraction * total)), clock
+        self.start = self.last = clock()
+        self.logged, self.postfix = initial, ""
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        now = self.clock()
+        if now - self.last >= self.seconds or self.n - self.logged >= self.step or self.n >= self.total:
+            self.log(now)
+
+    def set_postfix(self, **values: Any) -> None:
+        self.postfix = "".join(f", {k}={v}" for k, v in values.items())
+
+    def close(self) -> None:
+        if self.n != self.logged:
+            self.log(self.clock())
+
+    def log(self, now: float) -> None:
+        elapsed, done = now - self.start, self.n - self.first
+        eta = _clock(elapsed / done * max(self.total - self.n, 0)) if done else "?"
+        log.info("%s: %d/%d %ss (%d%%), elapsed %s, ETA %s%s", self.desc, self.n, self.total, self.unit,
+                 100 * self.n // max(self.total, 1), _clock(elapsed), eta, self.postfix)
+        self.last, self.logged = now, self.n
+
+
+def _clock(seconds: float) -> str:
+    return str(timedelta(seconds=round(seconds)))
+
+
+def progress_bar(total: int, desc: str, unit: str, quiet: bool, initial: int = 0) -> Any:
+    """A command's progress: a tqdm bar when stderr is a terminal, else LogProgress lines; none when quiet."""
+    from tqdm import tqdm
+
+    if not quiet and not sys.stderr.isatty():
+        return LogProgress(total, desc, unit, initial)
+    return tqdm(total=total, initial=initial, unit=unit, desc=desc, disable=quiet)
 
 
 def hall_of_fame_programs(path: str, top: int) -> list[str]:
@@ -178,17 +233,17 @@ def verify_config(args: argparse.Namespace) -> "VerifyConfig":
 
 
 def verify_main(argv: Sequence[str] | None = None) -> int:
-    from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from eznas.report import summary_table
     from eznas.verify import notes, result_line, run_verify
 
     def run(args: argparse.Namespace) -> int:
         cfg = verify_config(args)
         bars = []
 
-        def progress(total: int):
-            bar = tqdm(total=total, unit="arch", desc="scoring", disable=True if args.quiet else None)
+        def progress(total: int, done: int):
+            bar = progress_bar(total, "scoring", "arch", args.quiet, initial=done)
             bars.append(bar)
             return lambda _: bar.update(1)
 
@@ -203,6 +258,8 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
             print(line)
         for name, m in summary["proxies"].items():
             print(result_line(name, m))
+        print()
+        print(summary_table(summary))
         return 0
 
     return run_command(verify_parser, argv, run)
@@ -618,13 +675,12 @@ def search_parser() -> argparse.ArgumentParser:
     add_flag(p, "out", default=None, help="run folder (default results/search/<space>-<dataset>-<strategy>-s<seed>-<time>/)")
     add_flag(p, "resume", action="store_true", help="with --out DIR: continue the search there (same settings; "
              "the budgets may grow)")
-    add_flag(p, "quiet", action="store_true", help="no progress bar")
+    add_flag(p, "quiet", action="store_true", help="no progress bar (outside a terminal: no progress lines)")
     add_threads_flag(p)
     return p
 
 
 def search_main(argv: Sequence[str] | None = None) -> int:
-    from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from eznas.search.run import Search, SearchConfig
@@ -645,14 +701,13 @@ def search_main(argv: Sequence[str] | None = None) -> int:
             score_cache=args.score_cache,
             out=args.out)
         search = Search(cfg, resume=args.resume)
-        bar = tqdm(total=search.cfg.budget, initial=len(search.state.history), unit="arch", desc="search",
-                   disable=True if args.quiet else None)
+        bar = progress_bar(search.cfg.budget, "search", "arch", args.quiet, initial=len(search.state.history))
 
         def tick(scored) -> None:  # noqa: ANN001 - a Scored
-            bar.update(1)
             best = search.state.best()
-            if best is not None:
+            if best is not None:  # before the update: a progress line shows the best so far, this arch's too
                 bar.set_postfix(best=f"{best.score:.4g}", acc=f"{best.accuracy:.2f}")
+            bar.update(1)
 
         with logging_redirect_tqdm():
             try:

@@ -1,6 +1,8 @@
-"""Rank correlations between proxy scores and accuracies, with bootstrap confidence intervals."""
+"""Rank correlations between proxy scores and accuracies, with bootstrap confidence intervals, and how
+well a ranking finds the top archs."""
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any, Callable
 
@@ -19,6 +21,40 @@ def correlations(scores: np.ndarray, accuracy: np.ndarray) -> dict[str, float]:
         "pearson": float(stats.pearsonr(s, a).statistic),
         "n": len(s),
     }
+
+
+TOP_FRACTION = 0.1  # top_of_ranking's top: the best 10% of the archs
+
+
+def top_count(n: int) -> int:
+    """How many of n archs are the top TOP_FRACTION: ceil(TOP_FRACTION * n), at least 1."""
+    return max(1, math.ceil(round(TOP_FRACTION * n, 9)))
+
+
+def top_membership(values: np.ndarray, k: int) -> np.ndarray:
+    """Per item, the chance that it is among the k largest values when ties are broken at random: 1 above
+    the k-th largest value, 0 below it, and the places left shared evenly by the items equal to it."""
+    v = np.asarray(values, float)
+    kth = np.sort(v)[::-1][k - 1]
+    above, tied = v > kth, v == kth
+    chance = above.astype(float)
+    chance[tied] = (k - above.sum()) / tied.sum()
+    return chance
+
+
+def top_of_ranking(scores: np.ndarray, accuracy: np.ndarray) -> dict[str, float]:
+    """How well finite (score, accuracy) pairs find the top archs: ``precision_top10pct``, the share of the
+    k = ``top_count(n)`` best-scored archs that are among the k most accurate, and ``top_scored_accuracy``,
+    the accuracy of the best-scored arch, beside ``best_accuracy``, the best of the n. Ties count as their
+    expectation over random tie-breaks: a constant score gets the chance level k/n, and the archs tied at
+    the best score their mean accuracy."""
+    s, a = np.asarray(scores, float), np.asarray(accuracy, float)
+    if len(s) == 0:
+        return {"precision_top10pct": float("nan"), "top_k": 0, "top_scored_accuracy": float("nan"),
+                "best_accuracy": float("nan")}
+    k = top_count(len(s))
+    return {"precision_top10pct": float(top_membership(s, k) @ top_membership(a, k) / k), "top_k": k,
+            "top_scored_accuracy": float(a[s == s.max()].mean()), "best_accuracy": float(a.max())}
 
 
 def bootstrap_ci(

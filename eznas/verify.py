@@ -22,7 +22,7 @@ from eznas import report
 from eznas.data import BatchSource, resolve_data_root
 from eznas.errors import DataError, EznasError
 from eznas.io import check_writable, write_json
-from eznas.metrics import bootstrap_ci, correlations
+from eznas.metrics import bootstrap_ci, correlations, top_of_ranking
 from eznas.proxies import ProxyCall, parse_proxy, per_arch_calls
 from eznas.proxies.program import program_call, program_names
 from eznas.rankers import ranker_call
@@ -131,15 +131,17 @@ def proxy_calls(cfg: VerifyConfig) -> dict[str, ProxyCall]:
     return calls
 
 
-def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores], None]] | None = None,
+def run_verify(cfg: VerifyConfig, progress: Callable[[int, int], Callable[[ArchScores], None]] | None = None,
                resume: bool = False) -> dict[str, Any]:
-    """Score, correlate and write the run folder; returns the summary (also in summary.json).
+    """Score, correlate and write the run folder; returns the summary (also in summary.json, and ranked in
+    summary.md).
 
-    ``progress(total)`` may return a per-arch callback (the CLI's progress bar). The scores so far are
-    checkpointed to ``partial_scores.csv`` in the run folder about every minute; ``resume`` continues
-    from there (same settings required) instead of starting again, and returns a finished run's summary
-    as it is. A folder that holds results is never written to without ``resume``. Every input and both
-    outputs are checked before anything is scored.
+    ``progress(total, done)`` may return a callback called once per arch scored now (the CLI's progress;
+    ``done`` archs were scored before a resume). The scores so far are checkpointed to
+    ``partial_scores.csv`` in the run folder about every minute; ``resume`` continues from there (same
+    settings required) instead of starting again, and returns a finished run's summary as it is. A folder
+    that holds results is never written to without ``resume``. Every input and both outputs are checked
+    before anything is scored.
     """
     check_config(cfg)
     cfg = resolved(cfg)
@@ -170,9 +172,7 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
     done = {row["uid"] for row in rows}
     if done:
         log.info("resuming %s: %d of %d archs already scored", out, len(done), len(archs))
-    tick = progress(len(archs)) if progress else None
-    for _ in range(len(done) if tick else 0):
-        tick(None)
+    tick = progress(len(archs), len(done)) if progress else None
     start, saved = time.perf_counter() - wall, time.perf_counter()
     for r in score_archs(space, archs, list(per_arch.values()), batches, seed=cfg.seed, init=cfg.init, device=device,
                          skip=done):
@@ -201,6 +201,7 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
         "wall_seconds": wall,
         "proxies": {},
     }
+    short = short_names(calls)
     for name in labels:
         s, a = table[name].to_numpy(float), table["accuracy"].to_numpy(float)
         finite = np.isfinite(s)
@@ -212,6 +213,8 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
         m["all_non_finite"] = not finite.any()
         m["failures"] = failures(table, name)
         m["ci95"] = bootstrap_ci(s[finite], a[finite], n_boot=cfg.bootstrap, seed=cfg.seed)
+        m.update(top_of_ranking(s[finite], a[finite]))
+        m["short_name"] = short[name]
         m["seconds"] = secs[name]
         m["seconds_per_arch"] = secs[name] / max(len(archs), 1)
         m["definition"] = calls[name].proxy.doc
@@ -222,6 +225,7 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
     report.write_scores(out / "scores.csv", table)
     report.write_summary(out / "summary.json", summary)
     title = f"{space.tag} {cfg.dataset}: {len(archs)} archs, batch {cfg.batch_size}, seed {cfg.seed}"
+    report.write_summary_md(out / "summary.md", summary, title)
     report.plot_scatter(out / "scatter.png", table, list(labels), summary, title)
     partial.remove()  # last: a run killed while writing its outputs resumes from its checkpoint
     stamp = datetime.now().isoformat(timespec="seconds")
@@ -233,6 +237,14 @@ def run_verify(cfg: VerifyConfig, progress: Callable[[int], Callable[[ArchScores
         for name, m in summary["proxies"].items() if not m["all_non_finite"]  # no figure, no row
     ])
     return summary
+
+
+def short_names(calls: dict[str, ProxyCall]) -> dict[str, str]:
+    """Per label, the name tables and plots show: ``program 1``, ``program 2``, ... for the programs (whose
+    label is their whole text), the label for the rest."""
+    programs = iter(range(1, len(calls) + 1))
+    return {label: f"program {next(programs)}" if call.proxy.name == "program" else label
+            for label, call in calls.items()}
 
 
 def failures(table: pd.DataFrame, name: str) -> dict[str, int]:

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -21,6 +22,17 @@ def run(args, capsys):
     return code, out, err
 
 
+def proxy_lines(out):
+    """The ``proxy=`` lines of verify's stdout, in the order requested."""
+    return [line for line in out.splitlines() if line.startswith("proxy=")]
+
+
+def table_rows(out):
+    """The rows of the ranked table stdout ends with, as lists of cells."""
+    rows = [line for line in out.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows[1:]]
+
+
 @pytest.fixture(scope="module")
 def nb201_run(data_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("verify")
@@ -33,11 +45,21 @@ def nb201_run(data_root, tmp_path_factory):
     return out, proc.stdout
 
 
-def test_stdout_ends_with_one_line_per_proxy(nb201_run):
-    _, stdout = nb201_run
-    lines = stdout.strip().splitlines()[-6:]
-    assert [LINE.match(line).group(1) for line in lines] == ["params", "flops", "synflow", "naswot",
-                                                             "grad_norm", "snip"]
+def test_stdout_has_one_line_per_proxy_and_ends_with_the_table_ranked_by_rho(nb201_run):
+    out, stdout = nb201_run
+    assert [LINE.match(line).group(1) for line in proxy_lines(stdout)] == ["params", "flops", "synflow", "naswot",
+                                                                           "grad_norm", "snip"]
+    rows = table_rows(stdout)
+    assert stdout.strip().splitlines()[-1].startswith("| 6 ") and [r[0] for r in rows] == list("123456")
+    rho = [float(r[2]) for r in rows]
+    assert rho == sorted(rho, reverse=True) and {r[1] for r in rows} == {"params", "flops", "synflow", "naswot",
+                                                                          "grad_norm", "snip"}
+    for row, value in zip(rows, rho):
+        low, high = map(float, row[3].strip("[]").split(","))
+        assert low <= value <= high and row[8] == "24"
+        assert re.fullmatch(r"\d\.\d\d \(3\)", row[5])  # k = ceil(24 / 10)
+    md = (out / "run" / "summary.md").read_text()
+    assert md.startswith("# NASBench201 cifar10: 24 archs") and "\n".join(stdout.strip().splitlines()[-8:]) in md
 
 
 def test_run_folder_files(nb201_run):
@@ -48,8 +70,9 @@ def test_run_folder_files(nb201_run):
     summary = json.loads((run_dir / "summary.json").read_text())
     m = summary["proxies"]["params"]
     for key in ("kendall", "spearman", "pearson", "n", "ci95", "seconds", "seconds_per_arch",
-                "excluded_non_finite"):
+                "excluded_non_finite", "precision_top10pct", "top_k", "top_scored_accuracy", "best_accuracy"):
         assert key in m
+    assert m["short_name"] == "params" and m["top_k"] == 3 and m["best_accuracy"] == scores.accuracy.max()
     assert m["ci95"]["spearman"][0] <= m["spearman"] <= m["ci95"]["spearman"][1]
     assert summary["config"]["batch_size"] == 16 and summary["config"]["seed"] == 1
     assert summary["config"]["proxies"] == ["params", "flops", "synflow", "naswot", "grad_norm", "snip"]
@@ -111,7 +134,7 @@ def test_imagenet_with_user_supplied_column(data_root, tmp_path, capsys):
                           str(path), "--proxy", "params", "--quiet", "--bootstrap", "5", "--out",
                           str(tmp_path / "in16"), "--results-csv", str(tmp_path / "t.csv")], capsys)
     assert code == 0, err
-    assert LINE.match(out.strip().splitlines()[-1]).group(1) == "params"
+    assert LINE.match(proxy_lines(out)[-1]).group(1) == "params"
 
 
 def test_non_finite_scores_are_counted_and_excluded(data_root, tmp_path, capsys):
@@ -125,12 +148,12 @@ def test_non_finite_scores_are_counted_and_excluded(data_root, tmp_path, capsys)
                           "--results-csv", str(tmp_path / "r.csv")], capsys)
     assert code == 0
     assert "note: naswot: 1 archs with a non-finite score were excluded" in out
-    assert out.strip().splitlines()[-1].startswith("proxy=naswot") and " n=5 " in out.strip().splitlines()[-1]
+    assert proxy_lines(out)[-1].startswith("proxy=naswot") and " n=5 " in proxy_lines(out)[-1]
     summary = json.loads((tmp_path / "nf" / "summary.json").read_text())
     assert summary["proxies"]["naswot"]["excluded_non_finite"] == 1
 
 
-def test_resume_after_a_kill_scores_only_the_rest_and_matches(data_root, tmp_path, capsys, monkeypatch):
+def test_resume_after_a_kill_scores_only_the_rest_and_matches(data_root, tmp_path, capsys, monkeypatch, caplog):
     import eznas.verify as verify
 
     common = ["--data-root", str(data_root), "--n_samples", "10", "--seed", "3", "--fresh_batch", "--quiet",
@@ -156,7 +179,11 @@ def test_resume_after_a_kill_scores_only_the_rest_and_matches(data_root, tmp_pat
     assert code == 2 and "--proxy differs from the run's (proxies: ['synflow', 'naswot'] there" in err
     scored.clear()
     monkeypatch.setattr(verify, "score_archs", lambda *a, **k: (scored.append(r.arch.uid) or r for r in real(*a, **k)))
-    assert run([*common, "--out", str(part), "--resume"], capsys)[0] == 0
+    loud = [a for a in common if a != "--quiet"]  # stderr no terminal: progress lines, from the 6 done before
+    with caplog.at_level("INFO", logger="eznas.cli"):
+        assert run([*loud, "--out", str(part), "--resume"], capsys)[0] == 0
+    shown = [r.getMessage().split(",")[0] for r in caplog.records if r.name == "eznas.cli"]
+    assert shown == [f"scoring: {n}/10 archs ({n}0%)" for n in (7, 8, 9, 10)]
     assert len(scored) == 4 and not (part / "partial_scores.csv").exists()
     whole, resumed = pd.read_csv(tmp_path / "whole" / "scores.csv"), pd.read_csv(part / "scores.csv")
     assert list(whole.uid) == list(resumed.uid)
@@ -213,7 +240,8 @@ def test_a_proxy_that_fails_on_every_arch_is_reported_with_its_reasons_and_gets_
             f"no row appended to {tmp_path / 't.csv'}") in out.splitlines()
     assert "warning: nan: no finite score on any of the 3 archs (returned nan: 3)" in out
     assert list(pd.read_csv(tmp_path / "t.csv").proxy) == ["params"]
-    last = out.strip().splitlines()[-3:]
+    last = proxy_lines(out)
+    assert [r[1] for r in table_rows(out)] == ["params", "broken", "nan"]  # no rho: last, in the order requested
     assert LINE.match(last[0]) and [line.split()[0] for line in last] == ["proxy=params", "proxy=broken", "proxy=nan"]
     assert " kendall=nan spearman=nan pearson=nan n=0 " in last[1]
 
@@ -316,7 +344,7 @@ def test_scores_spanning_many_decades_are_plotted_by_rank(tmp_path, monkeypatch)
     real_scatter = matplotlib.axes.Axes.scatter
 
     def spy(ax, x, y, **kw):
-        drawn[ax] = list(x)
+        drawn.setdefault(ax, list(x))  # the panel's points (then its top 10% circled)
         return real_scatter(ax, x, y, **kw)
 
     monkeypatch.setattr(matplotlib.axes.Axes, "scatter", spy)
@@ -371,3 +399,74 @@ def test_paired_difference_ci_is_narrower_than_two_intervals_and_signs_the_bette
     assert r["diff"] == pytest.approx(-d["diff"]) and r["ci"][1] < 0
     worse[:298] = np.inf  # non-finite scores are left out, for both rankings
     assert paired_difference_ci(good, worse, acc)["n"] == 2 and np.isnan(paired_difference_ci(good, worse, acc)["diff"])
+
+
+def test_top_of_ranking_precision_and_top_scored_accuracy_on_a_hand_made_example():
+    """k = ceil(n/10); ties count as their expectation over random tie-breaks (a constant score: chance)."""
+    from eznas.metrics import top_count, top_of_ranking
+
+    assert [top_count(n) for n in (1, 5, 10, 11, 20, 30, 1000)] == [1, 1, 1, 2, 2, 3, 100]
+    acc = np.arange(20.0)  # arch 19 the most accurate, then 18
+    scores = acc.copy()
+    scores[[19, 0]] = scores[[0, 19]]  # the most accurate arch scored worst
+    m = top_of_ranking(scores, acc)
+    assert m == {"precision_top10pct": 0.5, "top_k": 2, "top_scored_accuracy": 0.0, "best_accuracy": 19.0}
+    tied = acc.copy()
+    tied[[17, 18, 19]] = 30.0, 20.0, 20.0  # arch 17 first, then 18 and 19 tied for the last top place
+    assert top_of_ranking(tied, acc)["precision_top10pct"] == 0.5  # (0 + 0.5 + 0.5) / 2
+    assert top_of_ranking(np.ones(20), acc)["precision_top10pct"] == pytest.approx(2 / 20)
+    both = top_of_ranking(np.array([5.0, 5.0, 1.0]), np.array([1.0, 3.0, 3.0]))  # k = 1, ties on both sides
+    assert both["precision_top10pct"] == 0.25 and both["top_scored_accuracy"] == 2.0
+    assert top_of_ranking(np.array([]), np.array([]))["top_k"] == 0
+
+
+def summary_of(**rhos):
+    return {"proxies": {name: {"spearman": rho, "kendall": rho / 2, "n": 10, "ci95": {"spearman": [rho - .1, rho + .1]},
+                               "short_name": "program 1" if name.startswith("mean") else name}
+                        for name, rho in rhos.items()}}
+
+
+def test_programs_get_short_names_in_the_table_and_the_scatter_with_their_text_beside(tmp_path, monkeypatch):
+    import matplotlib.axes
+    import matplotlib.figure
+
+    from eznas.verify import VerifyConfig, proxy_calls, short_names
+
+    program = "mean_units(fro(pre_D))"
+    calls = proxy_calls(VerifyConfig(proxies=("params",), programs=(program, "mean_units(fro(weight))")))
+    assert list(short_names(calls).values()) == ["params", "program 1", "program 2"]
+    summary = summary_of(params=0.2, **{program: 0.5})
+    assert report.program_texts(summary) == {"program 1": program}
+    table = report.summary_table(summary)
+    assert table.splitlines()[-1] == f"program 1: {program}" and "| 1    | program 1 |" in table
+    titles, texts = [], []
+    real_title, real_text = matplotlib.axes.Axes.set_title, matplotlib.figure.Figure.text
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title",
+                        lambda ax, t, **kw: titles.append(t) or real_title(ax, t, **kw))
+    monkeypatch.setattr(matplotlib.figure.Figure, "text",
+                        lambda f, x, y, t, **kw: texts.append(t) or real_text(f, x, y, t, **kw))
+    scores = pd.DataFrame({"params": np.arange(10.0), program: -np.arange(10.0), "accuracy": np.arange(10.0)})
+    report.plot_scatter(tmp_path / "s.png", scores, ["params", program], summary, "t")
+    assert titles[0].startswith("params (n=10)\n") and titles[1].startswith("program 1 (n=10)\n")
+    assert "[0.40, 0.60]" in titles[1] and texts[-1] == f"program 1: {program}"  # the footnote
+
+
+def test_progress_is_logged_outside_a_terminal_every_tenth_or_minute(caplog, capsys):
+    from eznas.cli import LogProgress, progress_bar
+
+    now = [0.0]
+    bar = LogProgress(100, "scoring", "arch", initial=20, clock=lambda: now[0])
+    with caplog.at_level("INFO", logger="eznas.cli"):
+        for i in range(30):  # 2 s per arch: a line every 10 archs (before the minute is up)
+            now[0] += 2.0 if i < 25 else 70.0  # then a minute per arch: a line each
+            bar.update(1)
+        bar.set_postfix(best="1.5")
+        bar.update(1)  # neither a minute nor a tenth since the last line: none
+        bar.close()  # the end: a line
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[:2] == ["scoring: 30/100 archs (30%), elapsed 0:00:20, ETA 0:02:20",
+                         "scoring: 40/100 archs (40%), elapsed 0:00:40, ETA 0:02:00"]
+    assert len(lines) == 2 + 6 and lines[-2].startswith("scoring: 50/100 archs (50%), elapsed 0:06:40, ETA ")
+    assert lines[-1].startswith("scoring: 51/100 archs (51%), elapsed 0:06:40") and lines[-1].endswith(", best=1.5")
+    assert isinstance(progress_bar(5, "s", "arch", quiet=False), LogProgress)  # pytest's stderr: no terminal
+    assert not isinstance(progress_bar(5, "s", "arch", quiet=True), LogProgress)
