@@ -42,6 +42,7 @@ from eznas.gp.seeds import SEEDS
 from eznas.io import atomic_open, write_bytes, write_json
 from eznas.metrics import bootstrap_ci, correlations, paired_difference_ci
 from eznas.proxies import get_proxy, list_proxies
+from eznas.rankers import fit_ridge, signed_log
 from eznas.spaces.darts import has_probes
 from eznas.spaces.nb201 import UID_COLUMN
 from _common import folder_bytes, record, run_evolve
@@ -60,6 +61,9 @@ BATCH = 16
 # the fitness tasks of every space with data (the issue's six); a held-out space's run drops its own
 ALL_TASKS = ("NASBench201:cifar10", "NASBench201:cifar100", "DARTS:cifar10", "NASBench101:cifar10@width=32",
              "NASBench301:cifar10", "NASBenchMacro:cifar10")
+LABELS = (16, 32, 64, 128, 256)  # labelled archs of the held-out space a ridge ranker trains on
+LABEL_DRAWS = 30  # random draws of the labelled archs per k
+MIN_TEST = 64  # archs left to judge on when the labelled archs come out of the held-out ones
 TARGETS = {"NASBench201": 0.93, "DARTS": 0.93, "NASBench101": 0.83, "NASBench301": 0.68, "NASBenchMacro": 0.80}
 
 
@@ -182,22 +186,55 @@ def chosen_elsewhere(results: dict, space: str, candidates: list[str]) -> tuple[
     return (best, best_rho) if best else None
 
 
+def per_network() -> list[str]:
+    return [n for n in list_proxies() if get_proxy(n).pool is None and not get_proxy(n).arch_only]
+
+
+def labels_equivalent(space: str, entry: dict, columns: dict[str, pd.Series], draws: int = LABEL_DRAWS) -> dict:
+    """How many labelled archs of the space a few-shot competitor needs to match each of ``columns`` (per-arch
+    scores indexed like the held-out table): ridge over every registered per-network proxy (signed log,
+    standardised; ``eznas.rankers.fit_ridge``) trained on k archs, Spearman on the held-out archs it did not
+    train on, mean over ``draws`` random draws; each column's Spearman on the very same archs. A space scored
+    on every row draws its labelled archs from the rows outside the held-out ones (and judges on all held-out
+    archs); otherwise they come out of the held-out archs, and k leaves at least ``MIN_TEST`` to judge on.
+    ``equivalent[c]``: the smallest k whose ridge mean reaches column c's, None when no k does."""
+    whole, held = frame(entry, held_out_only=False), frame(entry)
+    features = [n for n in per_network() if n in held and np.isfinite(held[n].to_numpy(float)).any()]
+    pool = whole[~whole["uid"].isin(set(held["uid"]))] if space in EVERY_ROW else held
+    ks = [k for k in LABELS if k <= len(pool) - (0 if space in EVERY_ROW else MIN_TEST)]
+    rng = np.random.default_rng(0)
+    curve: dict[int, dict[str, float]] = {}
+    for k in ks:
+        rhos: dict[str, list[float]] = {"ridge": [], **{c: [] for c in columns}}
+        for _ in range(draws):
+            train = pool.iloc[rng.choice(len(pool), k, replace=False)]
+            test = held[~held["uid"].isin(set(train["uid"]))]
+            mean, std, weights = fit_ridge(train[features], train["accuracy"].to_numpy(float))
+            z = np.nan_to_num((signed_log(test[features].to_numpy(float)) - mean) / std, nan=0.0)
+            rhos["ridge"].append(stats.spearmanr(z @ np.array(weights), test["accuracy"]).statistic)
+            for c, scores in columns.items():
+                rhos[c].append(stats.spearmanr(scores.loc[test.index], test["accuracy"], nan_policy="omit").statistic)
+        curve[k] = {c: float(np.mean(v)) for c, v in rhos.items()}
+    equivalent = {c: next((k for k in ks if curve[k]["ridge"] >= curve[k][c]), None) for c in columns}
+    return {"features": features, "ks": ks, "draws": draws, "labelled_from": "other rows" if space in EVERY_ROW
+            else "held-out archs", "curve": {str(k): v for k, v in curve.items()}, "equivalent": equivalent}
+
+
 def report(results: dict) -> dict:
     """Per scored space: every proxy, seed program and baseline ensemble on the held-out archs."""
-    per_network = [n for n in list_proxies() if get_proxy(n).pool is None and not get_proxy(n).arch_only]
     out = {}
     for space, entry in results["proxies"].items():
         table = frame(entry)
         rows = {n: measure(table[n], table["accuracy"]) for n in entry["scores"]}
         for name, members in UNTUNED.items():
             rows[name] = measure(rank_sum(table, members), table["accuracy"])
-        chosen = chosen_elsewhere(results, space, per_network)
+        chosen = chosen_elsewhere(results, space, per_network())
         if chosen:
             members, rho = chosen
             rows["best ensemble chosen on the other spaces"] = {
                 **measure(rank_sum(table, members), table["accuracy"]), "members": list(members),
                 "mean_rho_elsewhere": rho, "chosen_on": sorted(s for s in results["proxies"] if s != space)}
-        best_single = max((n for n in per_network if math.isfinite(rows[n]["spearman"])),
+        best_single = max((n for n in per_network() if math.isfinite(rows[n]["spearman"])),
                           key=lambda n: rows[n]["spearman"])
         out[space] = {"task": entry["task"], "n_held_out": len(table), "rows": rows, "best_single": best_single,
                       "seconds_per_arch": entry["seconds_per_arch"]}
@@ -213,6 +250,16 @@ def report(results: dict) -> dict:
         space = test["space"]
         if space in out:
             out[space].setdefault("winners", {})[key] = judge(results, out[space], test)
+    for space, entry in results["proxies"].items():
+        table, figures = frame(entry), out[space]
+        columns = {figures["best_single"]: table[figures["best_single"]]}
+        if chosen := figures["rows"].get("best ensemble chosen on the other spaces"):
+            columns["best ensemble chosen on the other spaces"] = rank_sum(table, tuple(chosen["members"]))
+        for key, test in results.get("tests", {}).items():
+            if test["space"] == space:
+                by_uid = dict(zip(test["uid"], test["scores"][test["winner"]]))
+                columns[key] = pd.Series([by_uid.get(u) for u in table["uid"]], index=table.index, dtype=float)
+        figures["labels"] = labels_equivalent(space, entry, columns)
     return out
 
 
@@ -271,6 +318,22 @@ def markdown(results: dict, figures: dict) -> str:
         lines.append(f"| {s} | {f['best_single']} {f['rows'][f['best_single']]['spearman']:.3f} | "
                      + (f"{' + '.join(chosen['members'])} ({chosen['mean_rho_elsewhere']:.3f})" if chosen else "—")
                      + " | " + (f"{d['diff']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]" if d else "—") + " |")
+    lines += ["", "Labels-equivalent: the fewest labelled archs of the held-out space with which a ridge ranker over "
+              f"every registered per-network proxy matches the column's Spearman on the same archs (mean of "
+              f"{LABEL_DRAWS} draws; k from {', '.join(map(str, LABELS))}, at most n - {MIN_TEST} where the labelled "
+              "archs come out of the held-out ones; '> k' where no k reaches it).", "",
+              "| held-out space | ridge mean ρ by k | best single proxy | ensemble chosen elsewhere | winners |",
+              "|---|---|---|---|---|"]
+    for s in spaces:
+        lab = figures[s].get("labels")
+        if not lab:
+            continue
+        curve = ", ".join(f"{k}: {v['ridge']:.3f}" for k, v in lab["curve"].items())
+        eq = lab["equivalent"]
+        say = lambda c: "—" if c not in eq or not lab["ks"] else (f"> {lab['ks'][-1]}" if eq[c] is None else str(eq[c]))  # noqa: E731
+        winners = "; ".join(f"{c}: {say(c)}" for c in eq if c in figures[s].get("winners", {})) or "—"
+        lines.append(f"| {s} | {curve} | {figures[s]['best_single']}: {say(figures[s]['best_single'])} | "
+                     f"{say('best ensemble chosen on the other spaces')} | {winners} |")
     judged = [(s, k, w) for s in spaces for k, w in figures[s].get("winners", {}).items()]
     if judged:
         lines += ["", "The default run without the held-out space (its tasks: every other space's), its winner on "

@@ -3,6 +3,7 @@ other spaces, a winner judged against the best baseline."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import bench_transfer as bench
@@ -58,3 +59,18 @@ def test_held_out_archs_are_outside_the_selection_and_validation_splits(data_roo
     used = {a.uid for split in ("selection", "validation") for a in data.networks(str(task), split)}
     assert not used & set(held)
     assert bench.without("NASBenchMacro") == tuple(t for t in bench.ALL_TASKS if not t.startswith("NASBenchMacro"))
+
+
+def test_labels_equivalent_counts_the_labels_a_ridge_ranker_needs_on_the_same_archs():
+    rng = np.random.default_rng(2)
+    entry = space_entry(rng.uniform(80, 95, 200), ("meco", "synflow", "zico"), rng)
+    table = bench.frame(entry)
+    perfect, noise = table["accuracy"], pd.Series(rng.normal(0, 1, len(table)), index=table.index)
+    lab = bench.labels_equivalent("DARTS", entry, {"perfect": perfect, "noise": noise, "meco": table["meco"]}, draws=5)
+    assert lab["ks"] == [16, 32, 64, 128] and lab["labelled_from"] == "held-out archs"  # 200 - 64 leaves no 256
+    assert lab["equivalent"]["noise"] == 16 and lab["equivalent"]["perfect"] is None
+    assert lab["equivalent"]["meco"] is not None  # three informative proxies together beat one of them
+    assert lab["curve"]["128"]["ridge"] > lab["curve"]["128"]["meco"] > lab["curve"]["128"]["noise"]
+    entry["held_out"] = entry["uid"][100:]  # scored on every row: labelled archs come from the other rows
+    lab = bench.labels_equivalent("NASBenchMacro", entry, {"noise": noise.loc[bench.frame(entry).index]}, draws=3)
+    assert lab["ks"] == [16, 32, 64] and lab["labelled_from"] == "other rows"
