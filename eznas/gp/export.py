@@ -3,8 +3,15 @@
 The file carries the very source of the functions eznas scores with - the statistics collector
 (:func:`eznas.stats.collect_tensors` and what it calls), the program's primitives and its aggregator,
 and the scoring loop :func:`primitives.aggregate.aggregate_units` - found by following the names each
-one uses, plus the program compiled to one Python expression over the units and network features. So ``best_proxy.score`` and
-``verify_scores.py --program`` compute the same numbers by the same code.
+one uses, plus the program compiled to one Python expression over the units and network features. So
+``best_proxy.score`` and ``verify_scores.py --program`` compute the same numbers by the same code.
+
+It scores by :mod:`eznas.api`'s protocol (it carries that module's ``_private_copy``): each model on a
+private copy, under a seeded and restored global random state, so it gives ``eznas.score`` /
+``eznas.score_pool``'s numbers and leaves the model exactly as it was. It declares what the program needs
+(:func:`requirements`: the call that works, pool or per-network, labels, statistics, network-level terminals,
+what a model must have) in its docstring and as constants at its top, and raises its own ``ProxyError`` (one
+line naming the requirement not met) where eznas would raise EznasError; it never returns NaN.
 """
 from __future__ import annotations
 
@@ -19,11 +26,12 @@ from typing import Any, Iterable
 
 from deap import gp
 
-from eznas.errors import EznasError
+from eznas.api import _private_copy, _reason
 from eznas.data import Batch
+from eznas.errors import EznasError
 from eznas.features import network_features
 from eznas.gp.program import Program, is_aggregator, is_pool_op, parse_program
-from eznas.gp.pset import proxy_name
+from eznas.gp.pset import PROXY_PREFIX, proxy_name
 from eznas.proxies import Probe, get_proxy
 from eznas.proxies.program import proxy_needs
 from eznas.stats import collect_tensors, statistic
@@ -33,9 +41,43 @@ from primitives.network import checked, each, log_ranks
 
 OWN_PACKAGES = ("eznas", "primitives")
 REGISTRATIONS = ("primitive", "register_proxy")
-RESERVED = ("NAMES", "SIGNAL", "NOISE_SEED", "PERTURBATION", "SIGN", "PROXIES", "NEEDS", "PARTS", "POOL",
-            "proxy_value", "part_value", "network_value", "network_values", "pool_scores", "measure", "score",
-            "score_pool")
+RESERVED = ("CALL", "POOL", "LABELS", "UNITS", "STATISTICS", "NETWORK_TERMINALS", "REQUIRES", "PROGRAM", "SIGNAL",
+            "NOISE_SEED", "PERTURBATION", "SIGN", "PASSES", "PARTS", "PROXIES", "ProxyError", "check_inputs",
+            "proxy_value", "measure", "part_value", "network_value", "network_values", "pool_scores", "score",
+            "score_pool", "pool_seeds", "private", "probe")
+# what the model and the batch must have for parts of a program (the exported file's REQUIRES)
+UNIT_NEED = ("the model has a Conv2d layer, for the per-unit statistics (each chain of Conv2d layers is a unit; a "
+             "model declaring unit_rule 'relu_conv_bn' or 'conv_bn' needs those patterns)")
+SWAP_BATCH = "the batch has at most 53 images, for swap_units"
+AZ_NEED = ("the model has at least two resolution stages (feature maps at two resolutions of more than one pixel) "
+           "at this input size, or stem and cells modules, for the AZ-NAS terminals")
+ACTIVATION_NEED = "the model calls activations (ReLU, GELU, SiLU, ...) on feature maps, for {}"
+PROXY_NEEDS = {"az_expressivity": AZ_NEED, "az_progressivity": AZ_NEED, "az_trainability": AZ_NEED,
+               "swap": ACTIVATION_NEED.format("zc_swap"), "reg_swap": ACTIVATION_NEED.format("zc_reg_swap"),
+               "naswot": ACTIVATION_NEED.format("zc_naswot"),
+               "grasp": "the model's operations have second derivatives, for zc_grasp",
+               "sweetimator": "the model has a cells module list, for zc_sweetimator"}
+CONSTANTS = {  # the exported file's constants: what each says
+    "CALL": "the call that scores with this program",
+    "POOL": "a pool program: a model's score depends on the models scored with it (call score_pool)",
+    "LABELS": "whether labels are needed",
+    "UNITS": "whether it reads per-unit statistics (a model without units cannot be scored)",
+    "STATISTICS": "the per-unit statistics it reads (<stat>_<pass>: D data, N noise, P perturbed data)",
+    "NETWORK_TERMINALS": "the network-level terminals it reads (features; zc_*: a registered proxy's score)",
+    "REQUIRES": "what the model and the batch must have (else ProxyError names what is missing)",
+    "PROGRAM": "the program, as eznas.score(..., programs=(PROGRAM,)) takes it",
+    "SIGNAL": "the backward signal",
+    "NOISE_SEED": "seeds the N and P passes' noise (eznas.score's seed)",
+    "PERTURBATION": "P = D + PERTURBATION * N(0, 1)",
+    "SIGN": "-1: the program's value is negated",
+    "PASSES": "the shared pass the proxy terminals read",
+    "PARTS": "a pool program's per-network parts",
+}
+PROTOCOL = """Each model is scored on a private copy (copy.deepcopy), in train mode, with every parameter taking
+gradients, on the device of its first parameter, with torch's global random state seeded by the seed inside
+and restored after, as eznas.score does: the model itself is left exactly as it was (weights, buffers such as
+BatchNorm running statistics and num_batches_tracked, train/eval mode, requires_grad and .grad). Where a
+requirement is not met the call raises ProxyError (a ValueError) with one line naming it; it never returns NaN."""
 
 
 def program_expression(program: Program, units: str = "units", features: str = "features") -> str:
@@ -112,12 +154,35 @@ def check_exportable(terminals: Iterable[str]) -> None:
             raise EznasError(f"proxy terminal {terminal}: {exc}") from None
 
 
+def requirements(program: Program, signal: str) -> dict[str, Any]:
+    """What ``program`` needs of its caller, as its exported file declares it (plain constants): the call
+    that works, whether it is a pool program, whether labels are needed, the per-unit statistics and the
+    network-level terminals it reads, and what the model and the batch must have."""
+    proxies = [get_proxy(proxy_name(t)) for t in program.proxies]
+    units = bool(program.aggregates())
+    requires = [UNIT_NEED] if units else []
+    if any(isinstance(n, gp.Primitive) and n.name == "swap_units" for n in program.tree):
+        requires.append(SWAP_BATCH)
+    requires += list(dict.fromkeys(PROXY_NEEDS[p.name] for p in proxies if p.name in PROXY_NEEDS))
+    labels = signal == "ce" or any(p.labels for p in proxies)
+    args = "images, labels" if labels else "images"
+    named = {n.name for n in program.tree if isinstance(n, gp.Terminal) and isinstance(n.value, str)}
+    return {"CALL": f"score_pool(models, {args})" if program.is_pool else f"score(model, {args})",
+            "POOL": program.is_pool, "LABELS": labels, "UNITS": units,
+            "STATISTICS": tuple(sorted(program.terminals)),
+            "NETWORK_TERMINALS": tuple(sorted(named - program.terminals)), "REQUIRES": tuple(requires)}
+
+
 def export_source(program: Program, *, signal: str, noise_seed: int, perturbation: float, doc: str) -> str:
-    """A Python module with ``score_pool(nets, images, labels=None, seeds=None) -> list[float]`` for
-    ``program`` and, unless it is a pool program, ``score(net, images, labels=None, seed=0) -> float``; a
-    hybrid program's file also carries the registered proxies its proxy terminals read, with the Probe
-    they run on (``seed``: the proxies' own random draws, as verify_scores seeds them per network)."""
-    fns = [collect_tensors, network_features, aggregate_units, ProgramFailure, checked, statistic]
+    """A Python module that needs only torch, with ``score_pool(models, images, labels=None, seeds=None) ->
+    list[float]`` for ``program`` and, unless it is a pool program, ``score(model, images, labels=None,
+    seed=0) -> float``. It declares what the program needs (``requirements``) at the top, in its docstring
+    and as constants; it scores as :mod:`eznas.api` does (a private copy of each model, the same numbers as
+    ``eznas.score`` / ``eznas.score_pool`` with ``seed`` = ``noise_seed``), and where a requirement is not met
+    it raises ``ProxyError`` with one line naming it. A hybrid program's file also carries the registered
+    proxies its proxy terminals read, with the Probe they run on."""
+    fns = [_private_copy, _reason, collect_tensors, network_features, aggregate_units, ProgramFailure, checked,
+           statistic]
     for node in program.tree:
         if isinstance(node, gp.Primitive):
             fn = PRIMITIVES.get(node.name).fn
@@ -126,118 +191,228 @@ def export_source(program: Program, *, signal: str, noise_seed: int, perturbatio
     if proxies:
         fns += [Probe, Batch, *proxies.values()]
     imports, defs = _closure(fns)
-    needs = sorted(proxy_needs(program.proxies))
-    proxy_lines = (
-        f"PROXIES = {{{', '.join(f'{t!r}: {fn.__name__}' for t, fn in proxies.items())}}}  # proxy terminals\n"
-        f"NEEDS = {needs!r}  # the shared pass they read\n") if proxies else ""
-    proxy_code = '''
-        probe = Probe(net, Batch(images, labels, 0), seed=seed)  # the proxy terminals, at their defaults
-        probe.run(NEEDS)
-        features.update({name: proxy_value(fn, probe) for name, fn in PROXIES.items()})''' if proxies else ""
+    needs = requirements(program, signal)
+    constants = {**needs, "SIGNAL": signal, "NOISE_SEED": noise_seed, "PERTURBATION": perturbation,
+                 "SIGN": program.sign, "PROGRAM": str(program)}
+    if proxies:
+        constants["PASSES"] = sorted(proxy_needs(program.proxies))
+    if program.is_pool:
+        constants["PARTS"] = tuple(program.frontier())
+    declared = "\n".join(f"# {CONSTANTS[k]}\n{k} = {v!r}" for k, v in constants.items())
+    head = [_docstring(doc, program, signal, needs), "from __future__ import annotations\n",
+            *sorted(imports, key=lambda line: (line.startswith("from"), line)),
+            f"\n# What this program needs and how it collects its statistics (see the docstring)\n{declared}"]
+    body = (_common_code(_labels_reason(program, signal) if needs["LABELS"] else "", proxies)
+            + (_pool_code(program) if program.is_pool else _network_code(program)))
+    return "\n".join(head) + "".join("\n\n\n" + d for d in defs) + "\n" + body
+
+
+def _labels_reason(program: Program, signal: str) -> str:
+    if signal == "ce":
+        return "its backward signal is the cross-entropy with the labels"
+    users = [t for t in program.proxies if get_proxy(proxy_name(t)).labels]
+    return f"{', '.join(users)} read{'s' if len(users) == 1 else ''} a cross-entropy loss"
+
+
+def _docstring(doc: str, program: Program, signal: str, needs: dict[str, Any]) -> str:
+    """The file's docstring: the caller's ``doc``, then the call that works and what the program needs."""
+    fn = needs["CALL"].split("(")[0]
+    usage = ("# models: a list scored together; one float per model, higher is better" if needs["POOL"] else
+             "# one float, higher is better (score_pool(models, ...) scores each model alone)")
+    kind = ("a pool program: a model's score ranks it among the models scored together (net_rank), so call "
+            "score_pool; score() raises" if needs["POOL"] else
+            "a per-network program: score() scores one model, score_pool() a list of them, each alone")
+    labels = (f"needed, (B,) class indices: {_labels_reason(program, signal)}" if needs["LABELS"] else
+              "not needed (the backward signal is the sum of the logits)")
+    terminals = [f"{t} (proxy terminal: {get_proxy(proxy_name(t)).doc.rstrip('.')})" if t.startswith(PROXY_PREFIX) else
+                 f"{t} (network feature)" for t in needs["NETWORK_TERMINALS"]]
+    items = [f"kind: {kind}", f"labels: {labels}",
+             f"per-unit statistics: {', '.join(needs['STATISTICS']) or 'none'}",
+             f"network-level terminals: {'; '.join(terminals) or 'none'}",
+             "images: a (B, C, H, W) float batch, normalised as the model expects", *needs["REQUIRES"]]
+    lines = [doc.strip(), "", "Usage (needs only PyTorch):", "", f"    from best_proxy import {fn}",
+             f"    {needs['CALL']}   {usage}", "", "What it needs (the constants CALL to REQUIRES below say the same):",
+             "", *(textwrap.fill(item, 110, initial_indent="- ", subsequent_indent="  ") for item in items), "",
+             PROTOCOL]
+    text = "\n".join(lines).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    return f'"""{text}\n"""'
+
+
+def _common_code(labels_reason: str, proxies: dict[str, Any]) -> str:
+    """The file's error class, input checks and ``measure`` (one model's units and features, on a private
+    copy under a seeded, restored global random state, in the order eznas.score computes them)."""
+    table = f"PROXIES = {{{', '.join(f'{t!r}: {fn.__name__}' for t, fn in proxies.items())}}}  # proxy terminals\n\n\n"
     proxy_def = '''
 
-
-def proxy_value(fn, probe: Probe) -> float:
-    """A proxy terminal's value, NaN where its proxy fails (the program is then not defined)."""
+def proxy_value(name: str, fn, probe: Probe) -> float:
+    """A proxy terminal's value; ProxyError naming it where its proxy fails or its value is not finite."""
     try:
-        return float(fn(probe))
-    except Exception:  # noqa: BLE001
-        return math.nan
-''' if proxies else ""
-    if program.is_pool:
-        parts = program.frontier()
-        values = "".join(f"\n        {k!r}: part_value(lambda: {program_expression(parse_program(k))})," for k in parts)
-        program_code = f'''
+        value = float(fn(probe))
+    except Exception as exc:  # noqa: BLE001 - named with the terminal
+        raise ProxyError(f"{name} (a proxy terminal) does not apply to {type(probe.net).__name__}: "
+                         f"{_reason(exc)}") from None
+    if not math.isfinite(value):
+        raise ProxyError(f"{name} (a proxy terminal) is {value} on {type(probe.net).__name__}")
+    return value
+'''
+    probe = '''
+            probe = Probe(private, Batch(x, y, int(y.max()) + 1 if labels is not None else 1), seed=seed)
+            probe.run(PASSES)'''
+    update = "\n        features.update({name: proxy_value(name, fn, probe) for name, fn in PROXIES.items()})"
+    return f'''
 
-def part_value(value) -> float:
-    """A part's value on one network, NaN where it is not defined."""
+{table if proxies else ""}class ProxyError(ValueError):
+    """This program cannot score this input: the message (one line) names the requirement not met."""
+
+
+def check_inputs(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None) -> None:
+    """ProxyError for a model, images or labels this program cannot take."""
+    if not isinstance(net, torch.nn.Module):
+        raise ProxyError(f"expected a torch.nn.Module, got {{type(net).__name__}}")
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or not images.is_floating_point():
+        raise ProxyError(f"images must be a float tensor of shape (B, C, H, W), got "
+                         f"{{getattr(images, 'shape', type(images).__name__)}}")
+    if labels is None and LABELS:
+        raise ProxyError({f"this program needs labels ({labels_reason}): pass labels, (B,) class indices"!r})
+    if labels is not None and (not isinstance(labels, torch.Tensor) or labels.dtype != torch.long
+                               or labels.shape != images.shape[:1]):
+        raise ProxyError(f"labels must be a long tensor of shape ({{len(images)}},), got "
+                         f"{{getattr(labels, 'dtype', type(labels).__name__)}} {{tuple(getattr(labels, 'shape', ()))}}")
+{proxy_def if proxies else ""}
+
+def measure(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 0
+            ) -> tuple[list[dict[str, torch.Tensor]], dict[str, float]]:
+    """One model's units (each unit's named statistics, from train mode on one batch) and features, on a
+    private copy: ``net`` itself is left exactly as it was. torch's global random state is seeded by
+    ``seed`` inside and restored after; ``seed`` also seeds the proxy terminals' own random draws (as
+    eznas.score does). Raises ProxyError naming what the model or the input lacks."""
+    check_inputs(net, images, labels)
+    device = next((p.device for p in net.parameters()), torch.device("cpu"))
+    y = labels if labels is not None else torch.zeros(len(images), dtype=torch.long)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        private = _private_copy(net)
+        x, y = images.to(device), y.to(device)
+        try:{probe if proxies else ""}
+            units = [t for _, t in collect_tensors(private, x, y, STATISTICS, SIGNAL, NOISE_SEED, PERTURBATION)]
+            features = network_features(private, x, len(units))
+        except Exception as exc:  # noqa: BLE001 - one line, with the model's name
+            raise ProxyError(f"{{type(net).__name__}}: the forward/backward pass failed: {{_reason(exc)}}") from None
+        if UNITS and not units:
+            raise ProxyError(f"{{type(net).__name__}} has no unit: this program reads per-unit statistics, so the "
+                             "model needs a Conv2d layer (a chain of them is a unit)"){update if proxies else ""}
+    return units, features
+'''
+
+
+def _network_code(program: Program) -> str:
+    """A per-network program's ``network_value``, ``score`` and ``score_pool`` (each model alone)."""
+    return NETWORK_CODE.replace("EXPRESSION", program_expression(program)) + POOL_SEEDS
+
+
+NETWORK_CODE = '''
+
+def network_value(units: list[dict[str, torch.Tensor]], features: dict[str, float]) -> float:
+    """The program on one model's units (their named tensors) and features; raises ProgramFailure where it
+    is not defined."""
+    return EXPRESSION
+
+
+def score(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 0) -> float:
+    """Score ``net`` on one batch (higher is better): ``eznas.score(net, images, labels, programs=(PROGRAM,),
+    signal=SIGNAL, seed=seed)`` where ``seed`` is NOISE_SEED; ``net`` is left exactly as it was. Raises
+    ProxyError with one line naming the requirement not met; never returns NaN."""
+    units, features = measure(net, images, labels, seed)
+    try:
+        value = SIGN * network_value(units, features)
+    except ProgramFailure as exc:
+        raise ProxyError(f"the program is not defined on {type(net).__name__}: {exc}") from None
+    if not math.isfinite(value):
+        raise ProxyError(f"the program's value is {value} on {type(net).__name__}")
+    return value
+
+
+def score_pool(nets: list[torch.nn.Module], images: torch.Tensor, labels: torch.Tensor | None = None,
+               seeds: list[int] | None = None) -> list[float]:
+    """Each of ``nets`` scored alone by ``score`` (``seeds``: each one's seed, default 0)."""
+    out = []
+    for i, (net, seed) in enumerate(zip(nets, pool_seeds(nets, seeds))):
+        try:
+            out.append(score(net, images, labels, seed))
+        except ProxyError as exc:
+            raise ProxyError(f"model {i}: {exc}") from None
+    return out
+'''
+
+
+def _pool_code(program: Program) -> str:
+    """A pool program's ``network_values`` (its parts on one model), ``pool_scores``, ``score_pool`` and a
+    ``score`` that says to call score_pool."""
+    values = "".join(f"\n        {k!r}: part_value({i}, lambda: {program_expression(parse_program(k))}),"
+                     for i, k in enumerate(program.frontier()))
+    return f'''
+
+def part_value(i: int, value) -> float:
+    """The value of the program's part PARTS[i] on one model; ProxyError where it is not defined there."""
     try:
         v = value()
-    except ProgramFailure:
-        return math.nan
-    return v if math.isfinite(v) else math.nan
+    except ProgramFailure as exc:
+        raise ProxyError(f"the program's part PARTS[{{i}}] is not defined on this model: {{exc}}") from None
+    if not math.isfinite(v):
+        raise ProxyError(f"the program's part PARTS[{{i}}] is {{v}} on this model")
+    return v
 
 
 def network_values(units: list[dict[str, torch.Tensor]], features: dict[str, float]) -> dict[str, float]:
-    """The program's per-network parts on one network's units and features (NaN where one is not defined)."""
+    """The program's per-network parts on one model's units and features."""
     return {{{values}
     }}
 
 
 def pool_scores(rows: list[dict[str, float]]) -> list[float]:
-    """The scores of a pool from each network's ``network_values``: a network where a part is not defined
-    gets NaN and takes no part; net_rank ranks among the others."""
-    keep = [i for i, row in enumerate(rows) if all(math.isfinite(row[k]) for k in PARTS)]
-    n = len(keep)
-    columns = {{k: [rows[i][k] for i in keep] for k in PARTS}}
-    values = {pool_expression(program)}
-    out = [math.nan] * len(rows)
-    for i, v in zip(keep, values):
-        out[i] = SIGN * v if math.isfinite(v) else math.nan
-    return out
+    """The scores of a pool from each model's ``network_values`` (net_rank ranks among the pool)."""
+    n = len(rows)
+    columns = {{k: [row[k] for row in rows] for k in PARTS}}
+    values = [SIGN * v for v in {pool_expression(program)}]
+    bad = [str(i) for i, v in enumerate(values) if not math.isfinite(v)]
+    if bad:
+        raise ProxyError(f"the program has no finite pool score for model(s) {{', '.join(bad)}}")
+    return values
 
 
 def score(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 0) -> float:
-    """Not defined for one network: this program ranks networks among a pool (net_rank); use score_pool."""
-    raise ValueError("this program is pool-level (net_rank ranks a network among those scored together): "
-                     "use score_pool(nets, images, labels)")
-'''
-        pool_code = "pool_scores([network_values(*measure(net, images, labels, s)) for net, s in zip(nets, seeds)])"
-    else:
-        program_code = f'''
+    """Not defined for one model: this program ranks a model among a pool (net_rank); use score_pool."""
+    raise ProxyError("this program is pool-level (net_rank ranks a model among the models scored together): "
+                     f"use {{CALL}} with a list of models")
 
-def network_value(units: list[dict[str, torch.Tensor]], features: dict[str, float]) -> float:
-    """The program on one network's units (their named tensors) and features; raises ProgramFailure
-    where it is not defined."""
-    return {program_expression(program)}
-
-
-def score(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 0) -> float:
-    """Score ``net`` on one batch (higher is better; NaN where the program is not defined). The statistics
-    come from train mode; labels are needed only for the cross-entropy signal; ``seed`` seeds the proxy
-    terminals' own random draws (a program without them ignores it)."""
-    try:
-        value = SIGN * network_value(*measure(net, images, labels, seed))
-    except ProgramFailure:
-        return math.nan
-    return value if math.isfinite(value) else math.nan
-'''
-        pool_code = "[score(net, images, labels, s) for net, s in zip(nets, seeds)]"
-    body = f'''
-{proxy_lines}NAMES = {tuple(sorted(program.terminals))!r}
-SIGNAL = {signal!r}
-NOISE_SEED = {noise_seed!r}
-PERTURBATION = {perturbation!r}
-SIGN = {program.sign!r}
-POOL = {program.is_pool!r}  # a pool program: its score of a network depends on the networks scored with it
-{f"PARTS = {tuple(program.frontier())!r}  # its per-network parts" + chr(10) if program.is_pool else ""}{proxy_def}
-
-def measure(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 0
-            ) -> tuple[list[dict[str, torch.Tensor]], dict[str, float]]:
-    """One network's units (the named statistics of each, from train mode on one batch) and features;
-    labels are needed only for the cross-entropy signal; ``seed`` seeds the proxy terminals' own random
-    draws (a program without them ignores it)."""
-    if labels is None:
-        labels = torch.zeros(images.shape[0], dtype=torch.long, device=images.device)
-    was_training = net.training
-    try:
-        units = [t for _, t in collect_tensors(net.train(), images, labels, NAMES, SIGNAL, NOISE_SEED, PERTURBATION)]
-        features = network_features(net, images, len(units)){proxy_code}
-    finally:
-        net.train(was_training)
-    return units, features
-{program_code}
 
 def score_pool(nets: list[torch.nn.Module], images: torch.Tensor, labels: torch.Tensor | None = None,
                seeds: list[int] | None = None) -> list[float]:
-    """Score networks together on one batch (higher is better; NaN where not defined); ``seeds``: each
-    network's proxy-terminal seed (default 0). For a pool program a network's score depends on the pool."""
+    """Score ``nets`` together on one batch (higher is better): ``eznas.score_pool(nets, images, labels,
+    programs=(PROGRAM,), signal=SIGNAL, seed=s)`` where every seed is s = NOISE_SEED (``seeds``: each model's
+    seed, default 0); the models are left exactly as they were. A model's score depends on the pool. Raises
+    ProxyError with one line naming the model and the requirement not met; never returns NaN."""
+    rows = []
+    for i, (net, seed) in enumerate(zip(nets, pool_seeds(nets, seeds))):
+        try:
+            rows.append(network_values(*measure(net, images, labels, seed)))
+        except ProxyError as exc:
+            raise ProxyError(f"model {{i}}: {{exc}}") from None
+    return pool_scores(rows)
+''' + POOL_SEEDS
+
+
+POOL_SEEDS = '''
+
+def pool_seeds(nets: list[torch.nn.Module], seeds: list[int] | None) -> list[int]:
+    """Each model's seed (default 0); ProxyError for an empty pool or a seed count that does not match."""
+    if isinstance(nets, torch.nn.Module) or not len(nets):
+        raise ProxyError("score_pool takes a non-empty list of models")
     seeds = [0] * len(nets) if seeds is None else list(seeds)
-    return {pool_code}
+    if len(seeds) != len(nets):
+        raise ProxyError(f"{len(seeds)} seeds for {len(nets)} models")
+    return seeds
 '''
-    head = [f'"""{doc.strip()}\n"""', "from __future__ import annotations\n",
-            *sorted(imports, key=lambda line: (line.startswith("from"), line))]
-    return "\n".join(head) + "".join("\n\n\n" + d for d in defs) + "\n\n" + body
 
 
 def _closure(roots: Iterable[Any]) -> tuple[set[str], list[str]]:

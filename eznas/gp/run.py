@@ -127,8 +127,8 @@ def write_best_proxy(path: Path, best: dict, cfg: EvolutionConfig) -> None:
     program = parse_program(best["exported"])
     doc = f"""The best proxy found by eznas (higher is better). Needs only PyTorch.
 
-Program (network-level arithmetic over aggregates of per-unit expressions of the ReLU-Conv-BN units'
-statistics and over network features; see network_value below):
+Program (network-level arithmetic over aggregates of per-unit expressions of the units' statistics and
+over network-level terminals; see the functions at the end of this file):
 
     {program}
 
@@ -136,11 +136,7 @@ Selection fitness {best["fitness"]:.4f} ({cfg.fitness.metric}, {cfg.fitness.comb
 networks per task); validation fitness {best["validation_fitness"]:.4f}, per task:
 {json.dumps(best["validation_per_task"])}.
 Statistics: backward signal {cfg.fitness.signal!r}, noise seed {cfg.fitness.pool_seed}; scores here are computed
-in float32 (fitness rounded statistics to {cfg.fitness.dtype}), as ``verify_scores.py --program`` does.
-
-    from best_proxy import score
-    score(net, images, labels)   # net: any nn.Module with ReLU -> Conv -> BN units; train mode is used
-"""
+in float32 (fitness rounded statistics to {cfg.fitness.dtype}), as ``verify_scores.py --program`` does."""
     source = export_source(program, signal=cfg.fitness.signal, noise_seed=cfg.fitness.pool_seed,
                            perturbation=CollectorConfig().perturbation, doc=doc)
     with atomic_open(path) as f:
