@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Discover a zero-cost proxy by genetic programming; see ``python evolve.py --help``."""
+"""Discover a zero-cost proxy by genetic programming; see ``python evolve.py --help``.
+The same command as ``eznas evolve`` (installed by ``pip install .``), kept for EZNAS's usage."""
 import sys
 
 from eznas.threads import quiet_openmp

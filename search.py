@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Search a NAS space with a zero-cost proxy as the fitness; see ``python search.py --help``."""
+"""Search a NAS space with a zero-cost proxy as the fitness; see ``python search.py --help``.
+The same command as ``eznas search`` (installed by ``pip install .``), kept for EZNAS's usage."""
 import sys
 
 from eznas.threads import quiet_openmp

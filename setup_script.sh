@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Set up eznas: a virtual environment in .venv, the package (editable, with its test tools), and the data
-# root ($EZNAS_DATA, else ./data) filled from the local mirror $EZNAS_MIRROR when set, else from the
-# public sources. Safe to re-run: every step skips what is already in place.
+# Set up eznas: a virtual environment in .venv, the package (editable, with its test tools, at the versions
+# in constraints.txt: those the tests ran with), the `eznas` command, and the data root ($EZNAS_DATA, else
+# ./data) filled from the local mirror $EZNAS_MIRROR when set, else from the public sources. Safe to re-run:
+# every step skips what is already in place.
 #
 #   bash setup_script.sh                                # public downloads (CIFAR, NB-201 tables, SWAP)
 #   EZNAS_MIRROR=../shared/data bash setup_script.sh    # copy a local mirror instead (sha256-checked)
@@ -33,27 +34,30 @@ PY="$VENV/bin/python"
 if TORCH=$("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null); then
     say "torch $TORCH already installed"
 else
-    say "installing torch==2.13.0"
-    "$PY" -m pip install --quiet torch==2.13.0
+    say "installing torch (constraints.txt: $(grep '^torch==' constraints.txt))"
+    "$PY" -m pip install --quiet --disable-pip-version-check -c constraints.txt torch
 fi
 
-# Re-install only when pyproject.toml changed since the last install (the stamp lives in the venv).
+# Re-install only when pyproject.toml or constraints.txt changed since the last install (the stamp lives in
+# the venv), or the command is missing.
 STAMP="$VENV/.eznas-pyproject.sha256"
-WANT=$("$PY" -c 'import hashlib; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())')
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]] && "$PY" -c 'import eznas' >/dev/null 2>&1; then
-    say "eznas already installed (pyproject.toml unchanged)"
+WANT=$("$PY" -c 'import hashlib; print(hashlib.sha256(open("pyproject.toml", "rb").read()
+                                                      + open("constraints.txt", "rb").read()).hexdigest())')
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" && -x "$VENV/bin/eznas" ]] \
+        && "$PY" -c 'import eznas' >/dev/null 2>&1; then
+    say "eznas already installed (pyproject.toml and constraints.txt unchanged)"
 else
-    say "installing eznas (editable, with dev extras)"
-    "$PY" -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+    say "installing eznas (editable, with dev extras, constraints.txt's versions)"
+    "$PY" -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
     echo "$WANT" >"$STAMP"
 fi
 
 DATA_ROOT=${EZNAS_DATA:-data}
 if [[ -n "${EZNAS_MIRROR:-}" ]]; then
     say "filling data root $DATA_ROOT from mirror $EZNAS_MIRROR"
-    "$PY" -m eznas.fetch --data-root "$DATA_ROOT" --mirror "$EZNAS_MIRROR"
+    "$VENV/bin/eznas" fetch --data-root "$DATA_ROOT" --mirror "$EZNAS_MIRROR"
 else
     say "filling data root $DATA_ROOT from the public sources"
-    "$PY" -m eznas.fetch --data-root "$DATA_ROOT"
+    "$VENV/bin/eznas" fetch --data-root "$DATA_ROOT"
 fi
 say "done"

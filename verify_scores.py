@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Score benchmark architectures with zero-cost proxies; see ``python verify_scores.py --help``."""
+"""Score benchmark architectures with zero-cost proxies; see ``python verify_scores.py --help``.
+The same command as ``eznas verify`` (installed by ``pip install .``), kept for EZNAS's usage."""
 import sys
 
 from eznas.threads import quiet_openmp

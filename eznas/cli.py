@@ -10,8 +10,9 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Sequence
+from typing import Any, Callable, Sequence
 
+from eznas.args import Parser, add_flag, add_version_flag
 from eznas.data import DATA_ENV, DATASETS
 from eznas.errors import EznasError
 from eznas.proxies import list_proxies
@@ -22,20 +23,6 @@ from eznas.spaces.darts import PROBES
 from eznas.threads import SLURM_CPUS_ENV, THREADS_ENV, command_threads
 
 log = logging.getLogger(__name__)
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse whose command-line errors raise EznasError: run_cli prints them as one ``error:`` line."""
-
-    def error(self, message: str) -> NoReturn:
-        raise EznasError(f"{message} (see {self.prog} --help)")
-
-
-def add_flag(parser: argparse.ArgumentParser, name: str, *aliases: str, **kw) -> None:
-    """Add ``--name`` with both spellings (``--batch_size`` and ``--batch-size``) plus aliases."""
-    spellings = {f"--{name}", f"--{name.replace('_', '-')}", f"--{name.replace('-', '_')}", *aliases}
-    parser.add_argument(*sorted(spellings, key=lambda s: (s != f"--{name}", s)),
-                        dest=name.replace("-", "_"), **kw)
 
 
 def add_threads_flag(parser: argparse.ArgumentParser) -> None:
@@ -66,9 +53,9 @@ def _n_samples(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a count >= 1 or 'all', got {text!r}") from None
 
 
-def verify_parser() -> argparse.ArgumentParser:
+def verify_parser(prog: str = "verify_scores.py") -> argparse.ArgumentParser:
     p = Parser(
-        prog="verify_scores.py",
+        prog=prog,
         description="Score benchmark architectures with zero-cost proxies and rank-correlate the scores with "
         "their trained accuracies. Writes scores.csv, summary.json, summary.md (the proxies ranked by Spearman "
         "rho, with its 95% CI, Kendall tau, precision at the top 10%, the top-scored arch's accuracy) and "
@@ -124,6 +111,7 @@ def verify_parser() -> argparse.ArgumentParser:
              "--bootstrap may change); a finished run is reported as it is")
     add_flag(p, "quiet", action="store_true", help="no progress bar (outside a terminal: no progress lines)")
     add_threads_flag(p)
+    add_version_flag(p)
     return p
 
 
@@ -232,7 +220,7 @@ def verify_config(args: argparse.Namespace) -> "VerifyConfig":
     )
 
 
-def verify_main(argv: Sequence[str] | None = None) -> int:
+def verify_main(argv: Sequence[str] | None = None, prog: str = "verify_scores.py") -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from eznas.report import summary_table
@@ -262,7 +250,7 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
         print(summary_table(summary))
         return 0
 
-    return run_command(verify_parser, argv, run)
+    return run_command(lambda: verify_parser(prog), argv, run)
 
 
 SPACE_TASKS = {"NASBench201": ("NASBench201:cifar10", "NASBench201:cifar100"), "DARTS": ("DARTS:cifar10",),
@@ -464,9 +452,9 @@ def evolve_setup(args: argparse.Namespace):  # noqa: ANN201 - (EvolutionConfig, 
     return cfg, run_dir, False
 
 
-def evolve_parser() -> argparse.ArgumentParser:
+def evolve_parser(prog: str = "evolve.py") -> argparse.ArgumentParser:
     p = Parser(
-        prog="evolve.py",
+        prog=prog,
         description="Discover a zero-cost proxy by genetic programming: network-level arithmetic over "
         "aggregated per-unit expressions of network statistics, network features and registered proxies' "
         "scores (--proxy_terminals; default az_expressivity, az_progressivity, synflow), with log-linear blends "
@@ -539,6 +527,7 @@ def evolve_parser() -> argparse.ArgumentParser:
     add_flag(p, "test_networks", type=int, default=None, help="held-out archs per task for the top-3 test, >= 0 (default 100)")
     add_flag(p, "quiet", action="store_true", help="no progress bars")
     add_threads_flag(p)
+    add_version_flag(p)
     add_parallel_flags(p)
     return p
 
@@ -578,7 +567,7 @@ def parallel_overrides(args: argparse.Namespace, current: str = "serial") -> dic
     return given
 
 
-def evolve_main(argv: Sequence[str] | None = None) -> int:
+def evolve_main(argv: Sequence[str] | None = None, prog: str = "evolve.py") -> int:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -622,16 +611,16 @@ def evolve_main(argv: Sequence[str] | None = None) -> int:
                   f"n={row['n']} program={row['program']}")
         return 0
 
-    return run_command(evolve_parser, argv, run)
+    return run_command(lambda: evolve_parser(prog), argv, run)
 
 
 # ---------------------------------------------------------------------------------------------- search.py
-def search_parser() -> argparse.ArgumentParser:
+def search_parser(prog: str = "search.py") -> argparse.ArgumentParser:
     from eznas.search.encoding import ENCODINGS
     from eznas.search.strategies import list_strategies
 
     p = Parser(
-        prog="search.py",
+        prog=prog,
         description="Search a NAS space for a good architecture with a zero-cost proxy (or an evolved program) as "
         "the fitness, and report how good the found arch really is from the benchmark table. Writes config.json, "
         "state.json (checkpoint), trajectory.csv, result.json and search.png to the run folder.",
@@ -677,10 +666,11 @@ def search_parser() -> argparse.ArgumentParser:
              "the budgets may grow)")
     add_flag(p, "quiet", action="store_true", help="no progress bar (outside a terminal: no progress lines)")
     add_threads_flag(p)
+    add_version_flag(p)
     return p
 
 
-def search_main(argv: Sequence[str] | None = None) -> int:
+def search_main(argv: Sequence[str] | None = None, prog: str = "search.py") -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from eznas.search.run import Search, SearchConfig
@@ -727,4 +717,4 @@ def search_main(argv: Sequence[str] | None = None) -> int:
             print(f"spec={found['spec']}")
         return 0
 
-    return run_command(search_parser, argv, run)
+    return run_command(lambda: search_parser(prog), argv, run)

@@ -1,6 +1,6 @@
 """Fill the data root: copy a local mirror, or download and convert the public sources.
 
-    python -m eznas.fetch [--data-root DIR] [--mirror DIR]
+    eznas fetch [--data-root DIR] [--mirror DIR]        # or: python -m eznas.fetch ...
     python -m eznas.fetch --nats-sss NATS-sss-v1_0-50262-simple/   # a NATS-Bench-SSS table you downloaded
 
 What goes where is in the manifest ``eznas/data_sources.json``: every mirror file with its sha256, and
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from eznas.args import Parser, add_flag, add_version_flag
 from eznas.data import DATA_ENV, resolve_data_root
 from eznas.errors import DataError
 from eznas.io import atomic_path, check_writable, write_bytes
@@ -408,11 +409,9 @@ def manual_notes(root: Path, manifest: Manifest | None = None) -> list[str]:
 # ---------------------------------------------------------------------------------------------- CLI
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from eznas.cli import Parser, add_flag
-
+def build_parser(prog: str = "python -m eznas.fetch") -> argparse.ArgumentParser:
     p = Parser(
-        prog="python -m eznas.fetch",
+        prog=prog,
         description="Fill the data root from a local mirror (checked against the sha256 in "
         "eznas/data_sources.json), or else download and convert the public sources.",
         epilog=f"${SOURCE_BASE_ENV} replaces the scheme and host of every source URL.",
@@ -422,14 +421,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(p, "nats_sss", default=None, metavar="PATH",
              help="only convert this official NATS-Bench-SSS table (NATS-sss-v1_0-50262-simple/ or "
              "NATS-sss-v1_0-50262.pickle.pbz2) to <data root>/nats_sss/nats_sss.csv")
+    add_version_flag(p)
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m eznas.fetch") -> int:
     from eznas.cli import run_cli
 
     def body() -> int:
-        args = build_parser().parse_args(argv)
+        args = build_parser(prog).parse_args(argv)
         root = resolve_data_root(args.data_root)
         check_writable(root, folder=True, what=f"--data-root (or ${DATA_ENV})")
         if args.nats_sss:

@@ -1,14 +1,18 @@
 """Atomic file writes: a reader never sees a half-written file, and an existing one survives a crash.
-``locked(path)`` serialises the writers of a shared file (read-modify-replace under one lock)."""
+``locked(path)`` serialises the writers of a shared file (read-modify-replace under one lock);
+``read_pickle`` reads what an older eznas pickled, under its modules' names now."""
 from __future__ import annotations
 
 import fcntl
 import json
 import os
+import pickle
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator
+
+MOVED_MODULES = {"primitives": "eznas.primitives"}  # a package that moved: its name now
 
 
 @contextmanager
@@ -73,3 +77,19 @@ def check_writable(path: str | os.PathLike, folder: bool, what: str) -> None:
         raise OSError(f"{what} {path}: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK) or (path.is_file() and not os.access(path, os.W_OK)):
         raise OSError(f"{what} {path}: not writable")
+
+
+class _Unpickler(pickle.Unpickler):
+    """Finds a class or function under the name it has now where the pickle names a moved module."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        top, dot, rest = module.partition(".")
+        if top in MOVED_MODULES:
+            module = MOVED_MODULES[top] + dot + rest
+        return super().find_class(module, name)
+
+
+def read_pickle(f: IO[bytes]) -> Any:
+    """``pickle.load(f)``, with a module an older eznas pickled under another name (:data:`MOVED_MODULES`,
+    e.g. ``primitives.aggregate``) found where it is now (``eznas.primitives.aggregate``)."""
+    return _Unpickler(f).load()

@@ -1,8 +1,8 @@
 """How many threads a process computes with: its share of the CPUs it may use, never more.
 
-Every command (``verify_scores.py``, ``evolve.py``, ``search.py``) calls :func:`command_threads` once, at its
-start, and every worker process a backend starts calls :func:`worker_threads` before its first task
-(``eznas.parallel``). The intra-op thread count is, first found first:
+Every command (``verify_scores.py``, ``evolve.py``, ``search.py``, or ``eznas verify|evolve|search``) calls
+:func:`command_threads` once, at its start, and every worker process a backend starts calls
+:func:`worker_threads` before its first task (``eznas.parallel``). The intra-op thread count is, first found first:
 
 1. ``--threads N`` (verify, evolve, search);
 2. ``$EZNAS_THREADS``;
@@ -23,9 +23,9 @@ Waiting: PyTorch's CPU wheels bundle GNU OpenMP (``libgomp``; ``torch.__config__
 parallel region before they sleep. Beside another process those spinning threads take the cores its
 threads need, and both slow down far beyond their share. :func:`quiet_openmp` sets ``OMP_WAIT_POLICY=PASSIVE``
 (unless the user set it): idle threads sleep at once (libgomp: spin count 0; LLVM/Intel OpenMP: block time
-0). OpenMP reads the variable once, when torch loads it, so the entry scripts call it before anything
-imports torch, and the mapper calls it before starting workers (they inherit it). ``KMP_BLOCKTIME`` is not
-set: libgomp does not read it.
+0). OpenMP reads the variable once, when torch loads it, so the entry scripts and the ``eznas`` command
+(``eznas.__main__``) call it before anything imports torch, and the mapper calls it before starting workers
+(they inherit it). ``KMP_BLOCKTIME`` is not set: libgomp does not read it.
 """
 from __future__ import annotations
 

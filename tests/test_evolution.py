@@ -180,6 +180,36 @@ def test_a_corrupt_checkpoint_is_named_with_the_last_generation(two_generations,
         run_evolution(tiny(data_root, generations=3), copy, resume=True, cache_dir=cache_dir)
 
 
+def old_style_pickle(obj) -> bytes:
+    """``obj`` pickled as when the language was the top-level package ``primitives`` (before eznas.primitives)."""
+    data = pickle.dumps(obj, protocol=2)  # protocol 2 names a class as text: c<module>\n<name>\n
+    assert b"ceznas.primitives." in data
+    return data.replace(b"ceznas.primitives.", b"cprimitives.")
+
+
+def test_a_checkpoint_naming_the_old_primitives_package_resumes(two_generations, data_root, cache_dir, tmp_path):
+    """A checkpoint whose pickle names ``primitives.*`` (the package's name before it moved into eznas) is
+    read with those names as ``eznas.primitives.*``: the finished run resumes as it is."""
+    from eznas.io import read_pickle
+    from eznas.primitives.aggregate import ProgramFailure
+
+    with pytest.raises(ModuleNotFoundError, match="'primitives'"):
+        pickle.loads(old_style_pickle(ProgramFailure("x")))  # what plain pickle makes of it
+    out, result = two_generations
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in out.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    blob = pickle.loads((out / "checkpoint.pkl").read_bytes())
+    (copy / "checkpoint.pkl").write_bytes(old_style_pickle({**blob, "failure": ProgramFailure("x")}))
+    with open(copy / "checkpoint.pkl", "rb") as f:
+        assert type(read_pickle(f)["failure"]) is ProgramFailure
+    resumed = run_evolution(tiny(data_root), copy, resume=True, cache_dir=cache_dir, test_networks=8)
+    assert [r["program"] for r in resumed["best"]] == [r["program"] for r in result["best"]]
+    for name in ("logbook.csv", "hall_of_fame.json"):  # finished: nothing to do
+        assert (copy / name).read_bytes() == (out / name).read_bytes(), name
+
+
 def test_a_run_from_before_blends_resumes_as_it_ran(two_generations, data_root, cache_dir, tmp_path, capsys):
     """A checkpoint and config.json without blend_parts, winner and pool_ops (made before they existed)
     resume with no blends, the best winner and no pool ops (the language they ran with), not today's
@@ -267,7 +297,7 @@ def test_extreme_programs_are_contained_with_their_reason(text, reason, tmp_path
 
 
 def test_a_sum_that_overflows_is_a_reason_not_a_crash():
-    from primitives.aggregate import ProgramFailure, aggregate_units, combine_sum, unit_mean
+    from eznas.primitives.aggregate import ProgramFailure, aggregate_units, combine_sum, unit_mean
 
     with pytest.raises(ProgramFailure, match="OverflowError in sum_units"):
         aggregate_units([1, 2, 3], lambda i, u: torch.tensor(1.7e308, dtype=torch.float64), unit_mean, combine_sum,

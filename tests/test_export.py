@@ -19,7 +19,7 @@ from eznas.gp.pset import make_pset
 from eznas.gp.seeds import SEEDS
 from eznas.parallel import torch_threads
 from eznas.stats import CollectorConfig, collect
-from primitives import PRIMITIVES, Exponent, Net, Scalar
+from eznas.primitives import PRIMITIVES, Exponent, Net, Scalar
 
 # A plain post-activation net with an in-place ReLU: two ReLU -> Conv -> BN units (the stem is none).
 NET = """
@@ -137,7 +137,7 @@ def test_expression_binds_terminals_by_name_and_constants_as_tensors():
 
 
 def test_an_unexportable_name_is_an_error_at_export(monkeypatch):
-    import primitives.reduce as reduce_module
+    import eznas.primitives.reduce as reduce_module
 
     monkeypatch.setattr(reduce_module, "torch", object())  # neither a module nor a function of ours
     with pytest.raises(EznasError, match="cannot export: 'torch'"):

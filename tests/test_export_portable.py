@@ -1,7 +1,8 @@
-"""A portable export: best_proxy.py run where eznas, deap and primitives cannot be imported, on torchvision
-models. It declares what its program needs (docstring and constants), computes eznas.score / eznas.score_pool's
-numbers, leaves the models exactly as they were, and raises its own ProxyError (one line naming the missing
-requirement) where a program cannot score a model, never NaN."""
+"""A portable export: best_proxy.py run where eznas (eznas.primitives included), deap and a top-level primitives
+(the old name, or PyPI's) cannot be imported, on torchvision models. It declares what its program needs (docstring
+and constants), computes eznas.score / eznas.score_pool's numbers, leaves the models exactly as they were, and
+raises its own ProxyError (one line naming the missing requirement) where a program cannot score a model, never
+NaN."""
 from __future__ import annotations
 
 import ast
@@ -23,7 +24,7 @@ from eznas.gp.program import parse_program
 POOL = "net_add(net_rank(sum_units(corr_min_eig(pre_N))), net_scale(net_rank(net_log(zc_synflow)), 0.5))"
 NETWORK = "net_add(meanlog_units(mean_abs(weight_grad_D)), net_log(zc_az_expressivity))"
 
-# runs in a fresh interpreter, cwd outside the repo: eznas, deap and primitives raise ImportError
+# runs in a fresh interpreter, cwd outside the repo: eznas, deap and a top-level primitives raise ImportError
 SCRIPT = r'''
 import importlib.abc, importlib.util, json, sys
 from pathlib import Path

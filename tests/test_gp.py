@@ -21,8 +21,8 @@ from eznas.scoring import sample_archs
 from eznas.spaces import get_space
 from eznas.stats import CollectorConfig, collect
 from eznas.gp.pset import EXPONENTS
-from primitives import PRIMITIVES, Exponent, Factor, Net, Scalar, Tensor, list_primitives
-from primitives.network import PoolOp, log_ranks
+from eznas.primitives import PRIMITIVES, Exponent, Factor, Net, Scalar, Tensor, list_primitives
+from eznas.primitives.network import PoolOp, log_ranks
 
 
 def test_registry_has_every_family():
@@ -134,7 +134,7 @@ def test_log_ranks_rank_the_finite_values_of_a_pool():
 
 
 def test_safe_forms():
-    from primitives import elementwise as E
+    from eznas.primitives import elementwise as E
 
     x = torch.tensor([-2.0, 0.0, 3.0])
     assert E.log(x).tolist() == [0.0, 0.0, pytest.approx(math.log(3))]
@@ -146,7 +146,7 @@ def test_safe_forms():
 
 
 def test_corr_min_eig_by_hand():
-    from primitives.reduce import corr_min_eig
+    from eznas.primitives.reduce import corr_min_eig
 
     a = torch.tensor([1.0, 2.0, 3.0, 4.0])
     b = torch.tensor([1.0, 3.0, 2.0, 4.0])  # Pearson r(a, b) = 0.8: eigenvalues 1 - 0.8 and 1 + 0.8

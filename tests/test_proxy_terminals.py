@@ -24,7 +24,7 @@ from eznas.gp.pset import language, make_pset
 from eznas.networks import arch_seed, build_network
 from eznas.proxies import Probe, parse_proxy
 from eznas.spaces import Arch, get_space
-from primitives.aggregate import ProgramFailure
+from eznas.primitives.aggregate import ProgramFailure
 from tests.conftest import tiny
 
 HYBRID = "net_add(net_log(zc_synflow), net_scale(zc_naswot, 0.01))"

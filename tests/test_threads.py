@@ -182,6 +182,15 @@ def test_openmp_reads_the_policy_when_torch_loads_and_a_command_takes_its_share(
     assert shown == {"import verify_scores": ("'0'", f"{CPUS} 1"), "import torch": ("'300000'", f"{CPUS} 1")}
 
 
+def test_the_eznas_command_makes_openmp_passive_before_torch_loads(tmp_path):
+    """``eznas COMMAND`` (``python -m eznas``; the console script runs the same main) too: libgomp read
+    PASSIVE when the command's module loaded torch."""
+    r = subprocess.run([sys.executable, "-m", "eznas", "verify", "--version"], cwd=REPO, capture_output=True,
+                       text=True, env=_environ(OMP_DISPLAY_ENV="VERBOSE"), timeout=60)
+    spin = [line.split("=")[1].strip() for line in r.stderr.splitlines() if "GOMP_SPINCOUNT" in line]
+    assert (r.returncode, spin[:1]) == (0, ["'0'"]), r.stderr[-2000:]
+
+
 def worker_report(_: int) -> tuple[int, int, int, str | None]:
     """What a worker computes with: (pid, intra-op threads, inter-op threads, OMP_WAIT_POLICY)."""
     return os.getpid(), torch.get_num_threads(), torch.get_num_interop_threads(), os.environ.get(WAIT_POLICY_ENV)

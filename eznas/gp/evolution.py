@@ -28,7 +28,7 @@ from eznas.gp.operators import (Individual, cx_join, cx_one_point, gen_half_and_
 from eznas.gp.program import Program, parse_program
 from eznas.gp.pset import PROXY_PREFIX, language, make_pset, network_terminals
 from eznas.gp.seeds import SEEDS
-from eznas.io import atomic_open, write_json
+from eznas.io import atomic_open, read_pickle, write_json
 from eznas.parallel import Mapper, ParallelConfig
 from eznas.proxies import list_proxies
 from eznas.stats import NAMES
@@ -418,7 +418,7 @@ class Evolution:
         path = self.checkpoint_path
         try:
             with open(path, "rb") as f:
-                blob = pickle.load(f)
+                blob = read_pickle(f)
             if blob.get("version") != CHECKPOINT_VERSION:
                 raise ValueError(f"checkpoint version {blob.get('version')}, expected {CHECKPOINT_VERSION}")
         except FileNotFoundError:

@@ -2,7 +2,7 @@
 
 The file carries the very source of the functions eznas scores with - the statistics collector
 (:func:`eznas.stats.collect_tensors` and what it calls), the program's primitives and its aggregator,
-and the scoring loop :func:`primitives.aggregate.aggregate_units` - found by following the names each
+and the scoring loop :func:`eznas.primitives.aggregate.aggregate_units` - found by following the names each
 one uses, plus the program compiled to one Python expression over the units and network features. So
 ``best_proxy.score`` and ``verify_scores.py --program`` compute the same numbers by the same code.
 
@@ -35,11 +35,11 @@ from eznas.gp.pset import PROXY_PREFIX, proxy_name
 from eznas.proxies import Probe, get_proxy
 from eznas.proxies.program import proxy_needs
 from eznas.stats import collect_tensors, statistic
-from primitives import PRIMITIVES
-from primitives.aggregate import ProgramFailure, aggregate_units
-from primitives.network import checked, each, log_ranks
+from eznas.primitives import PRIMITIVES
+from eznas.primitives.aggregate import ProgramFailure, aggregate_units
+from eznas.primitives.network import checked, each, log_ranks
 
-OWN_PACKAGES = ("eznas", "primitives")
+OWN_PACKAGES = ("eznas",)  # its language included: eznas.primitives
 REGISTRATIONS = ("primitive", "register_proxy")
 RESERVED = ("CALL", "POOL", "LABELS", "UNITS", "STATISTICS", "NETWORK_TERMINALS", "REQUIRES", "PROGRAM", "SIGNAL",
             "NOISE_SEED", "PERTURBATION", "SIGN", "PASSES", "PARTS", "PROXIES", "ProxyError", "check_inputs",

@@ -52,10 +52,11 @@ from eznas.networks import arch_seed, build_network, resolve_device
 from eznas.spaces import Arch, SpaceOptions, get_space
 from eznas.spaces.darts import PROBES, has_probes
 from eznas.stats import COLLECTOR_VERSION, CollectorConfig, NetworkStats, collect, find_units, stats_key
-from primitives.aggregate import ProgramFailure
+from eznas.primitives.aggregate import ProgramFailure
 
 log = logging.getLogger(__name__)
 
+FLUSH_EVERY = 64  # networks whose new values ensure() writes to the value cache at a time
 FLOOR = -1.0  # the fitness of an invalid program (not defined on a network, or constant scores)
 VALUES_VERSION = 3  # bump when a primitive's or a proxy terminal's numbers change: cached values then no
 # longer apply (2: az_expressivity and az_progressivity are finite on archs with a zero feature; 3: the key
@@ -337,10 +338,12 @@ class FitnessData:
                     items.append((self.handle, task, arch.uid, missing, need_features))
         if not items:
             return
-        results = (mapper or Mapper()).map(value_task, items, tick=tick(len(items)) if tick else None)
-        for (_, task, uid, _, _), values in zip(items, results):
-            self.cache.update(self.key(Task.parse(task), self.arch(task, uid)), values)
-        self.cache.flush()
+        step = tick(len(items)) if tick else None
+        for start in range(0, len(items), FLUSH_EVERY):  # written as it goes: a stopped run keeps what it computed
+            chunk = items[start:start + FLUSH_EVERY]
+            for (_, task, uid, _, _), values in zip(chunk, (mapper or Mapper()).map(value_task, chunk, tick=step)):
+                self.cache.update(self.key(Task.parse(task), self.arch(task, uid)), values)
+            self.cache.flush()
 
     def table(self, networks: dict[str, list[Arch]]) -> dict[str, list[dict[str, float | str]]]:
         """The cached values of each network, {task: [values per arch]}."""

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 from deap import base, gp
 
-from primitives import Net
+from eznas.primitives import Net
 
 
 class FitnessMax(base.Fitness):

@@ -34,9 +34,9 @@ from deap import gp
 from eznas.errors import EznasError
 from eznas.gp.pset import PROXY_PREFIX, make_pset, network_terminals
 from eznas.stats import NAMES, NetworkStats, statistic
-from primitives import PRIMITIVES, Net, Scalar, Tensor
-from primitives.aggregate import Aggregator, ProgramFailure, aggregate_units
-from primitives.network import PoolOp, checked
+from eznas.primitives import PRIMITIVES, Net, Scalar, Tensor
+from eznas.primitives.aggregate import Aggregator, ProgramFailure, aggregate_units
+from eznas.primitives.network import PoolOp, checked
 
 class ProgramError(EznasError):
     """A program string that does not parse, or whose root is not a network-level value."""

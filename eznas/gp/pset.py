@@ -9,8 +9,8 @@ from deap import gp
 
 from eznas.features import FEATURES
 from eznas.stats import NAMES
-from primitives import PRIMITIVES, Exponent, Factor, Net, Scalar, Tensor
-from primitives.network import PoolOp
+from eznas.primitives import PRIMITIVES, Exponent, Factor, Net, Scalar, Tensor
+from eznas.primitives.network import PoolOp
 
 EXPONENTS = (-2.0, -1.0, -0.5, 0.5, 2.0, 3.0)
 PROXY_PREFIX = "zc_"  # a proxy terminal: zc_<registered proxy>, that proxy's score of the network

@@ -12,7 +12,7 @@ from eznas.gp.program import Program, ProgramError, parse_program
 from eznas.gp.pset import proxy_name
 from eznas.proxies.base import Probe, Proxy, ProxyCall, list_proxies, parse_proxy
 from eznas.stats import CollectorConfig, collect
-from primitives.aggregate import ProgramFailure
+from eznas.primitives.aggregate import ProgramFailure
 
 
 def program_names(texts: Iterable[str]) -> tuple[str, ...]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from primitives.base import Tensor, primitive
+from eznas.primitives.base import Tensor, primitive
 
 T = torch.Tensor
 U = (Tensor,)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from eznas.kernels import count_packed, pack_patterns
-from primitives.base import PRIMITIVES, Net, PrimitiveSpec, Tensor
+from eznas.primitives.base import PRIMITIVES, Net, PrimitiveSpec, Tensor
 
 
 class ProgramFailure(Exception):

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from eznas.kernels import channel_corr_min_eig, count_patterns
-from primitives.base import Scalar, Tensor, primitive
+from eznas.primitives.base import Scalar, Tensor, primitive
 
 T = torch.Tensor
 

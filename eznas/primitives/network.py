@@ -11,9 +11,9 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from primitives.aggregate import ProgramFailure
-from primitives.base import PRIMITIVES, Exponent, Factor, Net, PrimitiveSpec, primitive
-from primitives.elementwise import add, mul, neg, sub
+from eznas.primitives.aggregate import ProgramFailure
+from eznas.primitives.base import PRIMITIVES, Exponent, Factor, Net, PrimitiveSpec, primitive
+from eznas.primitives.elementwise import add, mul, neg, sub
 
 N2 = (Net, Net)
 
