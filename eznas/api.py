@@ -22,7 +22,6 @@ the call raises :class:`~eznas.errors.EznasError`, one line naming each such sco
 """
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any, Sequence
 
@@ -31,9 +30,10 @@ import torch
 import torch.nn as nn
 
 from eznas.data import Batch
-from eznas.errors import EznasError
+from eznas.errors import EznasError, reason
 from eznas.proxies import Probe, ProxyCall, list_proxies, parse_proxy, per_arch_calls
-from eznas.proxies.program import program_call, program_names
+from eznas.gp.as_proxy import program_call, program_names
+from eznas.networks import private_copy
 
 
 def score(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None,
@@ -122,7 +122,7 @@ def _score_one(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | No
     errors: dict[str, str] = {}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        net = _private_copy(model)
+        net = private_copy(model)
         probe = Probe(net, Batch(images.to(device), y.to(device), classes), seed=seed)
         try:
             probe.run(frozenset().union(*(call.needs for call in calls.values())))
@@ -132,27 +132,13 @@ def _score_one(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | No
             try:
                 value = call(probe)
             except Exception as exc:  # noqa: BLE001 - reported with the call's name
-                errors[label] = _reason(exc)
+                errors[label] = reason(exc)
                 continue
             if not math.isfinite(value):
                 errors[label] = f"its value is {value} on this model"
             else:
                 values[label] = value
     return values, errors
-
-
-def _private_copy(model: nn.Module) -> nn.Module:
-    """A deep copy in train mode with every parameter taking gradients and no ``.grad``: what is scored."""
-    net = copy.deepcopy(model).train()
-    for p in net.parameters():
-        p.requires_grad_(True)
-        p.grad = None
-    return net
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text if isinstance(exc, EznasError) else f"{type(exc).__name__}: {text}"
 
 
 def _raise(errors: dict[str, Any], where: str) -> None:

@@ -3,6 +3,7 @@ arch id), initialise, place it on the device in train mode. Scoring, fitness, te
 ``build_network``, so an arch is the same network wherever it is scored."""
 from __future__ import annotations
 
+import copy
 import zlib
 
 import torch
@@ -20,6 +21,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda: no CUDA device is available (use --device auto or cpu)")
     return torch.device(name)
+
+
+def private_copy(model: nn.Module) -> nn.Module:
+    """What a user's model is scored as: a deep copy in train mode with every parameter taking gradients and no
+    ``.grad`` (the model itself is left as it was)."""
+    net = copy.deepcopy(model).train()
+    for p in net.parameters():
+        p.requires_grad_(True)
+        p.grad = None
+    return net
 
 
 def arch_seed(seed: int, uid: str) -> int:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from eznas.data import BatchSource
+from eznas.errors import reason
 from eznas.proxies import Probe, ProxyCall, parse_proxy
 from eznas.networks import INITS, arch_seed, build_network, init_network, resolve_device  # noqa: F401
 from eznas.spaces import Arch, SearchSpace
@@ -61,12 +62,12 @@ def score_archs(
             net = None if arch_only else build_network(space, arch, batches.spec.num_classes, seed, init, device)
             probe = Probe(net, batches.batch(i).to(device), seed=net_seed, arch=arch)
         except Exception as exc:  # noqa: BLE001 - one arch must not stop the run
-            failed["build"] = f"building the network: {_reason(exc)}"
+            failed["build"] = f"building the network: {reason(exc)}"
         else:
             try:
                 probe.run(needs)
             except Exception as exc:  # noqa: BLE001
-                failed["shared"] = f"the shared pass: {_reason(exc)}"
+                failed["shared"] = f"the shared pass: {reason(exc)}"
         build = time.perf_counter() - start - (0.0 if "build" in failed else probe.seconds)
         scores, seconds, errors = {}, {}, {}
         for proxy in chosen:
@@ -77,12 +78,8 @@ def score_archs(
                 try:
                     scores[proxy.label] = proxy(probe)
                 except Exception as exc:  # noqa: BLE001 - one failing proxy must not stop the run
-                    scores[proxy.label], errors[proxy.label] = math.nan, _reason(exc)
+                    scores[proxy.label], errors[proxy.label] = math.nan, reason(exc)
                     log.debug("%s on %s failed: %s", proxy.label, arch.uid, exc)
             shared = probe.seconds if proxy.needs and "build" not in failed else 0.0
             seconds[proxy.label] = build + shared + time.perf_counter() - t0
         yield ArchScores(arch, scores, seconds, errors)
-
-
-def _reason(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}"

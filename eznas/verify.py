@@ -24,7 +24,7 @@ from eznas.errors import DataError, EznasError
 from eznas.io import check_writable, write_json
 from eznas.metrics import bootstrap_ci, correlations, top_of_ranking
 from eznas.proxies import ProxyCall, parse_proxy, per_arch_calls
-from eznas.proxies.program import program_call, program_names
+from eznas.gp.as_proxy import program_call, program_names
 from eznas.rankers import ranker_call
 from eznas.registry import UnknownNameError, Valid, at_least, check_values
 from eznas.scoring import ArchScores, resolve_device, sample_archs, score_archs

@@ -6,7 +6,7 @@ and the scoring loop :func:`eznas.primitives.aggregate.aggregate_units` - found 
 one uses, plus the program compiled to one Python expression over the units and network features. So
 ``best_proxy.score`` and ``verify_scores.py --program`` compute the same numbers by the same code.
 
-It scores by :mod:`eznas.api`'s protocol (it carries that module's ``_private_copy``): each model on a
+It scores by :mod:`eznas.api`'s protocol (it carries :func:`eznas.networks.private_copy`): each model on a
 private copy, under a seeded and restored global random state, so it gives ``eznas.score`` /
 ``eznas.score_pool``'s numbers and leaves the model exactly as it was. It declares what the program needs
 (:func:`requirements`: the call that works, pool or per-network, labels, statistics, network-level terminals,
@@ -26,14 +26,14 @@ from typing import Any, Iterable
 
 from deap import gp
 
-from eznas.api import _private_copy, _reason
 from eznas.data import Batch
-from eznas.errors import EznasError
+from eznas.errors import EznasError, reason
 from eznas.features import network_features
+from eznas.networks import private_copy
 from eznas.gp.program import Program, is_aggregator, is_pool_op, parse_program
 from eznas.gp.pset import PROXY_PREFIX, proxy_name
 from eznas.proxies import Probe, get_proxy
-from eznas.proxies.program import proxy_needs
+from eznas.gp.as_proxy import proxy_needs
 from eznas.stats import collect_tensors, statistic
 from eznas.primitives import PRIMITIVES
 from eznas.primitives.aggregate import ProgramFailure, aggregate_units
@@ -181,7 +181,7 @@ def export_source(program: Program, *, signal: str, noise_seed: int, perturbatio
     ``eznas.score`` / ``eznas.score_pool`` with ``seed`` = ``noise_seed``), and where a requirement is not met
     it raises ``ProxyError`` with one line naming it. A hybrid program's file also carries the registered
     proxies its proxy terminals read, with the Probe they run on."""
-    fns = [_private_copy, _reason, collect_tensors, network_features, aggregate_units, ProgramFailure, checked,
+    fns = [private_copy, reason, collect_tensors, network_features, aggregate_units, ProgramFailure, checked,
            statistic]
     for node in program.tree:
         if isinstance(node, gp.Primitive):
@@ -250,7 +250,7 @@ def proxy_value(name: str, fn, probe: Probe) -> float:
         value = float(fn(probe))
     except Exception as exc:  # noqa: BLE001 - named with the terminal
         raise ProxyError(f"{name} (a proxy terminal) does not apply to {type(probe.net).__name__}: "
-                         f"{_reason(exc)}") from None
+                         f"{reason(exc)}") from None
     if not math.isfinite(value):
         raise ProxyError(f"{name} (a proxy terminal) is {value} on {type(probe.net).__name__}")
     return value
@@ -291,13 +291,13 @@ def measure(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | N
     y = labels if labels is not None else torch.zeros(len(images), dtype=torch.long)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        private = _private_copy(net)
+        private = private_copy(net)
         x, y = images.to(device), y.to(device)
         try:{probe if proxies else ""}
             units = [t for _, t in collect_tensors(private, x, y, STATISTICS, SIGNAL, NOISE_SEED, PERTURBATION)]
             features = network_features(private, x, len(units))
         except Exception as exc:  # noqa: BLE001 - one line, with the model's name
-            raise ProxyError(f"{{type(net).__name__}}: the forward/backward pass failed: {{_reason(exc)}}") from None
+            raise ProxyError(f"{{type(net).__name__}}: the forward/backward pass failed: {{reason(exc)}}") from None
         if UNITS and not units:
             raise ProxyError(f"{{type(net).__name__}} has no unit: this program reads per-unit statistics, so the "
                              "model needs a Conv2d layer (a chain of them is a unit)"){update if proxies else ""}

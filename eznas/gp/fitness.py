@@ -47,7 +47,7 @@ from eznas.gp.pset import PROXY_PREFIX
 from eznas.io import atomic_open
 from eznas.parallel import Mapper, torch_threads
 from eznas.proxies import Probe
-from eznas.proxies.program import proxy_values
+from eznas.gp.as_proxy import proxy_values
 from eznas.networks import arch_seed, build_network, resolve_device
 from eznas.spaces import Arch, SpaceOptions, get_space
 from eznas.spaces.darts import PROBES, has_probes

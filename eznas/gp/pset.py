@@ -11,6 +11,7 @@ from eznas.features import FEATURES
 from eznas.stats import NAMES
 from eznas.primitives import PRIMITIVES, Exponent, Factor, Net, Scalar, Tensor
 from eznas.primitives.network import PoolOp
+from eznas.proxies import get_proxy, list_proxies
 
 EXPONENTS = (-2.0, -1.0, -0.5, 0.5, 2.0, 3.0)
 PROXY_PREFIX = "zc_"  # a proxy terminal: zc_<registered proxy>, that proxy's score of the network
@@ -23,8 +24,6 @@ def proxy_name(terminal: str) -> str:
 
 def proxy_terminals() -> tuple[str, ...]:
     """The Net terminals that read a registered per-arch proxy's score (``zc_meco``, ``zc_synflow``...)."""
-    from eznas.proxies import get_proxy, list_proxies  # the proxies import programs: imported when asked
-
     return tuple(PROXY_PREFIX + n for n in list_proxies() if get_proxy(n).pool is None)
 
 

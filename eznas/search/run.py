@@ -37,7 +37,7 @@ from eznas.errors import DataError, EznasError
 from eznas.io import atomic_open, check_writable, write_json
 from eznas.networks import resolve_device
 from eznas.proxies import ProxyCall, parse_proxy, per_arch_calls
-from eznas.proxies.program import program_call
+from eznas.gp.as_proxy import program_call
 from eznas.registry import Valid, at_least, check_values
 from eznas.scoring import score_archs
 from eznas.search.cache import ScoreCache
