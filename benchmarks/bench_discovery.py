@@ -9,6 +9,7 @@ proxy, on the same archs, batch and initialisations.
     python benchmarks/bench_discovery.py --part test --runs OTHER --proxies-from RUNS   # other winners, same archs
     python benchmarks/bench_discovery.py --part test --runs OTHER --proxies-from RUNS,MORE   # + MORE's proxies
     python benchmarks/bench_discovery.py --part test --seeds 0,1,2   # after tests of 0,1 and of 2: both runs reused
+    python benchmarks/bench_discovery.py --part ship                 # the winners become eznas's discovered proxies
 
 Per seed: wall time, peak RSS of the run's process tree, the value cache's size after it, the winner (chosen
 on the validation networks) and its fitness figures. Per task and batch: Spearman / Kendall with 95% bootstrap
@@ -26,6 +27,7 @@ import json
 import math
 import pickle
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -35,7 +37,8 @@ from _common import folder_bytes, record, run_evolve
 from eznas.config import from_dict
 from eznas.data import resolve_data_root
 from eznas.gp.evolution import EvolutionConfig
-from eznas.gp.fitness import FitnessData
+from eznas.gp.discovered import SHIPPED
+from eznas.gp.fitness import FitnessConfig, FitnessData
 from eznas.gp.seeds import SEEDS
 from eznas.io import atomic_open, write_bytes
 from eznas.metrics import paired_difference_ci
@@ -54,7 +57,8 @@ def describe_run(run: Path) -> dict:
     program fared in fitness (from the checkpoint's memo: stage, fitness, per task, failures)."""
     hall = json.loads((run / "hall_of_fame.json").read_text())
     memo = pickle.loads((run / "checkpoint.pkl").read_bytes())["memo"]
-    return {"run": str(run), "winner": hall[0]["exported"], "phases": phases(run), "hall_of_fame": hall,
+    return {"run": str(run), "config": json.loads((run / "config.json").read_text()), "winner": hall[0]["exported"],
+            "phases": phases(run), "hall_of_fame": hall,
             "logbook": pd.read_csv(run / "logbook.csv").to_dict("records"),
             "test_scores": pd.read_csv(run / "test_scores.csv").to_dict("records"),
             "seed_programs": {name: memo.get(text) for name, text in SEEDS.items()}}
@@ -237,11 +241,41 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ship(results: dict, out: Path = SHIPPED) -> list[dict]:
+    """The seeds' winners as eznas's shipped discovered proxies (``eznas.gp.discovered``), with their provenance:
+    ``discovered_s<seed>`` per seed, and ``discovered`` the one with the best validation fitness (the runs' own
+    choice among candidates; a test figure never chooses). A run's signal and pool seed come from its recorded
+    config, else from the defaults of the time (``config_recorded`` false)."""
+    entries = []
+    for seed, run in sorted(results["seeds"].items(), key=lambda item: int(item[0])):
+        best, config = run["hall_of_fame"][0], run.get("config")
+        fitness = config["fitness"] if config else asdict(FitnessConfig())
+        test = {f"{t['task']} b{t['batch_size']} (n={t['n_archs']})": {
+                    k: t["proxies"][best["exported"]][k] for k in ("spearman", "kendall", "ci95", "n")}
+                for t in results.get("test", {}).values() if best["exported"] in t["proxies"]}
+        entries.append({"name": f"discovered_s{seed}", "program": best["exported"], "gp_seed": int(seed),
+                        "tasks": list(best["fitness_per_task"]), "signal": fitness["signal"],
+                        "noise_seed": fitness["pool_seed"], "batch_size": fitness["batch_size"],
+                        "fitness": best["fitness"], "fitness_per_task": best["fitness_per_task"],
+                        "validation_fitness": best["validation_fitness"],
+                        "validation_per_task": best["validation_per_task"], "test": test,
+                        "config_recorded": config is not None, "config": config, "run": run["run"],
+                        "source": f"benchmarks/results/discovery.json, seeds.{seed}"})
+    if not entries:
+        raise SystemExit("error: --part ship: no finished run in the results (run --part evolve first)")
+    default = max(entries, key=lambda e: e["validation_fitness"])
+    shipped = [{**default, "name": "discovered", "default_of": default["name"]}, *entries]
+    with atomic_open(out) as f:
+        json.dump({"written_by": "benchmarks/bench_discovery.py --part ship", "proxies": shipped}, f, indent=1)
+    return shipped
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("all", "evolve", "test", "proxies"), default="all",
+    p.add_argument("--part", choices=("all", "evolve", "test", "proxies", "ship"), default="all",
                    help="proxies: only score the proxies and seed programs on the test archs (what --part test "
-                   "reuses; needs the first seed's config.json, not its result, so it can run beside --part evolve)")
+                   "reuses; needs the first seed's config.json, not its result, so it can run beside --part evolve); "
+                   "ship: write the recorded winners into eznas/gp/discovered.json (eznas's discovered proxies)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--n_test", type=int, default=1000, help="test archs per task (DARTS: all of its test split)")
     p.add_argument("--batches", default=None, help="verify batch sizes (default 16 and the fitness batch)")
@@ -273,6 +307,11 @@ def main() -> None:
     cache = runs / "values"
     results = json.loads(out.read_text()) if out.is_file() else {}
     results.setdefault("seeds", {})
+    if args.part == "ship":
+        for entry in ship(results):
+            print(f"{entry['name']}: GP seed {entry['gp_seed']}, validation {entry['validation_fitness']:.4f}")
+        print(f"wrote {SHIPPED}")
+        return
     if args.part in ("all", "evolve"):
         # a cold first run: computing values is part of its cost (any run already there, of any seed, keeps it)
         if not args.keep_cache and not any(runs.glob("seed*/config.json")):

@@ -9,8 +9,8 @@ task ``NASBench101:cifar10@width=32``; NB-301 on its own training network), ``--
   forward + backward of the sum of the logits; each the median of ``--repeats`` runs after a warm-up;
 * each proxy's seconds exactly as verify counts them (``eznas.scoring.score_archs`` with that proxy alone, so
   the build, the shared pass and its own work; a pool-level proxy: the sum of its per-arch parts' seconds),
-  after one untimed warm-up arch: every registered proxy, and the shipped discovered proxy (the winner of
-  the seed of benchmarks/results/discovery.json whose winner has the best validation fitness).
+  after one untimed warm-up arch: every hand-made registered proxy, and eznas's shipped discovered proxy
+  ``discovered`` (eznas.gp.discovered; its needs are what its program reads).
 
 Each proxy's protocol needs ``PASSES[name]``: forwards and forward+backward passes at the batch (a pass of a
 proxy's own batch of images, AZ-NAS's 64, counted as images / batch of them). Its **budget** on an arch is
@@ -39,6 +39,7 @@ from typing import Callable, NamedTuple, Sequence
 import torch
 
 from eznas.data import BatchSource, resolve_data_root
+from eznas.gp import discovered
 from eznas.gp.fitness import FitnessConfig, Task
 from eznas.gp.program import parse_program
 from eznas.gp.pset import proxy_name
@@ -56,7 +57,6 @@ REPO = Path(__file__).resolve().parents[1]
 SPACES = {"NASBench201": "NASBench201:cifar10", "DARTS": "DARTS:cifar10",
           "NASBench101": "NASBench101:cifar10@width=32", "NASBench301": "NASBench301:cifar10"}
 TARGET = 3.0
-DISCOVERY = REPO / "benchmarks" / "results" / "discovery.json"
 DISCOVERED = "discovered"  # the --proxies name of the shipped discovered proxy
 
 
@@ -128,18 +128,11 @@ def program_counts(text: str, batch: int) -> tuple[float, float, str]:
     return f, fb, collector.why + terminals
 
 
-def discovered(path: Path = DISCOVERY) -> dict:
-    """The shipped discovered proxy: the winner of the discovery seed whose winner has the best validation
-    fitness (not test)."""
-    seeds = json.loads(path.read_text())["seeds"]
-
-    def validation(entry: dict) -> float:
-        return next(h["validation_fitness"] for h in entry["hall_of_fame"] if h["exported"] == entry["winner"])
-
-    seed = max(seeds, key=lambda s: validation(seeds[s]))
-    return {"label": f"discovered (seed {seed} winner)", "seed": int(seed), "program": seeds[seed]["winner"],
-            "validation_fitness": validation(seeds[seed]),
-            "from": str(path.relative_to(REPO) if path.is_relative_to(REPO) else path)}
+def needs_of(name: str, batch: int) -> tuple[float, float]:
+    """A proxy's forwards and forward+backwards at ``batch``: its PASSES entry, or a discovered proxy's program's."""
+    if name in set(discovered.names()):
+        return program_counts(discovered.provenance(name)["program"], batch)[:2]
+    return counts(PASSES[name], batch)
 
 
 def timed(fn: Callable[[], object], repeats: int) -> float:
@@ -213,7 +206,7 @@ def machine(threads: int) -> dict:
             "device": "cpu", "torch": torch.__version__, "python": platform.python_version()}
 
 
-def measure_space(name: str, root: Path, settings: dict, proxies: list[str], program: dict | None) -> dict:
+def measure_space(name: str, root: Path, settings: dict, proxies: list[str]) -> dict:
     """One space's pass timings and every proxy's seconds, budget and ratio."""
     batch, seed = settings["batch_size"], settings["seed"]
     cfg, space, archs, batches = space_setup(name, root, batch, settings["n_archs"], seed)
@@ -224,14 +217,9 @@ def measure_space(name: str, root: Path, settings: dict, proxies: list[str], pro
           f"{statistics.median(passes['forward']) * 1e3:.1f} ms, forward+backward "
           f"{statistics.median(passes['fwdbwd']) * 1e3:.1f} ms", flush=True)
     out = {}
-    for p in proxies:
-        if p == DISCOVERED:
-            call = next(iter(proxy_calls(VerifyConfig(batch_size=batch, seed=seed, proxies=(),
-                                                      programs=(program["program"],))).values()))
-            label, (f, fb, _) = program["label"], program_counts(program["program"], batch)
-        else:
-            call = next(iter(proxy_calls(VerifyConfig(batch_size=batch, seed=seed, proxies=(p,))).values()))
-            label, (f, fb) = p, counts(PASSES[p], batch)
+    for label in proxies:
+        call = next(iter(proxy_calls(VerifyConfig(batch_size=batch, seed=seed, proxies=(label,))).values()))
+        f, fb = needs_of(label, batch)
         timing = proxy_seconds(space, archs, call, batches, seed, batch)
         out[label] = {"forwards": f, "fwdbwd": fb, "builds": timing["builds"],
                       **judged(timing["seconds"], passes, timing["builds"], f, fb),
@@ -277,9 +265,9 @@ def markdown(results: dict, batch: int = 16) -> str:
         lines.append(f"| {name} | {n(f)} | {n(fb)} | {needs['why']} |")
     if program := results.get("discovered"):
         f, fb, why = program_counts(program["program"], batch)
-        lines += [f"| {program['label']} | {n(f)} | {n(fb)} | {why} |", "",
-                  f"{program['label']} (validation fitness {program['validation_fitness']:.3f}, "
-                  f"{program['from']}): `{program['program']}`"]
+        lines += [f"| {DISCOVERED} | {n(f)} | {n(fb)} | {why} |", "",
+                  f"{DISCOVERED} (= {program['default_of']}, GP seed {program['gp_seed']}'s winner, validation fitness "
+                  f"{program['validation_fitness']:.3f}): `{program['program']}`"]
     return "\n".join(lines) + "\n"
 
 
@@ -293,30 +281,29 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed runs of each pass per arch (default 5)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--seed", type=int, default=0, help="the archs drawn, their batches and initialisations")
-    p.add_argument("--discovery", default=str(DISCOVERY), help="the discovery results the winner comes from")
     p.add_argument("--data-root", "--data_root", default=None)
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "proxy_cost.json"))
     args = p.parse_args(argv)
     spaces = [s.strip() for s in args.spaces.split(",") if s.strip()]
     if unknown := [s for s in spaces if s not in SPACES]:
         raise SystemExit(f"error: --spaces: unknown space {unknown[0]!r}; valid: {', '.join(SPACES)}")
-    proxies = [*list_proxies(), DISCOVERED] if args.proxies == "all" else \
+    proxies = [*discovered.hand_made(), DISCOVERED] if args.proxies == "all" else \
         [x.strip() for x in args.proxies.split(",") if x.strip()]
-    if unknown := [x for x in proxies if x != DISCOVERED and x not in list_proxies()]:
-        raise SystemExit(f"error: --proxies: unknown proxy {unknown[0]!r}; valid: {', '.join(list_proxies())}, "
-                         f"{DISCOVERED}")
+    if unknown := [x for x in proxies if x not in list_proxies()]:
+        raise SystemExit(f"error: --proxies: unknown proxy {unknown[0]!r}; valid: {', '.join(list_proxies())}")
     if min(args.n_archs, args.batch_size, args.repeats, args.threads) < 1:
         raise SystemExit("error: --n_archs, --batch_size, --repeats and --threads must be >= 1")
     set_threads(args.threads)
     root, out = resolve_data_root(args.data_root), Path(args.out)
-    program = discovered(Path(args.discovery)) if DISCOVERED in proxies else None
+    program = {k: discovered.provenance(DISCOVERED)[k] for k in ("program", "gp_seed", "validation_fitness",
+                                                                 "default_of")} if DISCOVERED in proxies else None
     settings = {"n_archs": args.n_archs, "batch_size": args.batch_size, "repeats": args.repeats,
                 "threads": args.threads, "seed": args.seed, "proxies": proxies,
                 "program": program["program"] if program else None}
     results = json.loads(out.read_text()) if out.is_file() else {}
     for space in spaces:
         if results.get("spaces", {}).get(space, {}).get("settings") != settings:
-            results = record(out, "spaces", space, measure_space(space, root, settings, proxies, program))
+            results = record(out, "spaces", space, measure_space(space, root, settings, proxies))
     results["passes"] = {k: v._asdict() for k, v in PASSES.items()}
     if program:
         results["discovered"] = program

@@ -37,6 +37,7 @@ import pandas as pd
 from scipy import stats
 
 from eznas.data import resolve_data_root
+from eznas.gp.discovered import hand_made
 from eznas.gp.fitness import FitnessConfig, FitnessData, Task
 from eznas.gp.seeds import SEEDS
 from eznas.io import atomic_open, write_bytes, write_json
@@ -124,7 +125,7 @@ def scored(cfg: VerifyConfig) -> dict:
 def score_space(root: Path, runs: Path, space: str) -> dict:
     """Every registered proxy and seed program on the space's archs."""
     _, task, _, test_uids = held_out(root, space)
-    cfg = verify_config(root, runs / "proxies" / space, space, tuple(list_proxies()), tuple(SEEDS.values()))
+    cfg = verify_config(root, runs / "proxies" / space, space, tuple(hand_made()), tuple(SEEDS.values()))
     return {"task": str(task), "network": {"width": cfg.width, "cells": cfg.cells, "probe": cfg.probe},
             "held_out": test_uids, **scored(cfg)}
 
@@ -187,7 +188,7 @@ def chosen_elsewhere(results: dict, space: str, candidates: list[str]) -> tuple[
 
 
 def per_network() -> list[str]:
-    return [n for n in list_proxies() if get_proxy(n).pool is None and not get_proxy(n).arch_only]
+    return [n for n in hand_made() if get_proxy(n).pool is None and not get_proxy(n).arch_only]
 
 
 def labels_equivalent(space: str, entry: dict, columns: dict[str, pd.Series], draws: int = LABEL_DRAWS) -> dict:
@@ -266,7 +267,7 @@ def report(results: dict) -> dict:
 def baselines(table: pd.DataFrame, figures: dict) -> dict[str, pd.Series]:
     """The baselines' per-arch scores: every registered proxy (AZ-NAS too), the untuned rank ensembles and
     the ensemble chosen on the other spaces (seed programs are shown, not counted: they restate proxies)."""
-    out = {n: table[n] for n in figures["rows"] if n in set(list_proxies())}
+    out = {n: table[n] for n in figures["rows"] if n in set(hand_made())}
     out.update({name: rank_sum(table, members) for name, members in UNTUNED.items()})
     chosen = figures["rows"].get("best ensemble chosen on the other spaces")
     if chosen:

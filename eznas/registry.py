@@ -8,12 +8,18 @@
     PROXIES.get("synflow")     # the registered object
     PROXIES.names("*flow")     # sorted names, fnmatch filter
 
+A registry made with ``plugins=GROUP`` also holds what installed packages register through that entry-point
+group (``[project.entry-points."eznas.proxies"] mine = "mypackage.proxies"``): on its first use, each entry
+point is loaded (a module registers at import; a callable it names is called). eznas ships its discovered
+proxies that way (``eznas.gp.discovered``), so the layers below gp never import it.
+
 ``Valid`` rules (``at_least(1)``, ``above(0)``, or your own) say which values of an option are valid.
 """
 from __future__ import annotations
 
 import difflib
 import fnmatch
+from importlib.metadata import entry_points
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
 
@@ -71,9 +77,27 @@ class UnknownNameError(KeyError):
 class Registry(Generic[T]):
     """A typed name -> object table filled by a decorator."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, plugins: str | None = None) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._plugins = plugins  # the entry-point group still to load (None once loaded, or when there is none)
+
+    def _load_plugins(self) -> None:
+        group, self._plugins = self._plugins, None  # first: a plugin that uses the registry sees it as it is
+        for point in entry_points(group=group) if group else ():
+            try:
+                loaded = point.load()
+                if callable(loaded):
+                    loaded()
+            except Exception as exc:  # noqa: BLE001 - named with the plugin
+                raise EznasError(f"{self.kind} plugin {point.name} ({point.value}, entry-point group {group}) "
+                                 f"failed to load: {type(exc).__name__}: {exc}") from None
+
+    @property
+    def items(self) -> dict[str, T]:
+        if self._plugins:
+            self._load_plugins()
+        return self._items
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorator(obj: T) -> T:
@@ -86,22 +110,22 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         try:
-            return self._items[name]
+            return self.items[name]
         except KeyError:
-            close = difflib.get_close_matches(name, self._items, n=3)
+            close = difflib.get_close_matches(name, self.items, n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise UnknownNameError(
                 f"unknown {self.kind} {name!r}{hint}; valid: {', '.join(self.names())}"
             ) from None
 
     def names(self, pattern: str = "*") -> list[str]:
-        return sorted(n for n in self._items if fnmatch.fnmatchcase(n, pattern))
+        return sorted(n for n in self.items if fnmatch.fnmatchcase(n, pattern))
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        return name in self.items
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.items)

@@ -10,7 +10,7 @@ from eznas.proxies import list_proxies
 
 
 def test_every_registered_proxy_declares_the_passes_its_protocol_needs():
-    assert set(bench.PASSES) == set(list_proxies())
+    assert set(bench.PASSES) == set(bench.discovered.hand_made())
     assert all(n.forwards >= 0 and n.fwdbwd >= 0 and n.why for n in bench.PASSES.values())
 
 
@@ -38,11 +38,11 @@ def test_a_program_needs_its_collection_and_its_proxy_terminals_once():
     assert bench.program_counts("sum_units(mean(pre_N))", 16)[:2] == (1, 0)  # N read, D to find the units
 
 
-def test_the_discovered_proxy_is_the_winner_with_the_best_validation_fitness():
-    program = bench.discovered()
-    seeds = json.loads(bench.DISCOVERY.read_text())["seeds"]
-    assert program["program"] == seeds[str(program["seed"])]["winner"]
-    assert program["label"] == f"discovered (seed {program['seed']} winner)"
+def test_the_discovered_proxies_need_what_their_programs_read():
+    assert set(bench.discovered.hand_made()) | {"discovered", "discovered_s0"} <= set(list_proxies())
+    assert "discovered" not in bench.discovered.hand_made()
+    text = bench.discovered.provenance("discovered")["program"]
+    assert bench.needs_of("discovered", 16) == bench.program_counts(text, 16)[:2]
 
 
 def test_a_tiny_run_writes_each_proxys_seconds_budget_and_ratio(tmp_path, data_root):
@@ -58,7 +58,7 @@ def test_a_tiny_run_writes_each_proxys_seconds_budget_and_ratio(tmp_path, data_r
     for row in space["proxies"].values():
         assert row["seconds"] > 0 and row["budget"] > 0 and row["builds"] == 1 and not row["errors"]
         assert row["ratio"] == pytest.approx(row["seconds"] / row["budget"])  # one arch
-    assert space["proxies"]["flops"]["forwards"] == 1 and set(results["passes"]) == set(list_proxies())
+    assert space["proxies"]["flops"]["forwards"] == 1 and set(results["passes"]) == set(bench.discovered.hand_made())
     assert "| naswot | " in out.with_suffix(".md").read_text()
     before = out.read_text()
     bench.main(argv)  # the space is recorded with these settings: nothing measured again

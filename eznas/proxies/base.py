@@ -56,6 +56,7 @@ class Proxy:
     components: tuple[str, ...] = ()
     arch_only: bool = False  # reads only the arch and the batch's shape (a learned ranker): no network is built
     labels: bool = False  # reads the batch's labels (a cross-entropy loss); every proxy needing "backward" does
+    parts: tuple["ProxyCall", ...] = ()  # a pool program registered as a proxy: its per-arch parts (ProxyCall.parts)
 
     def options(self) -> dict[str, Any]:
         """The proxy's options and their defaults."""
@@ -92,7 +93,7 @@ class ProxyCall:
         return float(self.proxy.fn(probe, **self.options))
 
 
-PROXIES: Registry[Proxy] = Registry("proxy")
+PROXIES: Registry[Proxy] = Registry("proxy", plugins="eznas.proxies")
 
 
 def register_proxy(name: str, needs: Iterable[str] = (), valid: Mapping[str, Valid] | None = None,
@@ -152,7 +153,7 @@ def parse_proxy(spec: str, batch_size: int | None = None) -> ProxyCall:
             raise EznasError(f"proxy {spec!r}: bad option {pair!r} (options of {name}: {valid})")
         options[key] = _convert(text, defaults[key], spec)
     proxy.check(options, batch_size, spec.strip())
-    return ProxyCall(spec.strip(), proxy, options)
+    return ProxyCall(spec.strip(), proxy, options, parts=proxy.parts)
 
 
 def _convert(text: str, default: Any, spec: str) -> Any:
