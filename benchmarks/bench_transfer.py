@@ -19,6 +19,9 @@ probe network; NB-301: its training network; NB-101: stem 32). Three parts, each
     python benchmarks/bench_transfer.py --part proxies                     # every space's baselines
     python benchmarks/bench_transfer.py --part evolve --spaces NASBenchMacro --seeds 0
     python benchmarks/bench_transfer.py --part test                        # every finished run's winner
+    python benchmarks/bench_transfer.py --part save --spaces NASBench301   # before a session ends: commit the
+                                                                           # archs scored so far; --part proxies
+                                                                           # later scores only the rest
 
 Each finished piece (a space's per-arch scores, a run's winner and cost, a winner's per-arch scores) is written
 into benchmarks/results/transfer.json at once, so an interrupted benchmark resumes from the committed file
@@ -96,11 +99,12 @@ def subset_file(root: Path, task: Task, data_space, archs: list, path: Path) -> 
         subset.to_csv(f, index=False)
 
 
-def verify_config(root: Path, folder: Path, space: str, proxies: tuple[str, ...], programs: tuple[str, ...]
-                  ) -> VerifyConfig:
-    """The verify run of ``proxies`` and ``programs`` on the space's archs (a benchmark file written into
-    ``folder``), on the network its task scores."""
+def verify_config(root: Path, folder: Path, space: str, proxies: tuple[str, ...], programs: tuple[str, ...],
+                  skip: frozenset[str] = frozenset()) -> VerifyConfig:
+    """The verify run of ``proxies`` and ``programs`` on the space's archs but ``skip`` (uids; a benchmark file
+    written into ``folder``), on the network its task scores."""
     data, task, archs, _ = held_out(root, space)
+    archs = [a for a in archs if a.uid not in skip]
     folder.mkdir(parents=True, exist_ok=True)
     bench = folder / "archs.csv"
     subset_file(root, task, data._space(task), archs, bench)
@@ -122,12 +126,51 @@ def scored(cfg: VerifyConfig) -> dict:
                                  if n in summary["proxies"]}}
 
 
-def score_space(root: Path, runs: Path, space: str) -> dict:
-    """Every registered proxy and seed program on the space's archs."""
+def score_space(root: Path, runs: Path, space: str, saved: dict | None = None) -> dict:
+    """Every hand-made registered proxy and seed program on the space's archs; ``saved``: the per-arch scores
+    of an earlier session (``--part save``), so only the other archs are scored."""
     _, task, _, test_uids = held_out(root, space)
-    cfg = verify_config(root, runs / "proxies" / space, space, tuple(hand_made()), tuple(SEEDS.values()))
+    folder = runs / "proxies" / space / (f"rest{len(saved['uid'])}" if saved else "")
+    cfg = verify_config(root, folder, space, tuple(hand_made()), tuple(SEEDS.values()),
+                        frozenset(saved["uid"]) if saved else frozenset())
+    entry = scored(cfg)
+    if saved:  # the saved rows first; seconds per arch over both
+        n_new, n_old = entry["n_archs"], len(saved["uid"])
+        entry = {"n_archs": n_new + n_old, "uid": saved["uid"] + entry["uid"],
+                 "accuracy": saved["accuracy"] + entry["accuracy"],
+                 "scores": {k: saved["scores"].get(k, [None] * n_old) + v for k, v in entry["scores"].items()},
+                 "seconds_per_arch": {k: (sum(f.get(k, 0.0) for f in saved["folders"].values()) + v * n_new)
+                                      / (n_old + n_new) for k, v in entry["seconds_per_arch"].items()}}
+        table = pd.DataFrame({k: pd.Series(v, dtype=float) for k, v in entry["scores"].items()})
+        for name in entry["scores"]:  # a pool-level proxy ranks among all the archs: combined again over both
+            if name in set(hand_made()) and (proxy := get_proxy(name)).pool is not None:
+                entry["scores"][name] = [None if not math.isfinite(v) else float(v) for v in proxy.pool(table)]
     return {"task": str(task), "network": {"width": cfg.width, "cells": cfg.cells, "probe": cfg.probe},
-            "held_out": test_uids, **scored(cfg)}
+            "held_out": test_uids, **entry}
+
+
+def save_partial(runs: Path, space: str, before: dict | None) -> dict | None:
+    """The per-arch scores the unfinished ``--part proxies`` runs of the space hold (their checkpoints), with
+    those saved ``before`` (an earlier session's), to be committed so that a later session scores only the
+    rest: rows by uid, and each verify folder's seconds per proxy (a folder saved again replaces its own).
+    None when there is nothing to save."""
+    rows, folders = [], dict(before["folders"]) if before else {}
+    if before:
+        rows.append(pd.DataFrame({"uid": before["uid"], "accuracy": before["accuracy"],
+                                  **{n: pd.Series(v, dtype=float) for n, v in before["scores"].items()}}))
+    for state_file in sorted((runs / "proxies" / space).glob("**/partial_state.json")):
+        state = json.loads(state_file.read_text())
+        table = pd.read_csv(state_file.with_name("partial_scores.csv"), dtype={"uid": str})
+        names = [n for n in dict.fromkeys((*state["config"]["proxies"], *state["config"]["programs"]))
+                 if n in table]  # per arch (a seed program named like a proxy, params, is one column)
+        rows.append(table[["uid", "accuracy", *names]])
+        folders[str(state_file.parent.relative_to(runs))] = {n: state["seconds"].get(n, 0.0) for n in names}
+    if not rows:
+        return None
+    table = pd.concat(rows).drop_duplicates("uid")
+    return {"uid": table["uid"].tolist(), "accuracy": table["accuracy"].tolist(), "folders": folders,
+            "scores": {n: [None if not math.isfinite(v) else v for v in table[n].astype(float)]
+                       for n in table.columns[2:]}}
 
 
 def test_winner(root: Path, runs: Path, space: str, seed: int, winner: str) -> dict:
@@ -365,9 +408,11 @@ def markdown(results: dict, figures: dict) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("proxies", "evolve", "test", "report"), default="proxies",
-                   help="proxies: the baselines on each space's held-out archs; evolve: the runs without each "
-                   "space; test: their winners on the held-out archs; report: the tables from what is recorded")
+    p.add_argument("--part", choices=("proxies", "save", "evolve", "test", "report"), default="proxies",
+                   help="proxies: the baselines on each space's held-out archs; save: record an unfinished proxies "
+                   "part's per-arch scores (commit them: a later session scores only the rest); evolve: the runs "
+                   "without each space; test: their winners on the held-out archs; report: the tables from what "
+                   "is recorded")
     p.add_argument("--spaces", default=",".join(SPACES), help=f"held-out spaces (default: {', '.join(SPACES)})")
     p.add_argument("--seeds", default="0", help="GP seeds of the evolve and test parts (default 0)")
     p.add_argument("--evolve-args", default="", help="extra evolve.py flags (e.g. '--workers 2')")
@@ -385,8 +430,14 @@ def main() -> None:
         raise SystemExit(f"error: --seeds: not comma-separated integers: {args.seeds!r}") from None
     results = json.loads(out.read_text()) if out.is_file() else {}
     for space in spaces:
+        if args.part == "save" and space not in results.get("proxies", {}) and \
+                (saved := save_partial(runs, space, results.get("partial", {}).get(space))):
+            results = record(out, "partial", space, saved)
+            print(f"{space}: {len(saved['uid'])} archs' scores saved", flush=True)
         if args.part == "proxies" and space not in results.get("proxies", {}):
-            results = record(out, "proxies", space, score_space(root, runs, space))
+            results = record(out, "proxies", space, score_space(root, runs, space, results.get("partial", {}).get(space)))
+            results.get("partial", {}).pop(space, None)
+            write_json(out, results)
             print(f"{space}: {results['proxies'][space]['n_archs']} archs scored", flush=True)
         for seed in seeds if args.part in ("evolve", "test") else ():
             key = f"{space}:seed{seed}"

@@ -2,6 +2,8 @@
 other spaces, a winner judged against the best baseline."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -74,3 +76,40 @@ def test_labels_equivalent_counts_the_labels_a_ridge_ranker_needs_on_the_same_ar
     entry["held_out"] = entry["uid"][100:]  # scored on every row: labelled archs come from the other rows
     lab = bench.labels_equivalent("NASBenchMacro", entry, {"noise": noise.loc[bench.frame(entry).index]}, draws=3)
     assert lab["ks"] == [16, 32, 64] and lab["labelled_from"] == "other rows"
+
+
+def partial_folder(folder, uids, seconds):
+    folder.mkdir(parents=True)
+    names = ["meco", "swap"]
+    pd.DataFrame({"uid": uids, "arch": "x", "accuracy": [90.0 + int(u) for u in uids],
+                  **{n: [float(u) for u in uids] for n in names}}).to_csv(folder / "partial_scores.csv", index=False)
+    (folder / "partial_state.json").write_text(json.dumps({"config": {"proxies": names, "programs": []},
+                                                           "seconds": {n: seconds for n in names}, "n": len(uids)}))
+
+
+def test_an_unfinished_proxies_part_is_saved_and_only_the_rest_scored_later(tmp_path, data_root, monkeypatch):
+    runs = tmp_path / "runs"
+    partial_folder(runs / "proxies" / "NASBenchMacro" / "verify", ["1", "2"], 4.0)
+    saved = bench.save_partial(runs, "NASBenchMacro", None)
+    assert saved["uid"] == ["1", "2"] and saved["folders"] == {"proxies/NASBenchMacro/verify": {"meco": 4.0, "swap": 4.0}}
+    partial_folder(runs / "proxies" / "NASBenchMacro" / "rest2", ["3"], 1.0)  # a later session's folder
+    again = bench.save_partial(runs, "NASBenchMacro", saved)  # the first folder again: replaced, not added
+    assert again["uid"] == ["1", "2", "3"] and len(again["folders"]) == 2 and again["scores"]["meco"] == [1.0, 2.0, 3.0]
+    _, _, archs, _ = bench.held_out(data_root, "NASBenchMacro")
+    asked = {}
+
+    def fake_scored(cfg):
+        table = pd.read_csv(cfg.benchmark_path, dtype=str)
+        asked["n"], asked["out"] = len(table), cfg.out
+        pool = {n: [1.0, 2.0] for n in ("az_expressivity", "az_progressivity", "az_trainability", "flops")}
+        return {"n_archs": 2, "uid": ["8", "9"], "accuracy": [98.0, 99.0],
+                "scores": {"meco": [8.0, 9.0], "swap": [8.0, 9.0], **pool, "az_nas": [-1.0, 0.0]},
+                "seconds_per_arch": {"meco": 2.0, "swap": 2.0}}
+
+    monkeypatch.setattr(bench, "scored", fake_scored)
+    entry = bench.score_space(data_root, runs, "NASBenchMacro", again)
+    assert asked["n"] == len(archs) - 3 and asked["out"].endswith("rest3/verify")  # only the archs not saved
+    assert entry["uid"] == ["1", "2", "3", "8", "9"] and entry["scores"]["meco"] == [1.0, 2.0, 3.0, 8.0, 9.0]
+    assert entry["seconds_per_arch"]["meco"] == pytest.approx((4.0 + 1.0 + 2 * 2.0) / 5)
+    assert entry["scores"]["az_expressivity"] == [None, None, None, 1.0, 2.0]  # not in the saved rows
+    assert entry["scores"]["az_nas"][3] < entry["scores"]["az_nas"][4]  # ranked again over the merged archs
