@@ -139,7 +139,7 @@ def test_a_finished_run_resumed_with_another_winner_chooses_it_again(two_generat
     assert evolve_main([*argv, "--winner", "best"]) == 0  # and back
     assert (copy / "hall_of_fame.json").read_text() == (out / "hall_of_fame.json").read_text()
     # a bare --resume with --out (a requeued job) keeps the run's winner unless --winner is given
-    import eznas.cli as cli
+    import eznas.cli.evolve as cli
 
     saved = from_dict(EvolutionConfig, json.loads((copy / "config.json").read_text()), "config")
     monkeypatch.setattr(cli, "new_run_config", lambda args: dataclasses.replace(saved, winner="novel"))

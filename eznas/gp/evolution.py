@@ -80,6 +80,7 @@ class EvolutionConfig:
     # equivalent (per-network Spearman >= NOVEL on a task's validation networks) to a reference (a seed program,
     # or a network terminal that is a registered proxy, alone: ``references``), or "best"
     seed: int = 0
+    test_networks: int = 100  # held-out test networks per task on which the top 3 are tested at the end
     seed_programs: tuple[str, ...] = tuple(SEEDS)  # names in eznas.gp.seeds.SEEDS
     terminals: tuple[str, ...] = NAMES
     features: tuple[str, ...] = FEATURES + PROXY_TERMINALS  # network-level terminals: features, zc_<proxy> ones
@@ -105,7 +106,7 @@ class EvolutionConfig:
                              f"{', '.join(f'{k}={v}' for k, v in rates.items())}")
 
 
-RESUMABLE_CHANGES = ("generations", "parallel", "winner")  # the settings a resumed run may change (winner: chosen again)
+RESUMABLE_CHANGES = ("generations", "parallel", "winner", "test_networks")  # the settings a resumed run may change (winner: chosen again)
 BEFORE = {"blend_parts": 0, "winner": "best", "pool_ops": False, "novel_elites": 0}  # what a run made before a setting existed used (not its default)
 
 

@@ -114,7 +114,7 @@ class FitnessConfig:
     # score the exported program; float16 saturates at 65504, which pre-activations of deep NB-201 nets pass)
     pool_seed: int = 0  # the splits, the batch and each network's initialisation (not the GP seed)
     data_root: str | None = None
-    device: str = "cpu"
+    device: str = "auto"  # where networks are built and their statistics computed (auto: CUDA when present)
     width: int | None = None  # DARTS/NASBench301 initial channels, NASBench101 stem (None: the space's default)
     cells: int | None = None
     probe: str | None = None  # DARTS/NASBench301 tasks: which network of a genotype ("swap": SWAP's probe network;

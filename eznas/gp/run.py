@@ -25,12 +25,15 @@ log = logging.getLogger(__name__)
 
 
 def run_evolution(cfg: EvolutionConfig, out: Path, *, resume: bool = False, cache_dir: Path | None = None,
-                  test_networks: int = 100, progress: Callable[[str, int], Callable[[], None]] | None = None,
+                  test_networks: int | None = None, progress: Callable[[str, int], Callable[[], None]] | None = None,
                   on_generation: Callable[[State], None] | None = None) -> dict[str, Any]:
     """Evolve into ``out`` (or continue the run there), choose the winner on the validation networks, then
-    test the top 3 on ``test_networks`` test networks per task. A finished run resumed is returned as it is,
-    unless ``cfg.winner`` differs from its own: then its winner is chosen again (and tested and exported)."""
+    test the top 3 on ``cfg.test_networks`` test networks per task (``test_networks``, given, replaces it; the
+    config.json written records it). A finished run resumed is returned as it is, unless ``cfg.winner`` differs
+    from its own: then its winner is chosen again (and tested and exported)."""
     out = Path(out)
+    if test_networks is not None:
+        cfg = dataclasses.replace(cfg, test_networks=test_networks)
     config_path = out / "config.json"
     if resume and not config_path.is_file():
         raise EznasError(f"--resume {out}: no config.json there (not a run folder)")
@@ -60,7 +63,7 @@ def run_evolution(cfg: EvolutionConfig, out: Path, *, resume: bool = False, cach
         state = evolution.run(state, on_generation)
         ranked = evolution.validate(state)
         best = ranked[:3]
-        tests = test_programs([b["exported"] for b in best], data, test_networks, mapper, tick("held-out test"))
+        tests = test_programs([b["exported"] for b in best], data, cfg.test_networks, mapper, tick("held-out test"))
     with atomic_open(out / "test_scores.csv") as f:
         tests.to_csv(f, index=False)
     plot_evolution(out / "evolution.png", pd.DataFrame(list(state.logbook)))
