@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,6 +17,7 @@ from eznas.gp.evolution import BEFORE, Evolution, EvolutionConfig, State, jsonab
 from eznas.gp.export import export_source
 from eznas.gp.fitness import FitnessData, ValueCache, program_scores
 from eznas.gp.program import parse_program
+from eznas.gp.seeds import SEEDS
 from eznas.io import atomic_open, write_json
 from eznas.metrics import correlations
 from eznas.parallel import open_mapper
@@ -66,7 +68,8 @@ def run_evolution(cfg: EvolutionConfig, out: Path, *, resume: bool = False, cach
         tests = test_programs([b["exported"] for b in best], data, cfg.test_networks, mapper, tick("held-out test"))
     with atomic_open(out / "test_scores.csv") as f:
         tests.to_csv(f, index=False)
-    plot_evolution(out / "evolution.png", pd.DataFrame(list(state.logbook)))
+    plot_evolution(out / "evolution.png", pd.DataFrame(list(state.logbook)), seed_fitness(cfg, state),
+                   validation_marks(out, best[0]))
     write_best_proxy(out / "best_proxy.py", best[0], cfg)
     return {"run_dir": str(out), "best": best, "test": tests.to_dict("records")}
 
@@ -107,18 +110,53 @@ def test_programs(programs: list[str], data: FitnessData, n: int, mapper=None, t
     return pd.DataFrame(rows)
 
 
-def plot_evolution(path: Path, logbook: pd.DataFrame) -> None:
+def seed_fitness(cfg: EvolutionConfig, state: State) -> dict[str, float]:
+    """Each seed program's selection fitness (the seeds are evaluated in full in generation 0)."""
+    out = {}
+    for name in cfg.seed_programs:
+        ev = state.memo.get(SEEDS[name])
+        if ev is not None and ev.stage == "full" and math.isfinite(ev.fitness):
+            out[name] = ev.fitness
+    return out
+
+
+def validation_marks(out: Path, winner: dict) -> dict[str, float]:
+    """The winner's validation fitness and the best reference's (references.json), where they were measured."""
+    marks = {"winner": winner["validation_fitness"]}
+    try:
+        refs = [r for r in json.loads((out / "references.json").read_text())
+                if math.isfinite(r["validation_fitness"])]
+    except (OSError, ValueError):
+        refs = []
+    if refs:
+        best = max(refs, key=lambda r: r["validation_fitness"])
+        marks[f"best reference ({best['reference']})"] = best["validation_fitness"]
+    return marks
+
+
+def plot_evolution(path: Path, logbook: pd.DataFrame, seeds: dict[str, float] | None = None,
+                   validation: dict[str, float] | None = None) -> None:
+    """Selection fitness (best and mean) by generation, each seed program's selection fitness as a dashed
+    line (did evolution beat its seeds?), and, after the last generation, the validation fitness of the
+    winner and of the best reference (the figures the winner was chosen and is judged by)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    ax.plot(logbook["gen"], logbook["max"], marker="o", label="best")
-    ax.plot(logbook["gen"], logbook["avg"], marker=".", label="mean")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(logbook["gen"], logbook["max"], marker="o", label="best (selection)")
+    ax.plot(logbook["gen"], logbook["avg"], marker=".", label="mean (selection)")
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"][2:]
+    for (name, value), color in zip(sorted((seeds or {}).items(), key=lambda kv: -kv[1]), colors * 3):
+        ax.axhline(value, linestyle="--", linewidth=0.8, color=color, label=f"seed {name} (selection)")
+    end = float(logbook["gen"].max()) + 0.5
+    for (label, value), marker in zip((validation or {}).items(), ("*", "D")):
+        ax.plot([end], [value], marker=marker, markersize=10 if marker == "*" else 6, linestyle="none",
+                color="black" if marker == "*" else "grey", label=f"{label} (validation)")
     ax.set_xlabel("generation")
     ax.set_ylabel("fitness")
-    ax.legend()
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png", dpi=110)
