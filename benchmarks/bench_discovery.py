@@ -36,9 +36,10 @@ from scipy import stats
 from _common import folder_bytes, record, run_evolve
 from eznas.config import from_dict
 from eznas.data import resolve_data_root
-from eznas.gp.evolution import EvolutionConfig
+from eznas.gp.config import EvolutionConfig
 from eznas.gp.discovered import SHIPPED
-from eznas.gp.fitness import FitnessConfig, FitnessData
+from eznas.gp.config import FitnessConfig
+from eznas.gp.values import FitnessData
 from eznas.gp.seeds import SEEDS
 from eznas.io import atomic_open, write_bytes
 from eznas.metrics import paired_difference_ci

@@ -22,8 +22,9 @@ from scipy import stats
 
 from eznas.config import from_dict
 from eznas.data import resolve_data_root
-from eznas.gp.evolution import EvolutionConfig
-from eznas.gp.fitness import FitnessData, ValueCache, correlate, program_scores
+from eznas.gp.config import EvolutionConfig
+from eznas.gp.objective import correlate, program_scores
+from eznas.gp.values import FitnessData, ValueCache
 from eznas.gp.program import parse_program
 from eznas.io import write_json
 from eznas.parallel import open_mapper

@@ -21,8 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eznas.config import from_dict  # noqa: E402
-from eznas.gp.evolution import EvolutionConfig  # noqa: E402
-from eznas.gp.fitness import FitnessData, ValueCache, program_scores  # noqa: E402
+from eznas.gp.config import EvolutionConfig  # noqa: E402
+from eznas.gp.objective import program_scores  # noqa: E402
+from eznas.gp.values import FitnessData, ValueCache  # noqa: E402
 from eznas.gp.program import parse_program  # noqa: E402
 from eznas.report import write_results  # noqa: E402
 

@@ -40,7 +40,7 @@ import torch
 
 from eznas.data import BatchSource, resolve_data_root
 from eznas.gp import discovered
-from eznas.gp.fitness import FitnessConfig, Task
+from eznas.gp.config import FitnessConfig, Task
 from eznas.gp.program import parse_program
 from eznas.gp.pset import proxy_name
 from eznas.io import write_bytes, write_json

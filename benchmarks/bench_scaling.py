@@ -20,7 +20,9 @@ from pathlib import Path
 from deap import gp
 
 from eznas.data import resolve_data_root
-from eznas.gp.fitness import FitnessConfig, FitnessData, ValueCache, evaluate_on
+from eznas.gp.config import FitnessConfig
+from eznas.gp.objective import evaluate_on
+from eznas.gp.values import FitnessData, ValueCache
 from eznas.gp.program import parse_program
 from eznas.gp.operators import gen_half_and_half
 from eznas.gp.pset import make_pset

@@ -41,7 +41,8 @@ from scipy import stats
 
 from eznas.data import resolve_data_root
 from eznas.gp.discovered import hand_made
-from eznas.gp.fitness import FitnessConfig, FitnessData, Task
+from eznas.gp.config import FitnessConfig, Task
+from eznas.gp.values import FitnessData
 from eznas.gp.seeds import SEEDS
 from eznas.io import atomic_open, write_bytes, write_json
 from eznas.metrics import bootstrap_ci, correlations, paired_difference_ci

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from eznas.errors import EznasError
 from eznas.threads import cpu_share, quiet_openmp, requested_threads, worker_threads
-from eznas.threads import torch_threads  # noqa: F401 (re-exported: eznas.gp.fitness imports it from here)
+from eznas.threads import torch_threads  # noqa: F401 (re-exported: eznas.gp.values imports it from here)
 
 log = logging.getLogger(__name__)
 

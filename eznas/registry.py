@@ -11,7 +11,9 @@
 A registry made with ``plugins=GROUP`` also holds what installed packages register through that entry-point
 group (``[project.entry-points."eznas.proxies"] mine = "mypackage.proxies"``): on its first use, each entry
 point is loaded (a module registers at import; a callable it names is called). eznas ships its discovered
-proxies that way (``eznas.gp.discovered``), so the layers below gp never import it.
+proxies that way (``eznas.gp.discovered``), so the layers below gp never import it. Modules named in
+``$EZNAS_PLUGINS`` (comma-separated; what a command's ``--plugin MODULE`` sets, so its worker processes see
+them too) are imported at the first use of any registry.
 
 ``Valid`` rules (``at_least(1)``, ``above(0)``, or your own) say which values of an option are valid.
 """
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
+import os
 from importlib.metadata import entry_points
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
@@ -26,6 +30,22 @@ from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
 from eznas.errors import EznasError
 
 T = TypeVar("T")
+PLUGINS_ENV = "EZNAS_PLUGINS"
+_imported_env: set[str] = set()  # the $EZNAS_PLUGINS modules imported in this process
+
+
+def import_plugins(modules: str | None = None) -> None:
+    """Import the comma-separated ``modules`` (default ``$EZNAS_PLUGINS``) not imported yet: what they register
+    joins the registries (EznasError naming one that does not import)."""
+    for name in filter(None, (m.strip() for m in (os.environ.get(PLUGINS_ENV, "") if modules is None else modules).split(","))):
+        if name in _imported_env:
+            continue
+        _imported_env.add(name)
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001 - named with the plugin
+            _imported_env.discard(name)
+            raise EznasError(f"plugin module {name!r} failed to import: {type(exc).__name__}: {exc}") from None
 
 
 def doc_line(obj: object) -> str:
@@ -97,6 +117,8 @@ class Registry(Generic[T]):
     def items(self) -> dict[str, T]:
         if self._plugins:
             self._load_plugins()
+        if os.environ.get(PLUGINS_ENV):
+            import_plugins()
         return self._items
 
     def register(self, name: str) -> Callable[[T], T]:

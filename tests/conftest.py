@@ -45,8 +45,7 @@ def tiny(data_root: Path, **kw):
     proxy terminals, no blends, no pool ops, no novel elites, the best winner."""
     import dataclasses
 
-    from eznas.gp.evolution import EvolutionConfig
-    from eznas.gp.fitness import FitnessConfig
+    from eznas.gp.config import EvolutionConfig, FitnessConfig
     from eznas.parallel import ParallelConfig
 
     from eznas.features import FEATURES

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 import bench_transfer as bench
-from eznas.gp.fitness import FitnessConfig, FitnessData
+from eznas.gp.config import FitnessConfig
+from eznas.gp.values import FitnessData
 from eznas.proxies import get_proxy, list_proxies
 
 PER_NETWORK = [n for n in list_proxies() if get_proxy(n).pool is None and not get_proxy(n).arch_only]

@@ -13,8 +13,8 @@ from eznas.cli.evolve import FIELDS, evolve_setup, new_run_config
 from eznas.cli.search import search_config
 from eznas.config import get_field, override
 from eznas.errors import EznasError
-from eznas.gp.evolution import EvolutionConfig
-from eznas.gp.presets import QUICK, SPACE_TASKS
+from eznas.gp.config import EvolutionConfig
+from eznas.gp.presets import QUICK, default_tasks
 
 PARSERS = {"verify": verify_parser, "evolve": evolve_parser, "search": search_parser}
 # flags that several commands take with a meaning (and so a default) of their own
@@ -137,7 +137,7 @@ def test_set_comes_after_the_flags_and_in_every_command():
 # ---------------------------------------------------------------------------------------------- evolve
 @pytest.mark.parametrize("argv, tasks", [
     (["--search_space", "NASBench201", "--dataset", "cifar100"], ("NASBench201:cifar100",)),
-    (["--search_space", "NATSBenchSSS"], SPACE_TASKS["NATSBenchSSS"]),
+    (["--search_space", "NATSBenchSSS"], default_tasks()["NATSBenchSSS"]),
     (["--space", "DARTS"], ("DARTS:cifar10",)),
     (["--tasks", "NASBench201:cifar10,DARTS:cifar10"], ("NASBench201:cifar10", "DARTS:cifar10")),
     ([], ("NASBench201:cifar10", "NASBench201:cifar100", "DARTS:cifar10")),

@@ -16,10 +16,15 @@ from eznas.cli import evolve_main, verify_main
 from eznas.config import from_dict, load_toml
 from eznas.data import Batch, BatchSource
 from eznas.errors import DataError, EznasError
-from eznas.gp.evolution import Evolution, EvolutionConfig, blend_parts, distinct, exported_program, log_spread
+from eznas.gp.checkpoint import distinct, exported_program, hall_of_fame
+from eznas.gp.config import EvolutionConfig
+from eznas.gp.evolution import Evolution
+from eznas.gp.winner import blend_parts, log_spread
 from eznas.gp.operators import Individual, var_blend
-from eznas.gp import fitness
-from eznas.gp.fitness import FLOOR, FitnessConfig, FitnessData, Task, ValueCache, combine, evaluate_programs
+from eznas.gp import objective, values
+from eznas.gp.config import FitnessConfig, Task
+from eznas.gp.objective import FLOOR, combine, evaluate_programs
+from eznas.gp.values import FitnessData, ValueCache
 from eznas.gp.program import ProgramError, parse_program
 from eznas.gp.operators import gen_half_and_half
 from eznas.gp.pset import make_pset
@@ -51,7 +56,7 @@ def test_splits_are_disjoint_and_do_not_depend_on_the_gp_seed(data_root, tmp_pat
     cfg = tiny(data_root)
     a = FitnessData(cfg.fitness, ValueCache(tmp_path), data_root)
     b = FitnessData(tiny(data_root, seed=7).fitness, ValueCache(tmp_path), data_root)
-    uids = {s: {x.uid for x in a.networks("NASBench201:cifar10", s)} for s in fitness.SPLITS}
+    uids = {s: {x.uid for x in a.networks("NASBench201:cifar10", s)} for s in values.SPLITS}
     assert len(uids["selection"]) == 12 and len(uids["validation"]) == 6 and len(uids["test"]) == 15625 - 18
     assert not (uids["selection"] & uids["validation"]) and not (uids["test"] & (uids["selection"] | uids["validation"]))
     assert [x.uid for x in b.networks("NASBench201:cifar10")] == [x.uid for x in a.networks("NASBench201:cifar10")]
@@ -115,7 +120,7 @@ def test_a_finished_run_resumed_with_another_winner_chooses_it_again(two_generat
                                                                      tmp_path, capsys, monkeypatch):
     """--resume DIR --winner novel on a finished run: the same evolution (checkpoint and logbook untouched),
     the winner chosen again among the new programs, and config.json saying so; resumed again, nothing moves."""
-    monkeypatch.setattr("eznas.gp.evolution.NOVEL_MARGIN", 2.0)  # any new program may win (tiny runs' are poor)
+    monkeypatch.setattr("eznas.gp.winner.NOVEL_MARGIN", 2.0)  # any new program may win (tiny runs' are poor)
     out, _ = two_generations
     copy = tmp_path / "copy"
     copy.mkdir()
@@ -249,16 +254,16 @@ class FakeData(FitnessData):
             archs.append(type("A", (), {"accuracy": float(i), "uid": str(i), "spec": str(i)})())
         self.splits = {"fake:cifar10": {"selection": archs, "validation": [], "test": []}}
         self._by_uid = {("fake:cifar10", a.uid): a for a in archs}
-        self.handle = f"fake-{n}-{folder}"  # what network tasks find it by (fitness.open_data)
+        self.handle = f"fake-{n}-{folder}"  # what network tasks find it by (values.open_data)
         self.computed = 0
-        fitness._OPEN[self.handle] = self
+        values._OPEN[self.handle] = self
 
     def key(self, task, arch):
         return f"fake{arch.uid}"
 
     def compute(self, task, arch, aggregates, features):
         self.computed += 1
-        return fitness.values_of(self._stats[int(arch.uid)], aggregates, features)
+        return values.values_of(self._stats[int(arch.uid)], aggregates, features)
 
 
 def test_fuzz_1000_random_programs_never_crash_or_give_non_finite_fitness(tmp_path):
@@ -479,7 +484,7 @@ def test_table_scores_a_column_at_a_time_equal_the_scores_network_by_network():
 
 
 def test_blend_parts_are_each_tasks_best_then_the_fittest_of_distinct_behaviour():
-    from eznas.gp.fitness import Evaluation
+    from eznas.gp.objective import Evaluation
 
     def ev(a: float, b: float, behaviour: str, stage: str = "full") -> Evaluation:
         return Evaluation(min(a, b), 1, {"A": a, "B": b}, stage=stage, behaviour=behaviour)
@@ -531,7 +536,8 @@ def test_variation_rates_are_checked():
 
 
 def test_a_cell_in_two_tasks_of_one_space_has_a_value_key_per_task(data_root):
-    from eznas.gp.fitness import FitnessData, Task
+    from eznas.gp.config import Task
+    from eznas.gp.values import FitnessData
 
     tasks = ("NASBench201:cifar10", "NASBench201:cifar100")
     data = FitnessData(FitnessConfig(tasks=tasks, selection=4, validation=2, screen=2), None, data_root)
@@ -544,7 +550,8 @@ def test_a_cell_in_two_tasks_of_one_space_has_a_value_key_per_task(data_root):
 
 def test_a_task_can_size_its_own_networks_without_changing_its_archs(data_root):
     from eznas.errors import EznasError
-    from eznas.gp.fitness import FitnessData, Task
+    from eznas.gp.config import Task
+    from eznas.gp.values import FitnessData
 
     assert str(Task.parse("NASBench101:cifar10@width=32")) == "NASBench101:cifar10@width=32"
     assert Task.parse("NASBench101@cells=2@width=8") == Task("NASBench101", "cifar10", width=8, cells=2)
@@ -566,7 +573,8 @@ def test_a_task_can_size_its_own_networks_without_changing_its_archs(data_root):
 
 
 def test_fitness_scores_darts_genotypes_on_the_probe_network_and_keys_values_by_it(data_root):
-    from eznas.gp.fitness import FitnessData, Task
+    from eznas.gp.config import Task
+    from eznas.gp.values import FitnessData
 
     tasks = ("DARTS:cifar10", "NASBench301:cifar10")
     default = FitnessData(FitnessConfig(tasks=tasks, selection=4, validation=2, screen=2), None, data_root)
@@ -585,7 +593,8 @@ def test_fitness_scores_darts_genotypes_on_the_probe_network_and_keys_values_by_
 
 
 def test_nb101_is_a_fitness_task_whose_programs_see_every_conv(data_root, one_thread):
-    from eznas.gp.fitness import FitnessData, Task
+    from eznas.gp.config import Task
+    from eznas.gp.values import FitnessData
 
     data = FitnessData(FitnessConfig(tasks=("NASBench101:cifar10",), selection=4, validation=2, screen=2, width=8),
                        None, data_root)
@@ -600,7 +609,7 @@ def test_nb101_is_a_fitness_task_whose_programs_see_every_conv(data_root, one_th
 
 def test_hall_of_fame_records_the_most_similar_reference_and_winner_novel_exports_a_new_program(data_root, cache_dir,
                                                                                                tmp_path, monkeypatch):
-    from eznas.gp.evolution import NEW_IN_RUN, NOVEL, NOVEL_MARGIN, most_similar, references
+    from eznas.gp.winner import NEW_IN_RUN, NOVEL, NOVEL_MARGIN, most_similar, references
 
     assert most_similar({"t": [1.0, 2.0, 3.0, 4.0]}, {"a": {"t": [4.0, 3.0, 2.0, 1.0]}, "b": {"t": [1, 3, 2, 4]}}) == \
         {"reference": "a", "spearman": 1.0, "task": "t"}  # a reversed ranking is the same ranking
@@ -614,7 +623,7 @@ def test_hall_of_fame_records_the_most_similar_reference_and_winner_novel_export
     assert rows[0] == (max(near, key=lambda r: r["validation_fitness"]) if near else
                        next(r for r in rows if r["validation_fitness"] == top))
     assert any(r["novel"] and r["validation_fitness"] < top - NOVEL_MARGIN for r in rows)  # here: the best exported
-    monkeypatch.setattr("eznas.gp.evolution.NOVEL_MARGIN", 2.0)  # fitness in [-1, 1]: any new program may win
+    monkeypatch.setattr("eznas.gp.winner.NOVEL_MARGIN", 2.0)  # fitness in [-1, 1]: any new program may win
     rows = evo.validate(state)
     assert all(("most_similar" in r and r["novel"] == (r["most_similar"] is None
                                                      or r["most_similar"]["spearman"] < NOVEL)) for r in rows)
@@ -630,7 +639,7 @@ def test_hall_of_fame_records_the_most_similar_reference_and_winner_novel_export
     saved = {r["reference"]: r for r in json.loads((tmp_path / "run" / "references.json").read_text())}
     assert list(saved) == list(references(cfg))
     vnets = {str(t): evo.data.networks(str(t), "validation") for t in evo.data.tasks}
-    for name, ev in zip(saved, fitness.evaluate_on([parse_program(r["program"]) for r in saved.values()], evo.data,
+    for name, ev in zip(saved, objective.evaluate_on([parse_program(r["program"]) for r in saved.values()], evo.data,
                                                     vnets)):
         assert saved[name]["validation_fitness"] == pytest.approx(ev.fitness)
         assert saved[name]["validation_per_task"] == pytest.approx(ev.per_task, nan_ok=True)
@@ -638,25 +647,25 @@ def test_hall_of_fame_records_the_most_similar_reference_and_winner_novel_export
     evo = Evolution(dataclasses.replace(cfg, hall_of_fame=2), tmp_path / "run", evo.data)
     more = [Individual(parse_program(t).tree) for t in ("sum_units(mean(weight))", "mean_units(std(act_N))", "depth")]
     evo.evaluate_invalid(more, state, always=frozenset(str(i) for i in more))  # full evaluations outside the hall
-    state.hall_of_fame = evo._hall_of_fame(state.memo)
+    state.hall_of_fame = hall_of_fame(state.memo, evo.pset, evo.cfg.hall_of_fame)
     rows = evo.validate(state)
     assert sum(r["hall_of_fame"] for r in rows) == 2 and rows[0]["novel"]
-    extra = evo.novel_programs(state, {str(h) for h in state.hall_of_fame})
+    extra = evo.judge.novel_programs(state, {str(h) for h in state.hall_of_fame})
     assert {r["program"] for r in rows if not r["hall_of_fame"]} == {str(i) for i in extra}
     assert 0 < len(extra) <= 2 and not {str(i) for i in extra} & {str(h) for h in state.hall_of_fame}
     networks = {str(t): evo.data.networks(str(t), "selection") for t in evo.data.tasks}
     refs = references(cfg)
-    ref_scores = {n: sc for n, (sc, _) in zip(refs, fitness.program_scores(
+    ref_scores = {n: sc for n, (sc, _) in zip(refs, objective.program_scores(
         [parse_program(t) for t in refs.values()], evo.data, networks))}
-    for ind, (sc, _) in zip(extra, fitness.program_scores([parse_program(str(i)) for i in extra], evo.data, networks)):
+    for ind, (sc, _) in zip(extra, objective.program_scores([parse_program(str(i)) for i in extra], evo.data, networks)):
         assert state.memo[str(ind)].stage == "full" and (most_similar(sc, ref_scores) or {"spearman": 0})["spearman"] < NOVEL
     # with novel elites, also the 2 fittest below NEW_IN_RUN (new with room, the bar they are kept by)
     with_elites = Evolution(dataclasses.replace(cfg, hall_of_fame=2, novel_elites=1), tmp_path / "run", evo.data)
-    both = with_elites.novel_programs(state, {str(h) for h in state.hall_of_fame})
+    both = with_elites.judge.novel_programs(state, {str(h) for h in state.hall_of_fame})
     outside = sorted((t for t, e in state.memo.items() if e.rank[0] and t not in {str(h) for h in state.hall_of_fame}),
                      key=lambda t: state.memo[t].rank, reverse=True)
     sims = {t: (most_similar(sc, ref_scores) or {"spearman": 0.0})["spearman"] for t, (sc, _) in
-            zip(outside, fitness.program_scores([parse_program(t) for t in outside], evo.data, networks))}
+            zip(outside, objective.program_scores([parse_program(t) for t in outside], evo.data, networks))}
     room = [t for t in outside if sims[t] < NEW_IN_RUN]
     behaviours = {state.memo[t].behaviour for t in room}
     assert room and {state.memo[str(i)].behaviour for i in both if sims[str(i)] < NEW_IN_RUN} <= behaviours
@@ -676,7 +685,7 @@ def test_fitness_ranks_a_pool_program_among_each_tasks_networks(data_root, cache
     parts = [parse_program("sum_units(corr_min_eig(pre_N))"), parse_program("params")]
     for n in (None, cfg.fitness.screen):
         networks = {str(t): data.networks(str(t), "selection", n) for t in data.tasks}
-        (meco, _), (params, _), (scores, failures) = fitness.program_scores([*parts, pool], data, networks)
+        (meco, _), (params, _), (scores, failures) = objective.program_scores([*parts, pool], data, networks)
         for task, archs in networks.items():
             want = np.log(sps.rankdata(meco[task]) / len(archs)) + 0.5 * np.log(sps.rankdata(params[task]) / len(archs))
             assert scores[task] == pytest.approx(list(want)) and not failures
@@ -691,7 +700,7 @@ def test_novel_elites_keep_the_fittest_new_programs_beside_the_elites_and_surviv
                                                                                            tmp_path):
     """novel_elites = 2: after each generation the population holds the elites and then the 2 fittest full
     programs (outside the elites) that are new on the selection networks; their similarities are checkpointed."""
-    from eznas.gp.evolution import NEW_IN_RUN, most_similar, references
+    from eznas.gp.winner import NEW_IN_RUN, most_similar, references
 
     cfg = tiny(data_root, generations=2, novel_elites=2)
     data = FitnessData(cfg.fitness, ValueCache(cache_dir), data_root)
@@ -702,11 +711,11 @@ def test_novel_elites_keep_the_fittest_new_programs_beside_the_elites_and_surviv
     elites, kept = pop[:cfg.elites], pop[cfg.elites:cfg.elites + 2]
     networks = {str(t): data.networks(str(t), "selection") for t in data.tasks}
     refs = references(cfg)
-    ref_scores = {n: sc for n, (sc, _) in zip(refs, fitness.program_scores(
+    ref_scores = {n: sc for n, (sc, _) in zip(refs, objective.program_scores(
         [parse_program(t) for t in refs.values()], data, networks))}
 
     def similarity(ind) -> float:
-        (scores, _), = fitness.program_scores([parse_program(str(ind))], data, networks)
+        (scores, _), = objective.program_scores([parse_program(str(ind))], data, networks)
         return (most_similar(scores, ref_scores) or {"spearman": 0.0})["spearman"]
 
     assert len(kept) == 2 and all(state.memo[str(i)].rank[0] and similarity(i) < NEW_IN_RUN for i in kept)
@@ -718,6 +727,6 @@ def test_novel_elites_keep_the_fittest_new_programs_beside_the_elites_and_surviv
     evo.save(state)
     again = Evolution(cfg, tmp_path / "run", data).load()
     assert again.similarity == state.similarity
-    assert Evolution(dataclasses.replace(cfg, novel_elites=0), tmp_path / "off", data).new_programs(pop, state, 0) == []
+    assert Evolution(dataclasses.replace(cfg, novel_elites=0), tmp_path / "off", data).judge.new_programs(pop, state, 0) == []
     with pytest.raises(EznasError, match="novel_elites must be >= 0, got -1"):
         tiny(data_root, novel_elites=-1)

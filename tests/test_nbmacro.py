@@ -161,9 +161,9 @@ def test_forward_units_and_az_nas_features(one_thread):
 
 
 def test_the_evolve_task_is_accepted():
-    from eznas.cli import SPACE_TASKS, check_tasks
+    from eznas.cli import check_tasks, default_tasks
 
     check_tasks(["NASBenchMacro:cifar10", "NASBench201:cifar10"], "--tasks")
-    assert SPACE_TASKS["NASBenchMacro"] == ("NASBenchMacro:cifar10",)
+    assert default_tasks()["NASBenchMacro"] == ("NASBenchMacro:cifar10",)
     with pytest.raises(EznasError, match="unknown dataset 'cifar100' for NASBenchMacro"):
         check_tasks(["NASBenchMacro:cifar100"], "--tasks")

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from eznas.errors import DataError, EznasError
-from eznas.gp.fitness import FitnessData, ValueCache
+from eznas.gp.values import FitnessData, ValueCache
 from eznas.gp.run import run_evolution
 from eznas.parallel import Mapper, ParallelConfig, make_cluster, open_mapper
 from tests.conftest import REPO, tiny

@@ -15,10 +15,12 @@ from eznas.cli import evolve_main, verify_main
 from eznas.data import BatchSource
 from eznas.errors import EznasError
 from eznas.features import FEATURES
-from eznas.gp.evolution import Evolution, EvolutionConfig
+from eznas.gp.config import EvolutionConfig
+from eznas.gp.evolution import Evolution
 from eznas.gp.operators import Individual
 from eznas.gp.export import export_source
-from eznas.gp.fitness import FitnessConfig, FitnessData, Task, ValueCache
+from eznas.gp.config import FitnessConfig, Task
+from eznas.gp.values import FitnessData, ValueCache
 from eznas.gp.program import ProgramError, parse_program
 from eznas.gp.pset import language, make_pset
 from eznas.networks import arch_seed, build_network
@@ -89,7 +91,8 @@ def test_a_run_with_proxy_terminals_seeds_each_of_them(data_root, cache_dir, tmp
 def test_the_default_run_blends_with_its_proxy_terminals(data_root, cache_dir, tmp_path):
     """The default language and blends (the discovery benchmark's winner) on a tiny run: every output file,
     the terminals measured up front, blends of them among the programs evaluated in full."""
-    from eznas.gp.evolution import NOVEL_MARGIN, PROXY_TERMINALS
+    from eznas.gp.config import PROXY_TERMINALS
+    from eznas.gp.winner import NOVEL_MARGIN
     from eznas.gp.run import run_evolution
 
     default = EvolutionConfig()

@@ -6,9 +6,9 @@ from eznas.cli.evolve import changed_fields, evolve_main, evolve_parser, evolve_
 from eznas.cli.progress import LogProgress, progress_bar
 from eznas.cli.search import search_main, search_parser
 from eznas.cli.verify import DEFAULT_PROXIES, verify_config, verify_main, verify_parser
-from eznas.gp.presets import EVOLVE_DATASETS, SPACE_TASKS, check_tasks, quick_config
+from eznas.gp.presets import check_tasks, default_tasks, evolve_datasets, quick_config
 
-__all__ = ["DEFAULT_PROXIES", "EVOLVE_DATASETS", "SHARED", "SPACE_TASKS", "LogProgress", "add_shared",
-           "changed_fields", "check_tasks", "evolve_main", "evolve_parser", "evolve_setup", "hall_of_fame_programs",
+__all__ = ["DEFAULT_PROXIES", "SHARED", "LogProgress", "add_shared",
+           "changed_fields", "check_tasks", "default_tasks", "evolve_datasets", "evolve_main", "evolve_parser", "evolve_setup", "hall_of_fame_programs",
            "new_run_config", "progress_bar", "quick_config", "run_cli", "run_command", "search_main", "search_parser",
            "verify_config", "verify_main", "verify_parser"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
@@ -15,7 +16,7 @@ from eznas.args import HelpFormatter, Parser, add_flag, add_version_flag
 from eznas.config import override
 from eznas.data import DATA_ENV, DATASETS
 from eznas.errors import EznasError
-from eznas.registry import UnknownNameError
+from eznas.registry import PLUGINS_ENV, UnknownNameError, import_plugins
 from eznas.spaces.darts import PROBES
 from eznas.threads import SLURM_CPUS_ENV, THREADS_ENV, command_threads
 
@@ -54,6 +55,10 @@ SHARED = {
                  help="set a field of the run's config (repeatable; applied together, after the other flags), the "
                  "value read as the field's type (a,b for a list; null for none); an unknown key lists the valid ones"),
     "quiet": _flag(action="store_true", help="no progress bar (outside a terminal: no progress lines)"),
+    "plugin": _flag(action="append", default=[], metavar="MODULE",
+                    help=f"import MODULE first (repeatable): the proxies, spaces or primitives it registers can be "
+                    f"named (also in worker processes: sets ${PLUGINS_ENV}); installed packages can use the "
+                    "entry-point groups eznas.proxies and eznas.spaces instead"),
     "threads": _flag(type=int, default=None, metavar="N",
                      help=f"torch threads per process, 1 to the CPUs this process may use (default: ${THREADS_ENV}, "
                      f"else $OMP_NUM_THREADS, else the automatic share: the CPUs this process may use, at most "
@@ -80,6 +85,7 @@ def add_run_flags(group: argparse._ArgumentGroup, set_help: str) -> None:
     add_shared(group, "set", help=f"{SHARED['set'][1]['help']}; {set_help}")
     add_shared(group, "quiet")
     add_shared(group, "threads")
+    add_shared(group, "plugin")
     add_version_flag(group)
 
 
@@ -112,11 +118,24 @@ def run_cli(main: Callable[[], int]) -> int:
         return 2
 
 
+def load_plugins(argv: Sequence[str]) -> None:
+    """Import the ``--plugin MODULE`` modules of ``argv`` and name them in ``$EZNAS_PLUGINS`` (worker processes
+    started later import them too)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--plugin", action="append", default=[])
+    modules = pre.parse_known_args(list(argv))[0].plugin
+    if modules:
+        known = [m for m in os.environ.get(PLUGINS_ENV, "").split(",") if m]
+        os.environ[PLUGINS_ENV] = ",".join(dict.fromkeys([*known, *modules]))
+        import_plugins()
+
+
 def run_command(parser: Callable[[], argparse.ArgumentParser], argv: Sequence[str] | None,
                 run: Callable[[argparse.Namespace], int]) -> int:
     """Parse ``argv``, then ``run(args)`` with the command's threads (``--threads``; eznas.threads), as
     run_cli runs a body."""
     def body() -> int:
+        load_plugins(sys.argv[1:] if argv is None else argv)  # before the parser: its choices list what they add
         args = parser().parse_args(argv)
         with command_threads(args.threads):
             return run(args)

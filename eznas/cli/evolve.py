@@ -18,8 +18,8 @@ from eznas.cli.common import SHARED, add_run_flags, add_shared, command_parser, 
 from eznas.config import differences, get_field, merge_toml, override, plain, replace_fields
 from eznas.data import DATASETS
 from eznas.errors import EznasError
-from eznas.gp.evolution import RESUMABLE_CHANGES, EvolutionConfig
-from eznas.gp.presets import (SPACE_TASKS, check_tasks, quick_config, quick_text, read_run_config, space_tasks,
+from eznas.gp.config import RESUMABLE_CHANGES, EvolutionConfig
+from eznas.gp.presets import (check_tasks, default_tasks, quick_config, quick_text, read_run_config, space_tasks,
                                valid_tasks)
 from eznas.registry import at_least, check_values
 
@@ -108,7 +108,7 @@ def evolve_parser(prog: str = "evolve.py") -> argparse.ArgumentParser:
             add_flag(group, name, default=value, **kw)
 
     g = p.add_argument_group("tasks and data")
-    add_flag(g, "search_space", "--space", default=None, choices=sorted(SPACE_TASKS),
+    add_flag(g, "search_space", "--space", default=None, choices=sorted(default_tasks()),
              help="evolve on this space's tasks (NASBench201, NATSBenchSSS: CIFAR-10 and CIFAR-100; the others: "
              "CIFAR-10), or with --dataset on SPACE:DATASET alone; NASBench101 networks take fitness.width, the "
              "stem, default 128, cheaper smaller; NATSBenchSSS needs its table, see README (default: --tasks)")

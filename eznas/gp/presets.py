@@ -9,18 +9,9 @@ from typing import Any, Sequence
 
 from eznas.config import from_dict, replace_fields
 from eznas.errors import EznasError
-from eznas.gp.evolution import BEFORE, EvolutionConfig
-from eznas.gp.fitness import Task
+from eznas.spaces.base import SPACES, list_spaces
+from eznas.gp.config import BEFORE, EvolutionConfig, Task
 
-# the datasets evolution has data for, per space (a task is SPACE:DATASET)
-EVOLVE_DATASETS = {"NASBench201": ("cifar10", "cifar100", "ImageNet16-120"), "DARTS": ("cifar10",),
-                   "NASBench301": ("cifar10",), "NASBench101": ("cifar10",),
-                   "NATSBenchSSS": ("cifar10", "cifar100", "ImageNet16-120"), "NASBenchMacro": ("cifar10",)}
-# a space's tasks when only the space is named
-SPACE_TASKS = {"NASBench201": ("NASBench201:cifar10", "NASBench201:cifar100"), "DARTS": ("DARTS:cifar10",),
-               "NASBench301": ("NASBench301:cifar10",), "NASBench101": ("NASBench101:cifar10",),
-               "NATSBenchSSS": ("NATSBenchSSS:cifar10", "NATSBenchSSS:cifar100"),
-               "NASBenchMacro": ("NASBenchMacro:cifar10",)}
 
 # quick: the same run, small enough for a first try in about two minutes (every output file)
 QUICK = {"population": 12, "offspring": 12, "generations": 2, "elites": 2, "hall_of_fame": 4, "test_networks": 12,
@@ -28,21 +19,33 @@ QUICK = {"population": 12, "offspring": 12, "generations": 2, "elites": 2, "hall
 QUICK_NOVEL_ELITES = 2  # at most
 
 
+def evolve_datasets() -> dict[str, tuple[str, ...]]:
+    """The datasets evolution has data for, per registered space it can evolve on (a user's plug-in too)."""
+    return {name: SPACES.get(name).datasets for name in list_spaces() if SPACES.get(name).evolvable}
+
+
+def default_tasks() -> dict[str, tuple[str, ...]]:
+    """Each space's tasks when only the space is named (its ``default_datasets``, else all its datasets)."""
+    return {name: tuple(f"{name}:{d}" for d in (SPACES.get(name).default_datasets or datasets))
+            for name, datasets in evolve_datasets().items()}
+
+
 def valid_tasks() -> list[str]:
-    return [f"{s}:{d}" for s, ds in EVOLVE_DATASETS.items() for d in ds]
+    return [f"{s}:{d}" for s, ds in evolve_datasets().items() for d in ds]
 
 
 def space_tasks(space: str, dataset: str | None = None) -> tuple[str, ...]:
     """The tasks of a space: ``SPACE:DATASET`` with a dataset, else the space's default tasks."""
-    if space not in SPACE_TASKS:
-        raise EznasError(f"unknown space {space!r}; valid: {', '.join(SPACE_TASKS)}")
-    return (f"{space}:{dataset}",) if dataset else SPACE_TASKS[space]
+    tasks = default_tasks()
+    if space not in tasks:
+        raise EznasError(f"unknown space {space!r}; valid: {', '.join(tasks)}")
+    return (f"{space}:{dataset}",) if dataset else tasks[space]
 
 
 def check_tasks(tasks: Sequence[str], where: str) -> None:
     """Every task is SPACE:DATASET[@width=N][@cells=N] with a space and dataset evolution has data for
     (EznasError naming ``where``)."""
-    valid = ", ".join(valid_tasks())
+    valid, datasets = ", ".join(valid_tasks()), evolve_datasets()
     if not tasks:
         raise EznasError(f"{where}: no tasks (valid: {valid})")
     for task in tasks:
@@ -51,9 +54,9 @@ def check_tasks(tasks: Sequence[str], where: str) -> None:
         except EznasError as e:
             raise EznasError(f"{where}: {e}") from None
         space, dataset = parsed.space, parsed.dataset
-        if space not in EVOLVE_DATASETS:
+        if space not in datasets:
             raise EznasError(f"{where}: unknown space {space!r} in task {task!r}; valid tasks: {valid}")
-        if dataset not in EVOLVE_DATASETS[space]:
+        if dataset not in datasets[space]:
             raise EznasError(f"{where}: unknown dataset {dataset!r} for {space} in task {task!r}; valid tasks: {valid}")
 
 

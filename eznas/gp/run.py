@@ -13,9 +13,12 @@ import pandas as pd
 
 from eznas.data import resolve_data_root
 from eznas.errors import DataError, EznasError
-from eznas.gp.evolution import BEFORE, Evolution, EvolutionConfig, State, jsonable
+from eznas.gp.checkpoint import State, jsonable
+from eznas.gp.config import BEFORE, EvolutionConfig
+from eznas.gp.evolution import Evolution
 from eznas.gp.export import export_source
-from eznas.gp.fitness import FitnessData, ValueCache, program_scores
+from eznas.gp.objective import program_scores
+from eznas.gp.values import FitnessData, ValueCache
 from eznas.gp.program import parse_program
 from eznas.gp.seeds import SEEDS
 from eznas.io import atomic_open, write_json
@@ -47,7 +50,7 @@ def run_evolution(cfg: EvolutionConfig, out: Path, *, resume: bool = False, cach
         write_json(config_path, dataclasses.asdict(cfg))
     tick = (lambda what: (lambda n: progress(what, n))) if progress else (lambda what: None)
     with open_mapper(cfg.parallel) as mapper:
-        data.ensure((), {str(t): data.networks(str(t)) for t in data.tasks}, mapper, tick("network features"))
+        data.ensure((), data.split(), mapper, tick("network features"))
         evolution = Evolution(cfg, out, data, mapper)
         state = evolution.load() if resume and evolution.checkpoint_path.exists() else None
         if resume and state is None:  # killed before its first checkpoint: nothing to continue, start it again
@@ -97,7 +100,7 @@ def _finished(out: Path) -> dict[str, Any] | None:
 def test_programs(programs: list[str], data: FitnessData, n: int, mapper=None, tick=None) -> pd.DataFrame:  # noqa: ANN001
     """Score the programs on the first ``n`` test networks of each task (never read during the run), batch
     and statistics as in fitness; one row per program and task with Kendall, Spearman and Pearson."""
-    networks = {str(t): data.networks(str(t), "test", n) for t in data.tasks}
+    networks = data.split("test", n)
     parsed = [parse_program(p) for p in programs]
     rows = []
     for text, (scores, failures) in zip(programs, program_scores(parsed, data, networks, mapper, tick)):

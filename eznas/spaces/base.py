@@ -4,7 +4,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import torch.nn as nn
 
@@ -34,6 +34,9 @@ class SearchSpace(ABC):
     """A registered search space. Subclasses set ``name`` and implement the three methods."""
 
     name: ClassVar[str]
+    datasets: ClassVar[tuple[str, ...]] = ("cifar10",)  # the datasets its table has accuracies for
+    default_datasets: ClassVar[tuple[str, ...] | None] = None  # its tasks when only the space is named (None: all)
+    evolvable: ClassVar[bool] = True  # a task SPACE:DATASET says all its networks need (NDS also needs --nds_space)
 
     def __init__(self, options: SpaceOptions = SpaceOptions()) -> None:
         self.options = options
@@ -56,8 +59,17 @@ class SearchSpace(ABC):
         return self.name
 
 
-SPACES: Registry[type[SearchSpace]] = Registry("search space")
-register_space = SPACES.register
+SPACES: Registry[type[SearchSpace]] = Registry("search space", plugins="eznas.spaces")
+
+
+def register_space(name: str) -> Callable[[type[SearchSpace]], type[SearchSpace]]:
+    """Register a SearchSpace subclass under ``name`` (also its ``name``, unless the class sets its own)."""
+    def decorator(cls: type[SearchSpace]) -> type[SearchSpace]:
+        if "name" not in cls.__dict__:
+            cls.name = name
+        return SPACES.register(name)(cls)
+
+    return decorator
 
 
 def list_spaces(pattern: str = "*") -> list[str]:

@@ -123,6 +123,9 @@ def official_table(path: Path, keys: Iterable[str]) -> pd.DataFrame:
 class NATSBenchSSS(SearchSpace):
     """NATS-Bench size space: five channel counts on NB-201's fixed best cell."""
 
+    datasets = ("cifar10", "cifar100", "ImageNet16-120")
+    default_datasets = ("cifar10", "cifar100")
+
     name = "NATSBenchSSS"
 
     def default_benchmark(self, data_root: Path, dataset: str) -> Path:

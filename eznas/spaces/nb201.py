@@ -137,6 +137,9 @@ class TinyNetwork(nn.Module):
 class NASBench201(SearchSpace):
     """NAS-Bench-201 cells on CIFAR-10/100 and ImageNet16-120 (200-epoch table)."""
 
+    datasets = ("cifar10", "cifar100", "ImageNet16-120")
+    default_datasets = ("cifar10", "cifar100")
+
     name = "NASBench201"
 
     def default_benchmark(self, data_root: Path, dataset: str) -> Path:

@@ -139,6 +139,8 @@ def _size(value: Any, label: str, where: str, error: type[EznasError]) -> int:
 class NDS(SearchSpace):
     """The five DARTS-cell NDS spaces on CIFAR-10; ``SpaceOptions.nds_space`` picks one."""
 
+    evolvable = False  # a task names no NDS space
+
     name = "NDS"
 
     def __init__(self, options: SpaceOptions = SpaceOptions()) -> None:
