@@ -13,7 +13,7 @@ set -u
 PROXY=${PROXY:-reg_swap}; DATASETS=${DATASETS:-cifar10 cifar100}; LIMIT=${LIMIT:-480}
 BUDGET=${BUDGET:-1000}; SEEDS=${SEEDS:-10}
 RUNS=${RUNS:-results/benchmarks/search_lazy}; OUT=${OUT:-/tmp/cuda_search}; mkdir -p "$OUT"
-source benchmarks/cuda_env.sh
+source scripts/cuda_env.sh
 export OMP_NUM_THREADS=1
 start=$(date +%s)
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv -l 10 > "$OUT/gpu.log" 2>&1 &

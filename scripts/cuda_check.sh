@@ -8,7 +8,7 @@
 # Missing Python packages travel as wheels in .whl/ (cuda_env.sh). Results go to $OUT (default benchmarks/results/discovery_cuda).
 set -u
 OUT=${OUT:-benchmarks/results/discovery_cuda}; mkdir -p "$OUT"
-source benchmarks/cuda_env.sh
+source scripts/cuda_env.sh
 RUNS=${RUNS:-/tmp/eznas_cuda}; rm -rf "$RUNS"
 nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 start=$(date +%s)
@@ -17,7 +17,7 @@ start=$(date +%s)
 timeout -k 10 "${EVOLVE_LIMIT:-470}" python3 benchmarks/bench_discovery.py --part evolve --seeds 0 --runs "$RUNS" \
     --evolve-args "--device cuda" --out "$OUT/discovery_cuda.json" 2>&1 | grep -v "warn" | tee "$OUT/evolve.log"
 echo "bench_discovery rc=${PIPESTATUS[0]} after $(( $(date +%s) - start )) s"
-pkill -f evolve.py; kill %1 2>/dev/null; sleep 2
+kill %1 2>/dev/null; sleep 2  # timeout ended its process group (the evolve.py it started too)
 cp "$RUNS/seed0/logbook.csv" "$OUT/" 2>/dev/null
 P=az_nas,eznas,fisher,flops,grad_norm,grasp,jacov,meco,naswot,params,reg_swap,snip,swap,sweetimator,synflow,zico
 timeout 60 python3 verify_scores.py --device cuda --proxy $P --n_samples 12 --out /tmp/cuda_v1 --results_csv /tmp/cuda_v.csv 2>&1 | grep "proxy="
