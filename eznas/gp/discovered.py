@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -48,26 +49,33 @@ def describe(entry: dict[str, Any]) -> str:
             + (f"; test (archs no run read): {test}" if test else "") + f"; provenance: {entry['source']}")
 
 
+@lru_cache(maxsize=1)
+def _shipped() -> tuple[dict[str, Any], ...]:
+    """The package's shipped entries, read once."""
+    return tuple(shipped())
+
+
 def names() -> list[str]:
     """The shipped proxies' names (the default ``discovered`` first)."""
-    return [entry["name"] for entry in shipped()]
+    return [entry["name"] for entry in _shipped()]
 
 
 def hand_made() -> list[str]:
     """The registered proxies other than the discovered ones (the baselines a discovered proxy is judged by)."""
-    return [n for n in list_proxies() if n not in set(names())]
+    discovered = set(names())
+    return [n for n in list_proxies() if n not in discovered]
 
 
 def provenance(name: str) -> dict[str, Any]:
     """A shipped proxy's entry: its program, run settings and figures."""
-    for entry in shipped():
+    for entry in _shipped():
         if entry["name"] == name:
             return entry
-    raise KeyError(f"no discovered proxy {name!r}; shipped: {', '.join(e['name'] for e in shipped())}")
+    raise KeyError(f"no discovered proxy {name!r}; shipped: {', '.join(names())}")
 
 
 def register() -> None:
     """Register every shipped proxy (the ``eznas.proxies`` entry point)."""
-    for entry in shipped():
+    for entry in _shipped():
         call = program_call(entry["program"], entry["signal"], entry["noise_seed"])
         PROXIES.register(entry["name"])(replace(call.proxy, name=entry["name"], doc=describe(entry), parts=call.parts))
