@@ -44,7 +44,7 @@ from eznas.gp.seeds import SEEDS
 from eznas.io import atomic_open, write_bytes
 from eznas.metrics import paired_difference_ci
 from eznas.proxies import list_proxies
-from eznas.spaces.darts import has_probes
+from eznas.spaces import space_class
 from eznas.spaces.nb201 import UID_COLUMN
 from eznas.verify import VerifyConfig, result_line, run_verify
 
@@ -97,7 +97,7 @@ def test_files(cfg: EvolutionConfig, root: Path, folders: list[Path],
         kw = {"search_space": space, "dataset": dataset}
         width, cells = data.size(task)  # the task's own network size, else the run's (NB-101's stem too)
         kw.update({k: v for k, v in (("width", width), ("cells", cells)) if v is not None})
-        if has_probes(space):
+        if space_class(space).has_probes():
             kw.update(probe=cfg.fitness.probe)
         for folder in folders:
             path = folder / f"test-{space}-{dataset}.csv"

@@ -47,8 +47,7 @@ from eznas.io import write_bytes, write_json
 from eznas.networks import build_network
 from eznas.proxies import ProxyCall, list_proxies, per_arch_calls
 from eznas.scoring import sample_archs, score_archs
-from eznas.spaces import Arch, SearchSpace, SpaceOptions, get_space
-from eznas.spaces.darts import has_probes
+from eznas.spaces import Arch, SearchSpace, SpaceOptions, get_space, space_class
 from eznas.threads import process_cpus, set_threads
 from eznas.verify import VerifyConfig, proxy_calls, resolved
 from _common import record
@@ -192,7 +191,7 @@ def space_setup(name: str, root: Path, batch: int, n_archs: int, seed: int
     task = Task.parse(SPACES[name])
     cfg = resolved(VerifyConfig(search_space=task.space, dataset=task.dataset, batch_size=batch, n_samples=n_archs,
                                 seed=seed, width=task.width, cells=task.cells, data_root=str(root), device="cpu",
-                                probe=FitnessConfig().probe if has_probes(task.space) else None))
+                                probe=FitnessConfig().probe if space_class(task.space).has_probes() else None))
     space = get_space(cfg.search_space, SpaceOptions(cfg.nds_space, cfg.width, cfg.cells, cfg.probe))
     archs = sample_archs(space.load(space.default_benchmark(root, cfg.dataset), cfg.dataset), n_archs, seed)
     return cfg, space, archs, BatchSource(root, cfg.dataset, batch, seed)

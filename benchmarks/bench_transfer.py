@@ -14,7 +14,10 @@ probe network; NB-301: its training network; NB-101: stem 32). Three parts, each
   of every proxy on it); its held-out archs are the 300 outside its selection and validation splits.
 * ``--part evolve``: the default run with every task but S's (``ALL_TASKS`` minus S's), per GP seed.
 * ``--part test``: each such run's winner on S's held-out archs, beside every baseline: its Spearman minus
-  the best baseline's with a paired bootstrap CI, and the issue's targets.
+  the best baseline's with a paired bootstrap CI, and the issue's targets. The run's whole hall of fame is
+  scored too (the programs share one collection of statistics per network), so that the ways a run may
+  choose its winner (``RULES``: the default novel program, the best by validation, the smallest near it, an
+  ensemble of the best five...) are compared over every held-out space: a default is chosen by that table.
 
     python benchmarks/bench_transfer.py --part proxies                     # every space's baselines
     python benchmarks/bench_transfer.py --part evolve --spaces NASBenchMacro --seeds 0
@@ -48,7 +51,7 @@ from eznas.io import atomic_open, write_bytes, write_json
 from eznas.metrics import bootstrap_ci, correlations, paired_difference_ci
 from eznas.proxies import get_proxy, list_proxies
 from eznas.rankers import fit_ridge, signed_log
-from eznas.spaces.darts import has_probes
+from eznas.spaces import space_class
 from eznas.spaces.nb201 import UID_COLUMN
 from _common import folder_bytes, record, run_evolve
 from eznas.verify import VerifyConfig, run_verify
@@ -115,7 +118,7 @@ def verify_config(root: Path, folder: Path, space: str, proxies: tuple[str, ...]
     return VerifyConfig(search_space=task.space, dataset=task.dataset, batch_size=BATCH, n_samples=-1, seed=0,
                         proxies=proxies, programs=programs, benchmark_path=str(bench), data_root=str(root),
                         device="cpu", out=str(folder / "verify"), results_csv=str(folder / "all_tests.csv"),
-                        width=width, cells=cells, probe=FitnessConfig().probe if has_probes(task.space) else None)
+                        width=width, cells=cells, probe=FitnessConfig().probe if space_class(task.space).has_probes() else None)
 
 
 def scored(cfg: VerifyConfig) -> dict:
@@ -176,10 +179,52 @@ def save_partial(runs: Path, space: str, before: dict | None) -> dict | None:
                        for n in table.columns[2:]}}
 
 
-def test_winner(root: Path, runs: Path, space: str, seed: int, winner: str) -> dict:
-    """A run's winner on the space's archs."""
-    cfg = verify_config(root, runs / "test" / f"{space}-seed{seed}", space, (), (winner,))
-    return {"space": space, "seed": seed, "winner": winner, **scored(cfg)}
+def hall_of_fame(run: Path) -> list[dict]:
+    """What the run chose its winner among (its winner first): per distinct exported program, the figures a
+    choice rule may read, all from the run's own selection and validation networks."""
+    seen, out = set(), []
+    for entry in json.loads((run / "hall_of_fame.json").read_text()):
+        if entry["exported"] not in seen:
+            seen.add(entry["exported"])
+            out.append({k: entry[k] for k in ("exported", "fitness", "validation_fitness", "size", "novel")})
+    return out
+
+
+def test_winner(root: Path, runs: Path, space: str, seed: int, run: Path) -> dict:
+    """A run's winner, and every other program of its hall of fame (one shared collection of statistics per
+    network: they cost about what the winner does), on the space's archs."""
+    hall = hall_of_fame(run)
+    cfg = verify_config(root, runs / "test" / f"{space}-seed{seed}-hall", space, (), tuple(h["exported"] for h in hall))
+    return {"space": space, "seed": seed, "winner": hall[0]["exported"], "hall": hall, **scored(cfg)}
+
+
+def top_by_validation(hall: list[dict], k: int) -> list[dict]:
+    return sorted(hall, key=lambda h: -h["validation_fitness"])[:k]
+
+
+# how a run may choose its winner among its hall of fame, each from the run's own figures only (item 4 of the
+# transfer issue: the default is the rule that does best over the held-out spaces, never one space's test archs)
+RULES = {
+    "novel, best validation (default)": lambda hall: [hall[0]],
+    "best validation": lambda hall: top_by_validation(hall, 1),
+    "best selection fitness": lambda hall: [max(hall, key=lambda h: h["fitness"])],
+    "smallest within .01 of the best validation": lambda hall: [min(
+        (h for h in hall if h["validation_fitness"] >= top_by_validation(hall, 1)[0]["validation_fitness"] - 0.01),
+        key=lambda h: (h["size"], -h["validation_fitness"]))],
+    "rank ensemble of the 5 best by validation": lambda hall: top_by_validation(hall, 5),
+}
+
+
+def rules_on(test: dict, table: pd.DataFrame) -> dict[str, dict]:
+    """Each choice rule's program(s) on the held-out archs of ``table`` (an ensemble: the sum of ranks)."""
+    scores = pd.DataFrame({"uid": test["uid"], **{n: pd.Series(v, dtype=float) for n, v in test["scores"].items()}})
+    merged = table[["uid", "accuracy"]].merge(scores, on="uid")
+    out = {}
+    for rule, choose in RULES.items():
+        chosen = [h["exported"] for h in choose(test["hall"])]
+        column = merged[chosen[0]] if len(chosen) == 1 else rank_sum(merged, tuple(chosen))
+        out[rule] = {**measure(column, merged["accuracy"]), "programs": chosen}
+    return out
 
 
 def without(space: str) -> tuple[str, ...]:
@@ -297,6 +342,8 @@ def report(results: dict) -> dict:
         space = test["space"]
         if space in out:
             out[space].setdefault("winners", {})[key] = judge(results, out[space], test)
+            if "hall" in test:
+                out[space].setdefault("rules", {})[key] = rules_on(test, frame(results["proxies"][space]))
     for space, entry in results["proxies"].items():
         table, figures = frame(entry), out[space]
         columns = {figures["best_single"]: table[figures["best_single"]]}
@@ -396,6 +443,14 @@ def markdown(results: dict, figures: dict) -> str:
                          f"{'yes' if w['ci_above'] else 'no'} | {w['target']:.2f}: {'met' if w['target_met'] else 'missed'} |")
         for s, key, w in judged:
             lines.append(f"\n{key}: `{w['winner']}`")
+    ruled = [(key, figures[s]["rules"][key]) for s in spaces for key in figures[s].get("rules", {})]
+    if ruled:
+        lines += ["", "How a run chooses its winner among its hall of fame (each rule reads only the run's own selection "
+                  "and validation figures): Spearman on the held-out space's archs, and the mean over the held-out "
+                  "spaces.", "", "| rule | " + " | ".join(k for k, _ in ruled) + " | mean |", "|---|" + "---|" * (len(ruled) + 1)]
+        for rule in RULES:
+            rhos = [r[rule]["spearman"] for _, r in ruled]
+            lines.append(f"| {rule} | " + " | ".join(f"{v:.3f}" for v in rhos) + f" | {np.mean(rhos):.3f} |")
     for s in spaces:
         if "every_row" in figures[s]:
             every = figures[s]["every_row"]
@@ -447,8 +502,8 @@ def main() -> None:
             if args.part == "evolve" and key not in results.get("runs", {}):
                 results = record(out, "runs", key, evolve_without(runs, space, seed, args.evolve_args.split()))
                 print(f"{key}: winner {results['runs'][key]['winner']}", flush=True)
-            if args.part == "test" and key in results.get("runs", {}) and key not in results.get("tests", {}):
-                results = record(out, "tests", key, test_winner(root, runs, space, seed, results["runs"][key]["winner"]))
+            if args.part == "test" and key in results.get("runs", {}) and "hall" not in results.get("tests", {}).get(key, {}):
+                results = record(out, "tests", key, test_winner(root, runs, space, seed, Path(results["runs"][key]["run"])))
     results = json.loads(out.read_text()) if out.is_file() else {}
     if results.get("proxies"):
         figures = report(results)

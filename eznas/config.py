@@ -6,7 +6,7 @@ import dataclasses
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from eznas.errors import EznasError
 
@@ -73,19 +73,6 @@ def merge_toml(cfg: C, path: str | Path) -> C:
                            for k, v in over.items()}}
 
     return from_dict(type(cfg), merge(plain(cfg), tomllib.loads(Path(path).read_text())), str(path))
-
-
-def differences(before: Any, after: Any, ignore: Sequence[str] = ()) -> list[str]:
-    """The dotted keys whose values differ, except those under ``ignore``, as "key (before there, after now)"."""
-    def flat(d: dict, prefix: str = "") -> dict:
-        out = {}
-        for k, v in d.items():
-            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-        return out
-
-    a, b = flat(plain(before)), flat(plain(after))
-    return [f"{k} ({a.get(k)!r} there, {b.get(k)!r} now)" for k in {**a, **b}
-            if k.split(".")[0] not in ignore and a.get(k) != b.get(k)]
 
 
 def get_field(cfg: Any, key: str) -> Any:

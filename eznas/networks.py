@@ -9,9 +9,8 @@ import zlib
 import torch
 import torch.nn as nn
 
+from eznas.inits import get_init
 from eznas.spaces import Arch, SearchSpace
-
-INITS = ("default", "kaiming")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -38,29 +37,13 @@ def arch_seed(seed: int, uid: str) -> int:
     return zlib.crc32(f"{seed}:{uid}".encode())
 
 
-def init_network(net: nn.Module, scheme: str) -> None:
-    """``default``: PyTorch's own initialisation (as built). ``kaiming``: EZNAS's (conv Kaiming-normal
-    fan_out, BN weight 1 bias 0, Linear N(0, 0.01) bias 0)."""
-    if scheme == "default":
-        return
-    if scheme != "kaiming":
-        raise ValueError(f"unknown init {scheme!r}; valid: {', '.join(INITS)}")
-    for m in net.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)
-
-
 def build_network(space: SearchSpace, arch: Arch, classes: int, seed: int, init: str = "default",
                   device: torch.device | str = "cpu") -> nn.Module:
     """``arch`` of ``space`` with ``classes`` outputs, initialised from ``arch_seed(seed, arch.uid)`` by
-    ``init`` (see ``init_network``), on ``device``, in train mode."""
+    the initialisation ``init`` (``eznas.inits``: drawn on the global RNG so seeded), on ``device``, in train
+    mode."""
+    scheme = get_init(init)  # an unknown name fails before the build
     torch.manual_seed(arch_seed(seed, arch.uid))
     net = space.build(arch.spec, classes)
-    init_network(net, init)
+    scheme(net, None)
     return net.to(device).train()

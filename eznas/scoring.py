@@ -13,7 +13,7 @@ import torch
 from eznas.data import BatchSource
 from eznas.errors import reason
 from eznas.proxies import Probe, ProxyCall, parse_proxy
-from eznas.networks import INITS, arch_seed, build_network, init_network, resolve_device  # noqa: F401
+from eznas.networks import arch_seed, build_network, resolve_device  # noqa: F401
 from eznas.spaces import Arch, SearchSpace
 
 log = logging.getLogger(__name__)

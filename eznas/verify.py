@@ -26,10 +26,11 @@ from eznas.metrics import bootstrap_ci, correlations, top_of_ranking
 from eznas.proxies import ProxyCall, parse_proxy, per_arch_calls
 from eznas.gp.as_proxy import program_call, program_names
 from eznas.rankers import ranker_call
+from eznas.inits import list_inits
 from eznas.registry import UnknownNameError, Valid, at_least, check_values
+from eznas.runfolder import RunFolder, jsonable
 from eznas.scoring import ArchScores, resolve_device, sample_archs, score_archs
-from eznas.spaces import SpaceOptions, get_space
-from eznas.spaces.darts import has_probes
+from eznas.spaces import SpaceOptions, check_network_options, get_space, space_class
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +82,6 @@ RANGES = {  # config field -> its valid values (None: the default)
     "cells": at_least(1),
 }
 LEGACY = {"DARTS": {"probe": "none"}}  # what runs made before a field existed used (DARTS: the standard network)
-SIZED_SPACES = {"width": ("DARTS", "NASBench101", "NASBench301", "NDS"),  # the spaces whose networks take the flag
-                "cells": ("DARTS", "NASBench301", "NDS")}
 
 
 def flag(field: str) -> str:
@@ -93,12 +92,9 @@ def flag(field: str) -> str:
 def check_config(cfg: VerifyConfig) -> None:
     """Every value in range, and no option the chosen space ignores (EznasError naming the flag)."""
     check_values(dataclasses.asdict(cfg), RANGES, name=flag)
-    for field, spaces in SIZED_SPACES.items():
-        if getattr(cfg, field) is not None and cfg.search_space not in spaces:
-            raise EznasError(f"{flag(field)} applies to --search_space {' or '.join(spaces)} only, "
-                             f"not {cfg.search_space}")
-    if cfg.probe is not None and not has_probes(cfg.search_space):
-        raise EznasError(f"--probe applies to --search_space DARTS or NASBench301 only, not {cfg.search_space}")
+    check_network_options(cfg.search_space, cfg.width, cfg.cells, cfg.probe)  # the space's class says which it takes
+    if cfg.init not in list_inits():  # --set init=... passes no argparse choices
+        raise EznasError(f"--init {cfg.init!r} is not an initialisation; valid: {', '.join(list_inits())}")
     if cfg.fresh_batch and cfg.first_batch:
         raise EznasError("--fresh_batch and --first_batch exclude each other")
     if cfg.nds_space is not None and cfg.search_space != "NDS":
@@ -110,8 +106,8 @@ def check_config(cfg: VerifyConfig) -> None:
 def resolved(cfg: VerifyConfig) -> VerifyConfig:
     """The config with the space's defaults that change the scores made explicit (DARTS: its probe network),
     so that a run folder records them and a later default cannot change a resumed run."""
-    if has_probes(cfg.search_space) and cfg.probe is None:
-        return dataclasses.replace(cfg, probe=get_space(cfg.search_space).probe)
+    if cfg.probe is None and space_class(cfg.search_space).has_probes():
+        return dataclasses.replace(cfg, probe=space_class(cfg.search_space).default_probe)
     return cfg
 
 
@@ -284,39 +280,36 @@ def result_line(name: str, m: dict[str, Any]) -> str:
 
 def settings(cfg: VerifyConfig) -> dict[str, Any]:
     """The config fields that change the scores, as JSON stores them (a finished or partial run's key)."""
-    return json.loads(json.dumps({k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_NUMBERS}))
+    return jsonable({k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_NUMBERS})
+
+
+def run_folder(cfg: VerifyConfig, out: Path) -> RunFolder:
+    """A verify run's folder: it holds a run once it holds results (RESULT_FILES); a resumed run may change
+    NOT_NUMBERS; a run made before a setting existed used its default then (LEGACY), else its default now."""
+    def migrate(before: dict[str, Any]) -> dict[str, Any]:
+        return {**settings(VerifyConfig(search_space=cfg.search_space)), **LEGACY.get(cfg.search_space, {}), **before}
+
+    return RunFolder(out, holds=RESULT_FILES, may_change=NOT_NUMBERS, flag=flag, migrate=migrate, same=_same)
 
 
 def check_run_folder(cfg: VerifyConfig, out: Path, resume: bool) -> dict[str, Any] | None:
     """Refuse to write into a folder that holds results, unless resuming the same run there; returns the
     summary of that run when it is finished (nothing to score), else None."""
-    held = [name for name in RESULT_FILES if (out / name).exists()]
-    if not held:
+    folder = run_folder(cfg, out)
+    if folder.guard(resume) is None:
         return None
-    if not resume:
-        raise EznasError(f"--out {out} already holds a run ({held[0]}): continue it with --resume (same "
-                         "settings), or choose another --out")
-    source = next((out / n for n in ("summary.json", "partial_state.json") if n in held), None)
+    source = next((n for n in ("summary.json", "partial_state.json") if (out / n).exists()), None)
     if source is None:
-        if "scores.csv" in held:  # written, then killed before its summary: its settings are unknown
+        if (out / "scores.csv").exists():  # written, then killed before its summary: its settings are unknown
             raise EznasError(f"--resume {out}: scores.csv there has no summary.json or partial run to tell "
                              "its settings; move it aside to score the run again")
         return None  # a first checkpoint killed half-way: nothing to continue
-    try:
-        saved = json.loads(source.read_text())
-        before = saved["settings"] if source.name == "summary.json" else saved["config"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"--resume {out}: {source.name} is unreadable ({exc}); move it aside to start "
-                        "again") from None
-    now = settings(cfg)
-    before = {**{k: v for k, v in settings(VerifyConfig(search_space=cfg.search_space)).items() if k in now},
-              **LEGACY.get(cfg.search_space, {}), **before}  # a field added since that run: what it used
-    if changed := [k for k in [*now, *(k for k in before if k not in now)] if not _same(k, before.get(k), now.get(k))]:
-        k = changed[0]
-        raise EznasError(f"--resume {out}: {flag(k)} differs from the run's ({k}: {before.get(k)!r} there, "
-                         f"{now.get(k)!r} now); a resumed run keeps its settings (only "
-                         f"{' and '.join(flag(f) for f in NOT_NUMBERS if f != 'out')} may change)")
-    return saved if source.name == "summary.json" else None
+    saved = folder.read(source)
+    before = saved.get("settings" if source == "summary.json" else "config")
+    if not isinstance(before, dict):
+        raise DataError(f"--resume {out}: {out / source} is unreadable (no settings); move it aside to start again")
+    folder.check_resumed(folder.migrate(before), settings(cfg))
+    return saved if source == "summary.json" else None
 
 
 PATH_SETTINGS = ("benchmark_path", "data_root")  # the settings that name a file or folder

@@ -114,3 +114,33 @@ def test_an_unfinished_proxies_part_is_saved_and_only_the_rest_scored_later(tmp_
     assert entry["seconds_per_arch"]["meco"] == pytest.approx((4.0 + 1.0 + 2 * 2.0) / 5)
     assert entry["scores"]["az_expressivity"] == [None, None, None, 1.0, 2.0]  # not in the saved rows
     assert entry["scores"]["az_nas"][3] < entry["scores"]["az_nas"][4]  # ranked again over the merged archs
+
+
+def test_winner_choice_rules_read_only_the_runs_own_figures():
+    rng = np.random.default_rng(2)
+    acc = rng.uniform(80, 95, 80)
+    uids = [str(i) for i in range(80)]
+    hall = [{"exported": "novel", "fitness": 0.40, "validation_fitness": 0.30, "size": 30, "novel": True},
+            {"exported": "big", "fitness": 0.45, "validation_fitness": 0.36, "size": 50, "novel": False},
+            {"exported": "small", "fitness": 0.42, "validation_fitness": 0.355, "size": 9, "novel": False},
+            *({"exported": f"p{i}", "fitness": 0.3, "validation_fitness": 0.2 - i / 100, "size": 20, "novel": False}
+              for i in range(4))]
+    scores = {h["exported"]: (acc + rng.normal(0, 2, 80)).tolist() for h in hall}
+    scores["small"] = acc.tolist()  # the one that ranks the held-out archs exactly
+    test = {"uid": uids, "hall": hall, "scores": scores}
+    table = pd.DataFrame({"uid": uids, "accuracy": acc})
+    rules = bench.rules_on(test, table)
+    assert rules["novel, best validation (default)"]["programs"] == ["novel"]
+    assert rules["best validation"]["programs"] == ["big"]
+    assert rules["best selection fitness"]["programs"] == ["big"]
+    assert rules["smallest within .01 of the best validation"]["programs"] == ["small"]
+    assert rules["smallest within .01 of the best validation"]["spearman"] == pytest.approx(1.0)
+    assert rules["rank ensemble of the 5 best by validation"]["programs"] == ["big", "small", "novel", "p0", "p1"]
+    assert 0.5 < rules["rank ensemble of the 5 best by validation"]["spearman"] < 1.0
+
+
+def test_the_hall_of_fame_lists_each_exported_program_once_winner_first(tmp_path):
+    entry = {"fitness": 0.4, "validation_fitness": 0.3, "size": 10, "novel": True, "program": "x", "stage": "full"}
+    (tmp_path / "hall_of_fame.json").write_text(json.dumps(
+        [{**entry, "exported": "w"}, {**entry, "exported": "v", "novel": False}, {**entry, "exported": "w"}]))
+    assert [h["exported"] for h in bench.hall_of_fame(tmp_path)] == ["w", "v"]

@@ -21,7 +21,6 @@ PARSERS = {"verify": verify_parser, "evolve": evolve_parser, "search": search_pa
 OWN = {
     ("evolve", "search_space"): "the tasks: a space's, or SPACE:DATASET with --dataset (default: the config's tasks)",
     ("evolve", "dataset"): "with --search_space, the one task SPACE:DATASET",
-    ("evolve", "resume"): "--resume DIR (or bare, with --out)",
     ("evolve", "population"): "the GP's population, not REA's",
     ("search", "population"): "REA's population",
     ("verify", "program"): "repeatable",
@@ -147,6 +146,36 @@ def test_evolve_takes_eznas_names_for_its_tasks(argv, tasks, tmp_path):
     assert cfg.fitness.tasks == tasks and not resumed
 
 
+@pytest.mark.parametrize("command, config", [("verify", verify_config), ("search", search_config)])
+def test_resume_dir_is_out_dir_and_a_bare_resume(command, config, tmp_path):
+    """One --resume shape in every command: --resume DIR continues DIR, as --out DIR --resume does."""
+    run = str(tmp_path / "run")
+    parse = PARSERS[command]().parse_args
+    assert config(parse(["--resume", run])) == config(parse(["--out", run, "--resume"])) == \
+        config(parse(["--out", run, "--resume", run]))
+    assert config(parse(["--resume", run])).out == run
+    assert parse(["--out", run]).resume is False and parse(["--out", run, "--resume"]).resume is True
+    with pytest.raises(EznasError, match=rf"^--out {tmp_path}/b: a run resumed with --resume {run} stays in {run}$"):
+        config(parse(["--resume", run, "--out", str(tmp_path / "b")]))
+    with pytest.raises(EznasError, match=r"^bare --resume needs --out DIR: the run folder to continue \(or give "
+                       r"--resume DIR\)$"):
+        config(parse(["--resume"]))
+
+
+def test_evolve_takes_the_same_resume_shape(tmp_path):
+    """--resume DIR continues the run in DIR with its saved config; a bare --resume with --out DIR continues it if
+    it holds this run, else starts it there; --out another folder, or a bare --resume without --out, is an error."""
+    run = tmp_path / "run"
+    cfg, run_dir, resumed = evolve_setup(evolve_parser().parse_args(["--out", str(run), "--resume"]))
+    assert (run_dir, resumed) == (run, False) and cfg == new_run_config(evolve_parser().parse_args([]))
+    with pytest.raises(EznasError, match=rf"^--resume {run}: no config\.json there \(not a run folder\)$"):
+        evolve_setup(evolve_parser().parse_args(["--resume", str(run)]))
+    with pytest.raises(EznasError, match=r"stays in"):
+        evolve_setup(evolve_parser().parse_args(["--resume", str(run), "--out", str(tmp_path / "b")]))
+    with pytest.raises(EznasError, match=r"^bare --resume needs --out DIR"):
+        evolve_setup(evolve_parser().parse_args(["--resume"]))
+
+
 def test_verify_samples_1000_archs_unless_told():
     assert verify_config(verify_parser().parse_args([])).n_samples == 1000
     assert verify_config(verify_parser().parse_args(["--n_samples", "all"])).n_samples == -1
@@ -188,3 +217,8 @@ def test_a_requeued_run_from_before_device_auto_keeps_its_device(tmp_path):
     assert (cfg, run_dir, resumed) == (saved, run, True)
     with pytest.raises(EznasError, match=r"population \(8 there, 9 now\)"):
         evolve_setup(evolve_parser().parse_args([*argv[:-1], "9"]))
+    default = EvolutionConfig().population  # not given: the flag at its default would change it
+    with pytest.raises(EznasError, match=rf"^--resume {run}: --population would change the run's population "
+                       rf"\(8 there, {default} now\); a resumed run keeps its settings \(only --generations, --winner, "
+                       r"--test_networks and where tasks run may change\)$"):
+        evolve_setup(evolve_parser().parse_args(argv[:-2]))

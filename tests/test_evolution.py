@@ -419,7 +419,7 @@ def test_evolve_bad_input_is_one_clear_line(args, message, capsys):
 def test_evolve_refuses_to_overwrite_a_run(two_generations, capsys):
     out, _ = two_generations
     assert evolve_main(["--quiet", "--out", str(out)]) == 2
-    assert "already holds a run; use --resume" in capsys.readouterr().err
+    assert "already holds a run (checkpoint.pkl): continue it with --resume" in capsys.readouterr().err
 
 
 def test_var_blend_sums_the_logs_of_2_and_3_programs_with_their_orientations():

@@ -14,8 +14,8 @@ from eznas.gp.program import ProgramError, parse_program
 from eznas.gp.operators import gen_half_and_half
 from eznas.gp.pset import make_pset
 from eznas.gp.seeds import SEEDS
+from eznas.inits import kaiming_init_
 from eznas.proxies import Probe, get_proxy
-from eznas.proxies.evolved import kaiming_init_
 from eznas.networks import arch_seed, build_network
 from eznas.scoring import sample_archs
 from eznas.spaces import get_space

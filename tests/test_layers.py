@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "eznas"
 # bottom to top; a module or package is named once, by its dotted name under eznas
 LAYERS = (
     ("errors", "io", "registry", "config", "args", "threads", "kernels", "hooks", "activations", "data", "metrics",
-     "parallel"),
+     "parallel", "inits", "runfolder"),
     ("primitives", "spaces"),
     ("stats", "features", "networks"),
     ("proxies",),

@@ -180,7 +180,8 @@ def test_sweetimator_counts_gradients_in_the_interval():
 
 
 def test_count_patterns_and_swap_by_hand():
-    from eznas.proxies.swap import count_patterns, gaussian_init_, swap_patterns
+    from eznas.inits import gaussian_init_
+    from eznas.proxies.swap import count_patterns, swap_patterns
 
     codes = torch.tensor([[1, 0, 1, 1, 0], [0, 0, 0, 0, 1], [1, 1, 1, 1, 1]], dtype=torch.bool)
     assert count_patterns(codes) == 3  # columns 101, 001, 101, 101, 011
@@ -195,7 +196,8 @@ def test_count_patterns_and_swap_by_hand():
 
 
 def test_swap_is_a_mean_over_seeded_reinits_and_reg_swap_scales_it():
-    from eznas.proxies.swap import gaussian_init_, swap_patterns
+    from eznas.inits import gaussian_init_
+    from eznas.proxies.swap import swap_patterns
 
     net, batch = make()
     probe = Probe(net, batch, seed=3)

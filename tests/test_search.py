@@ -13,7 +13,6 @@ from scipy import stats as sps
 from eznas.cli import search_main
 from eznas.errors import EznasError
 from eznas.search import run as search_run
-from eznas.search.encoding import get_encoding
 from eznas.search.run import Search, SearchConfig
 from eznas.search.strategies import RegularizedEvolution, SearchState, Scored
 from eznas.spaces import get_space
@@ -25,10 +24,10 @@ def search(data_root, tmp_path, name="run", **kw) -> Search:
     return Search(cfg)
 
 
-@pytest.mark.parametrize("space", ["NASBench201", "DARTS", "NASBench301"])
+@pytest.mark.parametrize("space", ["NASBench201", "DARTS", "NASBench301", "NASBenchMacro"])
 def test_encodings_round_trip_the_tables_and_mutate_one_position(space, data_root):
-    enc = get_encoding(space)
     sp = get_space(space)
+    enc = sp.encoding()
     rng = np.random.default_rng(0)
     for arch in sp.load(sp.default_benchmark(data_root, "cifar10"), "cifar10")[:20]:
         code = enc.encode(arch.spec)
@@ -41,7 +40,7 @@ def test_encodings_round_trip_the_tables_and_mutate_one_position(space, data_roo
 
 
 def test_rea_ages_out_the_oldest_and_breeds_from_the_tournament_winner():
-    enc = get_encoding("NASBench201")
+    enc = get_space("NASBench201").encoding()
     rea, state, rng = RegularizedEvolution(population=3, sample_size=3), SearchState(), np.random.default_rng(1)
     for i in range(5):
         code = rea.propose(state, enc, None, rng)
@@ -102,10 +101,15 @@ def test_a_killed_search_resumes_to_the_same_end(data_root, tmp_path, monkeypatc
     assert len(json.loads((tmp_path / "part" / "state.json").read_text())["history"]) == 7
     cfg = SearchConfig(proxy="params", budget=12, population=4, sample_size=2, data_root=str(data_root),
                        out=str(tmp_path / "part"))
-    with pytest.raises(EznasError, match="already holds a search; use --resume"):
+    with pytest.raises(EznasError, match=r"already holds a run \(config\.json\): continue it with --resume"):
         Search(cfg)
-    with pytest.raises(EznasError, match=r"--proxy differs from the search's \(proxy: 'params' there, 'flops' now\)"):
+    with pytest.raises(EznasError, match=r"--proxy would change the run's proxy \('params' there, 'flops' now\); a "
+                       r"resumed run keeps its settings \(only --budget, --time_budget"):
         Search(SearchConfig(**{**cfg.__dict__, "proxy": "flops"}), resume=True)
+    saved = json.loads((tmp_path / "part" / "config.json").read_text())
+    for newer in ("table", "top_k"):  # a search saved before these settings existed resumes as it ran
+        saved.pop(newer)
+    (tmp_path / "part" / "config.json").write_text(json.dumps(saved))
     resumed = Search(cfg, resume=True).run()
     assert resumed["found"] == whole["found"]
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "part" / "trajectory.csv").drop(columns="seconds"),

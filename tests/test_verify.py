@@ -176,7 +176,7 @@ def test_resume_after_a_kill_scores_only_the_rest_and_matches(data_root, tmp_pat
     assert not (part / "scores.csv").exists() and len(pd.read_csv(part / "partial_scores.csv")) == 6
     code, _, err = run([*common[:-2], "--proxy", "synflow", "--results-csv", str(tmp_path / "t.csv"),
                         "--out", str(part), "--resume"], capsys)
-    assert code == 2 and "--proxy differs from the run's (proxies: ['synflow', 'naswot'] there" in err
+    assert code == 2 and "--proxy would change the run's proxies (['synflow', 'naswot'] there" in err
     scored.clear()
     monkeypatch.setattr(verify, "score_archs", lambda *a, **k: (scored.append(r.arch.uid) or r for r in real(*a, **k)))
     loud = [a for a in common if a != "--quiet"]  # stderr no terminal: progress lines, from the 6 done before
@@ -263,7 +263,7 @@ def test_a_finished_run_is_never_scored_again(data_root, tmp_path, capsys, monke
     assert code == 0 and "proxy=params" in out and not (tmp_path / "u.csv").exists()
     for args, flag in ((["--seed", "4"], "--seed"), (["--fresh_batch"], "--fresh_batch"), (["--init", "kaiming"], "--init")):
         code, _, err = run([*common, "--resume", *args], capsys)
-        assert code == 2 and f"{flag} differs from the run's" in err
+        assert code == 2 and f"{flag} would change the run's" in err
     code, _, err = run(common, capsys)
     assert code == 2 and "already holds a run (summary.json)" in err
     assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == before
@@ -330,7 +330,7 @@ def test_a_darts_run_from_before_the_probe_option_resumes_only_on_its_standard_n
     summary_path.write_text(json.dumps(summary))
     assert run([*common, "--probe", "none", "--resume"], capsys)[0] == 0  # finished: reported as it is
     code, _, err = run([*common, "--resume"], capsys)  # the default is now SWAP's probe network
-    assert code == 2 and "--probe differs from the run's" in err and "'none' there, 'swap' now" in err
+    assert code == 2 and "--probe would change the run's probe" in err and "'none' there, 'swap' now" in err
 
 
 def test_scores_spanning_many_decades_are_plotted_by_rank(tmp_path, monkeypatch):

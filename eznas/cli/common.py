@@ -50,7 +50,8 @@ SHARED = {
     "program_file": _flag(default=None, metavar="RUN/hall_of_fame.json",
                           help="the programs of an evolution run's hall of fame (their exported form)"),
     "out": _flag(default=None, metavar="DIR", help="run folder"),
-    "resume": _flag(action="store_true", help="with --out DIR: continue the run there"),
+    "resume": _flag(nargs="?", const=True, default=False, metavar="DIR",
+                    help="continue the run in DIR (bare, with --out DIR: the run there)"),
     "set": _flag(action="append", default=[], metavar="KEY=VALUE",
                  help="set a field of the run's config (repeatable; applied together, after the other flags), the "
                  "value read as the field's type (a,b for a list; null for none); an unknown key lists the valid ones"),
@@ -92,6 +93,19 @@ def add_run_flags(group: argparse._ArgumentGroup, set_help: str) -> None:
 def apply_sets(cfg: C, assignments: Sequence[str]) -> C:
     """``cfg`` with every ``--set KEY=VALUE`` applied, at once (a config's checks see them together)."""
     return override(cfg, *assignments)
+
+
+def resumed_folder(args: argparse.Namespace) -> str | None:
+    """The one ``--resume`` shape of every command: the run folder ``--resume DIR`` names, or a bare
+    ``--resume``'s ``--out DIR`` (None without --resume); a bare one without --out, or DIR and another --out,
+    is an error."""
+    if args.resume is True or args.resume == "":  # bare (--resume= as well)
+        if not args.out:
+            raise EznasError("bare --resume needs --out DIR: the run folder to continue (or give --resume DIR)")
+        return args.out
+    if args.resume and args.out and Path(args.out) != Path(args.resume):
+        raise EznasError(f"--out {args.out}: a run resumed with --resume {args.resume} stays in {args.resume}")
+    return args.resume or None
 
 
 def hall_of_fame_programs(path: str, top: int) -> list[str]:

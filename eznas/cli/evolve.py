@@ -4,7 +4,7 @@ progress bars and printed results.
 A new run's config: EvolutionConfig's defaults, then ``--config`` (TOML), ``--quick``, the tasks
 (``--search_space``/``--dataset`` or ``--tasks``), the flags of FIELDS and ``--set``, each applied only where
 the command line gives it. A resumed run's: its saved config.json, which the same changes may alter only where
-a resumed run may (RESUMABLE_CHANGES); any other change is one error line naming the flag."""
+a resumed run may (its run folder's rule, eznas.runfolder); any other change is one error line naming the flag."""
 from __future__ import annotations
 
 import argparse
@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from eznas.args import add_flag
-from eznas.cli.common import SHARED, add_run_flags, add_shared, command_parser, run_command
-from eznas.config import differences, get_field, merge_toml, override, plain, replace_fields
+from eznas.cli.common import SHARED, add_run_flags, add_shared, command_parser, resumed_folder, run_command
+from eznas.config import from_dict, get_field, merge_toml, override, plain, replace_fields
 from eznas.data import DATASETS
 from eznas.errors import EznasError
-from eznas.gp.config import RESUMABLE_CHANGES, EvolutionConfig
-from eznas.gp.presets import (check_tasks, default_tasks, quick_config, quick_text, read_run_config, space_tasks,
-                               valid_tasks)
+from eznas.gp.config import EvolutionConfig
+from eznas.gp.presets import check_tasks, default_tasks, quick_config, quick_text, run_folder, space_tasks, valid_tasks
 from eznas.registry import at_least, check_values
 
 Change = Callable[[EvolutionConfig], EvolutionConfig]
@@ -81,7 +80,6 @@ FIELDS = {
                                                      "lifetime")},
 }
 RANGES = {"population": at_least(2), "generations": at_least(1), "seed": at_least(0), "test_networks": at_least(0)}
-RESUMABLE = "only --generations, --winner, --test_networks and where tasks run may change"
 
 
 def evolve_parser(prog: str = "evolve.py") -> argparse.ArgumentParser:
@@ -171,10 +169,9 @@ def evolve_parser(prog: str = "evolve.py") -> argparse.ArgumentParser:
 
     g = p.add_argument_group("run folder")
     add_shared(g, "out", help="run folder (default: results/evolve/<space>-s<seed>-<time>/)")
-    add_flag(g, "resume", nargs="?", const="", default=None, metavar="DIR",
-             help=f"continue the run in DIR from its checkpoint (its saved config: a flag that would change it is an "
-             f"error; {RESUMABLE}); bare --resume with --out DIR: continue DIR if it holds this run, else start it "
-             "there (what runjob.sh --requeue uses)")
+    add_shared(g, "resume", help=f"continue the run in DIR from its checkpoint with its saved config (a flag that "
+               f"would change it is an error; {run_folder('.').rule()}); bare, with --out DIR: continue DIR if it "
+               "holds this run (the flags must give its config), else start it there (what runjob.sh --requeue uses)")
     add_flag(g, "cache_dir", default="results/cache/values", metavar="DIR",
              help="cache of network-level values, shared by runs")
     add_run_flags(g, "keys: EvolutionConfig's fields, fitness.* FitnessConfig's, parallel.* ParallelConfig's, "
@@ -248,25 +245,24 @@ def new_run_config(args: argparse.Namespace) -> EvolutionConfig:
     return check_config(cfg, args)
 
 
-def changed_fields(before: EvolutionConfig, after: EvolutionConfig) -> list[str]:
-    """The fields that differ, except those a resumed run may change, as "name (before there, after now)"."""
-    return differences(before, after, ignore=RESUMABLE_CHANGES)
+def culprit(args: argparse.Namespace, key: str) -> str:
+    """What an error names for a config field: what set it (source), else the flag that would have."""
+    named = source(args, key)
+    return named if named.startswith("--") else next((f"--{n}" for n, f in FIELDS.items() if f.key == key), named)
 
 
 def resumed_config(args: argparse.Namespace, run_dir: Path) -> EvolutionConfig:
     """The saved config of the run in ``run_dir`` with the command line's changes; one that would change what a
     resumed run keeps is an error naming it."""
+    folder = run_folder(run_dir)
+    saved = folder.saved_config()
     try:
-        cfg = read_run_config(run_dir / "config.json")
-    except FileNotFoundError:
-        raise EznasError(f"--resume {run_dir}: no config.json there (not a run folder)") from None
+        cfg = from_dict(EvolutionConfig, saved, str(folder.config))
     except EznasError as exc:
         raise EznasError(f"--resume {run_dir}: {exc}") from None
     for name, change in changes(args):
         new = _apply(cfg, name, change)
-        if changed := changed_fields(cfg, new):
-            raise EznasError(f"--resume {run_dir}: {name} would change the run's {changed[0]}; a resumed run "
-                             f"keeps its settings ({RESUMABLE})")
+        folder.check_resumed(plain(cfg), plain(new), name=lambda key, flag=name: flag)
         cfg = new
     return check_config(cfg, args)
 
@@ -279,31 +275,23 @@ def evolve_setup(args: argparse.Namespace) -> tuple[EvolutionConfig, Path, bool]
         raise EznasError("--search_space/--space and --tasks both choose the tasks: give one")
     if args.dataset and not args.search_space:
         raise EznasError(f"--dataset {args.dataset} needs --search_space: a task is SPACE:DATASET (or give --tasks)")
-    if args.resume == "" and not args.out:
-        raise EznasError("bare --resume needs --out DIR: the run folder to continue, or to start")
-    if args.resume:
-        run_dir = Path(args.resume)
-        if args.out and Path(args.out) != run_dir:
-            raise EznasError(f"--out {args.out}: a run resumed with --resume {run_dir} stays in {run_dir}")
-        return resumed_config(args, run_dir), run_dir, True
+    resumed = resumed_folder(args)
+    if resumed is not None and isinstance(args.resume, str) and args.resume:  # --resume DIR: the run's own config
+        return resumed_config(args, Path(resumed)), Path(resumed), True
     cfg = new_run_config(args)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     label = args.search_space or "+".join(sorted({t.split(':')[0] for t in cfg.fitness.tasks}))
     run_dir = Path(args.out) if args.out else Path("results") / "evolve" / f"{label}-s{cfg.seed}-{stamp}"
-    has_run = (run_dir / "checkpoint.pkl").exists()
-    if args.resume == "":  # continue --out if it holds a run: these flags must give its config
-        if has_run:
+    folder = run_folder(run_dir)
+    if resumed is not None:  # a bare --resume: continue --out if it holds a run: these flags must give its config
+        if folder.held():
             saved = resumed_config(args, run_dir)
             if "device" not in args.given:  # where, not what (no cached value depends on it), and its default was
                 cfg = replace_fields(cfg, {"fitness.device": saved.fitness.device})  # cpu: a requeued run keeps its own
-            if changed := changed_fields(saved, cfg):
-                raise EznasError(f"--resume: the flags differ from the run in {run_dir}: {changed[0]}; "
-                                 f"resume it with the flags it was started with (or --resume {run_dir}), or "
-                                 "choose another --out")
+            folder.check_resumed(plain(saved), plain(cfg), name=lambda key: culprit(args, key))
             cfg = dataclasses.replace(cfg, winner=saved.winner)  # its own, or --winner's (a requeue keeps it)
-        return cfg, run_dir, (run_dir / "config.json").is_file()
-    if has_run:
-        raise EznasError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+        return cfg, run_dir, folder.config.is_file()
+    folder.guard(resume=False)
     return cfg, run_dir, False
 
 

@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING, Sequence
 
 from eznas.args import add_flag
 from eznas.cli.common import (add_run_flags, add_shared, apply_sets, command_parser, hall_of_fame_programs,
-                              run_command)
+                              resumed_folder, run_command)
 from eznas.cli.progress import progress_bar
-from eznas.errors import EznasError
+from eznas.inits import list_inits
 from eznas.proxies import list_proxies
 from eznas.registry import at_least, check_values
-from eznas.scoring import INITS
 from eznas.spaces import list_spaces
 
 if TYPE_CHECKING:
@@ -82,7 +81,8 @@ def verify_parser(prog: str = "verify_scores.py") -> argparse.ArgumentParser:
     add_flag(g, "first_batch", action="store_true",
              help="the first --batch_size training images in file order (SWAP's unshuffled loader) instead of a "
              "seeded draw")
-    add_flag(g, "init", default="default", choices=INITS, help="weight initialisation (default: PyTorch's)")
+    add_flag(g, "init", default="default", choices=list_inits(),
+             help="weight initialisation (eznas.inits; default: PyTorch's, kaiming: EZNAS's)")
     add_shared(g, "width", help="DARTS/NASBench301/NDS initial channels, NASBench101 stem channels (NB-101: 128), "
                ">= 1 (default: the space's)")
     add_shared(g, "cells", help="DARTS/NASBench301/NDS number of cells, >= 1 (default: the space's)")
@@ -95,9 +95,10 @@ def verify_parser(prog: str = "verify_scores.py") -> argparse.ArgumentParser:
     g = p.add_argument_group("run folder and results")
     add_shared(g, "out", help="run folder (default: results/verify/<space>-<dataset>-s<seed>-<time>/); one that "
                "holds results is only continued, with --resume")
-    add_shared(g, "resume", help="with --out DIR: continue the unfinished run there (its scores so far are "
-               "checkpointed about every minute), or start it if there is none; same settings required (only "
-               "--results_csv and --bootstrap may change); a finished run is reported as it is")
+    add_shared(g, "resume", help="continue the unfinished run in DIR (the same as --out DIR --resume; its scores "
+               "so far are checkpointed about every minute), or start it if there is none; same settings required, "
+               "so give the run's flags again (only --results_csv and --bootstrap may change); a finished run is "
+               "reported as it is")
     add_flag(g, "results_csv", default="results/all_tests.csv", metavar="FILE",
              help="cumulative results CSV to append to")
     add_flag(g, "bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples for the 95%% CIs, >= 1")
@@ -111,15 +112,14 @@ def verify_config(args: argparse.Namespace) -> VerifyConfig:
     from eznas.verify import VerifyConfig
 
     check_values(vars(args), {"program_top": at_least(1)}, name=lambda k: f"--{k}")
-    if args.resume and not args.out:
-        raise EznasError("--resume needs --out DIR: the run folder to continue")
+    out = resumed_folder(args) or args.out
     programs = list(args.program)
     if args.program_file:
         programs += hall_of_fame_programs(args.program_file, args.program_top)
     proxies = args.proxy if args.proxy is not None else (() if programs or args.ranker else DEFAULT_PROXIES)
     same_name = {f.name for f in dataclasses.fields(VerifyConfig)} & set(vars(args))  # a flag per field
-    cfg = VerifyConfig(**{k: getattr(args, k) for k in same_name}, proxies=proxies, programs=tuple(programs),
-                       rankers=tuple(args.ranker))
+    cfg = VerifyConfig(**{**{k: getattr(args, k) for k in same_name}, "out": out}, proxies=proxies,
+                       programs=tuple(programs), rankers=tuple(args.ranker))
     return apply_sets(cfg, args.set)
 
 
@@ -140,7 +140,7 @@ def verify_main(argv: Sequence[str] | None = None, prog: str = "verify_scores.py
 
         with logging_redirect_tqdm():
             try:
-                summary = run_verify(cfg, progress, resume=args.resume)
+                summary = run_verify(cfg, progress, resume=bool(args.resume))
             finally:
                 for bar in bars:
                     bar.close()

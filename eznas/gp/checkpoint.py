@@ -3,7 +3,6 @@ memo, and the run folder's checkpoint.pkl (atomic, every generation; ``load_stat
 logbook.csv and hall_of_fame.json."""
 from __future__ import annotations
 
-import json
 import pickle
 import random
 from dataclasses import asdict, dataclass, field
@@ -14,10 +13,11 @@ import pandas as pd
 from deap import gp, tools
 
 from eznas.errors import DataError
-from eznas.gp.config import BEFORE, RESUMABLE_CHANGES, EvolutionConfig
+from eznas.gp.config import EvolutionConfig
 from eznas.gp.objective import Evaluation
 from eznas.gp.operators import Individual
 from eznas.gp.program import parse_program
+from eznas.gp.presets import CHECKPOINT, migrate, run_folder
 from eznas.gp.pset import language
 from eznas.io import atomic_open, read_pickle, write_json
 
@@ -37,7 +37,7 @@ class State:
 
 
 def checkpoint_path(out: Path) -> Path:
-    return Path(out) / "checkpoint.pkl"
+    return Path(out) / CHECKPOINT
 
 
 def save_state(out: Path, cfg: EvolutionConfig, pset: gp.PrimitiveSetTyped, rng: random.Random,
@@ -64,7 +64,8 @@ def save_state(out: Path, cfg: EvolutionConfig, pset: gp.PrimitiveSetTyped, rng:
 
 def load_state(out: Path, cfg: EvolutionConfig, pset: gp.PrimitiveSetTyped, rng: random.Random) -> State:
     """The checkpoint's state, ``rng`` set to its random state; a truncated or foreign file, or one made with
-    another language or configuration (beyond ``RESUMABLE_CHANGES``), is an error naming it."""
+    another language or configuration (beyond what a resumed run may change: its run_folder), is an error naming
+    it."""
     path = checkpoint_path(out)
     try:
         with open(path, "rb") as f:
@@ -78,11 +79,8 @@ def load_state(out: Path, cfg: EvolutionConfig, pset: gp.PrimitiveSetTyped, rng:
     if blob.get("language") != language(pset):
         raise DataError(f"checkpoint {path} was made with another primitive language (primitives or terminals "
                         "differ from this version of eznas); start a new run or use the eznas it was made with")
-    saved, now = jsonable(blob["config"]), jsonable(asdict(cfg))
-    default = {**jsonable(asdict(EvolutionConfig())), **BEFORE}  # a setting newer than the checkpoint
-    diff = sorted(k for k in set(saved) | set(now)
-                  if k not in RESUMABLE_CHANGES and saved.get(k, default.get(k)) != now.get(k))
-    if diff:
+    saved = {**asdict(EvolutionConfig()), **migrate(blob["config"])}  # a setting newer than the checkpoint
+    if diff := sorted(run_folder(out).changed(saved, asdict(cfg))):
         raise DataError(f"checkpoint {path} was made with another configuration (differs in: {', '.join(diff)})")
     memo = {k: Evaluation(**v) for k, v in blob["memo"].items()}
     population = [individual(text, memo, pset) for text in blob["population"]]
@@ -145,7 +143,3 @@ def exported_program(text: str, orientation: int) -> str:
     """The program as exported: negated when anti-correlated, so that higher is always better."""
     program = parse_program(text)
     return str(program.negated() if orientation < 0 else program)
-
-
-def jsonable(obj):  # tuples and lists compare equal after a JSON-like normalisation
-    return json.loads(json.dumps(obj, default=str))

@@ -145,6 +145,6 @@ class EvolutionConfig:
                              f"{', '.join(f'{k}={v}' for k, v in rates.items())}")
 
 
-RESUMABLE_CHANGES = ("generations", "parallel", "winner", "test_networks")  # the settings a resumed run may change (winner: chosen again)
+RESUMABLE_CHANGES = ("generations", "winner", "test_networks", "parallel")  # the settings a resumed run may change (winner: chosen again)
 BEFORE = {"blend_parts": 0, "winner": "best", "pool_ops": False, "novel_elites": 0}  # what a run made before a setting existed used (not its default)
 

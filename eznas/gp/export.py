@@ -40,7 +40,7 @@ from eznas.primitives.aggregate import ProgramFailure, aggregate_units
 from eznas.primitives.network import checked, each, log_ranks
 
 OWN_PACKAGES = ("eznas",)  # its language included: eznas.primitives
-REGISTRATIONS = ("primitive", "register_proxy")
+REGISTRATIONS = ("primitive", "register_proxy", "register_init")
 RESERVED = ("CALL", "POOL", "LABELS", "UNITS", "STATISTICS", "NETWORK_TERMINALS", "REQUIRES", "PROGRAM", "SIGNAL",
             "NOISE_SEED", "PERTURBATION", "SIGN", "PASSES", "PARTS", "PROXIES", "ProxyError", "check_inputs",
             "proxy_value", "measure", "part_value", "network_value", "network_values", "pool_scores", "score",

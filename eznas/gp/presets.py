@@ -1,22 +1,23 @@
 """What an evolution run's settings mean beyond their dataclass: the tasks evolution has data for (and a
 space's default tasks), the ``quick`` preset's sizes, and the config.json of a run made before a setting
-existed read as what that run used."""
+existed read as what that run used (its :func:`run_folder`)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from eznas.config import from_dict, replace_fields
+from eznas.config import replace_fields
 from eznas.errors import EznasError
 from eznas.spaces.base import SPACES, list_spaces
-from eznas.gp.config import BEFORE, EvolutionConfig, Task
+from eznas.gp.config import BEFORE, RESUMABLE_CHANGES, EvolutionConfig, Task
+from eznas.runfolder import RunFolder
 
 
 # quick: the same run, small enough for a first try in about two minutes (every output file)
 QUICK = {"population": 12, "offspring": 12, "generations": 2, "elites": 2, "hall_of_fame": 4, "test_networks": 12,
          "fitness.selection": 24, "fitness.validation": 12, "fitness.screen": 8, "fitness.promote": 3}
 QUICK_NOVEL_ELITES = 2  # at most
+CHECKPOINT = "checkpoint.pkl"  # a run folder's checkpoint (eznas.gp.checkpoint): the folder holds a run
 
 
 def evolve_datasets() -> dict[str, tuple[str, ...]]:
@@ -81,11 +82,12 @@ def migrate(data: Any) -> Any:
     return data
 
 
-def read_run_config(path: Path) -> EvolutionConfig:
-    """The config.json at ``path``, migrated (FileNotFoundError when absent; EznasError when unreadable)."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except ValueError as exc:
-        raise EznasError(f"{path} is not valid JSON ({exc})") from None
-    return from_dict(EvolutionConfig, migrate(data), str(path))
+def _flag(key: str) -> str:
+    return "where tasks run" if key == "parallel" else f"--{key}"
+
+
+def run_folder(path: str | Path) -> RunFolder:
+    """An evolution run's folder: it holds a run once it has a checkpoint; a resumed run may change
+    RESUMABLE_CHANGES; its config.json is read as the run used it (migrate)."""
+    return RunFolder(Path(path), holds=(CHECKPOINT,), may_change=RESUMABLE_CHANGES, flag=_flag, migrate=migrate)
 

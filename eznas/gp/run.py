@@ -12,18 +12,19 @@ import numpy as np
 import pandas as pd
 
 from eznas.data import resolve_data_root
-from eznas.errors import DataError, EznasError
-from eznas.gp.checkpoint import State, jsonable
-from eznas.gp.config import BEFORE, EvolutionConfig
+from eznas.gp.checkpoint import State
+from eznas.gp.config import EvolutionConfig
 from eznas.gp.evolution import Evolution
 from eznas.gp.export import export_source
 from eznas.gp.objective import program_scores
 from eznas.gp.values import FitnessData, ValueCache
+from eznas.gp.presets import migrate, run_folder
 from eznas.gp.program import parse_program
 from eznas.gp.seeds import SEEDS
-from eznas.io import atomic_open, write_json
+from eznas.io import atomic_open
 from eznas.metrics import correlations
 from eznas.parallel import open_mapper
+from eznas.runfolder import jsonable
 from eznas.stats import CollectorConfig
 
 log = logging.getLogger(__name__)
@@ -39,15 +40,13 @@ def run_evolution(cfg: EvolutionConfig, out: Path, *, resume: bool = False, cach
     out = Path(out)
     if test_networks is not None:
         cfg = dataclasses.replace(cfg, test_networks=test_networks)
-    config_path = out / "config.json"
-    if resume and not config_path.is_file():
-        raise EznasError(f"--resume {out}: no config.json there (not a run folder)")
+    folder = run_folder(out)
+    saved = folder.saved_config(migrated=False) if resume else {}  # what its outputs were made with
     data_root = resolve_data_root(cfg.fitness.data_root)
     data = FitnessData(cfg.fitness, ValueCache(cache_dir or Path("results") / "cache" / "values"), data_root)
     out.mkdir(parents=True, exist_ok=True)
-    saved = _saved_config(config_path) if resume else {}  # what its outputs were made with
-    if not resume or not (out / "checkpoint.pkl").exists():
-        write_json(config_path, dataclasses.asdict(cfg))
+    if not resume or folder.held() is None:
+        folder.write_config(dataclasses.asdict(cfg))
     tick = (lambda what: (lambda n: progress(what, n))) if progress else (lambda what: None)
     with open_mapper(cfg.parallel) as mapper:
         data.ensure((), data.split(), mapper, tick("network features"))
@@ -55,14 +54,14 @@ def run_evolution(cfg: EvolutionConfig, out: Path, *, resume: bool = False, cach
         state = evolution.load() if resume and evolution.checkpoint_path.exists() else None
         if resume and state is None:  # killed before its first checkpoint: nothing to continue, start it again
             log.info("%s has no checkpoint yet: starting the run from generation 0", out)
-        was = saved.get("winner", BEFORE["winner"])
+        was = migrate(saved)["winner"]
         rechoose = state is not None and was != cfg.winner
         if state is not None and state.generation >= cfg.generations and not rechoose \
                 and (finished := _finished(out)) is not None:
             log.info("%s holds this run, finished: nothing to do", out)
             return finished
         if state is not None and jsonable(saved) != jsonable(dataclasses.asdict(cfg)):
-            write_json(config_path, dataclasses.asdict(cfg))  # the settings its outputs will have been made with
+            folder.write_config(dataclasses.asdict(cfg))  # the settings its outputs will have been made with
         if rechoose:
             log.info("%s: choosing the winner again (%s, was %s)", out, cfg.winner, was)
         state = evolution.run(state, on_generation)
@@ -75,14 +74,6 @@ def run_evolution(cfg: EvolutionConfig, out: Path, *, resume: bool = False, cach
                    validation_marks(out, best[0]))
     write_best_proxy(out / "best_proxy.py", best[0], cfg)
     return {"run_dir": str(out), "best": best, "test": tests.to_dict("records")}
-
-
-def _saved_config(path: Path) -> dict[str, Any]:
-    """The resumed run folder's config.json as saved (run_evolution has checked that it is there)."""
-    try:
-        return json.loads(path.read_text())
-    except ValueError as exc:
-        raise DataError(f"{path} is not valid JSON ({exc})") from None
 
 
 def _finished(out: Path) -> dict[str, Any] | None:

@@ -37,8 +37,7 @@ from eznas.networks import arch_seed, build_network, resolve_device
 from eznas.parallel import Mapper, torch_threads
 from eznas.primitives.aggregate import ProgramFailure
 from eznas.proxies import Probe
-from eznas.spaces import Arch, SpaceOptions, get_space
-from eznas.spaces.darts import has_probes
+from eznas.spaces import Arch, SpaceOptions, get_space, space_class
 from eznas.stats import COLLECTOR_VERSION, CollectorConfig, NetworkStats, collect, find_units, stats_key
 
 log = logging.getLogger(__name__)
@@ -156,8 +155,8 @@ class FitnessData:
 
     def _space(self, task: Task):
         width, cells = self.size(task)
-        return get_space(task.space, SpaceOptions(width=width, cells=cells,
-                                                  probe=self.config.probe if has_probes(task.space) else None))
+        probe = self.config.probe if space_class(task.space).has_probes() else None
+        return get_space(task.space, SpaceOptions(width=width, cells=cells, probe=probe))
 
     def key(self, task: Task, arch: Arch) -> str:
         """The network's value-cache key: everything that changes its numbers, not which names are read."""

@@ -34,22 +34,11 @@ from scipy import stats
 
 from eznas.errors import EznasError
 from eznas.hooks import attached
+from eznas.inits import kaiming_fan_in_
 from eznas.proxies.base import Probe, register_pool_proxy, register_proxy
 from eznas.registry import at_least
 
 COMPONENTS = ("flops", "az_expressivity", "az_progressivity", "az_trainability")
-
-
-def kaiming_fan_in_(net: nn.Module) -> None:
-    for m in net.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)) and getattr(m, "weight", None) is not None:
-            nn.init.ones_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
 
 
 def feature_modules(net: nn.Module) -> list[nn.Module]:
@@ -123,9 +112,7 @@ def components(probe: Probe, batch: int) -> dict[str, float]:
         return probe.memo[key]
     net = probe.copy()
     gen = probe.generator(salt=11)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
-        kaiming_fan_in_(net)
+    kaiming_fan_in_(net, gen)  # AZ-NAS's Kaiming fan-in, on a global RNG forked and seeded from gen
     # the input takes gradients too: a stem-less network's (SWAP's DARTS probe) first feature is the image itself
     x = torch.randn(batch, *probe.batch.x.shape[1:], generator=gen).to(probe.batch.x.device).requires_grad_()
     features = feature_maps(net, x)

@@ -5,23 +5,9 @@ import math
 
 import torch
 
+from eznas.inits import kaiming_init_
 from eznas.proxies.base import Probe, register_proxy
 from eznas.stats import CollectorConfig, collect, statistic
-
-
-def kaiming_init_(net: torch.nn.Module, generator: torch.Generator) -> None:
-    """EZNAS's initialisation: conv Kaiming-normal (fan_out, ReLU), BN weight 1 bias 0, Linear N(0, 0.01)."""
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, torch.nn.Conv2d):
-                fan_out = m.weight.shape[0] * m.weight[0, 0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=generator) * (2.0 / fan_out) ** 0.5)
-            elif isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.fill_(1.0)
-                m.bias.zero_()
-            elif isinstance(m, torch.nn.Linear):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=generator) * 0.01)
-                m.bias.zero_()
 
 
 def eznas_unit_score(inp_grad: torch.Tensor) -> float:

@@ -6,22 +6,10 @@ import torch.nn as nn
 
 from eznas.activations import ActivationCalls
 from eznas.errors import EznasError
+from eznas.inits import gaussian_init_
 from eznas.kernels import count_packed, count_patterns, pack_patterns  # noqa: F401 (re-exported)
 from eznas.proxies.base import Probe, register_proxy
 from eznas.registry import above, at_least
-
-
-def gaussian_init_(net: nn.Module, generator: torch.Generator) -> None:
-    """SWAP's re-initialisation: Conv/Linear weights N(0, 1) and biases 0, BN weight 1 and bias 0."""
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=generator))
-                if m.bias is not None:
-                    m.bias.zero_()
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
 
 
 def swap_patterns(net: nn.Module, x: torch.Tensor) -> int:

@@ -15,7 +15,7 @@ import numpy as np
 
 from eznas.errors import EznasError
 from eznas.registry import Registry
-from eznas.search.encoding import Encoding
+from eznas.spaces.encoding import Encoding
 
 MAX_TRIES = 1000  # draws of an unscored arch before the space counts as exhausted
 

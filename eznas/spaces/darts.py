@@ -34,7 +34,8 @@ import torch
 import torch.nn as nn
 
 from eznas.errors import ArchError, DataError, EznasError
-from eznas.spaces.base import SPACES, Arch, SearchSpace, SpaceOptions, register_space
+from eznas.spaces.base import Arch, SearchSpace, SpaceOptions, register_space
+from eznas.spaces.encoding import Encoding
 from eznas.spaces.nb201 import read_archs
 from eznas.spaces.ops import AvgPool2d, FactorizedReduce, MaxPool2d, ReLUConvBN, Zero
 
@@ -331,9 +332,32 @@ PROBES = {"swap": Probe(3, 1, False, "SWAP's correlation.py: Network(3, 10, 1, g
           "none": Probe(16, 8, True, "the standard DARTS CIFAR network at CPU size: stem, 8 cells, width 16")}
 
 
-def has_probes(space: str) -> bool:
-    """Whether the registered space ``space`` builds DARTS genotypes, so takes ``--probe``."""
-    return space in SPACES.names() and issubclass(SPACES.get(space), DARTS)
+NB301_OPS = ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3",
+             "dil_conv_5x5")  # DARTS's primitives without "none": NB-301's space (each node reads two inputs)
+SWAP_OPS = (*NB301_OPS, "none")  # the SWAP DARTS CSV's space: 8 ops, and a node may read one input twice
+STEPS = 4  # intermediate nodes per cell of the searched genotypes
+
+
+def darts_cells(ops: tuple[str, ...], distinct_inputs: bool) -> Encoding:
+    """Per cell (normal, then reduce), per edge: its op, then its input node (node k reads 0..k+1); concat
+    2..5. ``distinct_inputs``: a node's two edges read two different inputs, as DARTS derives them."""
+    edge_positions = [p for k in range(STEPS) for _ in range(2) for p in (ops, tuple(range(k + 2)))]
+
+    def encode(spec: str) -> tuple:
+        g = parse_genotype(spec)
+        return tuple(v for cell in (g.normal, g.reduce) for edge in cell for v in edge)
+
+    def decode(code: tuple) -> str:
+        half = len(code) // 2
+        cells = [[(code[i], code[i + 1]) for i in range(start, start + half, 2)] for start in (0, half)]
+        concat = list(range(2, 2 + STEPS))
+        return f"Genotype(normal={cells[0]!r}, normal_concat={concat!r}, reduce={cells[1]!r}, reduce_concat={concat!r})"
+
+    def valid(code: tuple) -> bool:
+        inputs = code[1::2]
+        return not distinct_inputs or all(inputs[i] != inputs[i + 1] for i in range(0, len(inputs), 2))
+
+    return Encoding(tuple(edge_positions) * 2, encode, decode, valid)
 
 
 @register_space("DARTS")
@@ -341,6 +365,7 @@ class DARTS(SearchSpace):
     """DARTS-space genotypes with CIFAR-10 accuracies (the SWAP release: ``genotype,valid_acc`` CSV)."""
 
     name = "DARTS"
+    sized = ("width", "cells")
     default_probe = "swap"
     networks: ClassVar[dict[str, Probe]] = PROBES  # what --probe may name in this space
 
@@ -357,6 +382,10 @@ class DARTS(SearchSpace):
     @property
     def tag(self) -> str:
         return self.name if self.probe == "none" else f"{self.name}-probe-{self.probe}"
+
+    def encoding(self) -> Encoding:
+        """The SWAP CSV's space: DARTS's 8 primitives, ``none`` included; a node may read one input twice."""
+        return darts_cells(SWAP_OPS, distinct_inputs=False)
 
     def default_benchmark(self, data_root: Path, dataset: str) -> Path:
         if dataset != "cifar10":

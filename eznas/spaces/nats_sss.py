@@ -35,6 +35,7 @@ import torch.nn as nn
 
 from eznas.errors import ArchError, DataError
 from eznas.spaces.base import Arch, SearchSpace, register_space
+from eznas.spaces.encoding import Encoding
 from eznas.spaces.nb201 import ACCURACY_KEYS, TinyNetwork, parse_arch, read_table, table_archs
 
 CHOICES = (8, 16, 24, 32, 40, 48, 56, 64)
@@ -125,8 +126,13 @@ class NATSBenchSSS(SearchSpace):
 
     datasets = ("cifar10", "cifar100", "ImageNet16-120")
     default_datasets = ("cifar10", "cifar100")
+    full_table = True
 
     name = "NATSBenchSSS"
+
+    def encoding(self) -> Encoding:
+        """The 5 layers' channel counts (8^5 = 32,768 archs)."""
+        return Encoding((CHOICES,) * LAYERS, parse_channels, lambda code: ":".join(map(str, code)))
 
     def default_benchmark(self, data_root: Path, dataset: str) -> Path:
         folder = Path(data_root) / "nats_sss"

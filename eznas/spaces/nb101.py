@@ -190,6 +190,7 @@ class NASBench101(SearchSpace):
     """NB-101 cells (NASLib encoding) with their 108-epoch CIFAR-10 validation accuracies."""
 
     name = "NASBench101"
+    sized = ("width",)
     default_width = 128
 
     def default_benchmark(self, data_root: Path, dataset: str) -> Path:

@@ -20,6 +20,7 @@ import torch.nn as nn
 
 from eznas.errors import ArchError, DataError
 from eznas.spaces.base import Arch, SearchSpace, register_space
+from eznas.spaces.encoding import Encoding
 from eznas.spaces.ops import AvgPool2d, ReLUConvBN, Zero
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,20 @@ def parse_arch(spec: str) -> Cell:
             raise ArchError(f"NB-201 arch {spec!r}: node {node!r} must have exactly one edge from each of 0..{j - 1}")
         cell.append(tuple(edges))
     return tuple(cell)
+
+
+_INPUTS = (0, 0, 1, 0, 1, 2)  # the input node of each of the 6 edges, in string order
+
+
+def encode_cell(spec: str) -> tuple[str, ...]:
+    """A cell string -> its 6 ops in string order."""
+    return tuple(op for node in parse_arch(spec) for op, _ in node)
+
+
+def decode_cell(code: tuple) -> str:
+    """6 ops in string order -> the cell string."""
+    edges = [f"{op}~{src}" for op, src in zip(code, _INPUTS)]
+    return f"|{edges[0]}|+|{edges[1]}|{edges[2]}|+|{edges[3]}|{edges[4]}|{edges[5]}|"
 
 
 def _op(name: str, c_in: int, c_out: int) -> nn.Module:
@@ -139,8 +154,15 @@ class NASBench201(SearchSpace):
 
     datasets = ("cifar10", "cifar100", "ImageNet16-120")
     default_datasets = ("cifar10", "cifar100")
+    full_table = True
+    # the best test accuracy in each table (the reference optimum; a search's is computed from the table)
+    optimum = {"cifar10": 94.37, "cifar100": 73.51, "ImageNet16-120": 47.31}
 
     name = "NASBench201"
+
+    def encoding(self) -> Encoding:
+        """The 6 edges' ops, in string order (5^6 = 15,625 cells)."""
+        return Encoding((OPS,) * 6, encode_cell, decode_cell)
 
     def default_benchmark(self, data_root: Path, dataset: str) -> Path:
         return Path(data_root) / "nb201" / "nb201_acc_200ep.csv"

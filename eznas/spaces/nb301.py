@@ -18,7 +18,8 @@ from typing import Any
 
 from eznas.errors import ArchError, DataError
 from eznas.spaces.base import register_space
-from eznas.spaces.darts import DARTS, PROBES, Genotype, Probe, make_genotype
+from eznas.spaces.darts import DARTS, NB301_OPS, PROBES, Genotype, Probe, darts_cells, make_genotype
+from eznas.spaces.encoding import Encoding
 
 COMPACT_OPS = ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3",
                "dil_conv_5x5")
@@ -56,6 +57,10 @@ class NASBench301(DARTS):
     default_probe = "none"
     spec_column, accuracy_column = "naslib_compact", "val_accuracy"
     networks = {**PROBES, "none": Probe(32, 8, True, "NB-301's training network: stem, 8 cells, width 32")}
+
+    def encoding(self) -> Encoding:
+        """DARTS's 7 primitives without ``none``, two different inputs per node (as NB-301's genotypes)."""
+        return darts_cells(NB301_OPS, distinct_inputs=True)
 
     def default_benchmark(self, data_root: Path, dataset: str) -> Path:
         if dataset != "cifar10":

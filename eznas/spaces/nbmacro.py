@@ -38,6 +38,7 @@ import torch.nn as nn
 
 from eznas.errors import ArchError, DataError
 from eznas.spaces.base import Arch, SearchSpace, register_space
+from eznas.spaces.encoding import Encoding
 from eznas.spaces.nb201 import read_archs
 
 STAGES = (2, 3, 3)
@@ -204,6 +205,11 @@ class NASBenchMacro(SearchSpace):
         if dataset != DATASET:
             raise DataError(f"NASBenchMacro ground truth is CIFAR-10 only (the benchmark trained no other dataset), "
                             f"not {dataset!r}")
+
+    def encoding(self) -> Encoding:
+        """The 8 layers' choices over 0/1/2, in the benchmark's form only (3,969 of the 3^8 strings)."""
+        return Encoding(((0, 1, 2),) * LAYERS, parse_arch, lambda code: "".join(map(str, code)),
+                        lambda code: normal_form(code) == code)
 
     def default_benchmark(self, data_root: Path, dataset: str) -> Path:
         self.check_dataset(dataset)

@@ -140,6 +140,7 @@ class NDS(SearchSpace):
     """The five DARTS-cell NDS spaces on CIFAR-10; ``SpaceOptions.nds_space`` picks one."""
 
     evolvable = False  # a task names no NDS space
+    sized = ("width", "cells")
 
     name = "NDS"
 
