@@ -190,10 +190,9 @@ def hall_of_fame(run: Path) -> list[dict]:
     return out
 
 
-def test_winner(root: Path, runs: Path, space: str, seed: int, run: Path) -> dict:
-    """A run's winner, and every other program of its hall of fame (one shared collection of statistics per
-    network: they cost about what the winner does), on the space's archs."""
-    hall = hall_of_fame(run)
+def test_winner(root: Path, runs: Path, space: str, seed: int, hall: list[dict]) -> dict:
+    """A run's winner, and every other program of its hall of fame (``hall``, winner first: one shared
+    collection of statistics per network, so they cost about what the winner does), on the space's archs."""
     cfg = verify_config(root, runs / "test" / f"{space}-seed{seed}-hall", space, (), tuple(h["exported"] for h in hall))
     return {"space": space, "seed": seed, "winner": hall[0]["exported"], "hall": hall, **scored(cfg)}
 
@@ -236,9 +235,9 @@ def evolve_without(runs: Path, space: str, seed: int, extra: list[str]) -> dict:
     """The default run on every task but the space's (resumed if unfinished): its cost and winner."""
     run = runs / "evolve" / f"without-{space}-seed{seed}"
     cost = run_evolve(seed, run, runs / "values", ["--tasks", ",".join(without(space)), *extra])
-    hall = json.loads((run / "hall_of_fame.json").read_text())
+    hall = hall_of_fame(run)
     return {**cost, "cache_bytes": folder_bytes(runs / "values"), "tasks": list(without(space)),
-            "winner": hall[0]["exported"], "run": str(run)}
+            "winner": hall[0]["exported"], "run": str(run), "hall": hall}
 
 
 def frame(entry: dict, held_out_only: bool = True) -> pd.DataFrame:
@@ -499,11 +498,14 @@ def main() -> None:
             print(f"{space}: {results['proxies'][space]['n_archs']} archs scored", flush=True)
         for seed in seeds if args.part in ("evolve", "test") else ():
             key = f"{space}:seed{seed}"
-            if args.part == "evolve" and key not in results.get("runs", {}):
+            run = results.get("runs", {}).get(key)
+            if args.part == "evolve" and run is None:
                 results = record(out, "runs", key, evolve_without(runs, space, seed, args.evolve_args.split()))
                 print(f"{key}: winner {results['runs'][key]['winner']}", flush=True)
-            if args.part == "test" and key in results.get("runs", {}) and "hall" not in results.get("tests", {}).get(key, {}):
-                results = record(out, "tests", key, test_winner(root, runs, space, seed, Path(results["runs"][key]["run"])))
+            elif args.part == "evolve" and "hall" not in run:  # recorded before the hall was: from its folder
+                results = record(out, "runs", key, {**run, "hall": hall_of_fame(Path(run["run"]))})
+            if args.part == "test" and run and "hall" in run and "hall" not in results.get("tests", {}).get(key, {}):
+                results = record(out, "tests", key, test_winner(root, runs, space, seed, run["hall"]))
     results = json.loads(out.read_text()) if out.is_file() else {}
     if results.get("proxies"):
         figures = report(results)
