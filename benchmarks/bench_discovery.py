@@ -10,6 +10,7 @@ proxy, on the same archs, batch and initialisations.
     python benchmarks/bench_discovery.py --part test --runs OTHER --proxies-from RUNS,MORE   # + MORE's proxies
     python benchmarks/bench_discovery.py --part test --seeds 0,1,2   # after tests of 0,1 and of 2: both runs reused
     python benchmarks/bench_discovery.py --part ship                 # the winners become eznas's discovered proxies
+    python benchmarks/bench_discovery.py --part profile --seeds 0,1  # where the time goes: cold seed 0, warm seed 1
 
 Per seed: wall time, peak RSS of the run's process tree, the value cache's size after it, the winner (chosen
 on the validation networks) and its fitness figures. Per task and batch: Spearman / Kendall with 95% bootstrap
@@ -17,7 +18,9 @@ CIs and seconds per arch for every winner, seed program and proxy, each winner's
 against each of them ("equivalent" at >= 0.95), and its Spearman minus the best registered proxy's with a
 paired bootstrap CI (both on the same resamples). Runs go to results/benchmarks/discovery/ (the first run in a runs
 folder starts from an empty value cache unless --keep-cache; later ones share it, as runs on one pool do); the figures to
-benchmarks/results/discovery.json. Every part resumes: evolve runs continue from their checkpoints, verify
+benchmarks/results/discovery.json. ``--part profile`` (benchmarks/_profile.py) runs the default cold and a second
+seed warm in RUNS/profile/ and writes their profile.json files' table and the issue-41 targets to
+benchmarks/results/discovery_profile.{json,md}. Every part resumes: evolve runs continue from their checkpoints, verify
 runs from theirs, and finished ones are reused.
 """
 from __future__ import annotations
@@ -26,6 +29,7 @@ import argparse
 import json
 import math
 import pickle
+import shlex
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -34,6 +38,7 @@ import pandas as pd
 from scipy import stats
 
 from _common import folder_bytes, record, run_evolve
+from _profile import profile_part
 from eznas.config import from_dict
 from eznas.data import resolve_data_root
 from eznas.gp.config import EvolutionConfig
@@ -273,16 +278,20 @@ def ship(results: dict, out: Path = SHIPPED) -> list[dict]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("all", "evolve", "test", "proxies", "ship"), default="all",
+    p.add_argument("--part", choices=("all", "evolve", "test", "proxies", "ship", "profile"), default="all",
                    help="proxies: only score the proxies and seed programs on the test archs (what --part test "
                    "reuses; needs the first seed's config.json, not its result, so it can run beside --part evolve); "
-                   "ship: write the recorded winners into eznas/gp/discovered.json (eznas's discovered proxies)")
+                   "ship: write the recorded winners into eznas/gp/discovered.json (eznas's discovered proxies); profile: "
+                   "the first seed cold, the second warm, in RUNS/profile/, their profile.json table and the targets "
+                   "into --profile-out")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--n_test", type=int, default=1000, help="test archs per task (DARTS: all of its test split)")
     p.add_argument("--batches", default=None, help="verify batch sizes (default 16 and the fitness batch)")
     p.add_argument("--proxies", default=",".join(list_proxies()), help="default: every registered proxy")
     p.add_argument("--keep-cache", action="store_true", help="do not empty the value cache before the first run")
-    p.add_argument("--evolve-args", default="", help="extra evolve.py flags (e.g. '--workers 2')")
+    p.add_argument("--evolve-args", default="", help="extra evolve.py flags (e.g. '--workers 2'; shell quoting)")
+    p.add_argument("--profile-out", default=str(REPO / "benchmarks" / "results" / "discovery_profile.json"),
+                   help="profile part: its JSON (the table beside it, .md)")
     p.add_argument("--data-root", default=None)
     p.add_argument("--runs", default="results/benchmarks/discovery")
     p.add_argument("--proxies-from", default=None, metavar="RUNS[,RUNS]",
@@ -308,6 +317,9 @@ def main() -> None:
     cache = runs / "values"
     results = json.loads(out.read_text()) if out.is_file() else {}
     results.setdefault("seeds", {})
+    if args.part == "profile":
+        profile_part(runs / "profile", seeds, shlex.split(args.evolve_args), Path(args.profile_out), run_evolve)
+        return
     if args.part == "ship":
         for entry in ship(results):
             print(f"{entry['name']}: GP seed {entry['gp_seed']}, validation {entry['validation_fitness']:.4f}")

@@ -106,11 +106,12 @@ def subset_file(root: Path, task: Task, data_space, archs: list, path: Path) -> 
 
 
 def verify_config(root: Path, folder: Path, space: str, proxies: tuple[str, ...], programs: tuple[str, ...],
-                  skip: frozenset[str] = frozenset()) -> VerifyConfig:
-    """The verify run of ``proxies`` and ``programs`` on the space's archs but ``skip`` (uids; a benchmark file
-    written into ``folder``), on the network its task scores."""
-    data, task, archs, _ = held_out(root, space)
-    archs = [a for a in archs if a.uid not in skip]
+                  skip: frozenset[str] = frozenset(), every_row: bool = True) -> VerifyConfig:
+    """The verify run of ``proxies`` and ``programs`` on the space's archs (its held-out ones only, without
+    ``every_row``) but ``skip`` (uids; a benchmark file written into ``folder``), on the network its task
+    scores."""
+    data, task, archs, held = held_out(root, space)
+    archs = [a for a in archs if a.uid not in skip and (every_row or a.uid in set(held))]
     folder.mkdir(parents=True, exist_ok=True)
     bench = folder / "archs.csv"
     subset_file(root, task, data._space(task), archs, bench)
@@ -193,7 +194,8 @@ def hall_of_fame(run: Path) -> list[dict]:
 def test_winner(root: Path, runs: Path, space: str, seed: int, hall: list[dict]) -> dict:
     """A run's winner, and every other program of its hall of fame (``hall``, winner first: one shared
     collection of statistics per network, so they cost about what the winner does), on the space's archs."""
-    cfg = verify_config(root, runs / "test" / f"{space}-seed{seed}-hall", space, (), tuple(h["exported"] for h in hall))
+    cfg = verify_config(root, runs / "test" / f"{space}-seed{seed}-hall", space, (), tuple(h["exported"] for h in hall),
+                        every_row=False)
     return {"space": space, "seed": seed, "winner": hall[0]["exported"], "hall": hall, **scored(cfg)}
 
 

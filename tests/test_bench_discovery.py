@@ -56,3 +56,40 @@ def test_winners_a_finished_run_already_scored_are_taken_from_it_and_the_rest_sh
     assert bench.winner_groups(tmp_path, tag, winners, apart=False) == {
         "seeds0-1": ({0: "w0"}, ("w0", "w1")), "seeds2": ({2: "w2", 3: "w3"}, ("w2", "w3"))}
     assert bench.winner_groups(tmp_path / "none", tag, {0: "w0"}, apart=False) == {"seeds0": ({0: "w0"}, None)}
+
+
+def test_the_profile_part_runs_cold_then_warm_and_checks_the_targets(data_root, tmp_path, monkeypatch, capsys):
+    """--part profile on the tiny run (run in this process instead of evolve.py's): both profiles in one table,
+    the targets checked with their figures, and a second call reuses both runs."""
+    import sys
+    import time
+
+    from eznas.gp.run import run_evolution
+    from tests.conftest import tiny
+
+    calls = []
+
+    def fake_run_evolve(seed, run, cache, extra):
+        calls.append((seed, extra))
+        start = time.perf_counter()
+        run_evolution(tiny(data_root, seed=seed), run, cache_dir=cache, test_networks=4)
+        return {"wall_seconds": time.perf_counter() - start, "peak_rss_gb": 0.5, "resumed": False}
+
+    monkeypatch.setattr(bench, "run_evolve", fake_run_evolve)
+    out = tmp_path / "discovery_profile.json"
+    argv = ["bench_discovery.py", "--part", "profile", "--seeds", "3,4", "--runs", str(tmp_path / "runs"),
+            "--profile-out", str(out), "--evolve-args", "--quick --set 'fitness.selection=24'"]
+    monkeypatch.setattr(sys, "argv", argv)
+    bench.main()
+    extra = ["--quick", "--set", "fitness.selection=24"]  # the shell's quoting undone
+    assert calls == [(3, extra), (4, extra)]
+    result = json.loads(out.read_text())
+    cold, warm = result["runs"]["cold"], result["runs"]["warm"]
+    assert cold["profile"]["networks"]["computed"] > 0 and cold["run"].endswith("cold-seed3")
+    assert warm["profile"]["networks"]["looked_up"] > 0 and warm["run"].endswith("warm-seed4")
+    assert [t["met"] for t in result["targets"]][:2] == [True, True]  # seconds, far below 15 and 4 minutes
+    printed = capsys.readouterr().out
+    assert "| waiting on workers |" in printed and "| statistics |" in printed and "GP bookkeeping" in printed
+    assert out.with_suffix(".md").read_text() in printed
+    bench.main()  # measured already: both runs reused
+    assert len(calls) == 2 and json.loads(out.read_text()) == result

@@ -24,6 +24,7 @@ from eznas.gp.operators import Individual, var_blend
 from eznas.gp import objective, values
 from eznas.gp.config import FitnessConfig, Task
 from eznas.gp.objective import FLOOR, combine, evaluate_programs
+from eznas.gp.profile import Profile
 from eznas.gp.values import FitnessData, ValueCache
 from eznas.gp.program import ProgramError, parse_program
 from eznas.gp.operators import gen_half_and_half
@@ -164,6 +165,9 @@ def test_workers_do_not_change_the_result(two_generations, data_root, tmp_path):
     run_evolution(tiny(data_root, parallel=ParallelConfig("loky", workers=2)), tmp_path / "w2",
                   cache_dir=tmp_path / "cache", test_networks=8)
     assert (tmp_path / "w2" / "hall_of_fame.json").read_text() == (out / "hall_of_fame.json").read_text()
+    profile = json.loads((tmp_path / "w2" / "profile.json").read_text())  # the workers' timings came back
+    assert profile["workers"] == 2 and profile["networks"]["computed"] > 0
+    assert profile["idle"]["worker_busy_seconds"] > 0 and "statistics" in profile["worker_phases"]
 
 
 def test_a_corrupt_checkpoint_is_named_with_the_last_generation(two_generations, data_root, cache_dir, tmp_path):
@@ -256,12 +260,13 @@ class FakeData(FitnessData):
         self._by_uid = {("fake:cifar10", a.uid): a for a in archs}
         self.handle = f"fake-{n}-{folder}"  # what network tasks find it by (values.open_data)
         self.computed = 0
+        self.profile = Profile()
         values._OPEN[self.handle] = self
 
     def key(self, task, arch):
         return f"fake{arch.uid}"
 
-    def compute(self, task, arch, aggregates, features):
+    def compute(self, task, arch, aggregates, features, timings=None):
         self.computed += 1
         return values.values_of(self._stats[int(arch.uid)], aggregates, features)
 

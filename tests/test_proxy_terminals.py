@@ -195,3 +195,28 @@ def test_verify_and_the_exported_file_score_a_pool_program_identically(data_root
             module.score(nets[0], batch.x, batch.y)
     finally:
         del sys.modules["pool_proxy"]
+
+
+def test_programs_scored_together_compute_a_shared_aggregate_and_terminal_once(data_root, one_thread, monkeypatch):
+    from eznas.gp import as_proxy
+    from eznas.gp.program import Program
+
+    texts = ["net_add(sum_units(corr_min_eig(pre_N)), net_log(zc_synflow))",
+             "net_mul(sum_units(corr_min_eig(pre_N)), zc_synflow)", "sum_units(corr_min_eig(pre_N))"]
+    names = as_proxy.program_names(texts)
+    arch = Arch("5", "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|none~0|nor_conv_1x1~1|avg_pool_3x3~2|", 90.0)
+
+    def probe() -> Probe:
+        p = Probe(build_network(get_space("NASBench201"), arch, 10, 0), BatchSource(data_root, "cifar10", 4, 0).batch(),
+                  seed=arch_seed(0, arch.uid), arch=arch)
+        p.run({"relu_kernel"})
+        return p
+
+    alone = [as_proxy.program_call(t)(probe()) for t in texts]  # each on its own probe, nothing shared
+    aggregates, terminals = [], []
+    real_aggregate, real_values = Program.aggregate, as_proxy.proxy_values
+    monkeypatch.setattr(Program, "aggregate", lambda self, i, *a, **k: aggregates.append(self.key(i)) or real_aggregate(self, i, *a, **k))
+    monkeypatch.setattr(as_proxy, "proxy_values", lambda pr, ts, *a, **k: terminals.extend(ts) or real_values(pr, ts, *a, **k))
+    together = probe()
+    assert [as_proxy.program_call(t, shared=names)(together) for t in texts] == alone  # the very same numbers
+    assert aggregates == ["sum_units(corr_min_eig(pre_N))"] and terminals == ["zc_synflow"]  # each once

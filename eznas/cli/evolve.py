@@ -91,7 +91,8 @@ def evolve_parser(prog: str = "evolve.py") -> argparse.ArgumentParser:
         "hall of fame's winner is chosen on disjoint validation networks and tested on test networks. Writes "
         "config.json, logbook.csv, hall_of_fame.json, references.json (the seed programs and proxy terminals on "
         "the validation networks), checkpoint.pkl, evolution.png, best_proxy.py and test_scores.csv (the top 3 by "
-        "validation on test archs) to the run folder. Flags take dashes too (--batch-size).",
+        "validation on test archs) and profile.json (where the run's time went) to the run folder. Flags take dashes "
+        "too (--batch-size).",
         epilog="Every config field, those without a flag too (tournament, cxpb, fitness.selection, fitness.metric, "
         "...), can be set with --set KEY=VALUE or in a --config TOML file (docs/evolve.md lists them).")
     default = EvolutionConfig()

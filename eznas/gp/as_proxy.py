@@ -8,6 +8,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from eznas.errors import EznasError
+from eznas.gp.profile import Laps
 from eznas.gp.program import Program, ProgramError, parse_program
 from eznas.gp.pset import proxy_name
 from eznas.proxies.base import Probe, Proxy, ProxyCall, list_proxies, parse_proxy
@@ -31,13 +32,18 @@ def proxy_needs(terminals: Iterable[str]) -> frozenset[str]:
     return frozenset().union(*(parse_proxy(proxy_name(t)).needs for t in terminals))
 
 
-def proxy_values(probe: Probe, terminals: Iterable[str], run: bool = True) -> dict[str, float | str]:
+def proxy_values(probe: Probe, terminals: Iterable[str], run: bool = True,
+                 seconds: dict[str, float] | None = None) -> dict[str, float | str]:
     """Proxy terminals (``zc_<proxy>``) on a probe: each registered proxy's score at its defaults, or a
     string, the reason it is not defined there. ``run``: do the shared pass they need first (False when
-    the caller's scoring loop has done it)."""
+    the caller's scoring loop has done it). ``seconds``, given, receives the wall seconds of the shared pass
+    (``proxy pass``) and of each terminal (a terminal's include what it computes for a later one, e.g. the
+    first AZ-NAS terminal's)."""
     calls = {t: parse_proxy(proxy_name(t)) for t in terminals}
+    laps = Laps(seconds)
     if run:
         probe.run(proxy_needs(calls))
+        laps.lap("proxy pass")
     out: dict[str, float | str] = {}
     for terminal, call in calls.items():
         try:
@@ -45,6 +51,8 @@ def proxy_values(probe: Probe, terminals: Iterable[str], run: bool = True) -> di
         except Exception as exc:  # noqa: BLE001 - a failing proxy makes the program undefined on this network
             out[terminal] = f"{type(exc).__name__} in {terminal}"
             continue
+        finally:
+            laps.lap(terminal)
         out[terminal] = value if math.isfinite(value) else f"not finite: {terminal}"
     return out
 
@@ -56,7 +64,9 @@ def program_call(text: str, signal: str = "logits_sum", noise_seed: int = 0,
 
     With ``shared`` (a superset of its names, e.g. ``program_names`` of all programs scored together), the
     programs of one probe share one collection of those names: the same values (a statistic does not depend
-    on which others are collected with it), collected once; the first program's seconds include it."""
+    on which others are collected with it), collected once; the first program's seconds include it. They
+    share what they compute from it too: an aggregated sub-program's value (keyed by its text, as in the
+    value cache) and a proxy terminal's, computed by the first program that reads it."""
     program = parse_program(text)
     if program.is_pool:
         return pool_program_call(program, signal, noise_seed, shared)
@@ -72,9 +82,14 @@ def program_call(text: str, signal: str = "logits_sum", noise_seed: int = 0,
             stats = collect(probe.net, probe.batch, config)
             if shared is not None:
                 probe.memo[key] = stats
+        # one program alone: nothing to share (its own aggregates are each computed once anyway)
+        values = probe.memo.setdefault(("program-values", config), {}) if shared is not None else None
         if program.proxies:
-            stats = replace(stats, features={**stats.features, **proxy_values(probe, program.proxies, run=False)})
-        value, reason = program.evaluate(stats)
+            terminals = probe.memo.setdefault(("proxy-terminals",), {}) if shared is not None else {}
+            if missing := [t for t in program.proxies if t not in terminals]:
+                terminals.update(proxy_values(probe, missing, run=False))
+            stats = replace(stats, features={**stats.features, **{t: terminals[t] for t in program.proxies}})
+        value, reason = program.evaluate(stats, values)
         if reason is not None:
             raise ProgramFailure(reason)
         return value

@@ -88,14 +88,14 @@ class Evolution:
         ``promote=False``: no promotion round (screened programs wait), whatever the generation; programs in
         ``always`` are evaluated in full, never screened."""
         memo = state.memo
-        todo = [ind for ind in population if not ind.fitness.valid]
-        fresh: dict[str, Individual] = {}
-        for ind in todo:
-            if str(ind) not in memo:
-                fresh.setdefault(str(ind), ind)
-        memo.update(self.toolbox.evaluate(list(fresh.values()), state, promote, always))
-        for ind in population:  # promoted programs of earlier generations have new fitness too
-            ind.fitness.values = memo[str(ind)].rank
+        with self.data.profile.phase("objective"):
+            fresh: dict[str, Individual] = {}
+            for ind in population:
+                if not ind.fitness.valid and str(ind) not in memo:
+                    fresh.setdefault(str(ind), ind)
+            memo.update(self.toolbox.evaluate(list(fresh.values()), state, promote, always))
+            for ind in population:  # promoted programs of earlier generations have new fitness too
+                ind.fitness.values = memo[str(ind)].rank
         return len(fresh)
 
     # ------------------------------------------------------------------------------------ the loop
@@ -121,24 +121,29 @@ class Evolution:
 
     def step(self, state: State) -> None:
         self.generation = state.generation + 1
-        offspring = self.toolbox.variate(state.population)
+        phase = self.data.profile.phase
+        with phase("variation"):
+            offspring = self.toolbox.variate(state.population)
         nevals = self.evaluate_invalid(offspring, state)
         if self.cfg.blend_parts and self.generation % self.cfg.promote_every == 0:
             blends, n = self.blends(state)
             offspring, nevals = offspring + blends, nevals + n
-        pool = list({str(ind): ind for ind in state.population + offspring}.values())  # duplicates removed
-        for ind in pool:
-            ind.fitness.values = state.memo[str(ind)].rank
-        pool = distinct(pool, state.memo)
-        ranked = sorted(pool, key=lambda ind: ind.fitness.values, reverse=True)
-        elites = ranked[: self.cfg.elites]
-        room = min(self.cfg.novel_elites, self.cfg.population - len(elites))  # at most the population
-        if new := self.judge.new_programs(ranked[self.cfg.elites:], state, room):
-            log.info("gen %d: %d new programs kept beside the elites; the fittest %.4f %s", self.generation,
-                     len(new), new[0].fitness.values[1], new[0])
-        elites += new
-        rest = [ind for ind in pool if all(ind is not e for e in elites)]
-        state.population = elites + self.toolbox.select(rest, self.cfg.population - len(elites))
+        with phase("selection"):
+            pool = list({str(ind): ind for ind in state.population + offspring}.values())  # duplicates removed
+            for ind in pool:
+                ind.fitness.values = state.memo[str(ind)].rank
+            pool = distinct(pool, state.memo)
+            ranked = sorted(pool, key=lambda ind: ind.fitness.values, reverse=True)
+            elites = ranked[: self.cfg.elites]
+            room = min(self.cfg.novel_elites, self.cfg.population - len(elites))  # at most the population
+            with phase("novelty"):
+                new = self.judge.new_programs(ranked[self.cfg.elites:], state, room)
+            if new:
+                log.info("gen %d: %d new programs kept beside the elites; the fittest %.4f %s", self.generation,
+                         len(new), new[0].fitness.values[1], new[0])
+            elites += new
+            rest = [ind for ind in pool if all(ind is not e for e in elites)]
+            state.population = elites + self.toolbox.select(rest, self.cfg.population - len(elites))
         state.generation = self.generation
         self._record(state, nevals)
 
@@ -146,6 +151,10 @@ class Evolution:
         """The ``blend_keep`` best log-linear blends and (``pool_ops``) rank blends (``var_blend``) of the run's
         ``blend_parts`` programs chosen by ``blend_parts``, within the height limit; each is evaluated in full
         at once (its parts' values are known). Returns them and how many blends were evaluated."""
+        with self.data.profile.phase("blends"):
+            return self._blends(state)
+
+    def _blends(self, state: State) -> tuple[list[Individual], int]:
         new = [str(ind) for ind in state.population if state.similarity.get(str(ind), 1.0) < NEW_IN_RUN]
         texts = blend_parts(state.memo, self.cfg.blend_parts,
                             [t for t in self.cfg.features if t.startswith(PROXY_PREFIX)] + new[:self.cfg.novel_elites])
@@ -163,6 +172,12 @@ class Evolution:
         return ranked, n
 
     def _record(self, state: State, nevals: int) -> None:
+        with self.data.profile.phase("bookkeeping"):
+            self._log(state, nevals)
+        self.save(state)
+
+    def _log(self, state: State, nevals: int) -> None:
+        """The hall of fame, the logbook's record and the generation's log lines."""
         state.hall_of_fame = hall_of_fame(state.memo, self.pset, self.cfg.hall_of_fame)
         heights = [ind.height for ind in state.population]
         evals = [state.memo[str(ind)] for ind in state.population]
@@ -175,7 +190,6 @@ class Evolution:
         if reasons:
             log.info("gen %d: programs not defined on some network, by reason: %s", state.generation,
                      "; ".join(f"{r} ({n})" for r, n in reasons.most_common(5)))
-        self.save(state)
 
     def run(self, state: State | None = None, on_generation: Callable[[State], None] | None = None) -> State:
         """Evolve to the last generation, from scratch or from a loaded state (whose files are rewritten
@@ -198,11 +212,13 @@ class Evolution:
         return checkpoint_path(self.out)
 
     def save(self, state: State) -> None:
-        save_state(self.out, self.cfg, self.pset, self.rng, state)
+        with self.data.profile.phase("checkpoint"):
+            save_state(self.out, self.cfg, self.pset, self.rng, state)
 
     def load(self) -> State:
         """The checkpoint's state (gp/checkpoint.py), the random state with it."""
-        state = load_state(self.out, self.cfg, self.pset, self.rng)
+        with self.data.profile.phase("checkpoint"):
+            state = load_state(self.out, self.cfg, self.pset, self.rng)
         self.generation = state.generation
         return state
 

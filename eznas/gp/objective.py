@@ -82,26 +82,28 @@ def program_scores(programs: Sequence[Program], data: FitnessData, networks: dic
                    ) -> list[tuple[dict[str, list[float]], Counter]]:
     """Each program's scores on ``networks`` ({task: archs}; NaN where not defined) and its failures by
     reason; values missing from the cache are computed first."""
-    data.ensure([v for p in programs for v in p.values()], networks, mapper, tick)
-    table = data.table(networks)
-    uses = Counter(k for p in programs for k in set(p.subtrees))
-    shared = {t: dict.fromkeys((k for k, n in uses.items() if n > 1), None) for t in table}  # blends' parts
-    out = []
-    for program in programs:
-        failures: Counter[str] = Counter()
-        scores: dict[str, list[float]] = {}
-        for task, rows in table.items():  # a task's networks are the pool of a pool program
-            scored = program.table_scores(rows, shared[task])
-            failures.update(s for s in scored if isinstance(s, str))
-            scores[task] = [math.nan if isinstance(s, str) else s for s in scored]
-        out.append((scores, failures))
-    return out
+    with data.profile.phase("objective"):
+        data.ensure([v for p in programs for v in p.values()], networks, mapper, tick)
+        table = data.table(networks)
+        uses = Counter(k for p in programs for k in set(p.subtrees))
+        shared = {t: dict.fromkeys((k for k, n in uses.items() if n > 1), None) for t in table}  # blends' parts
+        out = []
+        for program in programs:
+            failures: Counter[str] = Counter()
+            scores: dict[str, list[float]] = {}
+            for task, rows in table.items():  # a task's networks are the pool of a pool program
+                scored = program.table_scores(rows, shared[task])
+                failures.update(s for s in scored if isinstance(s, str))
+                scores[task] = [math.nan if isinstance(s, str) else s for s in scored]
+            out.append((scores, failures))
+        return out
 
 
 def evaluate_on(programs: Sequence[Program], data: FitnessData, networks: dict[str, list[Arch]],
                 mapper: Mapper | None = None, stage: str = "full") -> list[Evaluation]:
     """Each program's fitness on ``networks`` ({task: archs})."""
-    return evaluations(program_scores(programs, data, networks, mapper), data.config, networks, stage)
+    with data.profile.phase("objective"):
+        return evaluations(program_scores(programs, data, networks, mapper), data.config, networks, stage)
 
 
 def evaluations(scored: Sequence[tuple[dict[str, list[float]], Counter]], config: FitnessConfig,

@@ -17,6 +17,7 @@ from eznas.gp.config import EvolutionConfig
 from eznas.gp.evolution import Evolution
 from eznas.gp.export import export_source
 from eznas.gp.objective import program_scores
+from eznas.gp.profile import PROFILE, Profile, covers, summary_line
 from eznas.gp.values import FitnessData, ValueCache
 from eznas.gp.presets import migrate, run_folder
 from eznas.gp.program import parse_program
@@ -36,22 +37,29 @@ def run_evolution(cfg: EvolutionConfig, out: Path, *, resume: bool = False, cach
     """Evolve into ``out`` (or continue the run there), choose the winner on the validation networks, then
     test the top 3 on ``cfg.test_networks`` test networks per task (``test_networks``, given, replaces it; the
     config.json written records it). A finished run resumed is returned as it is, unless ``cfg.winner`` differs
-    from its own: then its winner is chosen again (and tested and exported)."""
+    from its own: then its winner is chosen again (and tested and exported). Where the time went is written to
+    profile.json (gp/profile.py; a resumed run's: the part it did) and logged in one line."""
+    profile = Profile()
     out = Path(out)
     if test_networks is not None:
         cfg = dataclasses.replace(cfg, test_networks=test_networks)
     folder = run_folder(out)
     saved = folder.saved_config(migrated=False) if resume else {}  # what its outputs were made with
     data_root = resolve_data_root(cfg.fitness.data_root)
-    data = FitnessData(cfg.fitness, ValueCache(cache_dir or Path("results") / "cache" / "values"), data_root)
+    with profile.phase("setup"):
+        data = FitnessData(cfg.fitness, ValueCache(cache_dir or Path("results") / "cache" / "values"), data_root,
+                           profile)
     out.mkdir(parents=True, exist_ok=True)
     if not resume or folder.held() is None:
         folder.write_config(dataclasses.asdict(cfg))
     tick = (lambda what: (lambda n: progress(what, n))) if progress else (lambda what: None)
     with open_mapper(cfg.parallel) as mapper:
-        data.ensure((), data.split(), mapper, tick("network features"))
-        evolution = Evolution(cfg, out, data, mapper)
-        state = evolution.load() if resume and evolution.checkpoint_path.exists() else None
+        with profile.phase("network features"):
+            data.ensure((), data.split(), mapper, tick("network features"))
+        with profile.phase("setup"):
+            evolution = Evolution(cfg, out, data, mapper)
+            state = evolution.load() if resume and evolution.checkpoint_path.exists() else None
+        resumed_from = None if state is None else state.generation
         if resume and state is None:  # killed before its first checkpoint: nothing to continue, start it again
             log.info("%s has no checkpoint yet: starting the run from generation 0", out)
         was = migrate(saved)["winner"]
@@ -64,15 +72,23 @@ def run_evolution(cfg: EvolutionConfig, out: Path, *, resume: bool = False, cach
             folder.write_config(dataclasses.asdict(cfg))  # the settings its outputs will have been made with
         if rechoose:
             log.info("%s: choosing the winner again (%s, was %s)", out, cfg.winner, was)
-        state = evolution.run(state, on_generation)
-        ranked = evolution.validate(state)
+        with profile.phase("evolution"):
+            state = evolution.run(state, on_generation)
+        with profile.phase("validation"):
+            ranked = evolution.validate(state)
         best = ranked[:3]
-        tests = test_programs([b["exported"] for b in best], data, cfg.test_networks, mapper, tick("held-out test"))
-    with atomic_open(out / "test_scores.csv") as f:
-        tests.to_csv(f, index=False)
-    plot_evolution(out / "evolution.png", pd.DataFrame(list(state.logbook)), seed_fitness(cfg, state),
-                   validation_marks(out, best[0]))
-    write_best_proxy(out / "best_proxy.py", best[0], cfg)
+        with profile.phase("test"):
+            tests = test_programs([b["exported"] for b in best], data, cfg.test_networks, mapper,
+                                  tick("held-out test"))
+    with profile.phase("export"):
+        with atomic_open(out / "test_scores.csv") as f:
+            tests.to_csv(f, index=False)
+        plot_evolution(out / "evolution.png", pd.DataFrame(list(state.logbook)), seed_fitness(cfg, state),
+                       validation_marks(out, best[0]))
+        write_best_proxy(out / "best_proxy.py", best[0], cfg)
+    workers = cfg.parallel.workers if cfg.parallel.backend != "serial" else 1
+    report = profile.write(out, workers, covers(resumed_from, cfg.generations), resumed_from)
+    log.info("%s (%s)", summary_line(report), out / PROFILE)
     return {"run_dir": str(out), "best": best, "test": tests.to_dict("records")}
 
 

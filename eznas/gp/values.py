@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import zlib
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
@@ -30,6 +31,7 @@ from eznas.errors import DataError, EznasError
 from eznas.features import FEATURES, network_features
 from eznas.gp.as_proxy import proxy_values
 from eznas.gp.config import FitnessConfig, Task
+from eznas.gp.profile import BUSY, WAITING, Laps, Profile
 from eznas.gp.program import Program, parse_program
 from eznas.gp.pset import PROXY_PREFIX
 from eznas.io import atomic_open
@@ -110,10 +112,13 @@ def open_data(handle: DataHandle) -> "FitnessData":
 
 
 class FitnessData:
-    """The tasks' splits and the values of programs on their networks."""
+    """The tasks' splits and the values of programs on their networks; ``profile`` times the driver's work
+    on them (a run's, gp/profile.py)."""
 
-    def __init__(self, config: FitnessConfig, cache: ValueCache | None, data_root: Path):
+    def __init__(self, config: FitnessConfig, cache: ValueCache | None, data_root: Path,
+                 profile: Profile | None = None):
         self.config, self.cache, self.data_root = config, cache, Path(data_root)
+        self.profile = profile or Profile()
         self.handle = DataHandle(config, str(self.data_root))
         self.collector = CollectorConfig(signal=config.signal, dtype=config.dtype, noise_seed=config.pool_seed)
         self.tasks = [Task.parse(t) for t in config.tasks]
@@ -174,11 +179,16 @@ class FitnessData:
                          init_seed=arch_seed(c.pool_seed, arch.uid),
                          collector={k: v for k, v in asdict(self.collector).items() if k != "names"})
 
-    def compute(self, task: Task, arch: Arch, values: Sequence[str], features: bool) -> dict[str, float | str]:
+    def compute(self, task: Task, arch: Arch, values: Sequence[str], features: bool,
+                timings: dict[str, float] | None = None) -> dict[str, float | str]:
         """Build the network, compute ``values`` (aggregated sub-programs and proxy terminals) and, if
         asked, its features, on one torch thread (the numbers do not depend on where they are computed).
         The proxy terminals come first, on the freshly built network (each proxy at its defaults, seeded by
-        the network's seed as verify_scores seeds it); then the statistics the aggregates read."""
+        the network's seed as verify_scores seeds it); then the statistics the aggregates read. ``timings``,
+        given, receives the seconds of ``build`` (network and batch), the proxies' shared pass and each proxy
+        terminal, ``statistics`` (with the features, when aggregates are asked too), ``aggregates`` and
+        ``features``."""
+        laps = Laps(timings)
         batches = self._batches.get(task.dataset)
         if batches is None:
             batches = self._batches[task.dataset] = BatchSource(self.data_root, task.dataset,
@@ -192,40 +202,55 @@ class FitnessData:
             net = build_network(self._space(task), arch, batches.spec.num_classes, self.config.pool_seed,
                                 device=device)
             batch = batches.batch().to(device)
+            laps.lap("build")
             out = proxy_values(Probe(net, batch, seed=arch_seed(self.config.pool_seed, arch.uid), arch=arch),
-                               terminals) if terminals else {}
+                               terminals, seconds=timings) if terminals else {}
+            laps.lap()  # proxy_values timed its own blocks
             if not programs:
-                return {**out, **(network_features(net, batch.x, len(find_units(net, batch.x))) if features else {})}
+                found = network_features(net, batch.x, len(find_units(net, batch.x))) if features else {}
+                laps.lap("features")
+                return {**out, **found}
             stats = collect(net, batch, CollectorConfig(**{**asdict(self.collector), "names": names}), features)
-            return {**out, **values_of(stats, aggregates, features)}
+            laps.lap("statistics")
+            found = values_of(stats, aggregates, features)
+            laps.lap("aggregates")
+            return {**out, **found}
 
     # ------------------------------------------------------------------------------------ on the driver
     def ensure(self, aggregates: Iterable[str], networks: dict[str, list[Arch]], mapper: Mapper | None = None,
                tick: Callable[[int], Callable[[], None]] | None = None) -> None:
         """Compute (a task per network) every value of ``aggregates`` (aggregated sub-programs and proxy
         terminals: ``Program.values()``) and the features that the cache lacks on ``networks``
-        ({task: archs}), then write the cache."""
-        aggregates = list(dict.fromkeys(aggregates))
-        items = []
-        for task, archs in networks.items():
-            for arch in archs:
-                have = self.cache.get(self.key(Task.parse(task), arch))
-                missing = tuple(a for a in aggregates if a not in have)
-                need_features = any(f not in have for f in FEATURES)
-                if missing or need_features:
-                    items.append((self.handle, task, arch.uid, missing, need_features))
+        ({task: archs}), then write the cache; the profile gets each task's timings."""
+        profile = self.profile
+        with profile.phase("value cache"):
+            aggregates = list(dict.fromkeys(aggregates))
+            items = []
+            for task, archs in networks.items():
+                for arch in archs:
+                    have = self.cache.get(self.key(Task.parse(task), arch))
+                    missing = tuple(a for a in aggregates if a not in have)
+                    need_features = any(f not in have for f in FEATURES)
+                    if missing or need_features:
+                        items.append((self.handle, task, arch.uid, missing, need_features))
+            profile.looked_up += sum(len(archs) for archs in networks.values()) - len(items)
         if not items:
             return
         step = tick(len(items)) if tick else None
         for start in range(0, len(items), FLUSH_EVERY):  # written as it goes: a stopped run keeps what it computed
             chunk = items[start:start + FLUSH_EVERY]
-            for (_, task, uid, _, _), values in zip(chunk, (mapper or Mapper()).map(value_task, chunk, tick=step)):
-                self.cache.update(self.key(Task.parse(task), self.arch(task, uid)), values)
-            self.cache.flush()
+            with profile.phase(WAITING):
+                results = (mapper or Mapper()).map(value_task, chunk, tick=step)
+            with profile.phase("value cache"):
+                for (_, task, uid, _, _), (values, timings) in zip(chunk, results):
+                    self.cache.update(self.key(Task.parse(task), self.arch(task, uid)), values)
+                    profile.add_task(timings)
+                self.cache.flush()
 
     def table(self, networks: dict[str, list[Arch]]) -> dict[str, list[dict[str, float | str]]]:
         """The cached values of each network, {task: [values per arch]}."""
-        return {t: [self.cache.get(self.key(Task.parse(t), a)) for a in archs] for t, archs in networks.items()}
+        with self.profile.phase("value cache"):
+            return {t: [self.cache.get(self.key(Task.parse(t), a)) for a in archs] for t, archs in networks.items()}
 
 
 def values_of(stats: NetworkStats, aggregates: Sequence[str], features: bool) -> dict[str, float | str]:
@@ -241,11 +266,17 @@ def values_of(stats: NetworkStats, aggregates: Sequence[str], features: bool) ->
     return out
 
 
-def value_task(item: tuple[DataHandle, str, str, tuple[str, ...], bool]) -> dict[str, float | str]:
-    """Task: the values of some aggregated sub-programs and proxy terminals (and the features) on one network."""
+def value_task(item: tuple[DataHandle, str, str, tuple[str, ...], bool]
+               ) -> tuple[dict[str, float | str], dict[str, float]]:
+    """Task: the values of some aggregated sub-programs and proxy terminals (and the features) on one network,
+    and beside them the seconds of its blocks (``compute``'s; ``open data``; ``total``, the whole task)."""
+    start = time.perf_counter()
     handle, task, uid, aggregates, features = item
     data = open_data(handle)
-    return data.compute(Task.parse(task), data.arch(task, uid), aggregates, features)
+    timings = {"open data": time.perf_counter() - start}
+    values = data.compute(Task.parse(task), data.arch(task, uid), aggregates, features, timings)
+    timings[BUSY] = time.perf_counter() - start
+    return values, timings
 
 
 @lru_cache(maxsize=16384)
