@@ -21,12 +21,10 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
-from eznas.data import resolve_data_root
+from _common import figures, location_args, locations, print_summary, publish, verified
 from eznas.io import atomic_open
-from eznas.report import write_results
 from eznas.metrics import correlations
 from eznas.proxies import list_proxies
-from eznas.verify import VerifyConfig, result_line, run_verify
 
 # our proxy name -> NAS-Bench-Suite-Zero column
 NBSZ_NAMES = {"params": "params", "flops": "flops", "synflow": "synflow", "naswot": "nwot", "grad_norm": "grad_norm",
@@ -91,7 +89,42 @@ def against(scores: pd.DataFrame, table: pd.DataFrame, column: str, proxies: lis
     return out
 
 
-def main() -> None:
+class Baselines:
+    """What this benchmark's verify runs share: its settings (``args``), the data root, the runs folder, and the
+    NB-201 table the subsets and the extra accuracy column use."""
+
+    def __init__(self, args: argparse.Namespace, root: Path, runs: Path) -> None:
+        self.args, self.root, self.runs = args, root, runs
+
+    def verify(self, tag: str, names: tuple[str, ...], batch: int | None = None, seed: int | None = None,
+               **kw) -> tuple[dict, pd.DataFrame]:
+        """The verify run ``tag`` of these proxies (a finished run is reused, an unfinished one resumed), its
+        figures printed: its summary and per-arch scores."""
+        summary, scores = verified(self.runs, self.runs / tag, batch_size=batch or self.args.batch_size,
+                                   seed=self.args.seed if seed is None else seed, proxies=names,
+                                   data_root=str(self.root), **kw)
+        print_summary(tag, summary)
+        return summary, scores
+
+    def nb201(self, dataset: str) -> dict:
+        """The settings of the NB-201 task on ``dataset``: --n_archs of its archs."""
+        return dict(dataset=dataset, n_samples=self.args.n_archs)
+
+    @functools.cached_property
+    def nb201_table(self) -> pd.DataFrame:
+        """The NB-201 accuracy table, read once."""
+        return pd.read_csv(self.root / "nb201" / "nb201_acc_200ep.csv")
+
+    def nb201_subset(self, name: str, keep: pd.Series) -> str:
+        """The NB-201 table's rows whose index is in ``keep``, as a benchmark file in the runs folder."""
+        table = self.nb201_table
+        self.runs.mkdir(parents=True, exist_ok=True)
+        with atomic_open(self.runs / name) as f:
+            table[table["index"].isin(keep)].to_csv(f, index=False)
+        return str(self.runs / name)
+
+
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n_archs", type=int, default=1000, help="NB-201 archs per dataset (default 1000)")
     p.add_argument("--darts_archs", type=int, default=-1, help="DARTS CSV rows (default -1: all)")
@@ -101,112 +134,109 @@ def main() -> None:
     p.add_argument("--nb101_archs", type=int, default=-1, help="NB-101 table rows (default -1: all 500)")
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-root", default=None)
     p.add_argument("--proxies", default=",".join(list_proxies()), help="default: every registered proxy")
     p.add_argument("--tasks", default=",".join(TASKS), help=f"default: {','.join(TASKS)}")
-    p.add_argument("--runs", default="results/benchmarks/baselines")
-    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "baselines"))
-    args = p.parse_args()
+    location_args(p, runs="results/benchmarks/baselines", out=str(Path(__file__).parent / "results" / "baselines"))
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     logging.basicConfig(level=logging.WARNING)
-    root = resolve_data_root(args.data_root)
-    proxies = tuple(args.proxies.split(","))
-    out = Path(args.out)
-    runs = Path(args.runs) / out.name
-    tasks = args.tasks.split(",")
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown:
+    root, runs, out = locations(args)
+    proxies, tasks = tuple(args.proxies.split(",")), args.tasks.split(",")
+    if unknown := [t for t in tasks if t not in TASKS]:
         raise SystemExit(f"error: unknown task {unknown[0]!r}; valid: {', '.join(TASKS)}")
-
-    def verify(tag: str, names: tuple[str, ...], batch: int | None = None, seed: int | None = None,
-               **kw) -> tuple[dict, pd.DataFrame]:
-        cfg = VerifyConfig(batch_size=batch or args.batch_size, seed=args.seed if seed is None else seed,
-                           proxies=names, data_root=str(root),
-                           out=str(runs / tag), results_csv=str(runs / "all_tests.csv"), **kw)
-        summary = run_verify(cfg, resume=True)  # a finished run is reused, an unfinished one resumed
-        print(f"--- {tag}: {summary['n_archs']} archs, {summary['wall_seconds']:.0f} s")
-        for name, m in summary["proxies"].items():
-            print(result_line(name, m))
-        return summary, pd.read_csv(runs / tag / "scores.csv")
-
-    @functools.cache
-    def nb201_table() -> pd.DataFrame:
-        """The NB-201 accuracy table, read once (the subsets and the extra accuracy column use it)."""
-        return pd.read_csv(root / "nb201" / "nb201_acc_200ep.csv")
-
-    def nb201_subset(name: str, keep: pd.Series) -> str:
-        """The NB-201 table's rows whose index is in ``keep``, as a benchmark file in the runs folder."""
-        table = nb201_table()
-        runs.mkdir(parents=True, exist_ok=True)
-        with atomic_open(runs / name) as f:
-            table[table["index"].isin(keep)].to_csv(f, index=False)
-        return str(runs / name)
-
-    nb201 = {"nb201-cifar10": dict(dataset="cifar10", n_samples=args.n_archs),
-             "nb201-cifar100": dict(dataset="cifar100", n_samples=args.n_archs)}
+    bench = Baselines(args, root, runs / out.name)
     results: dict = {"seed": args.seed, "batch_size": args.batch_size, "tasks": {}, "nbsz": {}}
-    scored: dict[str, pd.DataFrame] = {}  # per-arch scores of these tasks, for the seed check below
-    # DARTS on the standard network (stem, 8 cells, width 16), as this table was measured; SWAP's probe
-    # network, the DARTS default since, is bench_probe.py's table
-    for tag, kw in {**nb201, "darts-cifar10": dict(search_space="DARTS", dataset="cifar10", probe="none",
-                                                   n_samples=args.darts_archs)}.items():
-        if tag not in tasks:
-            continue
-        summary, scores = verify(tag, proxies, **kw)
-        scored[tag] = scores
-        results["tasks"][tag] = {"n_archs": summary["n_archs"], "wall_seconds": summary["wall_seconds"],
-                                 "proxies": summary["proxies"]}
-        if tag == "nb201-cifar10":
-            nbsz = pd.read_csv(root / "nb201" / "nb201_zc_nbsuitezero_cifar10.csv")
-            results["nbsz"]["cifar10"] = nbsz_agreement(scores, nbsz, list(proxies))
-            results["tasks"][tag]["against_" + C10_VALID] = against(scores, nb201_table(), C10_VALID, list(proxies))
-
-    # CIFAR-100: NB-Suite-Zero's early file has 725 archs; score exactly those for the per-arch comparison
+    scored = standard_tasks(bench, tasks, proxies, results)
     with_nbsz = tuple(p for p in proxies if p in NBSZ_NAMES)
     if "nb201-cifar100-nbsz725" in tasks and with_nbsz:
-        nbsz100 = pd.read_csv(root / "nb201" / "nb201_zc_nbsuitezero_early_cifar100.csv")
-        keep = nbsz100["index"].sort_values()
-        subset = nb201_subset("nbsz_cifar100_archs.csv", keep.head(args.nbsz_archs) if args.nbsz_archs > 0 else keep)
-        _, scores = verify("nb201-cifar100-nbsz725", with_nbsz, dataset="cifar100", n_samples=-1,
-                           benchmark_path=subset)
-        results["nbsz"]["cifar100"] = nbsz_agreement(scores, nbsz100, list(with_nbsz))
-    # the same archs at each paper's own batch, for the proxies whose paper batch is not ours
-    results["paper_batch"] = {}
+        results["nbsz"]["cifar100"] = nbsz_cifar100(bench, with_nbsz)
+    results["paper_batch"] = paper_batches(bench, proxies) if "nb201-paper-batch" in tasks else {}
+    if "nb201-cifar10-seed1" in tasks:
+        results["next_seed"] = next_seed(bench, proxies, scored.get("nb201-cifar10"))
+    early_tasks(bench, tasks, proxies, results)
+    results["published"] = PUBLISHED
+    publish(out, results, markdown(results, proxies))
+
+
+def standard_tasks(bench: Baselines, tasks: list[str], proxies: tuple[str, ...],
+                   results: dict) -> dict[str, pd.DataFrame]:
+    """NB-201 CIFAR-10 and CIFAR-100 and DARTS, those of ``tasks``, into ``results`` (CIFAR-10 also against
+    NB-Suite-Zero's scores and the x-valid accuracy): the per-arch scores of each task run."""
+    scored = {}
+    # DARTS on the standard network (stem, 8 cells, width 16), as this table was measured; SWAP's probe
+    # network, the DARTS default since, is bench_probe.py's table
+    darts = dict(search_space="DARTS", dataset="cifar10", probe="none", n_samples=bench.args.darts_archs)
+    for tag, kw in {"nb201-cifar10": bench.nb201("cifar10"), "nb201-cifar100": bench.nb201("cifar100"),
+                    "darts-cifar10": darts}.items():
+        if tag not in tasks:
+            continue
+        summary, scores = bench.verify(tag, proxies, **kw)
+        scored[tag] = scores
+        results["tasks"][tag] = figures(summary)
+        if tag == "nb201-cifar10":
+            nbsz = pd.read_csv(bench.root / "nb201" / "nb201_zc_nbsuitezero_cifar10.csv")
+            results["nbsz"]["cifar10"] = nbsz_agreement(scores, nbsz, list(proxies))
+            results["tasks"][tag]["against_" + C10_VALID] = against(scores, bench.nb201_table, C10_VALID,
+                                                                    list(proxies))
+    return scored
+
+
+def nbsz_cifar100(bench: Baselines, proxies: tuple[str, ...]) -> dict[str, dict]:
+    """CIFAR-100: NB-Suite-Zero's early file has 725 archs; exactly those scored, for the per-arch comparison."""
+    nbsz100 = pd.read_csv(bench.root / "nb201" / "nb201_zc_nbsuitezero_early_cifar100.csv")
+    keep = nbsz100["index"].sort_values()
+    n = bench.args.nbsz_archs
+    subset = bench.nb201_subset("nbsz_cifar100_archs.csv", keep.head(n) if n > 0 else keep)
+    _, scores = bench.verify("nb201-cifar100-nbsz725", proxies, dataset="cifar100", n_samples=-1,
+                             benchmark_path=subset)
+    return nbsz_agreement(scores, nbsz100, list(proxies))
+
+
+def paper_batches(bench: Baselines, proxies: tuple[str, ...]) -> dict[str, dict]:
+    """The same archs at each paper's own batch, for the proxies whose paper batch is not ours."""
+    found: dict[str, dict] = {}
     groups: dict[int, list[str]] = {}
     for name in proxies:
-        if PAPER_BATCH.get(name, args.batch_size) != args.batch_size:
+        if PAPER_BATCH.get(name, bench.args.batch_size) != bench.args.batch_size:
             groups.setdefault(PAPER_BATCH[name], []).append(name)
-    for batch, names in sorted(groups.items()) if "nb201-paper-batch" in tasks else ():
+    for batch, names in sorted(groups.items()):
         for dataset in ("cifar10", "cifar100"):
-            summary, _ = verify(f"nb201-{dataset}-b{batch}", tuple(names), batch, dataset=dataset,
-                                n_samples=args.n_archs)
+            summary, _ = bench.verify(f"nb201-{dataset}-b{batch}", tuple(names), batch, **bench.nb201(dataset))
             for name in names:
-                results["paper_batch"].setdefault(name, {"batch": batch})[dataset] = summary["proxies"][name]
-    # the CIFAR-10 archs again at the next seed (another batch and initialisation): how far each proxy's
-    # per-arch scores move from seed to seed, the yardstick for the agreement with NB-Suite-Zero's scores
-    if "nb201-cifar10-seed1" in tasks:
-        first = scored["nb201-cifar10"] if "nb201-cifar10" in scored else \
-            verify("nb201-cifar10", proxies, **nb201["nb201-cifar10"])[1]
-        summary, second = verify("nb201-cifar10-seed1", proxies, seed=args.seed + 1, dataset="cifar10",
-                                 n_samples=-1, benchmark_path=nb201_subset("cifar10_archs.csv", first.uid.astype(int)))
-        both = first.merge(second, on="uid", suffixes=("", "_next"))
-        results["next_seed"] = {"seed": args.seed + 1, "n": len(both), "proxies": {
-            name: {"spearman_seed_vs_next": float(stats.spearmanr(both[name], both[f"{name}_next"],
-                                                                   nan_policy="omit").statistic),
-                   "next": summary["proxies"][name]} for name in proxies}}
-    # NB-301 and NB-101 on their own training networks: NB-Suite-Zero's scores are in the same tables
+                found.setdefault(name, {"batch": batch})[dataset] = summary["proxies"][name]
+    return found
+
+
+def next_seed(bench: Baselines, proxies: tuple[str, ...], first: pd.DataFrame | None) -> dict:
+    """The CIFAR-10 archs again at the next seed (another batch and initialisation): how far each proxy's
+    per-arch scores move from seed to seed, the yardstick for the agreement with NB-Suite-Zero's scores.
+    ``first``: this seed's scores (None: run, or reused, here)."""
+    if first is None:
+        first = bench.verify("nb201-cifar10", proxies, **bench.nb201("cifar10"))[1]
+    seed = bench.args.seed + 1
+    summary, second = bench.verify("nb201-cifar10-seed1", proxies, seed=seed, dataset="cifar10", n_samples=-1,
+                                   benchmark_path=bench.nb201_subset("cifar10_archs.csv", first.uid.astype(int)))
+    both = first.merge(second, on="uid", suffixes=("", "_next"))
+    return {"seed": seed, "n": len(both), "proxies": {
+        name: {"spearman_seed_vs_next": float(stats.spearmanr(both[name], both[f"{name}_next"],
+                                                               nan_policy="omit").statistic),
+               "next": summary["proxies"][name]} for name in proxies}}
+
+
+def early_tasks(bench: Baselines, tasks: list[str], proxies: tuple[str, ...], results: dict) -> None:
+    """NB-301 and NB-101 on their own training networks, those of ``tasks``, into ``results``: NB-Suite-Zero's
+    scores are in the same tables."""
     for tag, (space, name, options, _) in EARLY.items():
         if tag not in tasks:
             continue
-        n = args.nb301_archs if space == "NASBench301" else args.nb101_archs
-        summary, scores = verify(tag, proxies, search_space=space, dataset="cifar10", n_samples=n, **options)
-        results["tasks"][tag] = {"n_archs": summary["n_archs"], "wall_seconds": summary["wall_seconds"],
-                                 "proxies": summary["proxies"]}
-        table = pd.read_csv(root / "nbsuitezero_early" / name)
+        n = bench.args.nb301_archs if space == "NASBench301" else bench.args.nb101_archs
+        summary, scores = bench.verify(tag, proxies, search_space=space, dataset="cifar10", n_samples=n, **options)
+        results["tasks"][tag] = figures(summary)
+        table = pd.read_csv(bench.root / "nbsuitezero_early" / name)
         results["nbsz"][tag] = nbsz_agreement(scores, table.rename_axis("index").reset_index(), list(proxies))
-    results["published"] = PUBLISHED
-
-    print(write_results(out, results, markdown(results, proxies)))
-    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
 
 
 def markdown(results: dict, proxies: tuple[str, ...]) -> str:

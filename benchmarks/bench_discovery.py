@@ -37,10 +37,9 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
-from _common import folder_bytes, record, run_evolve
+from _common import folder_bytes, location_args, locations, record, run_evolve, saved, verified
 from _profile import profile_part
 from eznas.config import from_dict
-from eznas.data import resolve_data_root
 from eznas.gp.config import EvolutionConfig
 from eznas.gp.discovered import SHIPPED
 from eznas.gp.config import FitnessConfig
@@ -51,7 +50,7 @@ from eznas.metrics import paired_difference_ci
 from eznas.proxies import list_proxies
 from eznas.spaces import space_class
 from eznas.spaces.nb201 import UID_COLUMN
-from eznas.verify import VerifyConfig, result_line, run_verify
+from eznas.verify import result_line
 
 REPO = Path(__file__).resolve().parents[1]
 EQUIVALENT = 0.95  # per-arch Spearman at or above which two proxies count as the same ranking
@@ -276,7 +275,7 @@ def ship(results: dict, out: Path = SHIPPED) -> list[dict]:
     return shipped
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--part", choices=("all", "evolve", "test", "proxies", "ship", "profile"), default="all",
                    help="proxies: only score the proxies and seed programs on the test archs (what --part test "
@@ -292,8 +291,6 @@ def main() -> None:
     p.add_argument("--evolve-args", default="", help="extra evolve.py flags (e.g. '--workers 2'; shell quoting)")
     p.add_argument("--profile-out", default=str(REPO / "benchmarks" / "results" / "discovery_profile.json"),
                    help="profile part: its JSON (the table beside it, .md)")
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--runs", default="results/benchmarks/discovery")
     p.add_argument("--proxies-from", default=None, metavar="RUNS[,RUNS]",
                    help="test part: take the test files from the first of these runs folders and the proxies' and "
                    "seed programs' verify runs from each (other benchmarks' on the same pool, tasks and --n_test: "
@@ -310,12 +307,15 @@ def main() -> None:
                    "seed adds only its own run); default: the seeds' winners in one run, sharing each arch's "
                    "statistics and proxy terminals. Either way a winner that a finished verify run of the task "
                    "already scored (an earlier --part test's) is taken from that run")
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "discovery.json"))
-    args = p.parse_args()
-    root, runs, out = resolve_data_root(args.data_root), Path(args.runs), Path(args.out)
+    location_args(p, runs="results/benchmarks/discovery", out=str(REPO / "benchmarks" / "results" / "discovery.json"))
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    root, runs, out = locations(args)
     seeds = [int(s) for s in args.seeds.split(",")]
-    cache = runs / "values"
-    results = json.loads(out.read_text()) if out.is_file() else {}
+    results = saved(out)
     results.setdefault("seeds", {})
     if args.part == "profile":
         profile_part(runs / "profile", seeds, shlex.split(args.evolve_args), Path(args.profile_out), run_evolve)
@@ -326,93 +326,128 @@ def main() -> None:
         print(f"wrote {SHIPPED}")
         return
     if args.part in ("all", "evolve"):
-        # a cold first run: computing values is part of its cost (any run already there, of any seed, keeps it)
-        if not args.keep_cache and not any(runs.glob("seed*/config.json")):
-            shutil.rmtree(cache, ignore_errors=True)
-        for seed in seeds:
-            run = runs / f"seed{seed}"
-            entry = results["seeds"].get(str(seed))
-            if not ((run / "best_proxy.py").is_file() and entry):  # else finished and measured: described again
-                entry = {**run_evolve(seed, run, cache, args.evolve_args.split()), "cache_bytes": folder_bytes(cache)}
-            results = record(out, "seeds", str(seed), {**entry, **describe_run(run)})
-            print(f"seed {seed}: {entry['wall_seconds']:.0f} s, peak RSS {entry['peak_rss_gb']:.2f} GB, "
-                  f"cache {entry['cache_bytes'] / 1e9:.2f} GB, winner {results['seeds'][str(seed)]['winner']}",
-                  flush=True)
+        results = evolve_part(runs, out, seeds, args.evolve_args.split(), args.keep_cache, results)
     if args.costs_from:
-        cost = json.loads(Path(args.costs_from).read_text())["seeds"]
-        for seed in seeds:
-            measured = {k: v for k, v in cost[str(seed)].items()
-                        if k in ("wall_seconds", "peak_rss_gb", "resumed", "cache_bytes", "phases")}
-            # a copy's file times are not the run's: its phases are the measured run's, when that recorded them
-            described = {k: v for k, v in describe_run(runs / f"seed{seed}").items() if k != "phases"}
-            results = record(out, "seeds", str(seed), {**measured, "costs_from": args.costs_from, **described})
+        results = costs_from(args.costs_from, runs, out, seeds, results)
     if args.part in ("all", "test", "proxies"):
-        winners = {s: results["seeds"][str(s)]["winner"] for s in seeds if str(s) in results["seeds"]}
-        if args.part == "proxies":
-            winners = {}
-        elif not winners:
-            raise SystemExit("error: no finished evolution run to test; run --part evolve first")
-        cfg = from_dict(EvolutionConfig, json.loads((runs / f"seed{seeds[0]}" / "config.json").read_text()), "config")
-        proxies = tuple(args.proxies.split(","))
-        batches = [int(b) for b in args.batches.split(",")] if args.batches else sorted({16, cfg.fitness.batch_size})
-
-        sources = [Path(f) for f in args.proxies_from.split(",")] if args.proxies_from else [runs]  # the proxies' side
-
-        def verify(where: Path, tag: str, kw: dict, bench: str, batch: int, proxies: tuple,
-                   programs: tuple) -> tuple[dict, pd.DataFrame]:
-            vcfg = VerifyConfig(**kw, batch_size=batch, seed=cfg.fitness.pool_seed, proxies=proxies,
-                                programs=programs, benchmark_path=bench, n_samples=-1, data_root=str(root),
-                                out=str(where / "verify" / tag), results_csv=str(where / "all_tests.csv"))
-            summary = run_verify(vcfg, resume=True)  # a finished run is reused, an unfinished one resumed
-            return summary, pd.read_csv(where / "verify" / tag / "scores.csv")
-
-        # each source folder holds its own copy of the test files (the same archs: the pool, tasks and --n_test
-        # are the same), the benchmark path its verify runs were started with
-        files_of = test_files(cfg, root, sources, args.n_test)
-        files = files_of[sources[0]]
-
-        def proxies_side(tag: str, task: str, batch: int) -> tuple[dict, pd.DataFrame]:
-            """The proxies and seed programs on the test archs: each source folder's verify run (a finished one
-            with the proxies it scored, else --proxies), joined arch by arch; the first folder's figures are kept
-            for a name several hold."""
-            return join_scored([(where / "verify" / tag, *verify(where, tag, *files_of[where][task], batch,
-                                                                scored(where / "verify" / tag, proxies),
-                                                                tuple(SEEDS.values()))) for where in sources])
-
-        order = args.tasks.split(",") if args.tasks else list(files)
-        if unknown := [t for t in order if t not in files]:
-            raise SystemExit(f"error: --tasks: {unknown[0]!r} is not a task of these runs ({', '.join(files)})")
-        for task, (kw, bench) in ((t, files[t]) for t in order):
-            for batch in batches:
-                tag = f"{task.replace(':', '-').replace('@', '-').replace('=', '')}-b{batch}"  # @width=32: -width32
-                # the proxies and seed programs once, in one run (the winners' runs compare with it per arch)
-                summary, scores = proxies_side(tag, task, batch)
-                entry = {"task": task, "batch_size": batch, "n_archs": summary["n_archs"],
-                         "proxies": dict(summary["proxies"]), "agreement": {}}
-                # the winners together (one statistics pass and one set of proxy terminals per arch serve them
-                # all; seconds per arch: the first program's include the shared collection), or each on its own;
-                # a winner a finished run of this tag already scored is taken from it
-                groups = winner_groups(runs / "verify", tag, winners, args.winners_apart)
-                for group, (members, programs) in groups.items():
-                    mine, own = verify(runs, f"{tag}-{group}", kw, bench, batch, (),
-                                       programs or tuple(dict.fromkeys(members.values())))
-                    for s, w in members.items():
-                        entry["proxies"][w] = mine["proxies"][w]
-                        both = scores.merge(own[["uid", w]], on="uid", suffixes=("", " (winner)"))
-                        column = w if w not in scores.columns else f"{w} (winner)"
-                        entry["agreement"][str(s)] = agreement(both, column, [c for c in summary["proxies"] if c != w])
-                        entry.setdefault("paired", {})[str(s)] = paired(both, column, summary["proxies"])
-                print(f"--- {tag}: {summary['n_archs']} archs")
-                for name, m in entry["proxies"].items():
-                    print(result_line(name, m))
-                if args.part != "proxies":
-                    results = record(out, "test", tag, entry)
+        results = test_part(args, root, runs, out, seeds, results)
     if args.part != "proxies":
         if results.get("test"):
             md = markdown(results)
             write_bytes(out.with_suffix(".md"), md.encode())
             print(md)
         print(f"wrote {out}")
+
+
+def evolve_part(runs: Path, out: Path, seeds: list[int], extra: list[str], keep_cache: bool, results: dict) -> dict:
+    """Each seed's evolve.py run (measured unless finished and measured already), described into ``out``: the
+    results file's content after."""
+    cache = runs / "values"
+    # a cold first run: computing values is part of its cost (any run already there, of any seed, keeps it)
+    if not keep_cache and not any(runs.glob("seed*/config.json")):
+        shutil.rmtree(cache, ignore_errors=True)
+    for seed in seeds:
+        run = runs / f"seed{seed}"
+        entry = results["seeds"].get(str(seed))
+        if not ((run / "best_proxy.py").is_file() and entry):  # else finished and measured: described again
+            entry = {**run_evolve(seed, run, cache, extra), "cache_bytes": folder_bytes(cache)}
+        results = record(out, "seeds", str(seed), {**entry, **describe_run(run)})
+        print(f"seed {seed}: {entry['wall_seconds']:.0f} s, peak RSS {entry['peak_rss_gb']:.2f} GB, "
+              f"cache {entry['cache_bytes'] / 1e9:.2f} GB, winner {results['seeds'][str(seed)]['winner']}",
+              flush=True)
+    return results
+
+
+def costs_from(source: str, runs: Path, out: Path, seeds: list[int], results: dict) -> dict:
+    """--costs-from: each seed's measured cost from the evolve part's json ``source`` with its copied run's
+    description, into ``out``: the results file's content after."""
+    cost = json.loads(Path(source).read_text())["seeds"]
+    for seed in seeds:
+        measured = {k: v for k, v in cost[str(seed)].items()
+                    if k in ("wall_seconds", "peak_rss_gb", "resumed", "cache_bytes", "phases")}
+        # a copy's file times are not the run's: its phases are the measured run's, when that recorded them
+        described = {k: v for k, v in describe_run(runs / f"seed{seed}").items() if k != "phases"}
+        results = record(out, "seeds", str(seed), {**measured, "costs_from": source, **described})
+    return results
+
+
+class Tester:
+    """What the test part's verify runs share: the first seed's run config (pool seed, fitness tasks), the
+    data root, the winners' runs folder, the source folders of the proxies' side with their copies of the test
+    files, and the proxies scored where no finished run says which."""
+
+    def __init__(self, cfg: EvolutionConfig, root: Path, runs: Path, sources: list[Path], n_test: int,
+                 proxies: tuple[str, ...]) -> None:
+        self.cfg, self.root, self.runs, self.sources, self.proxies = cfg, root, runs, sources, proxies
+        # each source folder holds its own copy of the test files (the same archs: the pool, tasks and --n_test
+        # are the same), the benchmark path its verify runs were started with
+        self.files_of = test_files(cfg, root, sources, n_test)
+        self.files = self.files_of[sources[0]]
+
+    def verify(self, where: Path, tag: str, kw: dict, bench: str, batch: int, proxies: tuple,
+               programs: tuple) -> tuple[dict, pd.DataFrame]:
+        """A verify run of the test archs in ``where``/verify/``tag`` (a finished run is reused, an unfinished
+        one resumed)."""
+        return verified(where, where / "verify" / tag, **kw, batch_size=batch, seed=self.cfg.fitness.pool_seed,
+                        proxies=proxies, programs=programs, benchmark_path=bench, n_samples=-1,
+                        data_root=str(self.root))
+
+    def proxies_side(self, tag: str, task: str, batch: int) -> tuple[dict, pd.DataFrame]:
+        """The proxies and seed programs on the test archs: each source folder's verify run (a finished one
+        with the proxies it scored, else --proxies), joined arch by arch; the first folder's figures are kept
+        for a name several hold."""
+        return join_scored([(where / "verify" / tag, *self.verify(where, tag, *self.files_of[where][task], batch,
+                                                                  scored(where / "verify" / tag, self.proxies),
+                                                                  tuple(SEEDS.values()))) for where in self.sources])
+
+    def entry(self, tag: str, task: str, batch: int, winners: dict[int, str], apart: bool) -> dict:
+        """One task and batch: every proxy's, seed program's and winner's figures, each winner's per-arch
+        agreement with the others and its paired difference with the best registered proxy."""
+        kw, bench = self.files[task]
+        # the proxies and seed programs once, in one run (the winners' runs compare with it per arch)
+        summary, scores = self.proxies_side(tag, task, batch)
+        entry = {"task": task, "batch_size": batch, "n_archs": summary["n_archs"],
+                 "proxies": dict(summary["proxies"]), "agreement": {}}
+        # the winners together (one statistics pass and one set of proxy terminals per arch serve them
+        # all; seconds per arch: the first program's include the shared collection), or each on its own;
+        # a winner a finished run of this tag already scored is taken from it
+        for group, (members, programs) in winner_groups(self.runs / "verify", tag, winners, apart).items():
+            mine, own = self.verify(self.runs, f"{tag}-{group}", kw, bench, batch, (),
+                                    programs or tuple(dict.fromkeys(members.values())))
+            for s, w in members.items():
+                entry["proxies"][w] = mine["proxies"][w]
+                both = scores.merge(own[["uid", w]], on="uid", suffixes=("", " (winner)"))
+                column = w if w not in scores.columns else f"{w} (winner)"
+                entry["agreement"][str(s)] = agreement(both, column, [c for c in summary["proxies"] if c != w])
+                entry.setdefault("paired", {})[str(s)] = paired(both, column, summary["proxies"])
+        return entry
+
+
+def test_part(args: argparse.Namespace, root: Path, runs: Path, out: Path, seeds: list[int], results: dict) -> dict:
+    """The winners, seed programs and proxies on the test archs, per task and batch (--part proxies: only the
+    proxies' side, nothing recorded): the results file's content after."""
+    winners = {s: results["seeds"][str(s)]["winner"] for s in seeds if str(s) in results["seeds"]}
+    if args.part == "proxies":
+        winners = {}
+    elif not winners:
+        raise SystemExit("error: no finished evolution run to test; run --part evolve first")
+    cfg = from_dict(EvolutionConfig, json.loads((runs / f"seed{seeds[0]}" / "config.json").read_text()), "config")
+    batches = [int(b) for b in args.batches.split(",")] if args.batches else sorted({16, cfg.fitness.batch_size})
+    sources = [Path(f) for f in args.proxies_from.split(",")] if args.proxies_from else [runs]  # the proxies' side
+    tester = Tester(cfg, root, runs, sources, args.n_test, tuple(args.proxies.split(",")))
+    order = args.tasks.split(",") if args.tasks else list(tester.files)
+    if unknown := [t for t in order if t not in tester.files]:
+        raise SystemExit(f"error: --tasks: {unknown[0]!r} is not a task of these runs ({', '.join(tester.files)})")
+    for task in order:
+        for batch in batches:
+            tag = f"{task.replace(':', '-').replace('@', '-').replace('=', '')}-b{batch}"  # @width=32: -width32
+            entry = tester.entry(tag, task, batch, winners, args.winners_apart)
+            print(f"--- {tag}: {entry['n_archs']} archs")
+            for name, m in entry["proxies"].items():
+                print(result_line(name, m))
+            if args.part != "proxies":
+                results = record(out, "test", tag, entry)
+    return results
 
 
 if __name__ == "__main__":

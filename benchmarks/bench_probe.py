@@ -18,10 +18,8 @@ import json
 import logging
 from pathlib import Path
 
-from eznas.data import resolve_data_root
+from _common import figures, location_args, locations, print_summary, publish, verified
 from eznas.proxies import list_proxies
-from eznas.report import write_results
-from eznas.verify import VerifyConfig, result_line, run_verify
 
 RESULTS = Path(__file__).parent / "results"
 # the standard network's DARTS figures: the later file wins (its proxy was re-measured there)
@@ -66,30 +64,24 @@ def main() -> None:
     p.add_argument("--darts_archs", type=int, default=-1, help="DARTS CSV rows (default -1: all)")
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-root", default=None)
     p.add_argument("--proxies", default=",".join(list_proxies()), help="default: every registered proxy")
-    p.add_argument("--runs", default="results/benchmarks/probe")
-    p.add_argument("--out", default=str(RESULTS / "darts_probe"))
+    location_args(p, runs="results/benchmarks/probe", out=str(RESULTS / "darts_probe"))
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    root, proxies, runs, out = resolve_data_root(args.data_root), tuple(args.proxies.split(",")), Path(args.runs), Path(args.out)
+    root, runs, out = locations(args)
+    proxies = tuple(args.proxies.split(","))
     results: dict = {"seed": args.seed, "batch_size": args.batch_size, "proxies": list(proxies), "variants": {},
                      "standard": {k: v for k, v in standard_figures().items() if k in proxies}}
     for variant, kw in VARIANTS.items():
-        cfg = VerifyConfig(search_space="DARTS", dataset="cifar10", n_samples=args.darts_archs,
-                           batch_size=args.batch_size, seed=args.seed, proxies=proxies, data_root=str(root),
-                           out=str(runs / variant), results_csv=str(runs / "all_tests.csv"), **kw)
-        summary = run_verify(cfg, resume=True)
-        print(f"--- {variant}: {summary['n_archs']} archs, {summary['wall_seconds']:.0f} s")
-        for name, m in summary["proxies"].items():
-            print(result_line(name, m))
-        results["variants"][variant] = {"n_archs": summary["n_archs"], "wall_seconds": summary["wall_seconds"],
-                                        "proxies": summary["proxies"]}
+        summary, _ = verified(runs, runs / variant, search_space="DARTS", dataset="cifar10",
+                              n_samples=args.darts_archs, batch_size=args.batch_size, seed=args.seed, proxies=proxies,
+                              data_root=str(root), **kw)
+        print_summary(variant, summary)
+        results["variants"][variant] = figures(summary)
     probe = results["variants"]["probe-first16"]["proxies"]
     results["compared"] = [n for n in proxies if n in probe and n in results["standard"]]
     results["probe_better"] = [n for n in results["compared"] if probe[n]["spearman"] > results["standard"][n]["spearman"]]
-    print(write_results(out, results, markdown(results)))
-    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+    publish(out, results, markdown(results))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ run resumes; a space recorded with other settings is measured again. Timings nee
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -50,7 +49,7 @@ from eznas.scoring import sample_archs, score_archs
 from eznas.spaces import Arch, SearchSpace, SpaceOptions, get_space, space_class
 from eznas.threads import process_cpus, set_threads
 from eznas.verify import VerifyConfig, proxy_calls, resolved
-from _common import record
+from _common import record, saved
 
 REPO = Path(__file__).resolve().parents[1]
 SPACES = {"NASBench201": "NASBench201:cifar10", "DARTS": "DARTS:cifar10",
@@ -299,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = {"n_archs": args.n_archs, "batch_size": args.batch_size, "repeats": args.repeats,
                 "threads": args.threads, "seed": args.seed, "proxies": proxies,
                 "program": program["program"] if program else None}
-    results = json.loads(out.read_text()) if out.is_file() else {}
+    results = saved(out)
     for space in spaces:
         if results.get("spaces", {}).get(space, {}).get("settings") != settings:
             results = record(out, "spaces", space, measure_space(space, root, settings, proxies))

@@ -25,7 +25,6 @@ same dataset, ranker and k; the others are kept, so one proxy can be added to th
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from dataclasses import asdict
@@ -34,13 +33,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from eznas.data import resolve_data_root
+from _common import location_args, locations, saved, verified
 from eznas.io import write_bytes
 from eznas.metrics import bootstrap_ci, correlations
 from eznas.rankers import Ranker, check_k, fit_ridge
 from eznas.rankers import nar
 from eznas.report import merge_rows, write_results
-from eznas.verify import VerifyConfig, run_verify
 
 RESULTS = Path(__file__).parent / "results"
 ACCURACY = {"cifar10": "cifar10_test", "cifar100": "cifar100_test"}
@@ -54,7 +52,7 @@ def measured(score: np.ndarray, accuracy: np.ndarray) -> dict:
     return m
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", default="cifar10,cifar100")
     p.add_argument("--ks", default="100,1000", help="labelled archs for NAR and the ridge")
@@ -74,103 +72,140 @@ def main() -> None:
     p.add_argument("--nb101_width", type=int, default=32, help="NB-101's stem width for scored proxies (its own: 128)")
     p.add_argument("--nb301_probe", default="none", help="the NB-301 network scored proxies run on (none, the "
                    "space's default: NB-301's training network; swap: SWAP's probe network, DARTS's default)")
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--runs", default="results/benchmarks/rankers")
-    p.add_argument("--out", default=str(RESULTS / "rankers.json"))
-    args = p.parse_args()
+    location_args(p, runs="results/benchmarks/rankers", out=str(RESULTS / "rankers.json"))
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     logging.basicConfig(level=logging.WARNING)
-    root, runs, out = resolve_data_root(args.data_root), Path(args.runs), Path(args.out)
+    root, runs, out = locations(args)
     config = nar.NARConfig(epochs=args.epochs, d_model=args.d_model, layers=args.layers)
     datasets = [d for d in args.datasets.split(",") if d]
-    if out.is_file() and json.loads(out.read_text()).get("n_test") != args.n_test:
+    if out.is_file() and saved(out).get("n_test") != args.n_test:
         raise SystemExit(f"error: {out} holds rows with another --n_test; give another --out")
     results: dict = {"n_test": args.n_test, "rows": []}
     table = pd.read_csv(root / "nb201" / "nb201_acc_200ep.csv")
     ks = [int(k) for k in args.ks.split(",")]
     for dataset in datasets:
-        acc = table[ACCURACY[dataset]].to_numpy(float)
-        order = np.random.default_rng(0).permutation(len(table))
-        test = order[-args.n_test:]
-        for k in ks:
-            check_k(k, len(order) - args.n_test - VAL)
-        feats = np.stack([nar.encode(s) for s in table.arch_str])
-        for k in ks if args.nar else ():
-            train, val = order[:k], order[k:k + VAL]
-            start = time.perf_counter()
-            model, record = nar.train(feats[train], acc[train], feats[val], acc[val], config)
-            seconds = time.perf_counter() - start
-            start = time.perf_counter()
-            test_score = nar.predict(model, feats[test])
-            scoring = (time.perf_counter() - start) / len(test)
-            folder = runs / f"{dataset}-k{k}"
-            Ranker("nar", "NASBench201", dataset, record={**record, "train_uids": table["index"][train].tolist(),
-                                                           "val_uids": table["index"][val].tolist()},
-                   model=model).save(folder)
-            unlabelled = np.setdiff1d(order, np.concatenate([train, val]))
-            every = nar.predict(model, feats[unlabelled])
-            rng = np.random.default_rng(1)
-            picks = []
-            for _ in range(50):  # NAR's sampling search, no oracle: each iteration's top-scored cell
-                draw = rng.choice(len(table), 128, replace=False)
-                picks.append(draw[np.argmax(nar.predict(model, feats[draw]))])
-            rank = lambda i: 1 + int((acc > acc[i]).sum())  # noqa: E731
-            top = unlabelled[np.argmax(every)]
-            row = {"dataset": dataset, "ranker": "nar", "k": k, "n_test": args.n_test, "nar": asdict(config),
-                   "test": measured(test_score, acc[test]),
-                   "train_seconds": seconds, "score_seconds_per_arch": scoring,
-                   "best_val_kendall": record["best_val_kendall"],
-                   "search": {"mean_accuracy": float(np.mean(acc[picks])), "mean_rank": float(np.mean([rank(i) for i in picks])),
-                              "top_unlabelled": {"arch": table.arch_str[top], "accuracy": float(acc[top]), "rank": rank(top)},
-                              "optimum": float(acc.max())}}
-            results["rows"].append(row)
-            print(f"{dataset} nar k={k}: test tau {row['test']['kendall']:.3f} rho {row['test']['spearman']:.3f} "
-                  f"(val tau {record['best_val_kendall']:.3f}), {seconds:.0f} s training; search mean acc "
-                  f"{row['search']['mean_accuracy']:.2f}, top unlabelled {acc[top]:.2f} (rank {rank(top)})", flush=True)
-        scored = {}
-        for name, uids in (("test", test), *((f"k{k}", order[:k]) for k in ks if args.ridge_inputs)):
-            names = [n for n in (args.proxies.split(",") if name == "test" and args.proxies else [])]
-            names += [n for n in args.ridge_inputs.split(",") if n and n not in names]
-            progs = tuple(args.program) if name == "test" else ()
-            if not names and not progs:
-                continue
-            subset = runs / f"{dataset}-{name}.csv"
-            subset.parent.mkdir(parents=True, exist_ok=True)
-            write_bytes(subset, table.iloc[np.sort(uids)].to_csv(index=False).encode())
-            # one folder per set scored: adding a proxy later scores it alone, resumable
-            folder = runs / "verify" / f"{dataset}-{name}-{'+'.join(names)}{'+programs' * bool(progs)}"
-            summary = run_verify(VerifyConfig(dataset=dataset, proxies=tuple(names),
-                                              programs=progs,
-                                              benchmark_path=str(subset), data_root=str(root), bootstrap=1000,
-                                              out=str(folder),
-                                              results_csv=str(runs / "all_tests.csv")), resume=True)
-            scored[name] = (summary, pd.read_csv(folder / "scores.csv"))
-        if "test" in scored:
-            summary, _ = scored["test"]
-            for label, m in summary["proxies"].items():
-                if label in args.proxies.split(",") or label not in args.ridge_inputs.split(","):
-                    results["rows"].append({"dataset": dataset, "ranker": label, "k": 0, "n_test": args.n_test, "test": m,
-                                            "score_seconds_per_arch": m["seconds_per_arch"]})
-        if args.ridge_inputs and "test" in scored:
-            inputs = args.ridge_inputs.split(",")
-            test_scores = scored["test"][1]
-            for k in ks:
-                train_scores = scored[f"k{k}"][1]
-                mean, std, w = fit_ridge(train_scores[inputs], train_scores["accuracy"].to_numpy(float))
-                ranker = Ranker("proxy_ridge", "NASBench201", dataset, tuple(inputs), mean, std, w,
-                                record={"k": k, "train_uids": train_scores.uid.tolist()})
-                ranker.save(runs / f"{dataset}-ridge-k{k}")
-                s = ranker.score_values(test_scores[inputs].to_numpy(float))
-                results["rows"].append({"dataset": dataset, "ranker": f"proxy_ridge({','.join(inputs)})", "k": k,
-                                        "n_test": args.n_test,
-                                        "test": measured(s, test_scores["accuracy"].to_numpy(float))})
+        results["rows"] += dataset_rows(args, dataset, table, ks, config, root, runs)
     for name in filter(None, args.stored.split(",")):
         network = {"width": args.nb101_width} if name == "nb101" else {"probe": args.nb301_probe}
         results["rows"] += stored_rows(name, root, ks, runs, args.stored_n_test,
                                        [n for n in args.proxies.split(",") if n], tuple(args.program), network)
     # re-read now: another run may have written meanwhile
-    results["rows"] = merge_rows(json.loads(out.read_text())["rows"] if out.is_file() else [], results["rows"],
+    results["rows"] = merge_rows(saved(out).get("rows", []), results["rows"],
                                  key=lambda r: (r["dataset"], r["ranker"], r["k"]))
     print(write_results(out, results, markdown(results)))
+
+
+def dataset_rows(args: argparse.Namespace, dataset: str, table: pd.DataFrame, ks: list[int],
+                 config: nar.NARConfig, root: Path, runs: Path) -> list[dict]:
+    """One NB-201 dataset's rows: NAR at each k (unless --no-nar), each proxy and program on the test archs,
+    and the ridge over --ridge_inputs at each k."""
+    acc = table[ACCURACY[dataset]].to_numpy(float)
+    order = np.random.default_rng(0).permutation(len(table))
+    test = order[-args.n_test:]
+    for k in ks:
+        check_k(k, len(order) - args.n_test - VAL)
+    rows = nar_rows(dataset, table, acc, order, ks, config, runs, args.n_test) if args.nar else []
+    scored = scored_sets(args, dataset, table, order, test, ks, root, runs)
+    if "test" in scored:
+        summary, _ = scored["test"]
+        for label, m in summary["proxies"].items():
+            if label in args.proxies.split(",") or label not in args.ridge_inputs.split(","):
+                rows.append({"dataset": dataset, "ranker": label, "k": 0, "n_test": args.n_test, "test": m,
+                             "score_seconds_per_arch": m["seconds_per_arch"]})
+    if args.ridge_inputs and "test" in scored:
+        rows += ridge_rows(dataset, scored, args.ridge_inputs.split(","), ks, runs, args.n_test)
+    return rows
+
+
+def nar_rows(dataset: str, table: pd.DataFrame, acc: np.ndarray, order: np.ndarray, ks: list[int],
+             config: nar.NARConfig, runs: Path, n_test: int) -> list[dict]:
+    """NAR at each k: trained on the permutation's first k archs (validated on the next VAL) and saved, its
+    figures on the test archs and its sampling search."""
+    feats = np.stack([nar.encode(s) for s in table.arch_str])
+    test = order[-n_test:]
+    rows = []
+    for k in ks:
+        train, val = order[:k], order[k:k + VAL]
+        start = time.perf_counter()
+        model, record = nar.train(feats[train], acc[train], feats[val], acc[val], config)
+        seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        test_score = nar.predict(model, feats[test])
+        scoring = (time.perf_counter() - start) / len(test)
+        Ranker("nar", "NASBench201", dataset, record={**record, "train_uids": table["index"][train].tolist(),
+                                                       "val_uids": table["index"][val].tolist()},
+               model=model).save(runs / f"{dataset}-k{k}")
+        search = sampling_search(model, feats, acc, table, np.setdiff1d(order, np.concatenate([train, val])))
+        row = {"dataset": dataset, "ranker": "nar", "k": k, "n_test": n_test, "nar": asdict(config),
+               "test": measured(test_score, acc[test]),
+               "train_seconds": seconds, "score_seconds_per_arch": scoring,
+               "best_val_kendall": record["best_val_kendall"], "search": search}
+        rows.append(row)
+        top = search["top_unlabelled"]
+        print(f"{dataset} nar k={k}: test tau {row['test']['kendall']:.3f} rho {row['test']['spearman']:.3f} "
+              f"(val tau {record['best_val_kendall']:.3f}), {seconds:.0f} s training; search mean acc "
+              f"{search['mean_accuracy']:.2f}, top unlabelled {top['accuracy']:.2f} (rank {top['rank']})", flush=True)
+    return rows
+
+
+def sampling_search(model, feats: np.ndarray, acc: np.ndarray, table: pd.DataFrame, unlabelled: np.ndarray) -> dict:
+    """NAR's sampling search, no oracle: 50 iterations of 128 uniformly drawn cells, each iteration's pick the
+    cell the ranker scores highest (their mean accuracy and rank), and the cell it scores highest among all
+    ``unlabelled`` ones."""
+    every = nar.predict(model, feats[unlabelled])
+    rng = np.random.default_rng(1)
+    picks = []
+    for _ in range(50):
+        draw = rng.choice(len(table), 128, replace=False)
+        picks.append(draw[np.argmax(nar.predict(model, feats[draw]))])
+    rank = lambda i: 1 + int((acc > acc[i]).sum())  # noqa: E731
+    top = unlabelled[np.argmax(every)]
+    return {"mean_accuracy": float(np.mean(acc[picks])), "mean_rank": float(np.mean([rank(i) for i in picks])),
+            "top_unlabelled": {"arch": table.arch_str[top], "accuracy": float(acc[top]), "rank": rank(top)},
+            "optimum": float(acc.max())}
+
+
+def scored_sets(args: argparse.Namespace, dataset: str, table: pd.DataFrame, order: np.ndarray, test: np.ndarray,
+                ks: list[int], root: Path, runs: Path) -> dict[str, tuple[dict, pd.DataFrame]]:
+    """The verify runs of the test archs (--proxies, --program and --ridge_inputs) and, with --ridge_inputs,
+    of each k's labelled archs (those proxies): summary and per-arch scores per set ("test", "k<k>")."""
+    scored = {}
+    for name, uids in (("test", test), *((f"k{k}", order[:k]) for k in ks if args.ridge_inputs)):
+        names = [n for n in (args.proxies.split(",") if name == "test" and args.proxies else [])]
+        names += [n for n in args.ridge_inputs.split(",") if n and n not in names]
+        progs = tuple(args.program) if name == "test" else ()
+        if not names and not progs:
+            continue
+        subset = runs / f"{dataset}-{name}.csv"
+        subset.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes(subset, table.iloc[np.sort(uids)].to_csv(index=False).encode())
+        # one folder per set scored: adding a proxy later scores it alone, resumable
+        folder = runs / "verify" / f"{dataset}-{name}-{'+'.join(names)}{'+programs' * bool(progs)}"
+        scored[name] = verified(runs, folder, dataset=dataset, proxies=tuple(names), programs=progs,
+                                benchmark_path=str(subset), data_root=str(root), bootstrap=1000)
+    return scored
+
+
+def ridge_rows(dataset: str, scored: dict[str, tuple[dict, pd.DataFrame]], inputs: list[str], ks: list[int],
+               runs: Path, n_test: int) -> list[dict]:
+    """The proxy-feature ridge at each k, fitted on the k labelled archs' scores of ``inputs`` and saved: its
+    figures on the test archs."""
+    rows = []
+    test_scores = scored["test"][1]
+    for k in ks:
+        train_scores = scored[f"k{k}"][1]
+        mean, std, w = fit_ridge(train_scores[inputs], train_scores["accuracy"].to_numpy(float))
+        ranker = Ranker("proxy_ridge", "NASBench201", dataset, tuple(inputs), mean, std, w,
+                        record={"k": k, "train_uids": train_scores.uid.tolist()})
+        ranker.save(runs / f"{dataset}-ridge-k{k}")
+        s = ranker.score_values(test_scores[inputs].to_numpy(float))
+        rows.append({"dataset": dataset, "ranker": f"proxy_ridge({','.join(inputs)})", "k": k, "n_test": n_test,
+                     "test": measured(s, test_scores["accuracy"].to_numpy(float))})
+    return rows
 
 
 STORED = {"nb101": ("NASBench101", "nb101_zc_early_cifar10.csv", "naslib_encoding"),
@@ -222,10 +257,9 @@ def stored_rows(name: str, root: Path, ks: list[int], runs: Path, n_test: int = 
         where = ", ".join(f"{k} {v}" for k, v in network.items())
         folder = runs / "verify" / f"{name}-test{len(test)}-{'+'.join(proxies)}{'+programs' * bool(programs)}-" \
                                    f"{'-'.join(f'{k}{v}' for k, v in network.items())}"
-        summary = run_verify(VerifyConfig(search_space=space, dataset="cifar10", proxies=tuple(proxies),
-                                          programs=programs, benchmark_path=str(subset), data_root=str(root),
-                                          bootstrap=1000, out=str(folder), results_csv=str(runs / "all_tests.csv"),
-                                          **network), resume=True)
+        summary, _ = verified(runs, folder, search_space=space, dataset="cifar10", proxies=tuple(proxies),
+                              programs=programs, benchmark_path=str(subset), data_root=str(root), bootstrap=1000,
+                              **network)
         for label, m in summary["proxies"].items():
             rows.append({"dataset": dataset, "ranker": f"{label} ({where})" if where else label, "k": 0,
                          "n_test": len(test), "test": m, "score_seconds_per_arch": m["seconds_per_arch"]})

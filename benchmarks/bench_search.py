@@ -43,14 +43,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from eznas.data import resolve_data_root
+from _common import location_args, locations, saved, verified
 from eznas.io import write_bytes
 from eznas.metrics import correlations
 from eznas.report import merge_rows, write_results
 from eznas.config import from_dict
 from eznas.search.run import Search, SearchConfig, fitness_call, table_rank
 from eznas.spaces import get_space, space_class
-from eznas.verify import VerifyConfig, run_verify
 
 RESULTS = Path(__file__).parent / "results"
 PROXIES = "meco,reg_swap,swap,sweetimator,synflow,naswot,params,zico"
@@ -108,7 +107,7 @@ def searched(configs: list[SearchConfig], workers: int) -> list[dict]:
         return pool.starmap(search_once, [(cfg, threads) for cfg in configs], chunksize=1)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", default="cifar10,cifar100")
     p.add_argument("--proxies", default=PROXIES, help=f"default: {PROXIES}")
@@ -122,95 +121,112 @@ def main() -> None:
                    "random searches' archs)")
     p.add_argument("--workers", type=int, default=1, help="searches run at once, each in its own process "
                    "(default 1; with --lazy they share the score cache as they go)")
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--runs", default="results/benchmarks/search")
-    p.add_argument("--out", default=str(RESULTS / "search.json"))
-    args = p.parse_args()
+    location_args(p, runs="results/benchmarks/search", out=str(RESULTS / "search.json"))
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     logging.basicConfig(level=logging.WARNING)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # killed: the worker pool's exit stops its searches
-    root, runs, out = resolve_data_root(args.data_root), Path(args.runs), Path(args.out)
+    root, runs, out = locations(args)
     if args.workers < 1:
         raise SystemExit(f"error: --workers {args.workers}: give 1 or more")
-    fitnesses = [*args.proxies.split(","), *args.program] if args.proxies else list(args.program)
     results: dict = {"budget": args.budget, "seeds": args.seeds, "table_archs": args.table_archs, "rows": []}
-    before = json.loads(out.read_text()) if out.is_file() else {}
+    before = saved(out)
     for field in ("budget", "seeds", "table_archs"):
         if before and before.get(field) != results[field]:
             raise SystemExit(f"error: {out} holds rows at {field} {before.get(field)}, not {results[field]}; "
                              "give another --out")
-    space = get_space("NASBench201")
     for dataset in args.datasets.split(","):
-        table = space.default_benchmark(root, dataset)
-        if args.table_archs > 0:  # the sample as a benchmark file: searches and scores keep to it
-            full = pd.read_csv(table)
-            keep = full.sample(n=args.table_archs, random_state=0).sort_values("index")
-            table = runs / f"table-{dataset}-{args.table_archs}.csv"
-            table.parent.mkdir(parents=True, exist_ok=True)
-            write_bytes(table, keep.to_csv(index=False).encode())
-        archs = space.load(table, dataset)
-        accuracies = np.array([a.accuracy for a in archs])
-        programs = tuple(args.program)
-        proxies = tuple(f for f in fitnesses if f not in programs)
-        if args.lazy:  # (label, run-name, search settings, rho, rho's n): rho once the random searches ran
-            settings = [(f, f if f in proxies else f"program-{zlib.crc32(f.encode()):08x}") for f in fitnesses]
-            fits = [(label, f"{name}-lazy", {"score_cache": str(runs / "cache" / f"{dataset}-{name}.jsonl")}, None, None)
-                    for label, name in settings]
-        else:  # every fitness scored in one verify run (one network build per arch; each label's seconds include it)
-            folder = runs / "scores" / f"{dataset}-{'+'.join(proxies)}{'+programs' * bool(programs)}"
-            summary = run_verify(VerifyConfig(dataset=dataset, seed=0, proxies=proxies, programs=programs,
-                                              benchmark_path=str(table), data_root=str(root), out=str(folder),
-                                              bootstrap=100, results_csv=str(runs / "all_tests.csv")), resume=True)
-            fits = []
-            for i, (label, metrics) in enumerate(summary["proxies"].items()):  # a program's label: its normalised text
-                print(f"{dataset} {label}: rho {metrics['spearman']:.3f} on {summary['n_archs']} archs, "
-                      f"{metrics['seconds_per_arch']:.3f} s/arch", flush=True)
-                fits.append((label, label if label in proxies else f"program{i}", {"scores": str(folder)},
-                             metrics["spearman"], None))
-        for label, name, source, rho, rho_n in fits:
-            is_program = label not in proxies
-            rows = []
-            for strategy in args.strategies.split(","):
-                found, ranks, tops, seconds, oracle, folders = [], [], [], [], [], []
-                configs = [SearchConfig(dataset=dataset, strategy=strategy, budget=args.budget,
-                                        proxy=None if is_program else label, program=label if is_program else None,
-                                        seed=seed, score_seed=0, benchmark_path=str(table), data_root=str(root),
-                                        out=str(runs / "runs" / f"{dataset}-{name}-{strategy}-b{args.budget}-s{seed}"),
-                                        **source) for seed in range(args.seeds)]
-                for cfg, r in zip(configs, searched(configs, args.workers)):
-                    run = Path(cfg.out)
-                    f = r["found"]
-                    found.append(f["accuracy"])
-                    ranks.append(f["rank"])
-                    tops.append(f["top_percent"])
-                    seconds.append(r["seconds"])
-                    oracle.append(r["oracle_of_scored"])
-                    folders.append(run)
-                if args.lazy and strategy == "random":  # a uniform sample of the table, its size growing with seeds
-                    rho, rho_n = rho_on_drawn(folders)
-                    print(f"{dataset} {label}: rho {rho:.3f} on the {rho_n} archs the random searches drew", flush=True)
-                row = {"dataset": dataset, "strategy": strategy, "fitness": label, "device": scored_on(source),
-                       "accuracy": mean_std(found), "rank": mean_std(ranks), "top_percent": mean_std(tops),
-                       "seconds": mean_std(seconds), "oracle": mean_std(oracle)}
-                rows.append(row)
-                print(f"  {strategy}: found {row['accuracy'][0]:.2f} +- {row['accuracy'][1]:.2f}, oracle "
-                      f"{row['oracle'][0]:.2f}, {row['seconds'][0]:.0f} s", flush=True)
-            results["rows"] += [{**r, "rho": rho, "rho_archs": rho_n} for r in rows]  # --lazy: rho once random ran
-        rng = np.random.default_rng(0)
-        picks = [float(accuracies[rng.integers(len(accuracies))]) for _ in range(args.seeds)]
-        results["rows"].append({"dataset": dataset, "strategy": "none", "fitness": "a random arch",
-                                "rho": None, "accuracy": mean_std(picks),
-                                "rank": mean_std([table_rank(accuracies, a) for a in picks]),
-                                "top_percent": mean_std([100 * table_rank(accuracies, a) / len(accuracies)
-                                                         for a in picks]),
-                                "seconds": (0.0, 0.0), "oracle": None})
-        published = space_class("NASBench201").optimum.get(dataset)
-        results.setdefault("optimum", {})[dataset] = {"table": float(accuracies.max()), "published": published,
-                                                     "archs": len(archs)}
-    before = json.loads(out.read_text()) if out.is_file() else {}  # re-read: another run may have written
+        rows, optimum = dataset_rows(args, dataset, root, runs)
+        results["rows"] += rows
+        results.setdefault("optimum", {})[dataset] = optimum
+    before = saved(out)  # re-read: another run may have written
     results["rows"] = merge_rows(before.get("rows", []), results["rows"],
                                  key=lambda r: (r["dataset"], r["strategy"], r["fitness"]))
     results["optimum"] = {**before.get("optimum", {}), **results.get("optimum", {})}
     print(write_results(out, results, markdown(results)))
+
+
+def dataset_rows(args: argparse.Namespace, dataset: str, root: Path, runs: Path) -> tuple[list[dict], dict]:
+    """One dataset's rows (each fitness's searches per strategy, then a random arch) and its table's optimum."""
+    space = get_space("NASBench201")
+    table = space.default_benchmark(root, dataset)
+    if args.table_archs > 0:  # the sample as a benchmark file: searches and scores keep to it
+        full = pd.read_csv(table)
+        keep = full.sample(n=args.table_archs, random_state=0).sort_values("index")
+        table = runs / f"table-{dataset}-{args.table_archs}.csv"
+        table.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes(table, keep.to_csv(index=False).encode())
+    archs = space.load(table, dataset)
+    accuracies = np.array([a.accuracy for a in archs])
+    fitnesses = [*args.proxies.split(","), *args.program] if args.proxies else list(args.program)
+    programs = tuple(args.program)
+    proxies = tuple(f for f in fitnesses if f not in programs)
+    rows = []
+    for label, name, source, rho in fitness_sources(args, dataset, fitnesses, proxies, programs, table, root, runs):
+        rows += fitness_rows(args, dataset, label, name, source, rho, table, root, runs, label not in proxies)
+    rows.append(random_arch_row(dataset, accuracies, args.seeds))
+    published = space_class("NASBench201").optimum.get(dataset)
+    return rows, {"table": float(accuracies.max()), "published": published, "archs": len(archs)}
+
+
+def fitness_sources(args: argparse.Namespace, dataset: str, fitnesses: list[str], proxies: tuple[str, ...],
+                    programs: tuple[str, ...], table, root: Path, runs: Path) -> list[tuple[str, str, dict, float | None]]:
+    """Per fitness: its label, run-name, where its searches look scores up, and its rho on the table (--lazy:
+    None, known once the random searches ran)."""
+    if args.lazy:  # a score cache per fitness, filled as the searches go
+        settings = [(f, f if f in proxies else f"program-{zlib.crc32(f.encode()):08x}") for f in fitnesses]
+        return [(label, f"{name}-lazy", {"score_cache": str(runs / "cache" / f"{dataset}-{name}.jsonl")}, None)
+                for label, name in settings]
+    # every fitness scored in one verify run (one network build per arch; each label's seconds include it)
+    folder = runs / "scores" / f"{dataset}-{'+'.join(proxies)}{'+programs' * bool(programs)}"
+    summary, _ = verified(runs, folder, dataset=dataset, seed=0, proxies=proxies, programs=programs,
+                          benchmark_path=str(table), data_root=str(root), bootstrap=100)
+    fits = []
+    for i, (label, metrics) in enumerate(summary["proxies"].items()):  # a program's label: its normalised text
+        print(f"{dataset} {label}: rho {metrics['spearman']:.3f} on {summary['n_archs']} archs, "
+              f"{metrics['seconds_per_arch']:.3f} s/arch", flush=True)
+        fits.append((label, label if label in proxies else f"program{i}", {"scores": str(folder)},
+                     metrics["spearman"]))
+    return fits
+
+
+def fitness_rows(args: argparse.Namespace, dataset: str, label: str, name: str, source: dict, rho: float | None,
+                 table, root: Path, runs: Path, is_program: bool) -> list[dict]:
+    """One fitness's searches, a row per strategy with the fitness's rho (--lazy: over the archs its random
+    searches drew, and how many)."""
+    rows, rho_n = [], None
+    for strategy in args.strategies.split(","):
+        configs = [SearchConfig(dataset=dataset, strategy=strategy, budget=args.budget,
+                                proxy=None if is_program else label, program=label if is_program else None,
+                                seed=seed, score_seed=0, benchmark_path=str(table), data_root=str(root),
+                                out=str(runs / "runs" / f"{dataset}-{name}-{strategy}-b{args.budget}-s{seed}"),
+                                **source) for seed in range(args.seeds)]
+        found = searched(configs, args.workers)
+        if args.lazy and strategy == "random":  # a uniform sample of the table, its size growing with seeds
+            rho, rho_n = rho_on_drawn([Path(cfg.out) for cfg in configs])
+            print(f"{dataset} {label}: rho {rho:.3f} on the {rho_n} archs the random searches drew", flush=True)
+        row = {"dataset": dataset, "strategy": strategy, "fitness": label, "device": scored_on(source),
+               **{k: mean_std([r["found"][k] for r in found]) for k in ("accuracy", "rank", "top_percent")},
+               "seconds": mean_std([r["seconds"] for r in found]),
+               "oracle": mean_std([r["oracle_of_scored"] for r in found])}
+        rows.append(row)
+        print(f"  {strategy}: found {row['accuracy'][0]:.2f} +- {row['accuracy'][1]:.2f}, oracle "
+              f"{row['oracle'][0]:.2f}, {row['seconds'][0]:.0f} s", flush=True)
+    return [{**r, "rho": rho, "rho_archs": rho_n} for r in rows]
+
+
+def random_arch_row(dataset: str, accuracies: np.ndarray, seeds: int) -> dict:
+    """The baseline of a uniformly random arch of the table, one per search seed (what a search without a
+    proxy finds at any budget)."""
+    rng = np.random.default_rng(0)
+    picks = [float(accuracies[rng.integers(len(accuracies))]) for _ in range(seeds)]
+    return {"dataset": dataset, "strategy": "none", "fitness": "a random arch", "rho": None,
+            "accuracy": mean_std(picks), "rank": mean_std([table_rank(accuracies, a) for a in picks]),
+            "top_percent": mean_std([100 * table_rank(accuracies, a) / len(accuracies) for a in picks]),
+            "seconds": (0.0, 0.0), "oracle": None}
 
 
 def markdown(results: dict) -> str:
