@@ -166,7 +166,7 @@ def test_scores_of_a_verify_run_are_looked_up_not_computed(data_root, tmp_path, 
                         "--quiet", "--bootstrap", "5", "--out", str(tmp_path / "v"),
                         "--results-csv", str(tmp_path / "all.csv")]) == 0
     live = search(data_root, tmp_path, "live", benchmark_path=str(table), budget=10).run()
-    monkeypatch.setattr(search_run, "score_archs", None)  # every score must come from the verify run
+    monkeypatch.setattr(search_run, "score_arch", None)  # every score must come from the verify run
     looked = search(data_root, tmp_path, "looked", benchmark_path=str(table), budget=10, scores=str(tmp_path / "v")).run()
     assert looked["found"] == live["found"] and looked["looked_up"] == 10
     with pytest.raises(EznasError, match=r"--scores .*: its seed is 0, the search's 1"):
@@ -220,7 +220,7 @@ def test_a_pool_fitness_ranks_each_arch_among_the_archs_scored_so_far(data_root,
     assert verify_main(["--benchmark-path", str(table), "--data-root", str(data_root), "--program", POOL,
                         "--quiet", "--bootstrap", "5", "--out", str(tmp_path / "v"),
                         "--results-csv", str(tmp_path / "all.csv")]) == 0
-    monkeypatch.setattr(search_run, "score_archs", None)  # every part from the verify run
+    monkeypatch.setattr(search_run, "score_arch", None)  # every part from the verify run
     looked = search(data_root, tmp_path, "looked", proxy=None, program=POOL, benchmark_path=str(table),
                     scores=str(tmp_path / "v")).run()
     assert looked["found"] == result["found"] and looked["looked_up"] == len(history)
@@ -244,12 +244,12 @@ def test_searches_sharing_a_score_cache_score_each_arch_once(data_root, tmp_path
     lines = cache.read_text().splitlines()
     assert json.loads(lines[0])["settings"]["fitness"] == "params" and len(lines) == 11
     computed = []
-    real = search_run.score_archs
-    monkeypatch.setattr(search_run, "score_archs", lambda *a, **k: computed.append(1) or real(*a, **k))
+    real = search_run.score_arch
+    monkeypatch.setattr(search_run, "score_arch", lambda *a, **k: computed.append(1) or real(*a, **k))
     whole = search(data_root, tmp_path, "whole", benchmark_path=str(table), strategy="random", budget=40, seed=1,
                    score_seed=0, score_cache=str(cache)).run()  # every arch of the table: 30 new, 10 read
     assert len(computed) == 30 and whole["archs_scored"] == 40 and len(cache.read_text().splitlines()) == 41
-    monkeypatch.setattr(search_run, "score_archs", None)  # all cached now: nothing may be computed
+    monkeypatch.setattr(search_run, "score_arch", None)  # all cached now: nothing may be computed
     again = search(data_root, tmp_path, "again", benchmark_path=str(table), budget=10, score_cache=str(cache)).run()
     assert again["found"] == live["found"] and again["seconds"] == pytest.approx(live["seconds"])
     assert again["config"]["score_cache"] == str(cache)

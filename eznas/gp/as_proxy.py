@@ -8,7 +8,6 @@ from typing import Any, Iterable
 import numpy as np
 
 from eznas.errors import EznasError
-from eznas.gp.profile import Laps
 from eznas.gp.program import Program, ProgramError, parse_program
 from eznas.gp.pset import proxy_name
 from eznas.proxies.base import Probe, Proxy, ProxyCall, list_proxies, parse_proxy
@@ -32,28 +31,31 @@ def proxy_needs(terminals: Iterable[str]) -> frozenset[str]:
     return frozenset().union(*(parse_proxy(proxy_name(t)).needs for t in terminals))
 
 
-def proxy_values(probe: Probe, terminals: Iterable[str], run: bool = True,
-                 seconds: dict[str, float] | None = None) -> dict[str, float | str]:
-    """Proxy terminals (``zc_<proxy>``) on a probe: each registered proxy's score at its defaults, or a
-    string, the reason it is not defined there. ``run``: do the shared pass they need first (False when
-    the caller's scoring loop has done it). ``seconds``, given, receives the wall seconds of the shared pass
-    (``proxy pass``) and of each terminal (a terminal's include what it computes for a later one, e.g. the
-    first AZ-NAS terminal's)."""
-    calls = {t: parse_proxy(proxy_name(t)) for t in terminals}
-    laps = Laps(seconds)
-    if run:
-        probe.run(proxy_needs(calls))
-        laps.lap("proxy pass")
+def terminal_calls(terminals: Iterable[str]) -> list[ProxyCall]:
+    """The registered proxies behind some proxy terminals (``zc_<proxy>``), at their defaults, labelled by
+    the terminal."""
+    return [replace(parse_proxy(proxy_name(t)), label=t) for t in terminals]
+
+
+def terminal_error(terminal: str, exc: Exception) -> str:
+    """A proxy terminal that raised: the reason its programs are not defined on this network."""
+    return f"{type(exc).__name__} in {terminal}"
+
+
+def terminal_value(terminal: str, value: float) -> float | str:
+    """A proxy terminal's value: its score, or the reason it is not defined there (not finite)."""
+    return value if math.isfinite(value) else f"not finite: {terminal}"
+
+
+def proxy_values(probe: Probe, terminals: Iterable[str]) -> dict[str, float | str]:
+    """Proxy terminals on a probe whose shared pass the scoring loop has done: each registered proxy's score
+    at its defaults, or a string, the reason it is not defined there."""
     out: dict[str, float | str] = {}
-    for terminal, call in calls.items():
+    for call in terminal_calls(terminals):
         try:
-            value = call(probe)
+            out[call.label] = terminal_value(call.label, call(probe))
         except Exception as exc:  # noqa: BLE001 - a failing proxy makes the program undefined on this network
-            out[terminal] = f"{type(exc).__name__} in {terminal}"
-            continue
-        finally:
-            laps.lap(terminal)
-        out[terminal] = value if math.isfinite(value) else f"not finite: {terminal}"
+            out[call.label] = terminal_error(call.label, exc)
     return out
 
 
@@ -87,7 +89,7 @@ def program_call(text: str, signal: str = "logits_sum", noise_seed: int = 0,
         if program.proxies:
             terminals = probe.memo.setdefault(("proxy-terminals",), {}) if shared is not None else {}
             if missing := [t for t in program.proxies if t not in terminals]:
-                terminals.update(proxy_values(probe, missing, run=False))
+                terminals.update(proxy_values(probe, missing))
             stats = replace(stats, features={**stats.features, **{t: terminals[t] for t in program.proxies}})
         value, reason = program.evaluate(stats, values)
         if reason is not None:

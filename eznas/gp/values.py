@@ -29,16 +29,16 @@ import numpy as np
 from eznas.data import BatchSource
 from eznas.errors import DataError, EznasError
 from eznas.features import FEATURES, network_features
-from eznas.gp.as_proxy import proxy_values
+from eznas.gp.as_proxy import terminal_calls, terminal_error, terminal_value
 from eznas.gp.config import FitnessConfig, Task
 from eznas.gp.profile import BUSY, WAITING, Laps, Profile
 from eznas.gp.program import Program, parse_program
 from eznas.gp.pset import PROXY_PREFIX
 from eznas.io import atomic_open
-from eznas.networks import arch_seed, build_network, resolve_device
+from eznas.networks import arch_seed, resolve_device
 from eznas.parallel import Mapper, torch_threads
 from eznas.primitives.aggregate import ProgramFailure
-from eznas.proxies import Probe
+from eznas.scoring import score_arch
 from eznas.spaces import Arch, SpaceOptions, get_space, space_class
 from eznas.stats import COLLECTOR_VERSION, CollectorConfig, NetworkStats, collect, find_units, stats_key
 
@@ -188,24 +188,27 @@ class FitnessData:
         given, receives the seconds of ``build`` (network and batch), the proxies' shared pass and each proxy
         terminal, ``statistics`` (with the features, when aggregates are asked too), ``aggregates`` and
         ``features``."""
-        laps = Laps(timings)
         batches = self._batches.get(task.dataset)
         if batches is None:
             batches = self._batches[task.dataset] = BatchSource(self.data_root, task.dataset,
                                                                 self.config.batch_size, self.config.pool_seed)
-        device = resolve_device(self.config.device)
         terminals = [v for v in values if v.startswith(PROXY_PREFIX)]
         aggregates = [v for v in values if not v.startswith(PROXY_PREFIX)]
         programs = [cached_program(a) for a in aggregates]
         names = tuple(sorted(set().union(*(p.terminals for p in programs)))) if programs else ()
         with torch_threads(1):
-            net = build_network(self._space(task), arch, batches.spec.num_classes, self.config.pool_seed,
-                                device=device)
-            batch = batches.batch().to(device)
-            laps.lap("build")
-            out = proxy_values(Probe(net, batch, seed=arch_seed(self.config.pool_seed, arch.uid), arch=arch),
-                               terminals, seconds=timings) if terminals else {}
-            laps.lap()  # proxy_values timed its own blocks
+            scored = score_arch(self._space(task), arch, terminal_calls(terminals), batches,
+                                seed=self.config.pool_seed, device=resolve_device(self.config.device), keep=True,
+                                failure=terminal_error)
+            out = {t: scored.errors.get(t) or terminal_value(t, scored.scores[t]) for t in terminals}
+            steps = scored.steps  # the profile's names: the proxies' pass, when there are proxy terminals
+            blocks = {"build": steps["build"], **({"proxy pass": steps["shared pass"]} if terminals else {}),
+                      **{t: steps[t] for t in terminals}}
+            for name, seconds in blocks.items() if timings is not None else ():
+                timings[name] = timings.get(name, 0.0) + seconds
+            net, batch = scored.probe.net, scored.probe.batch
+            del scored  # the proxies' pass results (gradients, kernels) go before the statistics are collected
+            laps = Laps(timings)
             if not programs:
                 found = network_features(net, batch.x, len(find_units(net, batch.x))) if features else {}
                 laps.lap("features")

@@ -45,7 +45,7 @@ from eznas.proxies import ProxyCall, parse_proxy, per_arch_calls
 from eznas.gp.as_proxy import program_call
 from eznas.registry import Valid, at_least, check_values
 from eznas.runfolder import RunFolder
-from eznas.scoring import score_archs
+from eznas.scoring import score_arch
 from eznas.search.cache import ScoreCache
 from eznas.search.strategies import STRATEGIES, Scored, SearchState, Universe, make_strategy
 from eznas.spaces import (Arch, Encoding, SearchSpace, SpaceOptions, check_network_options, get_space,
@@ -265,8 +265,8 @@ class Search:
             values, seconds = hit  # scored before, perhaps by a search beside this one
         else:
             start = time.perf_counter()
-            (result,) = score_archs(self.space, [arch], list(self.per_arch.values()), self.batches,
-                                    seed=self.cfg.score_seed, device=self.device)
+            result = score_arch(self.space, arch, list(self.per_arch.values()), self.batches,
+                                seed=self.cfg.score_seed, device=self.device)
             values, seconds = result.scores, time.perf_counter() - start
             for label, error in result.errors.items():
                 log.debug("%s on %s: %s", label, arch.uid, error)
