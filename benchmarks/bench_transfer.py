@@ -511,8 +511,8 @@ def main() -> None:
     results = json.loads(out.read_text()) if out.is_file() else {}
     if results.get("proxies"):
         figures = report(results)
-        results["figures"] = {"spaces": figures}  # derived: written whole, nothing of an older layout kept
-        write_json(out, results)
+        results = record(out, "figures", "spaces", figures)  # the file as it is now: a part beside this one
+        # may have recorded its piece while the figures were computed
         md = markdown(results, figures)
         write_bytes(out.with_suffix(".md"), md.encode())
         print(md)
