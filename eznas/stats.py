@@ -45,10 +45,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
-from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import NamedTuple, Sequence
 
 import torch
@@ -57,10 +54,8 @@ import torch.nn.functional as F
 
 from eznas.activations import ActivationCalls
 from eznas.data import Batch
-from eznas.errors import DataError
 from eznas.features import network_features
 from eznas.hooks import attached
-from eznas.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -396,77 +391,3 @@ def stats_key(**fields: object) -> str:
     size, init scheme and seed, and the collector config); the collector version is always included."""
     blob = json.dumps({"collector_version": COLLECTOR_VERSION, **fields}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-class StatsCache:
-    """Statistics on disk (one atomically written file per key) with an in-memory LRU under a byte budget."""
-
-    def __init__(self, folder: str | Path, memory_budget_bytes: int = 1 << 30):
-        self.folder = Path(folder)
-        self.budget = memory_budget_bytes
-        self._memory: OrderedDict[str, NetworkStats] = OrderedDict()
-        self._bytes = 0
-
-    def path(self, key: str) -> Path:
-        return self.folder / key[:2] / f"{key}.pt"
-
-    def get(self, key: str) -> NetworkStats | None:
-        if key in self._memory:
-            self._memory.move_to_end(key)
-            return self._memory[key]
-        path = self.path(key)
-        if not path.is_file():
-            return None
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # reads what is used
-            if blob["key"] != key:
-                raise ValueError(f"holds key {blob['key']}")
-            stats = _unpack(blob["index"], blob["data"])
-            stats.features = {k: float(v) for k, v in blob["features"].items()}
-        except Exception as exc:  # noqa: BLE001 - truncated, corrupt or foreign: never use it
-            raise DataError(f"statistics cache file {path} is unreadable ({exc}); delete it to recompute") from None
-        self._remember(key, stats)
-        return stats
-
-    def put(self, key: str, stats: NetworkStats, fields: dict | None = None) -> None:
-        index, data = _pack(stats)
-        with atomic_path(self.path(key)) as tmp:
-            torch.save({"key": key, "fields": json.dumps(fields or {}, default=str), "index": index, "data": data,
-                        "features": dict(stats.features)}, tmp)
-        self._remember(key, stats)
-
-    def _remember(self, key: str, stats: NetworkStats) -> None:
-        size = stats.nbytes()
-        if size > self.budget:
-            return
-        self._memory[key] = stats
-        self._bytes += size
-        while self._bytes > self.budget:
-            _, old = self._memory.popitem(last=False)
-            self._bytes -= old.nbytes()
-
-
-def _pack(stats: NetworkStats) -> tuple[list[tuple], dict[str, torch.Tensor]]:
-    """One flat tensor per dtype and an index of (unit number, unit name, name, dtype, shape): PyTorch's
-    safe unpickler handles each storage in Python, so a file of a thousand small tensors loads slowly."""
-    index, parts = [], {}
-    for i, u in enumerate(stats.units):
-        for name, t in u.tensors.items():
-            dtype = str(t.dtype).removeprefix("torch.")
-            index.append((i, u.name, name, dtype, tuple(t.shape)))
-            parts.setdefault(dtype, []).append(t.reshape(-1))
-    return index, {dtype: torch.cat(ts) for dtype, ts in parts.items()}
-
-
-def _unpack(index: list[tuple], data: dict[str, torch.Tensor]) -> NetworkStats:
-    units: dict[int, Unit] = {}
-    offset = dict.fromkeys(data, 0)
-    for i, unit, name, dtype, shape in index:
-        n = math.prod(shape)
-        units.setdefault(i, Unit(unit)).tensors[name] = data[dtype][offset[dtype]:offset[dtype] + n].view(shape)
-        offset[dtype] += n
-    return NetworkStats(list(units.values()))
-
-
-def config_fields(config: CollectorConfig) -> dict:
-    return asdict(config)
