@@ -40,6 +40,7 @@ from scipy import stats
 from _common import folder_bytes, location_args, locations, record, run_evolve, saved, verified
 from _profile import profile_part
 from eznas.config import from_dict
+from eznas.gp.winner import NOVEL
 from eznas.gp.config import EvolutionConfig
 from eznas.gp.discovered import SHIPPED
 from eznas.gp.config import FitnessConfig
@@ -53,7 +54,7 @@ from eznas.spaces.nb201 import UID_COLUMN
 from eznas.verify import result_line
 
 REPO = Path(__file__).resolve().parents[1]
-EQUIVALENT = 0.95  # per-arch Spearman at or above which two proxies count as the same ranking
+EQUIVALENT = NOVEL  # per-arch Spearman at or above which two proxies count as the same ranking (the run's bar)
 
 
 def describe_run(run: Path) -> dict:

@@ -83,6 +83,8 @@ RANGES = {"population": at_least(2), "generations": at_least(1), "seed": at_leas
 
 
 def evolve_parser(prog: str = "evolve.py") -> argparse.ArgumentParser:
+    from eznas.gp.winner import NEW_IN_RUN, NOVEL
+
     p = command_parser(
         prog, "Discover a zero-cost proxy by genetic programming: network-level arithmetic over aggregated "
         "per-unit expressions of network statistics, network features and registered proxies' scores "
@@ -145,12 +147,12 @@ def evolve_parser(prog: str = "evolve.py") -> argparse.ArgumentParser:
     add(g, "winner", choices=("best", "novel"),
         help="the exported program: the best on the validation networks of those not equivalent there to a seed "
         "program or to a proxy terminal, params or flops alone (novel: every task's per-network |Spearman| with "
-        "each < 0.95; the best when none is within 0.05 of its validation fitness), or the hall of fame's best "
+        f"each < {NOVEL}; the best when none is within 0.05 of its validation fitness), or the hall of fame's best "
         "there (best). With --resume DIR of a finished run: its winner is chosen again this way, its evolution "
         "unchanged")
     add(g, "novel_elites",
-        help="each generation also keep the N fittest new programs (per-network |Spearman| < 0.93 with every seed "
-        "program and proxy terminal on the selection networks: below 0.95 with room) beside the elites, and blend "
+        help=f"each generation also keep the N fittest new programs (per-network |Spearman| < {NEW_IN_RUN} with every "
+        f"seed program and proxy terminal on the selection networks: below {NOVEL} with room) beside the elites, and blend "
         "them, so that new lineages are refined during the run; 0: off")
     add(g, "test_networks", help="held-out archs per task for the top-3 test, >= 0")
 
