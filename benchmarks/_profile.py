@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from eznas.gp.profile import PROFILE
-from eznas.io import write_bytes, write_json
+from eznas.report import write_results
 
 # the targets: (what, the figure's key in a run's entry, the limit, the figure's unit)
 TARGETS = (("cold default run (wall, the process)", "cold", "wall_seconds", 15 * 60),
@@ -106,10 +106,8 @@ def profile_part(runs: Path, seeds: list[int], extra: list[str], out: Path,
     entries = measure(runs, (seeds[0], seeds[1]), extra, before, run_evolve)
     checks = targets(entries)
     command = " ".join(["evolve.py", *extra]).strip()
-    write_json(out, {"command": command, "runs": entries, "targets": checks})
-    md = markdown(entries, checks, command)
-    write_bytes(out.with_suffix(".md"), md.encode())
-    print(md)
+    print(write_results(out, {"command": command, "runs": entries, "targets": checks},
+                        markdown(entries, checks, command)))
     for c in checks:
         print(f"{'met' if c['met'] else 'MISSED'}: {c['target']}: {c['figure']:.3f} (limit {c['limit']})")
     print(f"wrote {out} and {out.with_suffix('.md')}")

@@ -42,7 +42,7 @@ from eznas.gp import discovered
 from eznas.gp.config import FitnessConfig, Task
 from eznas.gp.program import parse_program
 from eznas.gp.pset import proxy_name
-from eznas.io import write_bytes, write_json
+from eznas.report import write_results
 from eznas.networks import build_network
 from eznas.proxies import ProxyCall, list_proxies, per_arch_calls
 from eznas.scoring import sample_archs, score_archs
@@ -306,10 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     if program:
         results["discovered"] = program
     results["target_ratio"] = TARGET
-    write_json(out, results)
-    md = markdown(results, args.batch_size)
-    write_bytes(out.with_suffix(".md"), md.encode())
-    print(md)
+    print(write_results(out, results, markdown(results, args.batch_size)))
     print(f"wrote {out}")
 
 

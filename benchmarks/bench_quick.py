@@ -16,8 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eznas.io import write_bytes, write_json  # noqa: E402
-from eznas.report import merge_rows  # noqa: E402
+from eznas.report import merge_rows, write_results  # noqa: E402
 
 SETTINGS = {"default": [], "features_only": ["--proxy_terminals", "none", "--blend", "0"],
             "other_terminals": ["--proxy_terminals", "meco,synflow,naswot"]}
@@ -55,13 +54,10 @@ def main() -> None:
     before = json.loads(out.with_suffix(".json").read_text())["runs"] if out.with_suffix(".json").is_file() else []
     # a setting measured now replaces its row; the others are kept
     results = merge_rows(before, [run(n, SETTINGS[n], args.data_root) for n in names], key=lambda r: (r["setting"],))
-    write_json(out.with_suffix(".json"), {"runs": results})
     lines = ["| setting | command | wall s | every output file | winner | validation |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['setting']} | `{r['command']}` | {r['wall_seconds']:.0f} | {all(r['outputs'].values())} "
               f"| `{r['winner']}` | {r['winner_validation']:.3f} |" for r in results]
-    md = "\n".join(lines) + "\n"
-    write_bytes(out.with_suffix(".md"), md.encode())
-    print(md)
+    print(write_results(out, {"runs": results}, "\n".join(lines) + "\n"))
 
 
 if __name__ == "__main__":

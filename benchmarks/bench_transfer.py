@@ -203,15 +203,19 @@ def top_by_validation(hall: list[dict], k: int) -> list[dict]:
     return sorted(hall, key=lambda h: -h["validation_fitness"])[:k]
 
 
+def smallest_near_best(hall: list[dict], within: float) -> dict:
+    """The smallest program whose validation fitness is within ``within`` of the best (ties: the better)."""
+    bar = top_by_validation(hall, 1)[0]["validation_fitness"] - within
+    return min((h for h in hall if h["validation_fitness"] >= bar), key=lambda h: (h["size"], -h["validation_fitness"]))
+
+
 # how a run may choose its winner among its hall of fame, each from the run's own figures only (item 4 of the
 # transfer issue: the default is the rule that does best over the held-out spaces, never one space's test archs)
 RULES = {
     "novel, best validation (default)": lambda hall: [hall[0]],
     "best validation": lambda hall: top_by_validation(hall, 1),
     "best selection fitness": lambda hall: [max(hall, key=lambda h: h["fitness"])],
-    "smallest within .01 of the best validation": lambda hall: [min(
-        (h for h in hall if h["validation_fitness"] >= top_by_validation(hall, 1)[0]["validation_fitness"] - 0.01),
-        key=lambda h: (h["size"], -h["validation_fitness"]))],
+    "smallest within .01 of the best validation": lambda hall: [smallest_near_best(hall, 0.01)],
     "rank ensemble of the 5 best by validation": lambda hall: top_by_validation(hall, 5),
 }
 

@@ -12,7 +12,7 @@ from typing import Any, Callable, Hashable
 import pandas as pd
 
 from eznas.errors import DataError
-from eznas.io import atomic_open, check_writable, locked, write_json
+from eznas.io import atomic_open, check_writable, locked, write_bytes, write_json
 from eznas.metrics import top_count, top_membership
 
 ALL_TESTS_COLUMNS = [
@@ -96,8 +96,7 @@ def merge_rows(before: list[dict[str, Any]], now: list[dict[str, Any]],
 def write_results(out: Path, results: dict[str, Any], markdown: str) -> str:
     """A benchmark's figures: ``out`` as .json and its table as .md beside it (each atomically); the table."""
     write_json(Path(out).with_suffix(".json"), results)
-    with atomic_open(Path(out).with_suffix(".md")) as f:
-        f.write(markdown)
+    write_bytes(Path(out).with_suffix(".md"), markdown.encode())  # UTF-8 whatever the locale (ρ, —, ≤)
     return markdown
 
 

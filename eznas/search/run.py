@@ -57,7 +57,6 @@ CHECKPOINT_SECONDS = 30.0
 BUDGETS = ("budget", "time_budget", "top_k")  # what a resumed search may change (top_k: only what it reports)
 TABLE_FLAGS = ("in_table", "benchmark_path", "accuracy_key")  # settings of the table, refused with --no-table
 NO_TABLE = "--no-table searches without ground truth (no accuracies)"
-ADDED = {"table": True, "top_k": 10}  # settings newer than a saved search: what it used (it read its table)
 TOP_COLUMNS = ("rank", "uid", "spec", "score", "accuracy")  # top.csv's
 
 
@@ -228,7 +227,9 @@ class Search:
 
     # -------------------------------------------------------------------------------- folder and checkpoint
     def _prepare_folder(self, resume: bool) -> None:
-        folder = RunFolder(self.out, may_change=(*BUDGETS, "out"), migrate=lambda saved: {**ADDED, **saved})
+        # a setting newer than a saved search: its default, what that search used (it read its table, table=True)
+        folder = RunFolder(self.out, may_change=(*BUDGETS, "out"),
+                           migrate=lambda saved: {**dataclasses.asdict(SearchConfig()), **saved})
         folder.guard(resume)
         check_writable(self.out, folder=True, what="--out")
         if resume and (self.out / "state.json").is_file():
