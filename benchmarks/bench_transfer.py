@@ -74,6 +74,14 @@ ALL_TASKS = ("NASBench201:cifar10", "NASBench201:cifar100", "DARTS:cifar10", "NA
 LABELS = (16, 32, 64, 128, 256)  # labelled archs of the held-out space a ridge ranker trains on
 LABEL_DRAWS = 30  # random draws of the labelled archs per k
 MIN_TEST = 64  # archs left to judge on when the labelled archs come out of the held-out ones
+# the factors of what makes a winner transfer (item 4 of the transfer issue): each a set of leave-one-space-out
+# runs, the default run's flags plus these. A default changes only when its variant does better over the held-out
+# spaces (the variants table), never by one space's test archs
+VARIANTS = {"default": (),
+            "mean": ("--set", "fitness.combine=mean"),  # tasks combined by their mean Kendall, not the worst
+            "meco-terminals": ("--proxy_terminals", "meco,synflow,az_expressivity,az_progressivity"),
+            "raw": ("--proxy_terminals", "none"),  # programs over the statistics and network features only
+            "no-blends": ("--blend", "0")}  # no fitted log-linear blends of the best programs
 TARGETS = {"NASBench201": 0.93, "DARTS": 0.93, "NASBench101": 0.83, "NASBench301": 0.68, "NASBenchMacro": 0.80}
 
 
@@ -191,12 +199,21 @@ def hall_of_fame(run: Path) -> list[dict]:
     return out
 
 
-def test_winner(root: Path, runs: Path, space: str, seed: int, hall: list[dict]) -> dict:
+def run_name(space: str, seed: int, variant: str = "default") -> str:
+    """The folder (and results key) stem of a run without ``space``: the default variant's has no suffix."""
+    return f"{space}-seed{seed}" + ("" if variant == "default" else f"-{variant}")
+
+
+def run_key(space: str, seed: int, variant: str = "default") -> str:
+    return f"{space}:seed{seed}" + ("" if variant == "default" else f":{variant}")
+
+
+def test_winner(root: Path, runs: Path, space: str, seed: int, hall: list[dict], variant: str = "default") -> dict:
     """A run's winner, and every other program of its hall of fame (``hall``, winner first: one shared
     collection of statistics per network, so they cost about what the winner does), on the space's archs."""
-    cfg = verify_config(root, runs / "test" / f"{space}-seed{seed}-hall", space, (), tuple(h["exported"] for h in hall),
-                        every_row=False)
-    return {"space": space, "seed": seed, "winner": hall[0]["exported"], "hall": hall, **scored(cfg)}
+    cfg = verify_config(root, runs / "test" / f"{run_name(space, seed, variant)}-hall", space, (),
+                        tuple(h["exported"] for h in hall), every_row=False)
+    return {"space": space, "seed": seed, "variant": variant, "winner": hall[0]["exported"], "hall": hall, **scored(cfg)}
 
 
 def top_by_validation(hall: list[dict], k: int) -> list[dict]:
@@ -237,13 +254,15 @@ def without(space: str) -> tuple[str, ...]:
     return tuple(t for t in ALL_TASKS if Task.parse(t).space != space)
 
 
-def evolve_without(runs: Path, space: str, seed: int, extra: list[str]) -> dict:
-    """The default run on every task but the space's (resumed if unfinished): its cost and winner."""
-    run = runs / "evolve" / f"without-{space}-seed{seed}"
-    cost = run_evolve(seed, run, runs / "values", ["--tasks", ",".join(without(space)), *extra])
+def evolve_without(runs: Path, space: str, seed: int, extra: list[str], variant: str = "default") -> dict:
+    """The default run (with the variant's flags) on every task but the space's (resumed if unfinished): its
+    cost and winner."""
+    run = runs / "evolve" / f"without-{run_name(space, seed, variant)}"
+    flags = [*VARIANTS[variant], *extra]
+    cost = run_evolve(seed, run, runs / "values", ["--tasks", ",".join(without(space)), *flags])
     hall = hall_of_fame(run)
-    return {**cost, "cache_bytes": folder_bytes(runs / "values"), "tasks": list(without(space)),
-            "winner": hall[0]["exported"], "run": str(run), "hall": hall}
+    return {**cost, "cache_bytes": folder_bytes(runs / "values"), "tasks": list(without(space)), "variant": variant,
+            "flags": list(VARIANTS[variant]), "winner": hall[0]["exported"], "run": str(run), "hall": hall}
 
 
 def frame(entry: dict, held_out_only: bool = True) -> pd.DataFrame:
@@ -347,7 +366,7 @@ def report(results: dict) -> dict:
         space = test["space"]
         if space in out:
             out[space].setdefault("winners", {})[key] = judge(results, out[space], test)
-            if "hall" in test:
+            if "hall" in test and test.get("variant", "default") == "default":
                 out[space].setdefault("rules", {})[key] = rules_on(test, frame(results["proxies"][space]))
     for space, entry in results["proxies"].items():
         table, figures = frame(entry), out[space]
@@ -383,7 +402,8 @@ def judge(results: dict, figures: dict, test: dict) -> dict:
     rhos = {n: figures["rows"][n]["spearman"] for n in rival if math.isfinite(figures["rows"][n]["spearman"])}
     best = max(rhos, key=rhos.get)
     diff = paired_difference_ci(table["winner"], rival[best], table["accuracy"])
-    return {"winner": test["winner"], "seed": test["seed"], "n": len(table), **mine, "best_baseline": best,
+    return {"winner": test["winner"], "seed": test["seed"], "variant": test.get("variant", "default"), "n": len(table),
+            **mine, "best_baseline": best,
             "best_baseline_spearman": rhos[best], "vs_best": diff,
             "at_least_as_good": mine["spearman"] >= rhos[best], "ci_above": diff["ci"][0] > 0,
             "target": TARGETS[space], "target_met": mine["spearman"] >= TARGETS[space],
@@ -437,17 +457,29 @@ def markdown(results: dict, figures: dict) -> str:
     if judged:
         lines += ["", "The default run without the held-out space (its tasks: every other space's), its winner on "
                   "the held-out archs:", "",
-                  "| held-out space | seed | winner ρ [95% CI] / τ | best baseline ρ | winner minus best [paired 95% CI] "
-                  "| at least as good | CI above | target |", "|---|---|---|---|---|---|---|---|"]
+                  "| held-out space | seed | variant | winner ρ [95% CI] / τ | best baseline ρ | winner minus best "
+                  "[paired 95% CI] | at least as good | CI above | target |", "|---|---|---|---|---|---|---|---|---|"]
         for s, key, w in judged:
             lo, hi = w["ci95"]["spearman"]
             d = w["vs_best"]
-            lines.append(f"| {s} | {w['seed']} | {w['spearman']:.3f} [{lo:.3f}, {hi:.3f}] / {w['kendall']:.3f} | "
+            lines.append(f"| {s} | {w['seed']} | {w['variant']} | {w['spearman']:.3f} [{lo:.3f}, {hi:.3f}] / {w['kendall']:.3f} | "
                          f"{w['best_baseline']} {w['best_baseline_spearman']:.3f} | {d['diff']:+.3f} "
                          f"[{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] | {'yes' if w['at_least_as_good'] else 'no'} | "
                          f"{'yes' if w['ci_above'] else 'no'} | {w['target']:.2f}: {'met' if w['target_met'] else 'missed'} |")
         for s, key, w in judged:
             lines.append(f"\n{key}: `{w['winner']}`")
+    variants = variant_table(figures)
+    if len(variants) > 1:
+        held = sorted({s for row in variants.values() for s in row})
+        lines += ["", "What makes a winner transfer: each variant of the default run (`VARIANTS`: its flags) evolved without "
+                  "the held-out space, its winner's Spearman there (seed 0), and the mean over the held-out spaces that "
+                  "every variant has been run on.", "", "| variant | " + " | ".join(held) + " | mean over common |",
+                  "|---|" + "---|" * (len(held) + 1)]
+        common = [s for s in held if all(s in row for row in variants.values())]
+        for v, row in variants.items():
+            mean = f"{np.mean([row[s] for s in common]):.3f} ({len(common)})" if common else "—"
+            lines.append(f"| {v} (`{' '.join(VARIANTS[v]) or 'no flags'}`) | "
+                         + " | ".join(f"{row[s]:.3f}" if s in row else "—" for s in held) + f" | {mean} |")
     ruled = [(key, figures[s]["rules"][key]) for s in spaces for key in figures[s].get("rules", {})]
     if ruled:
         lines += ["", "How a run chooses its winner among its hall of fame (each rule reads only the run's own selection "
@@ -469,6 +501,16 @@ def markdown(results: dict, figures: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def variant_table(figures: dict, seed: int = 0) -> dict[str, dict[str, float]]:
+    """variant -> held-out space -> its winner's Spearman there (GP seed ``seed``)."""
+    out: dict[str, dict[str, float]] = {}
+    for space, f in figures.items():
+        for w in f.get("winners", {}).values():
+            if w["seed"] == seed:
+                out.setdefault(w["variant"], {})[space] = w["spearman"]
+    return dict(sorted(out.items(), key=lambda kv: list(VARIANTS).index(kv[0])))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--part", choices=("proxies", "save", "evolve", "test", "report"), default="proxies",
@@ -479,6 +521,9 @@ def main() -> None:
     p.add_argument("--spaces", default=",".join(SPACES), help=f"held-out spaces (default: {', '.join(SPACES)})")
     p.add_argument("--seeds", default="0", help="GP seeds of the evolve and test parts (default 0)")
     p.add_argument("--evolve-args", default="", help="extra evolve.py flags (e.g. '--workers 2')")
+    p.add_argument("--variant", choices=tuple(VARIANTS), default="default",
+                   help="evolve and test parts: the default run with these flags added: "
+                   + "; ".join(f"{k}: {' '.join(v) or 'none'}" for k, v in VARIANTS.items()))
     p.add_argument("--data-root", default=None)
     p.add_argument("--runs", default="results/benchmarks/transfer")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "transfer.json"))
@@ -503,15 +548,17 @@ def main() -> None:
             write_json(out, results)
             print(f"{space}: {results['proxies'][space]['n_archs']} archs scored", flush=True)
         for seed in seeds if args.part in ("evolve", "test") else ():
-            key = f"{space}:seed{seed}"
+            key = run_key(space, seed, args.variant)
             run = results.get("runs", {}).get(key)
             if args.part == "evolve" and run is None:
-                results = record(out, "runs", key, evolve_without(runs, space, seed, args.evolve_args.split()))
+                results = record(out, "runs", key, evolve_without(runs, space, seed, args.evolve_args.split(),
+                                                                     args.variant))
                 print(f"{key}: winner {results['runs'][key]['winner']}", flush=True)
             elif args.part == "evolve" and "hall" not in run:  # recorded before the hall was: from its folder
                 results = record(out, "runs", key, {**run, "hall": hall_of_fame(Path(run["run"]))})
             if args.part == "test" and run and "hall" in run and "hall" not in results.get("tests", {}).get(key, {}):
-                results = record(out, "tests", key, test_winner(root, runs, space, seed, run["hall"]))
+                results = record(out, "tests", key, test_winner(root, runs, space, seed, run["hall"],
+                                                                     run.get("variant", "default")))
     results = json.loads(out.read_text()) if out.is_file() else {}
     if results.get("proxies"):
         figures = report(results)

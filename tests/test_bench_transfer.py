@@ -52,7 +52,32 @@ def test_a_winner_is_judged_against_the_best_baseline_with_a_paired_interval():
                                                                 "best ensemble chosen on the other spaces")
     assert figures["NASBenchMacro"]["rows"]["best ensemble chosen on the other spaces"]["chosen_on"] == ["DARTS"]
     text = bench.markdown(results, figures)
-    assert "| NASBenchMacro | 0 | 1.000" in text and "target" in text
+    assert "| NASBenchMacro | 0 | default | 1.000" in text and "target" in text
+
+
+def test_each_variant_is_its_own_run_and_row_of_the_variants_table():
+    rng = np.random.default_rng(3)
+    results = {"proxies": {s: space_entry(rng.uniform(80, 95, 150), ("meco",), rng) for s in ("NASBenchMacro", "DARTS")}}
+    assert bench.run_key("DARTS", 0) == "DARTS:seed0" and bench.run_name("DARTS", 0) == "DARTS-seed0"
+    assert bench.run_key("DARTS", 0, "mean") == "DARTS:seed0:mean" and bench.run_name("DARTS", 0, "mean") == "DARTS-seed0-mean"
+    tests = {}
+    for space in ("NASBenchMacro", "DARTS"):
+        entry = results["proxies"][space]
+        acc = np.array(entry["accuracy"])
+        for variant, noise in (("default", 6.0), ("mean", 1.0)):
+            tests[bench.run_key(space, 0, variant)] = {
+                "space": space, "seed": 0, "variant": variant, "winner": "w", "uid": entry["uid"],
+                "scores": {"w": (acc + rng.normal(0, noise, len(acc))).tolist()}, "seconds_per_arch": {"w": 1.0}}
+    del tests["DARTS:seed0"]  # the default variant not yet run on DARTS
+    results["tests"] = tests
+    figures = bench.report(results)
+    table = bench.variant_table(figures)
+    assert list(table) == ["default", "mean"] and set(table["mean"]) == {"NASBenchMacro", "DARTS"}
+    assert set(table["default"]) == {"NASBenchMacro"} and table["mean"]["DARTS"] > table["default"]["NASBenchMacro"]
+    text = bench.markdown(results, figures)
+    assert "| mean (`--set fitness.combine=mean`) |" in text
+    mean_row = next(line for line in text.splitlines() if line.startswith("| mean (`"))
+    assert mean_row.endswith(f"| {table['mean']['NASBenchMacro']:.3f} (1) |")  # the mean over the space both have
 
 
 def test_held_out_archs_are_outside_the_selection_and_validation_splits(data_root):
