@@ -25,7 +25,7 @@ from eznas.data import resolve_data_root
 from eznas.gp.config import EvolutionConfig
 from eznas.gp.objective import correlate, program_scores
 from eznas.gp.values import FitnessData, ValueCache
-from eznas.gp.program import parse_program
+from eznas.gp.parse import parse_program
 from eznas.io import write_json
 from eznas.parallel import open_mapper
 

@@ -24,7 +24,7 @@ from eznas.config import from_dict  # noqa: E402
 from eznas.gp.config import EvolutionConfig  # noqa: E402
 from eznas.gp.objective import program_scores  # noqa: E402
 from eznas.gp.values import FitnessData, ValueCache  # noqa: E402
-from eznas.gp.program import parse_program  # noqa: E402
+from eznas.gp.parse import parse_program  # noqa: E402
 from eznas.report import write_results  # noqa: E402
 
 

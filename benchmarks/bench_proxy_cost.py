@@ -40,7 +40,7 @@ import torch
 from eznas.data import BatchSource, resolve_data_root
 from eznas.gp import discovered
 from eznas.gp.config import FitnessConfig, Task
-from eznas.gp.program import parse_program
+from eznas.gp.parse import parse_program
 from eznas.gp.pset import proxy_name
 from eznas.report import write_results
 from eznas.networks import build_network

@@ -23,7 +23,7 @@ from eznas.data import resolve_data_root
 from eznas.gp.config import FitnessConfig
 from eznas.gp.objective import evaluate_on
 from eznas.gp.values import FitnessData, ValueCache
-from eznas.gp.program import parse_program
+from eznas.gp.parse import parse_program
 from eznas.gp.operators import gen_half_and_half
 from eznas.gp.pset import make_pset
 from eznas.gp.seeds import SEEDS

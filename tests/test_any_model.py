@@ -200,7 +200,7 @@ def test_an_exported_winner_scores_torchvision_models_as_eznas_does(tv_models, t
     import sys
 
     from eznas.gp.export import export_source
-    from eznas.gp.program import parse_program
+    from eznas.gp.parse import parse_program
 
     path = tmp_path / "best_proxy.py"
     path.write_text(export_source(parse_program(WINNER), signal="logits_sum", noise_seed=0, perturbation=0.1,

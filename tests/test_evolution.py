@@ -26,7 +26,8 @@ from eznas.gp.config import FitnessConfig, Task
 from eznas.gp.objective import FLOOR, combine, evaluate_programs
 from eznas.gp.profile import Profile
 from eznas.gp.values import FitnessData, ValueCache
-from eznas.gp.program import ProgramError, parse_program
+from eznas.gp.parse import parse_program
+from eznas.gp.program import ProgramError
 from eznas.gp.operators import gen_half_and_half
 from eznas.gp.pset import make_pset
 from eznas.gp.seeds import SEEDS

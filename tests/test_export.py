@@ -12,9 +12,10 @@ from deap import gp
 
 from eznas.data import Batch
 from eznas.errors import EznasError
-from eznas.gp.export import export_source, program_expression
+from eznas.gp.export import export_source
+from eznas.gp.expression import program_expression
 from eznas.gp.operators import gen_half_and_half
-from eznas.gp.program import parse_program
+from eznas.gp.parse import parse_program
 from eznas.gp.pset import make_pset
 from eznas.gp.seeds import SEEDS
 from eznas.parallel import torch_threads
@@ -150,7 +151,7 @@ def test_export_refuses_source_that_changed_after_import(tmp_path, monkeypatch):
     file would carry code that never ran. The export checks the source against the running code."""
     import importlib.util
 
-    from eznas.gp.export import _closure
+    from eznas.gp.closure import closure
 
     path = tmp_path / "stale_mod.py"
     path.write_text("def f(x):\n    return x + 1\n")
@@ -158,8 +159,8 @@ def test_export_refuses_source_that_changed_after_import(tmp_path, monkeypatch):
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "stale_mod", module)
     spec.loader.exec_module(module)
-    _, defs = _closure([module.f])
+    _, defs = closure([module.f])
     assert defs == ["def f(x):\n    return x + 1"]
     path.write_text("def f(x):\n    return x + 1000\n")
     with pytest.raises(EznasError, match="stale_mod.f on disk is not the code this process runs"):
-        _closure([module.f])
+        closure([module.f])

@@ -17,7 +17,7 @@ import torch.nn as nn
 
 import eznas
 from eznas.gp.export import export_source
-from eznas.gp.program import parse_program
+from eznas.gp.parse import parse_program
 
 # a pool program over a statistic and a proxy terminal; a per-network one with the cross-entropy signal (labels)
 # and an AZ-NAS terminal (it needs feature maps at two resolutions)

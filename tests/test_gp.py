@@ -10,7 +10,8 @@ from deap import gp
 from scipy import stats as sps
 
 from eznas.data import Batch, BatchSource
-from eznas.gp.program import ProgramError, parse_program
+from eznas.gp.parse import parse_program
+from eznas.gp.program import ProgramError
 from eznas.gp.operators import gen_half_and_half
 from eznas.gp.pset import make_pset
 from eznas.gp.seeds import SEEDS

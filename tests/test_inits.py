@@ -142,9 +142,9 @@ def test_the_call_sites_use_the_registry(monkeypatch):
 
 
 def test_the_portable_export_carries_the_init_without_its_registration():
-    from eznas.gp.export import _closure
+    from eznas.gp.closure import closure
 
-    _, defs = _closure([kaiming_fan_in_])
+    _, defs = closure([kaiming_fan_in_])
     (source,) = defs
     assert source.startswith("def kaiming_fan_in_(") and "register_init" not in source
     namespace = {"torch": torch, "nn": nn}

@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from eznas.data import BatchSource
 from eznas.features import graph_depth, network_features
-from eznas.gp.program import parse_program
+from eznas.gp.parse import parse_program
 from eznas.gp.seeds import SEEDS
 from eznas.proxies import Probe, get_proxy
 from eznas.networks import arch_seed, build_network

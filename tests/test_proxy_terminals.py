@@ -21,7 +21,8 @@ from eznas.gp.operators import Individual
 from eznas.gp.export import export_source
 from eznas.gp.config import FitnessConfig, Task
 from eznas.gp.values import FitnessData, ValueCache
-from eznas.gp.program import ProgramError, parse_program
+from eznas.gp.parse import parse_program
+from eznas.gp.program import ProgramError
 from eznas.gp.pset import language, make_pset
 from eznas.networks import arch_seed, build_network
 from eznas.proxies import Probe, parse_proxy

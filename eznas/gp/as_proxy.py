@@ -8,7 +8,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from eznas.errors import EznasError
-from eznas.gp.program import Program, ProgramError, parse_program
+from eznas.gp.parse import parse_program
+from eznas.gp.program import Program, ProgramError
 from eznas.gp.pset import proxy_name
 from eznas.proxies.base import Probe, Proxy, ProxyCall, list_proxies, parse_proxy
 from eznas.stats import CollectorConfig, collect

@@ -16,7 +16,7 @@ from eznas.errors import DataError
 from eznas.gp.config import EvolutionConfig
 from eznas.gp.objective import Evaluation
 from eznas.gp.operators import Individual
-from eznas.gp.program import parse_program
+from eznas.gp.parse import parse_program
 from eznas.gp.presets import CHECKPOINT, migrate, run_folder
 from eznas.gp.pset import language
 from eznas.io import atomic_open, read_pickle, write_json

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from eznas.errors import EznasError
 from eznas.features import FEATURES
-from eznas.gp.export import check_exportable
 from eznas.gp.pset import PROXY_PREFIX, network_terminals
+from eznas.gp.requirements import check_exportable
 from eznas.gp.seeds import SEEDS
 from eznas.parallel import ParallelConfig
 from eznas.spaces.darts import PROBES

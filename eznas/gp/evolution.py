@@ -20,7 +20,8 @@ from eznas.gp.config import EvolutionConfig
 from eznas.gp.objective import FLOOR, Evaluation, program_scores, race
 from eznas.gp.operators import (Individual, cx_join, cx_one_point, gen_half_and_half, limit_height, mut_uniform,
                                 sel_tournament_unique, var_blend, var_or)
-from eznas.gp.program import Program, parse_program
+from eznas.gp.parse import parse_program
+from eznas.gp.program import Program
 from eznas.gp.pset import PROXY_PREFIX, make_pset
 from eznas.gp.seeds import SEEDS
 from eznas.gp.values import FitnessData

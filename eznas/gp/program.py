@@ -1,4 +1,5 @@
-"""Programs: typed trees with a network-level root over aggregated per-unit expressions.
+"""Programs: typed trees with a network-level root over aggregated per-unit expressions, and their
+per-network evaluation (parsed by :mod:`eznas.gp.parse`; a pool's scores by :mod:`eznas.gp.pool`).
 
     prog = parse_program("net_add(sum_units(corr_min_eig(pre_N)), net_log(params))")
     prog.score(stats)            # one float per network (NaN where it is not defined)
@@ -24,34 +25,27 @@ a string there is the reason the aggregate failed on that network.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, MutableMapping, Sequence
+from typing import Any, MutableMapping, Sequence
 
 import torch
 from deap import gp
 
 from eznas.errors import EznasError
-from eznas.gp.pset import PROXY_PREFIX, make_pset, network_terminals
+from eznas.gp.pool import PoolScoring, row_terminal
+from eznas.gp.pset import PROXY_PREFIX, is_aggregator, is_pool_op
 from eznas.stats import NAMES, NetworkStats, statistic
-from eznas.primitives import PRIMITIVES, Net, Scalar, Tensor
-from eznas.primitives.aggregate import Aggregator, ProgramFailure, aggregate_units
-from eznas.primitives.network import PoolOp, checked
+from eznas.primitives import PRIMITIVES, Net
+from eznas.primitives.aggregate import ProgramFailure, aggregate_units
+from eznas.primitives.network import checked
+
 
 class ProgramError(EznasError):
     """A program string that does not parse, or whose root is not a network-level value."""
 
 
-def is_aggregator(node: Any) -> bool:
-    return isinstance(node, gp.Primitive) and isinstance(PRIMITIVES.get(node.name).fn, Aggregator)
-
-
-def is_pool_op(node: Any) -> bool:
-    return isinstance(node, gp.Primitive) and isinstance(PRIMITIVES.get(node.name).fn, PoolOp)
-
-
 @dataclass
-class Program:
+class Program(PoolScoring):
     tree: gp.PrimitiveTree
     sign: int = 1  # -1: the network score is negated
     _keys: list[str] = field(default_factory=list, repr=False)  # subtree string per node (cache keys)
@@ -143,68 +137,6 @@ class Program:
                 out[self.key(i)] = str(exc)
         return out
 
-    def pool_scores(self, rows: Sequence[Mapping[str, float | str]]) -> list[float | str]:
-        """The score of each network of a pool from its ``network_values`` (one row per network): a float,
-        or the reason the program is not defined on that network. A network where a frontier value is not
-        defined has no score and takes no part in the pool (as AZ-NAS's pool: the archs every component
-        is defined on); pool ops rank the others."""
-        keys = self.frontier()
-        reasons = [next((r for r in (_defined(row[k], k) if k in row else _missing(k) for k in keys)
-                         if isinstance(r, str)), None) for row in rows]
-        scored = iter(self._pool(0, [row for row, r in zip(rows, reasons) if r is None]))
-        return [r if r is not None else (v if isinstance(v := next(scored), str) else self.sign * v)
-                for r in reasons]
-
-    def _pool(self, i: int, rows: Sequence[Mapping[str, float | str]]) -> list[float | str]:
-        node = self.tree[i]
-        if isinstance(node, gp.Terminal) and not isinstance(node.value, str):
-            return [float(node.value)] * len(rows)
-        if not self.pooled[i]:
-            key = self.key(i)
-            return [row[key] for row in rows]
-        args, j = [], i + 1
-        for _ in node.args:
-            args.append(self._pool(j, rows))
-            j = self.stops[j]
-        if is_pool_op(node):
-            (arg,) = args
-            ranked = PRIMITIVES.get(node.name).fn([math.nan if isinstance(v, str) else v for v in arg])
-            return [v if isinstance(v, str) else r for v, r in zip(arg, ranked)]
-        return _apply(node.name, args)
-
-    def table_scores(self, rows: Sequence[Mapping[str, float | str]],
-                     shared: dict[str, list[float | str] | None] | None = None) -> list[float | str]:
-        """``pool_scores`` of each row's ``network_values``, for rows of cached network-level values (the
-        features, proxy terminals and aggregates of each network of a pool): the same numbers, computed a
-        column (one node over every network) at a time. ``shared`` holds the columns of the subtrees whose
-        keys it has (a key mapped to None: computed here, then kept), for programs that share subtrees on
-        the same rows (blends of the same parts)."""
-        parts: dict[str, list[float | str]] = {}
-        for i in self._frontier():
-            parts[self.key(i)] = [_defined(v, self.key(i)) for v in self._column(i, rows, shared)]
-        return self.pool_scores([dict(zip(parts, values)) for values in zip(*parts.values())])
-
-    def _column(self, i: int, rows: Sequence[Mapping[str, float | str]],
-                shared: dict[str, list[float | str] | None] | None) -> list[float | str]:
-        """Node ``i``'s value on each row, a string where it is not defined (as ``_net`` raises it)."""
-        key, node = self.key(i), self.tree[i]
-        if shared is not None and (found := shared.get(key)) is not None:
-            return found
-        if isinstance(node, gp.Terminal):
-            column = [float(node.value)] * len(rows) if not isinstance(node.value, str) else \
-                [_terminal(row, node.name) for row in rows]
-        elif is_aggregator(node):
-            column = [_aggregate(row, key) for row in rows]
-        else:
-            args, j = [], i + 1
-            for _ in node.args:
-                args.append(self._column(j, rows, shared))
-                j = self.stops[j]
-            column = _apply(node.name, args)
-        if shared is not None and key in shared:
-            shared[key] = column
-        return column
-
     def value(self, units: Sequence[Any] | None, features: dict[str, float],
               values: MutableMapping[str, float | str] | None = None,
               caches: list[dict[str, Any]] | None = None) -> float:
@@ -237,7 +169,7 @@ class Program:
         if isinstance(node, gp.Terminal):
             if not isinstance(node.value, str):
                 return float(node.value)  # a Factor or Exponent constant
-            found = _terminal(features, node.name)  # a network feature or a proxy terminal
+            found = row_terminal(features, node.name)  # a network feature or a proxy terminal
             if isinstance(found, str):  # the reason a proxy terminal failed on this network
                 raise ProgramFailure(found)
             return found
@@ -317,87 +249,3 @@ class Program:
         self.key(0)
         return self._stops
 
-
-def _apply(name: str, args: Sequence[Sequence[float | str]]) -> list[float | str]:
-    """A network-level op network by network over its argument columns: the first argument's reason where
-    one is not defined, the op's where its result is not finite."""
-    fn, out = PRIMITIVES.get(name).fn, []
-    for per in zip(*args):
-        for a in per:
-            if isinstance(a, str):
-                out.append(a)
-                break
-        else:
-            try:
-                out.append(checked(fn(*per), name))
-            except ProgramFailure as exc:
-                out.append(str(exc))
-    return out
-
-
-def _terminal(row: Mapping[str, float | str], name: str) -> float | str:
-    """A network terminal's value in a network's row: a float, or the reason it failed there."""
-    if name not in row:
-        raise KeyError(f"network terminal {name!r} was not computed")
-    found = row[name]
-    return found if isinstance(found, str) else float(found)
-
-
-def _aggregate(row: Mapping[str, float | str], key: str) -> float | str:
-    found = row.get(key)
-    if found is None:
-        raise KeyError(f"aggregate {key!r} is neither cached nor computable (no statistics)")
-    return found
-
-
-def _defined(value: float | str, key: str) -> float | str:
-    return value if isinstance(value, str) or math.isfinite(value) else f"not finite: {key}"
-
-
-def _missing(key: str) -> float:
-    raise KeyError(f"pool row lacks the value of {key!r} (rows come from network_values)")
-
-
-def parse_program(text: str, pset: gp.PrimitiveSetTyped | None = None) -> Program:
-    """Parse a program string (prefix order, as ``str(program)`` prints it). Only the pset's primitives and
-    terminals and finite numbers (where a constant may stand) are accepted; an unknown name, a type
-    mismatch, a missing argument or a trailing token raises ProgramError naming it."""
-    pset = pset or make_pset(features=network_terminals())
-    body = text.strip()
-    where = f"program {body!r}"
-    sign = -1 if body.startswith("-") else 1
-    tokens = [t for t in re.split(r"[\s(),]+", body[1:] if sign < 0 else body) if t]
-    expr: list = []
-    expected: list[type] = [Net]
-    for tok in tokens:
-        if not expected:
-            raise ProgramError(f"{where}: unexpected {tok!r} after a complete program")
-        want = expected.pop(0)
-        node = pset.mapping.get(tok)
-        if isinstance(node, type):  # an ephemeral constant's generator ('const'), not a value
-            raise ProgramError(f"{where}: {tok!r} is not a value; write the number itself")
-        if node is None:
-            node = _constant(tok, want, where)
-        if not issubclass(node.ret, want):
-            raise ProgramError(f"{where}: {tok!r} gives a {node.ret.__name__} where a {want.__name__} is needed")
-        expr.append(node)
-        if isinstance(node, gp.Primitive):
-            expected[0:0] = list(node.args)
-    if not expr:
-        raise ProgramError(f"{where} is empty")
-    if expected:
-        raise ProgramError(f"{where} is incomplete: {len(expected)} argument(s) missing")
-    return Program(gp.PrimitiveTree(expr), sign)
-
-
-def _constant(tok: str, want: type, where: str) -> gp.Terminal:
-    try:
-        value = float(tok)
-    except ValueError:
-        raise ProgramError(f"{where}: unknown name {tok!r}") from None
-    if not math.isfinite(value):
-        raise ProgramError(f"{where}: constant {tok!r} is not a finite number")
-    kind = Scalar if want in (Tensor, Scalar) else want
-    if kind.__name__ not in ("Scalar", "Factor", "Exponent"):
-        raise ProgramError(f"{where}: a number ({tok}) cannot stand where a {want.__name__} is needed")
-    return gp.Terminal(value, False, kind)

@@ -1,15 +1,18 @@
 """The DEAP typed primitive set, built from the primitive registry, the collector's names and the network
-features, and the ephemeral constants (each drawn from the generator's ``rng``)."""
+features, and the ephemeral constants (each drawn from the generator's ``rng``); and which kind of primitive
+a node of a program's tree is (an aggregator, a pool op)."""
 from __future__ import annotations
 
 import random
 from functools import lru_cache
+from typing import Any
 
 from deap import gp
 
 from eznas.features import FEATURES
 from eznas.stats import NAMES
 from eznas.primitives import PRIMITIVES, Exponent, Factor, Net, Scalar, Tensor
+from eznas.primitives.aggregate import Aggregator
 from eznas.primitives.network import PoolOp
 from eznas.proxies import get_proxy, list_proxies
 
@@ -20,6 +23,14 @@ PROXY_PREFIX = "zc_"  # a proxy terminal: zc_<registered proxy>, that proxy's sc
 def proxy_name(terminal: str) -> str:
     """The registered proxy a proxy terminal reads: ``zc_meco`` -> ``meco``."""
     return terminal[len(PROXY_PREFIX):]
+
+
+def is_aggregator(node: Any) -> bool:
+    return isinstance(node, gp.Primitive) and isinstance(PRIMITIVES.get(node.name).fn, Aggregator)
+
+
+def is_pool_op(node: Any) -> bool:
+    return isinstance(node, gp.Primitive) and isinstance(PRIMITIVES.get(node.name).fn, PoolOp)
 
 
 def proxy_terminals() -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from eznas.gp.objective import program_scores
 from eznas.gp.profile import PROFILE, Profile, covers, summary_line
 from eznas.gp.values import FitnessData, ValueCache
 from eznas.gp.presets import migrate, run_folder
-from eznas.gp.program import parse_program
+from eznas.gp.parse import parse_program
 from eznas.gp.seeds import SEEDS
 from eznas.io import atomic_open
 from eznas.metrics import correlations

@@ -32,7 +32,8 @@ from eznas.features import FEATURES, network_features
 from eznas.gp.as_proxy import terminal_calls, terminal_error, terminal_value
 from eznas.gp.config import FitnessConfig, Task
 from eznas.gp.profile import BUSY, WAITING, Laps, Profile
-from eznas.gp.program import Program, parse_program
+from eznas.gp.parse import parse_program
+from eznas.gp.program import Program
 from eznas.gp.pset import PROXY_PREFIX
 from eznas.io import atomic_open
 from eznas.networks import arch_seed, resolve_device

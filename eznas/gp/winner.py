@@ -18,7 +18,8 @@ from eznas.gp.checkpoint import State, describe, distinct, individual
 from eznas.gp.config import EvolutionConfig
 from eznas.gp.objective import FLOOR, Evaluation, combine, evaluations, program_scores
 from eznas.gp.operators import Individual
-from eznas.gp.program import Program, parse_program
+from eznas.gp.parse import parse_program
+from eznas.gp.program import Program
 from eznas.gp.pset import PROXY_PREFIX
 from eznas.gp.seeds import SEEDS
 from eznas.gp.values import FitnessData
