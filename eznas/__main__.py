@@ -20,7 +20,7 @@ COMMANDS = {  # name: (module, function(argv, prog) -> exit code, summary)
     "evolve": ("eznas.cli", "evolve_main", "discover a zero-cost proxy by genetic programming (evolve.py)"),
     "search": ("eznas.cli", "search_main", "search a NAS space with a proxy or an evolved program as the fitness "
                "(search.py)"),
-    "fetch": ("eznas.fetch", "main", "fill the data root from a local mirror or the public sources "
+    "fetch": ("eznas.fetch.cli", "main", "fill the data root from a local mirror or the public sources "
               "(python -m eznas.fetch)"),
 }
 

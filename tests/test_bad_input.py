@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from eznas import fetch
 from eznas.cli import evolve_main, verify_main
+from eznas.fetch import cli as fetch_cli, downloads
 from tests.conftest import REPO, tiny
 
 NB201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
@@ -187,9 +187,9 @@ def test_fetch(args, env, culprits, root, data_root, tmp_path, capsys, monkeypat
     monkeypatch.delenv("EZNAS_MIRROR", raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(fetch, "download", lambda *a, **k: pytest.fail("a bad input downloaded"))
+    monkeypatch.setattr(downloads, "download", lambda *a, **k: pytest.fail("a bad input downloaded"))
     fresh, before = tmp_path / "fresh", snapshot(root)
-    code = fetch.main(expand(args, root, fresh, data_root))
+    code = fetch_cli.main(expand(args, root, fresh, data_root))
     check(code, capsys.readouterr().err, culprits, before, root, fresh)
 
 

@@ -11,7 +11,9 @@ import torch.nn as nn
 from eznas.errors import ArchError, DataError, EznasError
 from eznas.spaces import SpaceOptions, get_space
 from eznas.spaces import ops
-from eznas.spaces.darts import OPS, Cell, make_genotype, parse_genotype
+from eznas.spaces.darts_genotype import make_genotype, parse_genotype
+from eznas.spaces.darts_network import Cell
+from eznas.spaces.darts_ops import OPS
 
 DARTS_CSV = Path("/work/shared/data/nds/darts_swap500_cifar10.csv")
 needs_csv = pytest.mark.skipif(not DARTS_CSV.is_file(), reason=f"{DARTS_CSV} not present")

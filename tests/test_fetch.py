@@ -17,7 +17,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from eznas import fetch
+from eznas.fetch.cli import main as fetch_main
+from eznas.fetch.convert import fill_from_sources
+from eznas.fetch.downloads import download, file_digest, source_url
+from eznas.fetch.manifest import load_manifest, manual_notes
+from eznas.fetch.mirror import fill_from_mirror
+from eznas.fetch.safe_pickle import read_pandas_pickle
 from eznas.errors import DataError
 from eznas.spaces import get_space
 
@@ -53,7 +58,7 @@ def mirror(tmp_path: Path) -> SimpleNamespace:
 
 
 def test_mirror_fill_copies_every_file(mirror):
-    copied = fetch.fill_from_mirror(mirror.folder, mirror.root, mirror.manifest)
+    copied = fill_from_mirror(mirror.folder, mirror.root, mirror.manifest)
     assert sorted(copied) == sorted(MIRROR_FILES)
     for rel, data in MIRROR_FILES.items():
         assert (mirror.root / rel).read_bytes() == data
@@ -61,16 +66,16 @@ def test_mirror_fill_copies_every_file(mirror):
 
 
 def test_mirror_fill_twice_copies_nothing(mirror):
-    fetch.fill_from_mirror(mirror.folder, mirror.root, mirror.manifest)
+    fill_from_mirror(mirror.folder, mirror.root, mirror.manifest)
     mtimes = {p: p.stat().st_mtime_ns for p in files_under(mirror.root)}
-    assert fetch.fill_from_mirror(mirror.folder, mirror.root, mirror.manifest) == []
+    assert fill_from_mirror(mirror.folder, mirror.root, mirror.manifest) == []
     assert {p: p.stat().st_mtime_ns for p in files_under(mirror.root)} == mtimes
 
 
 def test_mirror_fill_replaces_only_a_changed_file(mirror):
-    fetch.fill_from_mirror(mirror.folder, mirror.root, mirror.manifest)
+    fill_from_mirror(mirror.folder, mirror.root, mirror.manifest)
     (mirror.root / "nds/darts.csv").write_bytes(b"edited by hand\n")
-    assert fetch.fill_from_mirror(mirror.folder, mirror.root, mirror.manifest) == ["nds/darts.csv"]
+    assert fill_from_mirror(mirror.folder, mirror.root, mirror.manifest) == ["nds/darts.csv"]
     assert (mirror.root / "nds/darts.csv").read_bytes() == MIRROR_FILES["nds/darts.csv"]
 
 
@@ -78,7 +83,7 @@ def test_corrupt_mirror_file_is_named_and_nothing_is_written(mirror):
     bad = mirror.folder / "cifar10/cifar10_train_tiny.npz"
     bad.write_bytes(b"truncated")
     with pytest.raises(DataError) as err:
-        fetch.fill_from_mirror(mirror.folder, mirror.root, mirror.manifest)
+        fill_from_mirror(mirror.folder, mirror.root, mirror.manifest)
     assert str(bad) in str(err.value) and "sha256" in str(err.value)
     assert files_under(mirror.root) == []
 
@@ -86,26 +91,26 @@ def test_corrupt_mirror_file_is_named_and_nothing_is_written(mirror):
 def test_missing_mirror_file_is_named(mirror):
     (mirror.folder / "nds/darts.csv").unlink()
     with pytest.raises(DataError, match="darts.csv is missing"):
-        fetch.fill_from_mirror(mirror.folder, mirror.root, mirror.manifest)
+        fill_from_mirror(mirror.folder, mirror.root, mirror.manifest)
     assert files_under(mirror.root) == []
 
 
 def test_mirror_must_be_a_folder(tmp_path):
     with pytest.raises(DataError, match="not a folder"):
-        fetch.fill_from_mirror(tmp_path / "nowhere", tmp_path / "data", {"mirror": []})
+        fill_from_mirror(tmp_path / "nowhere", tmp_path / "data", {"mirror": []})
 
 
 def test_real_manifest_matches_the_real_mirror():
     if not REAL_MIRROR.is_dir():
         pytest.skip(f"no mirror at {REAL_MIRROR}")
-    entries = fetch.load_manifest()["mirror"]
+    entries = load_manifest()["mirror"]
     listed = {e["path"] for e in entries}
     for pattern in ("nb201/*.csv", "nds/darts_swap500_cifar10.csv", "cifar10/*.npz", "cifar100/*.npz",
                     "imagenet16-120/*.npz", "nbsuitezero_early/*.csv", "nbmacro/*.csv"):
         for path in REAL_MIRROR.glob(pattern):
             assert str(path.relative_to(REAL_MIRROR)) in listed
     for e in entries:
-        assert fetch.file_digest(REAL_MIRROR / e["path"]) == e["sha256"], e["path"]
+        assert file_digest(REAL_MIRROR / e["path"]) == e["sha256"], e["path"]
 
 
 # ------------------------------------------------------------------------------------------- download
@@ -150,7 +155,7 @@ PAYLOAD = b"0123456789" * 5000
 def test_download_installs_a_good_file(server, tmp_path):
     server.routes["/good.bin"] = PAYLOAD
     dest = tmp_path / "sub" / "good.bin"
-    fetch.download(f"{server.base}/good.bin", dest, sha(PAYLOAD))
+    download(f"{server.base}/good.bin", dest, sha(PAYLOAD))
     assert dest.read_bytes() == PAYLOAD
     assert files_under(tmp_path) == [dest]
 
@@ -160,7 +165,7 @@ def test_download_with_wrong_sha256_fails_and_leaves_no_file(server, tmp_path):
     dest = tmp_path / "good.bin"
     url = f"{server.base}/good.bin"
     with pytest.raises(DataError) as err:
-        fetch.download(url, dest, "0" * 64)
+        download(url, dest, "0" * 64)
     msg = str(err.value)
     assert url in msg and str(dest) in msg and "sha256" in msg and "\n" not in msg
     assert files_under(tmp_path) == []
@@ -172,7 +177,7 @@ def test_interrupted_download_fails_and_leaves_no_file(server, tmp_path):
     dest = tmp_path / "cut.bin"
     url = f"{server.base}/cut.bin"
     with pytest.raises(DataError) as err:
-        fetch.download(url, dest, sha(PAYLOAD))
+        download(url, dest, sha(PAYLOAD))
     msg = str(err.value)
     assert "interrupted" in msg and url in msg and str(dest) in msg and "\n" not in msg
     assert files_under(tmp_path) == []
@@ -182,15 +187,15 @@ def test_failed_download_keeps_the_file_already_there(server, tmp_path):
     dest = tmp_path / "kept.bin"
     dest.write_bytes(b"what the user had")
     with pytest.raises(DataError, match="HTTP 404"):
-        fetch.download(f"{server.base}/missing.bin", dest, sha(PAYLOAD))
+        download(f"{server.base}/missing.bin", dest, sha(PAYLOAD))
     assert dest.read_bytes() == b"what the user had"
     assert files_under(tmp_path) == [dest]
 
 
 def test_source_base_replaces_scheme_and_host():
     url = "https://raw.githubusercontent.com/o/r/abc/x.csv"
-    assert fetch.source_url(url, "http://127.0.0.1:9/") == "http://127.0.0.1:9/o/r/abc/x.csv"
-    assert fetch.source_url(url, None) == url
+    assert source_url(url, "http://127.0.0.1:9/") == "http://127.0.0.1:9/o/r/abc/x.csv"
+    assert source_url(url, None) == url
 
 
 def test_pickle_that_would_run_code_is_refused(tmp_path):
@@ -202,7 +207,7 @@ def test_pickle_that_would_run_code_is_refused(tmp_path):
         path = tmp_path / f"evil{protocol}.pd"
         path.write_bytes(pickle.dumps({"x": Evil()}, protocol=protocol))
         with pytest.raises(DataError, match=r"refusing to unpickle.*system"):
-            fetch._read_pandas_pickle(path)
+            read_pandas_pickle(path)
     assert not (Path.cwd() / "pwned").exists()
 
 
@@ -263,7 +268,7 @@ def fake_tarball(members: dict[str, bytes]) -> bytes:
 @pytest.fixture
 def public(server) -> SimpleNamespace:
     """The real manifest with its downloads served by ``server`` (pinned to the fake files' sha256)."""
-    manifest = copy.deepcopy(fetch.load_manifest())
+    manifest = copy.deepcopy(load_manifest())
     cifar10 = {m: f"batch {m}".encode() for m in manifest["targets"][0]["md5"]}
     cifar100 = {m: f"split {m}".encode() for m in manifest["targets"][1]["md5"]}
     bodies = {
@@ -287,7 +292,7 @@ def public(server) -> SimpleNamespace:
 def test_public_sources_are_downloaded_and_converted(public, tmp_path, caplog):
     root = tmp_path / "data"
     caplog.set_level("INFO", logger="eznas.fetch")
-    written = fetch.fill_from_sources(root, public.manifest, source_base=public.server.base)
+    written = fill_from_sources(root, public.manifest, source_base=public.server.base)
     assert "nb201/nb201_acc_200ep.csv" in written and "nds/darts_swap1000_cifar10.csv" in written
 
     for member, data in public.cifar10.items():  # the official pickles, where the loader reads them
@@ -311,7 +316,7 @@ def test_public_sources_are_downloaded_and_converted(public, tmp_path, caplog):
     # a second run downloads nothing and rewrites nothing
     hits = len(public.server.hits)
     mtimes = {p: p.stat().st_mtime_ns for p in files_under(root)}
-    assert fetch.fill_from_sources(root, public.manifest, source_base=public.server.base) == []
+    assert fill_from_sources(root, public.manifest, source_base=public.server.base) == []
     assert len(public.server.hits) == hits
     assert {p: p.stat().st_mtime_ns for p in files_under(root)} == mtimes
 
@@ -323,7 +328,7 @@ def test_a_source_that_does_not_line_up_is_an_error(public, tmp_path):
     entry["sha256"] = sha(a_swapped)
     public.manifest["targets"] = [t for t in public.manifest["targets"] if t["kind"] == "table"][:1]
     with pytest.raises(DataError, match=r"arch_score_acc.pd: row 0 has arch_str .* do not line up"):
-        fetch.fill_from_sources(tmp_path / "data", public.manifest, source_base=public.server.base)
+        fill_from_sources(tmp_path / "data", public.manifest, source_base=public.server.base)
     assert not (tmp_path / "data" / "nb201").exists()
 
 
@@ -332,17 +337,17 @@ def test_unknown_source_column_names_what_it_has(public, tmp_path):
     table["columns"][-1]["source"] = ["no_such_column"]
     public.manifest["targets"] = [table]
     with pytest.raises(DataError, match=r"no column for params_mb .*it has arch, cellstr, score"):
-        fetch.fill_from_sources(tmp_path / "data", public.manifest, source_base=public.server.base)
+        fill_from_sources(tmp_path / "data", public.manifest, source_base=public.server.base)
 
 
 def test_manual_notes_for_imagenet16_and_nats_sss(tmp_path):
-    notes = fetch.manual_notes(tmp_path)
+    notes = manual_notes(tmp_path)
     assert len(notes) == 2 and all("no automatic download" in n for n in notes)
     assert str(tmp_path / "imagenet16-120") in notes[0] and "NATS-sss-v1_0-50262-simple.tar" in notes[1]
     (tmp_path / "imagenet16-120/ImageNet16").mkdir(parents=True)
     (tmp_path / "imagenet16-120/ImageNet16/train_data_batch_1").write_bytes(b"x")
     (tmp_path / "nats_sss").mkdir()
-    assert fetch.manual_notes(tmp_path) == []
+    assert manual_notes(tmp_path) == []
 
 
 def test_an_official_nats_sss_table_converts_to_the_csv_the_space_reads(tmp_path):
@@ -353,7 +358,7 @@ def test_an_official_nats_sss_table_converts_to_the_csv_the_space_reads(tmp_path
     write_pbz2(folder / "meta.pickle.pbz2", {"meta_archs": list(ARCHS), "total_archs": 3})
     for i, arch in enumerate(ARCHS):
         write_pbz2(folder / f"{i:06d}.pickle.pbz2", record(i, arch, 80.0 + i))
-    assert fetch.main(["--data-root", str(tmp_path / "data"), "--nats-sss", str(folder)]) == 0
+    assert fetch_main(["--data-root", str(tmp_path / "data"), "--nats-sss", str(folder)]) == 0
     space = get_space("NATSBenchSSS")
     csv = space.default_benchmark(tmp_path / "data", "cifar10")
     assert csv == tmp_path / "data" / "nats_sss" / "nats_sss.csv"

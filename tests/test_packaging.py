@@ -19,7 +19,7 @@ import eznas
 from eznas import __main__ as command
 from eznas.args import package_version
 from eznas.cli import evolve_main, search_main, verify_main
-from eznas.fetch import main as fetch_main
+from eznas.fetch.cli import main as fetch_main
 
 REPO = Path(__file__).resolve().parents[1]
 VERSION = eznas.__version__

@@ -12,7 +12,8 @@ from eznas.errors import ArchError
 from eznas.gp.config import FitnessConfig, Task
 from eznas.proxies import parse_proxy
 from eznas.search import run as search_run
-from eznas.search.run import Search, SearchConfig
+from eznas.search.config import SearchConfig
+from eznas.search.run import Search
 from eznas.spaces import Arch, get_space
 from eznas.verify import VerifyConfig, run_verify
 

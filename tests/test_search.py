@@ -13,7 +13,8 @@ from scipy import stats as sps
 from eznas.cli import search_main
 from eznas.errors import EznasError
 from eznas.search import run as search_run
-from eznas.search.run import Search, SearchConfig
+from eznas.search.config import SearchConfig
+from eznas.search.run import Search
 from eznas.search.strategies import RegularizedEvolution, SearchState, Scored
 from eznas.spaces import get_space
 

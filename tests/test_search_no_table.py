@@ -14,7 +14,9 @@ import torch.nn as nn
 
 from eznas.cli import search_main
 from eznas.errors import ArchError
-from eznas.search.run import TOP_COLUMNS, Search, SearchConfig
+from eznas.search.config import SearchConfig
+from eznas.search.results import TOP_COLUMNS
+from eznas.search.run import Search
 from eznas.spaces import Encoding, SearchSpace, get_space, searchable_spaces, space_class, spaces_where
 from eznas.spaces.base import SPACES
 from eznas.spaces.nbmacro import normal_form, parse_arch

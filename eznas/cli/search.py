@@ -16,7 +16,7 @@ from eznas.errors import EznasError
 from eznas.proxies import list_proxies
 
 if TYPE_CHECKING:
-    from eznas.search.run import SearchConfig
+    from eznas.search.config import SearchConfig
 
 
 def search_parser(prog: str = "search.py") -> argparse.ArgumentParser:
@@ -82,13 +82,13 @@ def search_parser(prog: str = "search.py") -> argparse.ArgumentParser:
     add_shared(g, "out", help="run folder (default: results/search/<space>-<dataset>-<strategy>-s<seed>-<time>/)")
     add_shared(g, "resume", help="continue the search in DIR (the same as --out DIR --resume): same settings, so give "
                "its flags again (only --budget, --time_budget and --top_k may change: the budgets may grow)")
-    add_run_flags(g, "keys: SearchConfig's fields (eznas/search/run.py), e.g. --set sample_size=10")
+    add_run_flags(g, "keys: SearchConfig's fields (eznas/search/config.py), e.g. --set sample_size=10")
     return p
 
 
 def search_config(args: argparse.Namespace) -> SearchConfig:
     """The search's config from the flags, then ``--set`` (checked by Search, before anything is read)."""
-    from eznas.search.run import SearchConfig
+    from eznas.search.config import SearchConfig
 
     out = resumed_folder(args) or args.out
     if args.program and args.program_file:

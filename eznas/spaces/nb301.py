@@ -18,7 +18,8 @@ from typing import Any
 
 from eznas.errors import ArchError, DataError
 from eznas.spaces.base import register_space
-from eznas.spaces.darts import DARTS, NB301_OPS, PROBES, Genotype, Probe, darts_cells, make_genotype
+from eznas.spaces.darts import DARTS, NB301_OPS, PROBES, Probe, darts_cells
+from eznas.spaces.darts_genotype import Genotype, make_genotype
 from eznas.spaces.encoding import Encoding
 
 COMPACT_OPS = ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3",

@@ -25,7 +25,8 @@ import torch.nn as nn
 
 from eznas.errors import ArchError, DataError, EznasError
 from eznas.spaces.base import Arch, SearchSpace, SpaceOptions, register_space
-from eznas.spaces.darts import FIELDS, Genotype, NetworkCIFAR, make_genotype
+from eznas.spaces.darts_genotype import FIELDS, Genotype, make_genotype
+from eznas.spaces.darts_network import NetworkCIFAR
 
 log = logging.getLogger(__name__)
 
