@@ -1,6 +1,6 @@
 """What several benchmark scripts share: where they read and write (--data-root, --runs, --out), verify runs
 in a runs folder, running an evolution in its own process, and result files that several parts (or processes)
-fill in turn."""
+fill in turn: one current file per script, each setting it measures a named part of it (``record_part``)."""
 from __future__ import annotations
 
 import argparse
@@ -9,12 +9,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import psutil
 
 from eznas.data import resolve_data_root
-from eznas.io import write_json
+from eznas.io import write_bytes, write_json
 from eznas.report import write_results
 from eznas.verify import VerifyConfig, result_line, run_verify
 
@@ -96,4 +97,16 @@ def record(out: Path, section: str, key: str, value: dict) -> dict:
     results = saved(out)
     results.setdefault(section, {})[key] = value
     write_json(out, results)
+    return results
+
+
+def record_part(out: Path, part: str, value: dict, render: Callable[[dict], str]) -> dict:
+    """Set ``parts[part]`` in the JSON at ``out`` as it is now (the other parts kept as they are) and write the
+    .md beside it from the whole file: each part's table (``render`` of its content) under its name. The
+    table is printed; returns the whole file's content."""
+    results = record(out.with_suffix(".json"), "parts", part, value)
+    markdown = "\n".join(f"## {name}\n\n{render(content)}" for name, content in results["parts"].items())
+    write_bytes(out.with_suffix(".md"), markdown.encode())  # UTF-8 whatever the locale (ρ, —)
+    print(markdown)
+    print(f"wrote {out.with_suffix('.json')} (part {part}) and {out.with_suffix('.md')}")
     return results

@@ -1,14 +1,18 @@
 """The README's baseline table: every registered proxy on 1000 NB-201 archs (CIFAR-10, CIFAR-100) and on
 the DARTS CSV, next to published figures, plus per-arch agreement with NAS-Bench-Suite-Zero's scores.
 
-    python benchmarks/bench_baselines.py                 # seed 0, batch 16, 1000 archs, every proxy
+    python benchmarks/bench_baselines.py                 # seed 0, batch 16, 1000 archs, every proxy: part "all"
     python benchmarks/bench_baselines.py --n_archs 200   # quicker
-    python benchmarks/bench_baselines.py --proxies swap,reg_swap,eznas --out benchmarks/results/baselines_seeds
+    python benchmarks/bench_baselines.py --proxies swap,reg_swap,eznas --part seeds
     python benchmarks/bench_baselines.py --proxies grasp --n_archs 300 --tasks nb201-cifar10,nb201-cifar10-seed1 \
-        --out benchmarks/results/baselines_grasp_seeds   # how far one proxy moves between two seeds, per arch
+        --part grasp_seeds   # how far one proxy moves between two seeds, per arch
 
-Run folders go to results/benchmarks/baselines/<out name>/<task>/; the figures to <out>.{json,md}. A task
-whose run folder holds a finished run with the same settings is reused, and an unfinished one is resumed
+Each run's figures are one named part (``--part``) of <out>.json: a run replaces only its own part and keeps
+the others, and <out>.md is written again from the whole file, each part's tables under its name. The
+committed benchmarks/results/baselines.json holds the parts classic (the eight classic proxies), seeds (the
+seed and peer proxies), fisher and eznas (those two re-measured: their rows supersede the same proxy's rows in
+classic and seeds), grasp_seeds, nb101 and nb301. Run folders go to results/benchmarks/baselines/<out name>_<part>/<task>/.
+A task whose run folder holds a finished run with the same settings is reused, and an unfinished one is resumed
 (verify_scores checkpoints about every minute), so a long benchmark can be stopped and run again.
 """
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
-from _common import figures, location_args, locations, print_summary, publish, verified
+from _common import figures, location_args, locations, print_summary, record_part, verified
 from eznas.io import atomic_open
 from eznas.metrics import correlations
 from eznas.proxies import list_proxies
@@ -136,6 +140,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--proxies", default=",".join(list_proxies()), help="default: every registered proxy")
     p.add_argument("--tasks", default=",".join(TASKS), help=f"default: {','.join(TASKS)}")
+    p.add_argument("--part", default="all", help="the named part of --out these figures are (e.g. classic, seeds, "
+                   "nb101; default all): it replaces that part only, the others are kept")
     location_args(p, runs="results/benchmarks/baselines", out=str(Path(__file__).parent / "results" / "baselines"))
     return p.parse_args()
 
@@ -147,7 +153,7 @@ def main() -> None:
     proxies, tasks = tuple(args.proxies.split(",")), args.tasks.split(",")
     if unknown := [t for t in tasks if t not in TASKS]:
         raise SystemExit(f"error: unknown task {unknown[0]!r}; valid: {', '.join(TASKS)}")
-    bench = Baselines(args, root, runs / out.name)
+    bench = Baselines(args, root, runs / f"{out.name}_{args.part}")
     results: dict = {"seed": args.seed, "batch_size": args.batch_size, "tasks": {}, "nbsz": {}}
     scored = standard_tasks(bench, tasks, proxies, results)
     with_nbsz = tuple(p for p in proxies if p in NBSZ_NAMES)
@@ -158,7 +164,7 @@ def main() -> None:
         results["next_seed"] = next_seed(bench, proxies, scored.get("nb201-cifar10"))
     early_tasks(bench, tasks, proxies, results)
     results["published"] = PUBLISHED
-    publish(out, results, markdown(results, proxies))
+    record_part(out, args.part, results, markdown)
 
 
 def standard_tasks(bench: Baselines, tasks: list[str], proxies: tuple[str, ...],
@@ -239,7 +245,17 @@ def early_tasks(bench: Baselines, tasks: list[str], proxies: tuple[str, ...], re
         results["nbsz"][tag] = nbsz_agreement(scores, table.rename_axis("index").reset_index(), list(proxies))
 
 
-def markdown(results: dict, proxies: tuple[str, ...]) -> str:
+def measured_proxies(results: dict) -> tuple[str, ...]:
+    """The proxies a part's figures hold, in the order they were measured."""
+    names = [n for task in results["tasks"].values() for n in task["proxies"]]
+    names += list(results.get("paper_batch", {})) + list(results.get("next_seed", {}).get("proxies", {}))
+    return tuple(dict.fromkeys(names))
+
+
+def markdown(results: dict) -> str:
+    """One part's tables."""
+    proxies = measured_proxies(results)
+
     def cell(m: dict | None) -> str:
         return "—" if not m else f"{m['spearman']:.3f} / {m['kendall']:.3f}"
 

@@ -11,6 +11,7 @@ proxy, on the same archs, batch and initialisations.
     python benchmarks/bench_discovery.py --part test --seeds 0,1,2   # after tests of 0,1 and of 2: both runs reused
     python benchmarks/bench_discovery.py --part ship                 # the winners become eznas's discovered proxies
     python benchmarks/bench_discovery.py --part profile --seeds 0,1  # where the time goes: cold seed 0, warm seed 1
+    python benchmarks/bench_discovery.py --part evolve --seeds 0 --runs COLD --section cold   # another run's costs
 
 Per seed: wall time, peak RSS of the run's process tree, the value cache's size after it, the winner (chosen
 on the validation networks) and its fitness figures. Per task and batch: Spearman / Kendall with 95% bootstrap
@@ -18,7 +19,9 @@ CIs and seconds per arch for every winner, seed program and proxy, each winner's
 against each of them ("equivalent" at >= 0.95), and its Spearman minus the best registered proxy's with a
 paired bootstrap CI (both on the same resamples). Runs go to results/benchmarks/discovery/ (the first run in a runs
 folder starts from an empty value cache unless --keep-cache; later ones share it, as runs on one pool do); the figures to
-benchmarks/results/discovery.json. ``--part profile`` (benchmarks/_profile.py) runs the default cold and a second
+benchmarks/results/discovery.json: ``seeds`` (the runs whose winners are tested), ``test``, and the sections
+of other evolve runs recorded with ``--section`` (the committed file: ``cold``, the default run of seed 0 from an
+empty value cache, alone on the machine), each part kept when another is written. ``--part profile`` (benchmarks/_profile.py) runs the default cold and a second
 seed warm in RUNS/profile/ and writes their profile.json files' table and the issue-41 targets to
 benchmarks/results/discovery_profile.{json,md}. Every part resumes: evolve runs continue from their checkpoints, verify
 runs from theirs, and finished ones are reused.
@@ -210,6 +213,8 @@ def markdown(results: dict) -> str:
 
     lines = ["| seed | wall | peak RSS | value cache after | held-out test share | measured by |", "|---|---|---|---|---|---|"]
     lines += [f"| {s} | {cost(e)} |" for s, e in results["seeds"].items() if "wall_seconds" in e]
+    lines += [f"| {s} ({section}) | {cost(e)} |" for section, runs in results.items() if section not in ("seeds", "test")
+              for s, e in runs.items() if "wall_seconds" in e]
     head = " | ".join(f"{results['test'][t]['task']} b{results['test'][t]['batch_size']} "
                       f"(n={results['test'][t]['n_archs']})" for t in tags)
     lines += ["", "Spearman / Kendall [Spearman's 95% bootstrap CI] and seconds per arch (a winners' run: the first "
@@ -285,6 +290,10 @@ def parse_args() -> argparse.Namespace:
                    "the first seed cold, the second warm, in RUNS/profile/, their profile.json table and the targets "
                    "into --profile-out")
     p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--section", default="seeds",
+                   help="evolve part: the section of --out its runs are recorded under (default seeds: the runs the "
+                   "test part tests; another name keeps other runs' costs beside them, e.g. cold: a run from an "
+                   "empty value cache, timed alone), the other sections kept")
     p.add_argument("--n_test", type=int, default=1000, help="test archs per task (DARTS: all of its test split)")
     p.add_argument("--batches", default=None, help="verify batch sizes (default 16 and the fitness batch)")
     p.add_argument("--proxies", default=",".join(list_proxies()), help="default: every registered proxy")
@@ -299,10 +308,10 @@ def parse_args() -> argparse.Namespace:
                    "columns are joined arch by arch); the winners' runs stay in --runs")
     p.add_argument("--tasks", default=None, help="test on these of the runs' tasks only, in this order (comma-separated, "
                    "e.g. DARTS:cifar10); default: all")
-    p.add_argument("--costs-from", default=None, metavar="JSON",
+    p.add_argument("--costs-from", default=None, metavar="SECTION|JSON",
                    help="runs copied from others and their winners chosen again (evolve.py --resume COPY --winner "
-                   "...): the seeds section is each run's measured cost from this evolve part's json, and the "
-                   "copy's description (winner, hall of fame, logbook)")
+                   "...): the seeds section is each run's measured cost from the evolve part's record (a --section "
+                   "of --out, or another json's seeds), and the copy's description (winner, hall of fame, logbook)")
     p.add_argument("--winners-apart", action="store_true",
                    help="test part: score each winner in its own verify run (seconds per arch of each alone; a new "
                    "seed adds only its own run); default: the seeds' winners in one run, sharing each arch's "
@@ -316,6 +325,8 @@ def main() -> None:
     args = parse_args()
     root, runs, out = locations(args)
     seeds = [int(s) for s in args.seeds.split(",")]
+    if args.section == "test":
+        raise SystemExit("error: --section test: the test part's section; name another")
     results = saved(out)
     results.setdefault("seeds", {})
     if args.part == "profile":
@@ -327,7 +338,7 @@ def main() -> None:
         print(f"wrote {SHIPPED}")
         return
     if args.part in ("all", "evolve"):
-        results = evolve_part(runs, out, seeds, args.evolve_args.split(), args.keep_cache, results)
+        results = evolve_part(runs, out, seeds, args.evolve_args.split(), args.keep_cache, results, args.section)
     if args.costs_from:
         results = costs_from(args.costs_from, runs, out, seeds, results)
     if args.part in ("all", "test", "proxies"):
@@ -340,29 +351,30 @@ def main() -> None:
         print(f"wrote {out}")
 
 
-def evolve_part(runs: Path, out: Path, seeds: list[int], extra: list[str], keep_cache: bool, results: dict) -> dict:
-    """Each seed's evolve.py run (measured unless finished and measured already), described into ``out``: the
-    results file's content after."""
+def evolve_part(runs: Path, out: Path, seeds: list[int], extra: list[str], keep_cache: bool, results: dict,
+                section: str = "seeds") -> dict:
+    """Each seed's evolve.py run (measured unless finished and measured already), described into ``out``'s
+    ``section``: the results file's content after."""
     cache = runs / "values"
     # a cold first run: computing values is part of its cost (any run already there, of any seed, keeps it)
     if not keep_cache and not any(runs.glob("seed*/config.json")):
         shutil.rmtree(cache, ignore_errors=True)
     for seed in seeds:
         run = runs / f"seed{seed}"
-        entry = results["seeds"].get(str(seed))
+        entry = results.get(section, {}).get(str(seed))
         if not ((run / "best_proxy.py").is_file() and entry):  # else finished and measured: described again
             entry = {**run_evolve(seed, run, cache, extra), "cache_bytes": folder_bytes(cache)}
-        results = record(out, "seeds", str(seed), {**entry, **describe_run(run)})
+        results = record(out, section, str(seed), {**entry, **describe_run(run)})
         print(f"seed {seed}: {entry['wall_seconds']:.0f} s, peak RSS {entry['peak_rss_gb']:.2f} GB, "
-              f"cache {entry['cache_bytes'] / 1e9:.2f} GB, winner {results['seeds'][str(seed)]['winner']}",
+              f"cache {entry['cache_bytes'] / 1e9:.2f} GB, winner {results[section][str(seed)]['winner']}",
               flush=True)
     return results
 
 
 def costs_from(source: str, runs: Path, out: Path, seeds: list[int], results: dict) -> dict:
-    """--costs-from: each seed's measured cost from the evolve part's json ``source`` with its copied run's
-    description, into ``out``: the results file's content after."""
-    cost = json.loads(Path(source).read_text())["seeds"]
+    """--costs-from: each seed's measured cost from the evolve part's record ``source`` (a section of ``out``,
+    else a json file's seeds) with its copied run's description, into ``out``: the results file's content after."""
+    cost = results[source] if source in results else json.loads(Path(source).read_text())["seeds"]
     for seed in seeds:
         measured = {k: v for k, v in cost[str(seed)].items()
                     if k in ("wall_seconds", "peak_rss_gb", "resumed", "cache_bytes", "phases")}

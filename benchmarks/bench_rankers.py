@@ -19,12 +19,15 @@ With ``--stored nb101,nb301`` (no networks built): NB-101's and NB-301's early N
 test archs all but the first max(k) (the k that leave at least half for testing; NAR's encoding is
 NB-201's, so only the ridge): the ridge over every stored proxy against each stored proxy alone.
 Writes benchmarks/results/rankers.json and rankers.md: a row measured now replaces the file's row of the
-same dataset, ranker and k; the others are kept, so one proxy can be added to the table alone
-(``--no-nar --proxies reg_swap``).
+same setting (dataset, ranker, k, test archs and NAR size); the others are kept, so one proxy can be added
+to the table alone (``--no-nar --proxies reg_swap``) and another setting of the same ranker is a row of its
+own beside it (NAR at its own size, ``--ks 1000 --d_model 128 --layers 6 --epochs 55``; NB-301's first 200
+test archs on its own network, ``--stored nb301 --stored_n_test 200 --nb301_probe none``).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 from dataclasses import asdict
@@ -94,9 +97,14 @@ def main() -> None:
         results["rows"] += stored_rows(name, root, ks, runs, args.stored_n_test,
                                        [n for n in args.proxies.split(",") if n], tuple(args.program), network)
     # re-read now: another run may have written meanwhile
-    results["rows"] = merge_rows(saved(out).get("rows", []), results["rows"],
-                                 key=lambda r: (r["dataset"], r["ranker"], r["k"]))
+    results["rows"] = merge_rows(saved(out).get("rows", []), results["rows"], key=setting)
     print(write_results(out, results, markdown(results)))
+
+
+def setting(row: dict) -> tuple:
+    """What a row measured: its dataset, ranker, k, test archs and NAR size (a row of the same setting
+    measured again replaces it)."""
+    return row["dataset"], row["ranker"], row["k"], row.get("n_test"), json.dumps(row.get("nar"), sort_keys=True)
 
 
 def dataset_rows(args: argparse.Namespace, dataset: str, table: pd.DataFrame, ks: list[int],

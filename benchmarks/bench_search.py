@@ -23,8 +23,11 @@ each proxy as the fitness, 10 search seeds per setting, against a random arch an
 
 Writes benchmarks/results/search.json and search.md (mean +- std over seeds of the found arch's test
 accuracy, its rank and top-% in the table, and seconds per search, marked with the device where the scores
-(a score cache or the verify run) were computed on a GPU; a program appears as "program N", its text under the table): a row measured now replaces the file's
-row of the same dataset, strategy and fitness, the others are kept (the budget, seeds and table must match).
+(a score cache or the verify run) were computed on a GPU; a program appears as "program N", its text under the
+table). The file has two parts, ``whole_table`` (rows of the whole-table scores) and ``lazy`` (``--lazy``
+rows); a run writes its own part only: a row measured now replaces that part's row of the same dataset,
+strategy and fitness, the others are kept (the budget, seeds and table must match the part's), and search.md
+is written again from both parts.
 """
 from __future__ import annotations
 
@@ -43,12 +46,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from _common import location_args, locations, saved, verified
+from _common import location_args, locations, record_part, saved, verified
 from eznas.io import write_bytes
 from eznas.metrics import correlations
-from eznas.report import merge_rows, write_results
+from eznas.report import merge_rows
 from eznas.config import from_dict
-from eznas.search.run import Search, SearchConfig, fitness_call, table_rank
+from eznas.search.config import SearchConfig, fitness_call
+from eznas.search.results import table_rank
+from eznas.search.run import Search
 from eznas.spaces import get_space, space_class
 
 RESULTS = Path(__file__).parent / "results"
@@ -132,21 +137,30 @@ def main() -> None:
     root, runs, out = locations(args)
     if args.workers < 1:
         raise SystemExit(f"error: --workers {args.workers}: give 1 or more")
+    part = "lazy" if args.lazy else "whole_table"
     results: dict = {"budget": args.budget, "seeds": args.seeds, "table_archs": args.table_archs, "rows": []}
-    before = saved(out)
+    before = part_of(out, part)
     for field in ("budget", "seeds", "table_archs"):
         if before and before.get(field) != results[field]:
-            raise SystemExit(f"error: {out} holds rows at {field} {before.get(field)}, not {results[field]}; "
+            raise SystemExit(f"error: {out} holds {part} rows at {field} {before.get(field)}, not {results[field]}; "
                              "give another --out")
     for dataset in args.datasets.split(","):
         rows, optimum = dataset_rows(args, dataset, root, runs)
         results["rows"] += rows
         results.setdefault("optimum", {})[dataset] = optimum
-    before = saved(out)  # re-read: another run may have written
-    results["rows"] = merge_rows(before.get("rows", []), results["rows"],
-                                 key=lambda r: (r["dataset"], r["strategy"], r["fitness"]))
-    results["optimum"] = {**before.get("optimum", {}), **results.get("optimum", {})}
-    print(write_results(out, results, markdown(results)))
+    record_part(out, part, merged(part_of(out, part), results), markdown)  # re-read: another run may have written
+
+
+def part_of(out: Path, part: str) -> dict:
+    """A part of the results file as it is now ({} before its first rows)."""
+    return saved(out).get("parts", {}).get(part, {})
+
+
+def merged(before: dict, results: dict) -> dict:
+    """A part's rows ``before`` with those measured now (``results``) in their place (same dataset, strategy and
+    fitness), the others kept; the datasets' optima likewise."""
+    rows = merge_rows(before.get("rows", []), results["rows"], key=lambda r: (r["dataset"], r["strategy"], r["fitness"]))
+    return {**results, "rows": rows, "optimum": {**before.get("optimum", {}), **results.get("optimum", {})}}
 
 
 def dataset_rows(args: argparse.Namespace, dataset: str, root: Path, runs: Path) -> tuple[list[dict], dict]:

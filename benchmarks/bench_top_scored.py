@@ -8,7 +8,9 @@ and the benchmark table; scores nothing. For SWAP (and reg_swap, whose SWAP fact
 also prints the count's ceiling: SWAP counts distinct sample-wise activation patterns, each a batch-size-bit
 vector, so no network scores above 2^batch_size. ``--near`` counts the archs scored within that fraction of
 the best score, with their accuracies: a fitness whose top is flat leaves a search to choose among them by
-its noise. Writes benchmarks/results/top_scored.json and .md (a cache measured now replaces its row).
+its noise. Writes benchmarks/results/top_scored.json and .md: a cache measured now replaces its entry (same
+dataset, fitness and cache file) and the others are kept, so one file holds every cache measured (CIFAR-10
+swap and reg_swap, CIFAR-100 reg_swap).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from eznas.data import resolve_data_root
 from eznas.errors import EznasError
 from eznas.report import merge_rows, write_results
 from eznas.search.cache import ScoreCache
-from eznas.search.run import table_rank
+from eznas.search.results import table_rank
 from eznas.spaces import get_space
 
 RESULTS = Path(__file__).parent / "results"

@@ -6,7 +6,7 @@
 # nvidia-smi's utilisation is logged every 10 s to gpu.log). What comes back ($OUT/search_runs.tar.gz) is unpacked
 # here and tabulated with
 #   tar xzf search_runs.tar.gz && python benchmarks/bench_search.py --lazy --strategies rea \
-#       --datasets cifar10,cifar100 --proxies $PROXY --runs $RUNS --out benchmarks/results/search_lazy.json
+#       --datasets cifar10,cifar100 --proxies $PROXY --runs $RUNS   # search.json's part lazy
 # (finished searches are read, not run again; the cache holds device "cuda", so an unfinished one can only
 # be continued on a GPU). Missing packages travel as wheels in .whl/ (cuda_env.sh).
 set -u

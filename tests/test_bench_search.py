@@ -51,7 +51,7 @@ def test_searches_run_in_worker_processes_find_what_one_after_the_other_finds(tm
                         "--runs", str(tmp_path / f"w{workers}"), "--out", str(out), "--data-root", str(data_root)],
                        check=True, capture_output=True, text=True, cwd=tmp_path)
         rows[workers] = [{k: r[k] for k in ("strategy", "fitness", "accuracy", "rank", "oracle", "rho")}
-                         for r in json.loads(out.read_text())["rows"]]
+                         for r in json.loads(out.read_text())["parts"]["lazy"]["rows"]]
     assert rows[1] == rows[2]
     assert {r["strategy"] for r in rows[2]} == {"random", "rea", "none"}
     cache = tmp_path / "w2" / "cache" / "cifar10-params.jsonl"
