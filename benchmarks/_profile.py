@@ -1,6 +1,8 @@
 """``bench_discovery.py --part profile``: where the default run's time goes (issue 41). The default evolve.py
 from an empty value cache (cold, the first seed), then a second GP seed on the cache it filled (warm); each
-run's ``profile.json`` (eznas/gp/profile.py) read into one table, checked against the issue's targets."""
+run's ``profile.json`` (eznas/gp/profile.py) read into one table, checked against the issue's targets, and
+recorded as section ``profile`` of bench_discovery's results file, keyed by the cold run's GP seed (the
+other sections kept)."""
 from __future__ import annotations
 
 import json
@@ -8,8 +10,10 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from _common import record, saved
 from eznas.gp.profile import PROFILE
-from eznas.report import write_results
+
+SECTION = "profile"  # the section of bench_discovery's results file the profiles are recorded under
 
 # the targets: (what, the figure's key in a run's entry, the limit, the figure's unit)
 TARGETS = (("cold default run (wall, the process)", "cold", "wall_seconds", 15 * 60),
@@ -97,18 +101,24 @@ def markdown(entries: dict[str, dict], checks: list[dict], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def sections_markdown(profiles: dict[str, dict]) -> str:
+    """The results file's ``profile`` section as markdown: each recorded pair's table under its seeds."""
+    return "\n".join(f"## profile: cold seed {seed}, warm seed {p['runs']['warm']['seed']}\n\n"
+                     f"{markdown(p['runs'], p['targets'], p['command'])}" for seed, p in profiles.items())
+
+
 def profile_part(runs: Path, seeds: list[int], extra: list[str], out: Path,
                  run_evolve: Callable[[int, Path, Path, list[str]], dict]) -> dict:
-    """Measure (or reuse) both runs, write ``out`` (.json and .md), print the table and each target."""
+    """Measure (or reuse: the pair recorded under the cold seed) both runs, record them into ``out``'s
+    ``profile`` section under the cold seed, print each target; returns the results file's content after."""
     if len(seeds) < 2:
         raise SystemExit("error: --part profile needs two --seeds: the cold run's and the warm run's")
-    before = json.loads(out.read_text())["runs"] if out.is_file() else {}
+    key = str(seeds[0])
+    before = saved(out).get(SECTION, {}).get(key, {}).get("runs", {})
     entries = measure(runs, (seeds[0], seeds[1]), extra, before, run_evolve)
     checks = targets(entries)
     command = " ".join(["evolve.py", *extra]).strip()
-    print(write_results(out, {"command": command, "runs": entries, "targets": checks},
-                        markdown(entries, checks, command)))
+    results = record(out, SECTION, key, {"command": command, "runs": entries, "targets": checks})
     for c in checks:
         print(f"{'met' if c['met'] else 'MISSED'}: {c['target']}: {c['figure']:.3f} (limit {c['limit']})")
-    print(f"wrote {out} and {out.with_suffix('.md')}")
-    return {"runs": entries, "targets": checks}
+    return results

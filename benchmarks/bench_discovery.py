@@ -19,12 +19,14 @@ CIs and seconds per arch for every winner, seed program and proxy, each winner's
 against each of them ("equivalent" at >= 0.95), and its Spearman minus the best registered proxy's with a
 paired bootstrap CI (both on the same resamples). Runs go to results/benchmarks/discovery/ (the first run in a runs
 folder starts from an empty value cache unless --keep-cache; later ones share it, as runs on one pool do); the figures to
-benchmarks/results/discovery.json: ``seeds`` (the runs whose winners are tested), ``test``, and the sections
+benchmarks/results/discovery.json: ``seeds`` (the runs whose winners are tested), ``test``, the sections
 of other evolve runs recorded with ``--section`` (the committed file: ``cold``, the default run of seed 0 from an
-empty value cache, alone on the machine), each part kept when another is written. ``--part profile`` (benchmarks/_profile.py) runs the default cold and a second
-seed warm in RUNS/profile/ and writes their profile.json files' table and the issue-41 targets to
-benchmarks/results/discovery_profile.{json,md}. Every part resumes: evolve runs continue from their checkpoints, verify
-runs from theirs, and finished ones are reused.
+empty value cache, alone on the machine) and ``profile``, each part kept when another is written; discovery.md is
+written from the whole file. ``--part profile`` (benchmarks/_profile.py) runs the default cold and a second seed warm
+in RUNS/profile/ and records their profile.json files and the issue-41 targets into section ``profile``, keyed by the
+cold run's GP seed (in discovery.md: their table under ``## profile: cold seed S, warm seed T``, after the test
+tables). Every part resumes: evolve runs continue from their checkpoints, verify runs from theirs, and finished ones
+are reused.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ import pandas as pd
 from scipy import stats
 
 from _common import folder_bytes, location_args, locations, record, run_evolve, saved, verified
-from _profile import profile_part
+from _profile import SECTION as PROFILE_SECTION, profile_part, sections_markdown
 from eznas.config import from_dict
 from eznas.gp.winner import NOVEL
 from eznas.gp.config import EvolutionConfig
@@ -54,7 +56,7 @@ from eznas.metrics import paired_difference_ci
 from eznas.proxies import list_proxies
 from eznas.spaces import space_class
 from eznas.spaces.nb201 import UID_COLUMN
-from eznas.verify import result_line
+from eznas.verify.summary import result_line
 
 REPO = Path(__file__).resolve().parents[1]
 EQUIVALENT = NOVEL  # per-arch Spearman at or above which two proxies count as the same ranking (the run's bar)
@@ -180,10 +182,19 @@ def paired(scores: pd.DataFrame, winner: str, measured: dict[str, dict]) -> dict
     return {"vs": best, **paired_difference_ci(scores[winner], scores[best], scores["accuracy"])}
 
 
+NOT_RUNS = ("seeds", "test", PROFILE_SECTION)  # the sections that are not other evolve runs' (--section)
 TARGETS = {"NASBench201:cifar10": 0.93, "NASBench201:cifar100": 0.92, "DARTS:cifar10": 0.85}  # the issue's rho
 
 
 def markdown(results: dict) -> str:
+    """discovery.md: the test tables (when the file has a test section), then the profiles (section profile)."""
+    tables = [held_out_tables(results)] if results.get("test") else []
+    if results.get(PROFILE_SECTION):
+        tables.append(sections_markdown(results[PROFILE_SECTION]))
+    return "\n".join(tables)
+
+
+def held_out_tables(results: dict) -> str:
     """The test tables: every winner, seed program and proxy per task and batch, then each winner against
     the targets (equivalence, beating the best proxy, the rho thresholds)."""
     names = {v: k for k, v in SEEDS.items()}  # seed program text -> its seed's name
@@ -213,7 +224,7 @@ def markdown(results: dict) -> str:
 
     lines = ["| seed | wall | peak RSS | value cache after | held-out test share | measured by |", "|---|---|---|---|---|---|"]
     lines += [f"| {s} | {cost(e)} |" for s, e in results["seeds"].items() if "wall_seconds" in e]
-    lines += [f"| {s} ({section}) | {cost(e)} |" for section, runs in results.items() if section not in ("seeds", "test")
+    lines += [f"| {s} ({section}) | {cost(e)} |" for section, runs in results.items() if section not in NOT_RUNS
               for s, e in runs.items() if "wall_seconds" in e]
     head = " | ".join(f"{results['test'][t]['task']} b{results['test'][t]['batch_size']} "
                       f"(n={results['test'][t]['n_archs']})" for t in tags)
@@ -287,20 +298,19 @@ def parse_args() -> argparse.Namespace:
                    help="proxies: only score the proxies and seed programs on the test archs (what --part test "
                    "reuses; needs the first seed's config.json, not its result, so it can run beside --part evolve); "
                    "ship: write the recorded winners into eznas/gp/discovered.json (eznas's discovered proxies); profile: "
-                   "the first seed cold, the second warm, in RUNS/profile/, their profile.json table and the targets "
-                   "into --profile-out")
+                   "the first seed cold, the second warm, in RUNS/profile/, their profile.json files and the targets "
+                   "into section profile of --out (keyed by the first seed; the other sections kept)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--section", default="seeds",
                    help="evolve part: the section of --out its runs are recorded under (default seeds: the runs the "
                    "test part tests; another name keeps other runs' costs beside them, e.g. cold: a run from an "
-                   "empty value cache, timed alone), the other sections kept")
+                   "empty value cache, timed alone; not test or profile, the other parts' sections), the other "
+                   "sections kept")
     p.add_argument("--n_test", type=int, default=1000, help="test archs per task (DARTS: all of its test split)")
     p.add_argument("--batches", default=None, help="verify batch sizes (default 16 and the fitness batch)")
     p.add_argument("--proxies", default=",".join(list_proxies()), help="default: every registered proxy")
     p.add_argument("--keep-cache", action="store_true", help="do not empty the value cache before the first run")
     p.add_argument("--evolve-args", default="", help="extra evolve.py flags (e.g. '--workers 2'; shell quoting)")
-    p.add_argument("--profile-out", default=str(REPO / "benchmarks" / "results" / "discovery_profile.json"),
-                   help="profile part: its JSON (the table beside it, .md)")
     p.add_argument("--proxies-from", default=None, metavar="RUNS[,RUNS]",
                    help="test part: take the test files from the first of these runs folders and the proxies' and "
                    "seed programs' verify runs from each (other benchmarks' on the same pool, tasks and --n_test: "
@@ -325,26 +335,25 @@ def main() -> None:
     args = parse_args()
     root, runs, out = locations(args)
     seeds = [int(s) for s in args.seeds.split(",")]
-    if args.section == "test":
-        raise SystemExit("error: --section test: the test part's section; name another")
+    if args.section in ("test", PROFILE_SECTION):
+        raise SystemExit(f"error: --section {args.section}: the {args.section} part's section; name another")
     results = saved(out)
     results.setdefault("seeds", {})
-    if args.part == "profile":
-        profile_part(runs / "profile", seeds, shlex.split(args.evolve_args), Path(args.profile_out), run_evolve)
-        return
     if args.part == "ship":
         for entry in ship(results):
             print(f"{entry['name']}: GP seed {entry['gp_seed']}, validation {entry['validation_fitness']:.4f}")
         print(f"wrote {SHIPPED}")
         return
+    if args.part == "profile":
+        results = profile_part(runs / "profile", seeds, shlex.split(args.evolve_args), out, run_evolve)
     if args.part in ("all", "evolve"):
         results = evolve_part(runs, out, seeds, args.evolve_args.split(), args.keep_cache, results, args.section)
-    if args.costs_from:
+    if args.costs_from and args.part != "profile":
         results = costs_from(args.costs_from, runs, out, seeds, results)
     if args.part in ("all", "test", "proxies"):
         results = test_part(args, root, runs, out, seeds, results)
     if args.part != "proxies":
-        if results.get("test"):
+        if results.get("test") or results.get(PROFILE_SECTION):
             md = markdown(results)
             write_bytes(out.with_suffix(".md"), md.encode())
             print(md)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +17,9 @@ TASKS = ("NASBench201-cifar10", "NASBench201-cifar100", "DARTS-cifar10")
 
 
 def tables(out: Path) -> str:
-    parts = [f"# Reproduction in {out}", "", "## Baselines", "", (out / "baselines.md").read_text().strip(), ""]
+    # baselines.md: each part of baselines.json (reproduce.sh's: part "all") under "## name", one level down here
+    baselines = re.sub(r"^## ", "### ", (out / "baselines.md").read_text().strip(), flags=re.M)
+    parts = [f"# Reproduction in {out}", "", "## Baselines", "", baselines, ""]
     hof = json.loads((out / "evolve" / "hall_of_fame.json").read_text())
     config = json.loads((out / "evolve" / "config.json").read_text())
     parts += ["## Evolution", "",

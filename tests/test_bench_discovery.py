@@ -76,14 +76,14 @@ def test_the_profile_part_runs_cold_then_warm_and_checks_the_targets(data_root, 
         return {"wall_seconds": time.perf_counter() - start, "peak_rss_gb": 0.5, "resumed": False}
 
     monkeypatch.setattr(bench, "run_evolve", fake_run_evolve)
-    out = tmp_path / "discovery_profile.json"
+    out = tmp_path / "discovery.json"
     argv = ["bench_discovery.py", "--part", "profile", "--seeds", "3,4", "--runs", str(tmp_path / "runs"),
-            "--profile-out", str(out), "--evolve-args", "--quick --set 'fitness.selection=24'"]
+            "--out", str(out), "--evolve-args", "--quick --set 'fitness.selection=24'"]
     monkeypatch.setattr(sys, "argv", argv)
     bench.main()
     extra = ["--quick", "--set", "fitness.selection=24"]  # the shell's quoting undone
     assert calls == [(3, extra), (4, extra)]
-    result = json.loads(out.read_text())
+    result = json.loads(out.read_text())["profile"]["3"]  # section profile, keyed by the cold run's GP seed
     cold, warm = result["runs"]["cold"], result["runs"]["warm"]
     assert cold["profile"]["networks"]["computed"] > 0 and cold["run"].endswith("cold-seed3")
     assert warm["profile"]["networks"]["looked_up"] > 0 and warm["run"].endswith("warm-seed4")
@@ -92,4 +92,4 @@ def test_the_profile_part_runs_cold_then_warm_and_checks_the_targets(data_root, 
     assert "| waiting on workers |" in printed and "| statistics |" in printed and "GP bookkeeping" in printed
     assert out.with_suffix(".md").read_text() in printed
     bench.main()  # measured already: both runs reused
-    assert len(calls) == 2 and json.loads(out.read_text()) == result
+    assert len(calls) == 2 and json.loads(out.read_text())["profile"]["3"] == result

@@ -1,6 +1,7 @@
 """One current results file per benchmark script: each setting a script measures is a part of that file, and a
 run writes its own part while keeping the others (baselines' --part, search's whole_table / lazy, rankers' rows
-per setting, the probe's proxies, discovery's evolve sections). Small synthetic figures; nothing is scored."""
+per setting, the probe's proxies, discovery's evolve and profile sections). Small synthetic figures; nothing is
+scored."""
 from __future__ import annotations
 
 import json
@@ -141,3 +142,61 @@ def test_discovery_keeps_other_evolve_runs_as_sections_and_tabulates_their_costs
     assert results["seeds"]["0"] == {"wall_seconds": 1588.0, "peak_rss_gb": 3.0, "resumed": False, "cache_bytes": 2e6,
                                      "costs_from": "cold", "run": str(tmp_path / "runs" / "seed0"), "winner": "flops"}
     assert results["cold"] == {"0": discovery_run(1588.0)} and "test" in results  # the other sections kept
+
+
+def run_profile(wall: float, computed: int, looked_up: int) -> dict:
+    """A run's profile.json as eznas/gp/profile.py writes it, with made-up seconds."""
+    def row(seconds: float) -> dict:
+        return {"seconds": seconds, "share": seconds / wall}
+    return {"wall_seconds": wall, "workers": 2, "networks": {"computed": computed, "looked_up": looked_up},
+            "phases": {"waiting on workers": row(0.6 * wall), "selection": row(0.05 * wall)},
+            "groups": {"GP bookkeeping": row(0.05 * wall)},
+            "worker_phases": {"statistics": {"seconds": 0.5 * wall, "share_of_busy": 0.5, "per_network": 0.01}},
+            "terminals": {}, "idle": {"idle_share": 0.2}}
+
+
+def test_the_profile_part_is_a_section_of_discovery_keyed_by_the_cold_seed_and_keeps_the_others(
+        tmp_path, monkeypatch, capsys):
+    out = tmp_path / "discovery.json"
+    test = {"task": "NASBench201:cifar10", "batch_size": 16, "n_archs": 100, "agreement": {"0": {}},
+            "proxies": {"params": metrics(0.77), "synflow": metrics(0.79)}}
+    before = {"seeds": {"0": discovery_run(1782.0)}, "test": {"NB201-b16": test}, "cold": {"0": discovery_run(1588.0)}}
+    out.write_text(json.dumps(before))
+    calls = []
+
+    def fake_run_evolve(seed, run, cache, extra):  # writes the run's profile.json instead of running evolve.py
+        calls.append(seed)
+        run.mkdir(parents=True)
+        wall, computed = (600.0, 900) if seed == 0 else (120.0, 0)
+        (run / "profile.json").write_text(json.dumps(run_profile(wall, computed, 1000 - computed)))
+        return {"wall_seconds": wall + 5, "peak_rss_gb": 3.5, "resumed": False}
+
+    monkeypatch.setattr(bench_discovery, "run_evolve", fake_run_evolve)
+    argv = ["bench_discovery.py", "--part", "profile", "--seeds", "0,1", "--runs", str(tmp_path / "runs"),
+            "--out", str(out)]
+    monkeypatch.setattr("sys.argv", argv)
+    bench_discovery.main()
+    assert calls == [0, 1]
+    results = json.loads(out.read_text())
+    assert {k: results[k] for k in before} == before  # the other sections kept as they were
+    assert list(results["profile"]) == ["0"]
+    entry = results["profile"]["0"]
+    assert entry["command"] == "evolve.py"
+    assert entry["runs"]["cold"]["seed"] == 0 and entry["runs"]["cold"]["run"].endswith("cold-seed0")
+    assert entry["runs"]["warm"]["seed"] == 1 and entry["runs"]["warm"]["profile"]["networks"]["looked_up"] == 1000
+    assert [t["met"] for t in entry["targets"]] == [True, True, True, True]  # 10.1 min, 2.1 min, 5%, 5%
+    md = (tmp_path / "discovery.md").read_text()
+    assert md == bench_discovery.markdown(results) and md in capsys.readouterr().out
+    # the test tables first, as without a profile, then the profile's under its heading
+    assert md.startswith(bench_discovery.held_out_tables(results))
+    assert "| 0 (cold) | 1588 s |" in md and "(profile)" not in md  # the profile is no evolve section of costs
+    profile = md[md.index("## profile: cold seed 0, warm seed 1\n"):]
+    assert "| wall (the process) | 605.0 s | 125.0 s |" in profile
+    assert "| networks computed / looked up | 900 / 100 | 0 / 1000 |" in profile
+    assert "| waiting on workers | 360.0 s (60.0%) | 72.0 s (60.0%) |" in profile
+    assert "| cold default run (wall, the process) | 10.1 min | 15 min | met |" in profile
+    bench_discovery.main()  # measured already: both runs reused, nothing changed
+    assert calls == [0, 1] and json.loads(out.read_text()) == results
+    monkeypatch.setattr("sys.argv", [*argv, "--section", "profile", "--part", "evolve"])
+    with pytest.raises(SystemExit, match="--section profile: the profile part's section"):
+        bench_discovery.main()
