@@ -17,7 +17,8 @@ import psutil
 from eznas.data import resolve_data_root
 from eznas.io import write_bytes, write_json
 from eznas.report import write_results
-from eznas.verify import VerifyConfig, result_line, run_verify
+from eznas.verify import VerifyConfig, run_verify
+from eznas.verify.summary import result_line
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -48,7 +48,7 @@ from eznas.proxies import ProxyCall, list_proxies, per_arch_calls
 from eznas.scoring import sample_archs, score_archs
 from eznas.spaces import Arch, SearchSpace, SpaceOptions, get_space, space_class
 from eznas.threads import process_cpus, set_threads
-from eznas.verify import VerifyConfig, proxy_calls, resolved
+from eznas.verify.config import VerifyConfig, proxy_calls, resolved
 from _common import record, saved
 
 REPO = Path(__file__).resolve().parents[1]
@@ -105,7 +105,7 @@ def counts(needs: Needs, batch: int) -> tuple[float, float]:
 
 
 def collector_needs(names: Sequence[str]) -> Needs:
-    """The collector's passes for ``names`` (eznas.stats.collect_tensors: D, N, P; P needs D; a pass whose
+    """The collector's passes for ``names`` (eznas.stats.passes.collect_tensors: D, N, P; P needs D; a pass whose
     gradients are read is a forward+backward, else a forward)."""
     passes = {n.rsplit("_", 1)[1] for n in names if n != "weight"} or {"D"}
     passes |= {"D"} if "P" in passes else set()

@@ -1,9 +1,10 @@
 """A run folder, one recipe for every command that writes one (verify, search, evolve): the guard that keeps a
 new run out of a folder that holds one, the ``config.json`` a run writes (atomically) and reads back (through a
-migration hook: a setting newer than the run is what the run used), and the check that a resumed run keeps its
-settings, except those its command declares may change (budgets, output paths). The errors read the same in
-every command: ``--out DIR already holds a run (FILE): continue it with --resume DIR ...`` and ``--resume DIR:
-FLAG would change the run's KEY (A there, B now); a resumed run keeps its settings (only ... may change)``."""
+migration hook, :func:`as_used`: a setting newer than the run is what the run used), and the check that a
+resumed run keeps its settings, except those its command declares may change (budgets, output paths). The
+errors read the same in every command: ``--out DIR already holds a run (FILE): continue it with --resume DIR
+...`` and ``--resume DIR: FLAG would change the run's KEY (A there, B now); a resumed run keeps its settings
+(only ... may change)``."""
 from __future__ import annotations
 
 import json
@@ -40,6 +41,26 @@ def flat(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in settings.items():
         out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+def as_used(defaults: Mapping[str, Any], before: Mapping[str, Any] | None = None
+            ) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The ``migrate`` hook of a command whose saved configs may predate some of its settings: a setting the
+    saved config lacks is what the run used, its value in ``before`` (the table of what runs made before a
+    setting existed used, where that is not the setting's default) or else its default now (``defaults``).
+    Nested settings are filled key by key (a saved ``{"fitness": {...}}`` keeps its own keys)."""
+    def migrate(saved: dict[str, Any]) -> dict[str, Any]:
+        return _filled(_filled(jsonable(dict(defaults)), jsonable(dict(before or {}))), saved)
+
+    return migrate
+
+
+def _filled(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over``'s values, nested dicts merged key by key (``over`` wins)."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _filled(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, dict) else value
     return out
 
 
@@ -109,17 +130,20 @@ class RunFolder:
     def changed(self, before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
         """The settings (dotted keys: present ones first, then those only ``before`` has) whose values differ,
         except those that may change."""
+        return [key for key, _, _ in self._differences(before, now)]
+
+    def _differences(self, before: Mapping[str, Any], now: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+        """:meth:`changed`, each with its value in ``before`` and in ``now`` (flattened once)."""
         a, b = flat(jsonable(before)), flat(jsonable(now))
-        return [k for k in {**b, **a} if k.split(".")[0] not in (*self.may_change, OUT)
+        return [(k, a.get(k), b.get(k)) for k in {**b, **a} if k.split(".")[0] not in (*self.may_change, OUT)
                 and not self.same(k, a.get(k), b.get(k))]
 
     def check_resumed(self, before: Mapping[str, Any], now: Mapping[str, Any],
                       name: Callable[[str], str] | None = None) -> None:
         """A resumed run's settings ``now`` are the saved ``before`` but for those that may change; else the
         error names the first that differs, by ``name`` (default: its flag), and both its values."""
-        if changed := self.changed(before, now):
-            key = changed[0]
-            a, b = flat(jsonable(before)).get(key), flat(jsonable(now)).get(key)
+        if differences := self._differences(before, now):
+            key, a, b = differences[0]
             rule = f" ({self.rule()})" if self.rule() else ""
             raise EznasError(f"--resume {self.path}: {(name or self.flag)(key)} would change the run's {key} "
                              f"({a!r} there, {b!r} now); a resumed run keeps its settings{rule}")

@@ -16,7 +16,8 @@ from eznas.errors import EznasError
 from eznas.gp.seeds import SEEDS
 from eznas.proxies import get_proxy, list_proxies
 from eznas.registry import UnknownNameError
-from eznas.stats import CollectorConfig, collect, find_units
+from eznas.stats import CollectorConfig, collect
+from eznas.stats.units import find_units
 
 TORCHVISION = ("resnet18", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "regnet_x_400mf", "convnext_tiny")
 # cheaper options where a proxy repeats its passes: the same code path, fewer repetitions

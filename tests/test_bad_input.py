@@ -108,9 +108,9 @@ VERIFY = [  # (args, culprits the error line names); {root} holds the user's thi
 
 @pytest.mark.parametrize("args, culprits", VERIFY, ids=[" ".join(a) for a, _ in VERIFY])
 def test_verify(args, culprits, root, data_root, tmp_path, capsys, monkeypatch):
-    import eznas.verify
+    import eznas.verify.run
 
-    monkeypatch.setattr(eznas.verify, "score_archs", lambda *a, **k: pytest.fail("a bad input was scored"))
+    monkeypatch.setattr(eznas.verify.run, "score_archs", lambda *a, **k: pytest.fail("a bad input was scored"))
     fresh, before = tmp_path / "fresh", snapshot(root)
     argv = ["--data-root", str(data_root), "--quiet", "--proxy", "params", "--out", str(fresh),
             "--results-csv", str(root / "all_tests.csv"), *expand(args, root, fresh, data_root)]
@@ -153,7 +153,7 @@ EVOLVE = [
     (["--resume", "{root}/evo", "--data_root", "/elsewhere"], ("--data_root", "fitness.data_root")),
     (["--resume", "{root}/evo", "--probe", "none"], ("--probe", "fitness.probe (None there, 'none' now)")),
     (["--resume", "{root}/evo", "--out", "{fresh}"], ("--out", "stays in")),
-    (["--resume", "{root}/run"], ("no config.json",)),
+    (["--resume", "{root}/run"], ("config.json: unknown key 'search_space'",)),  # a verify run's config.json
     (["--out", "{root}/evo"], ("already holds a run",)),
     (["--out", "{root}/evo", "--resume", "--population", "9"], ("--resume", "population (8 there, 9 now)")),
     (["--out", "{root}/evo", "--resume", "--device", "cpu"], ("--device", "fitness.device ('auto' there, 'cpu' now)")),

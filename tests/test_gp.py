@@ -239,7 +239,7 @@ def test_program_scores_do_not_depend_on_how_statistics_are_stored(data_root):
     contiguous copy give the same score, to the last bit: a program reads every statistic in one layout
     (before, a fresh DARTS network's corr_min_eig(pre_N) differed in the last digit). Batches themselves
     are now contiguous (a oneDNN bug with channels-last inputs: eznas.data.normalise)."""
-    from eznas.stats import NetworkStats, Unit
+    from eznas.stats.collector import NetworkStats, Unit
 
     def channels_last(stats: NetworkStats) -> NetworkStats:
         return NetworkStats([Unit(u.name, {k: t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t

@@ -157,7 +157,7 @@ def test_the_portable_export_carries_the_init_without_its_registration():
 
 def test_verify_checks_the_init_name():
     from eznas.errors import EznasError
-    from eznas.verify import VerifyConfig, check_config
+    from eznas.verify.config import VerifyConfig, check_config
 
     with pytest.raises(EznasError, match="--init 'xavier' is not an initialisation; valid: default, gaussian, kaiming"):
         check_config(VerifyConfig(init="xavier"))  # what --set init=xavier makes

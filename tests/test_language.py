@@ -14,7 +14,7 @@ from eznas.proxies import Probe, get_proxy
 from eznas.networks import arch_seed, build_network
 from eznas.scoring import sample_archs
 from eznas.spaces import get_space
-from eznas.stats import NAMES, CollectorConfig, collect
+from eznas.stats.collector import NAMES, CollectorConfig, collect
 
 
 @pytest.fixture(scope="module")

@@ -73,7 +73,8 @@ def test_units_are_every_conv_bn_pair_with_the_conv_input(one_thread):
     too), ``inp`` is the conv's input itself; a ReLU -> Conv -> BN rule would find a few of them."""
     from eznas.data import Batch
     from eznas.spaces.nb101 import spec_string
-    from eznas.stats import collect, find_units
+    from eznas.stats import collect
+    from eznas.stats.units import find_units
 
     net = get_space("NASBench101", SpaceOptions(width=8)).build(spec_string(*parse_encoding(ROW0, "row 0")), 10)
     x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))

@@ -142,7 +142,8 @@ def test_forward_units_and_az_nas_features(one_thread):
     from eznas.data import Batch
     from eznas.proxies import Probe
     from eznas.proxies.aznas import components, feature_modules
-    from eznas.stats import collect, find_units
+    from eznas.stats import collect
+    from eznas.stats.units import find_units
 
     torch.manual_seed(0)
     net = SPACE.build("01210220", 10)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from eznas.errors import DataError, EznasError
-from eznas.runfolder import CONFIG, RunFolder, flat, jsonable
+from eznas.runfolder import CONFIG, RunFolder, as_used, flat, jsonable
 
 
 def test_the_guard_refuses_a_folder_that_holds_a_run_unless_resumed(tmp_path):
@@ -92,3 +92,15 @@ def test_a_same_hook_lets_equal_values_differ_in_form(tmp_path):
     with pytest.raises(EznasError, match=r"--root would change the run's root \('data/' there, 'other' now\); a "
                        r"resumed run keeps its settings$"):  # nothing may change: no "only ..." words
         folder.check_resumed({"root": "data/"}, {"root": "other"})
+
+
+def test_as_used_fills_what_an_old_config_lacks_with_what_the_run_used_then_its_default_now():
+    """The one migration recipe of every command: a saved value wins, then the table of what runs made before a
+    setting existed used, then today's default; nested settings are filled key by key."""
+    migrate = as_used({"probe": "swap", "budget": 10, "tasks": ("a",), "fitness": {"probe": "swap", "k": 1}},
+                      before={"probe": "none", "fitness": {"probe": "none"}})
+    assert migrate({"budget": 3, "fitness": {"k": 2}}) == {"probe": "none", "budget": 3, "tasks": ["a"],
+                                                           "fitness": {"probe": "none", "k": 2}}
+    assert migrate({"probe": "swap", "fitness": {"probe": "x", "k": 2}}) == {
+        "probe": "swap", "budget": 10, "tasks": ["a"], "fitness": {"probe": "x", "k": 2}}
+    assert as_used({"a": 1})({}) == {"a": 1}  # no table: the defaults

@@ -7,7 +7,8 @@ import pytest
 
 from eznas.data import Batch
 from eznas.spaces import get_space
-from eznas.stats import NAMES, COLLECTOR_VERSION, CollectorConfig, collect, find_units, stats_key
+from eznas.stats.collector import NAMES, COLLECTOR_VERSION, CollectorConfig, collect, stats_key
+from eznas.stats.units import find_units
 
 CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 
@@ -222,12 +223,12 @@ def test_the_cache_key_covers_every_field_and_the_collector_version(monkeypatch)
     key = stats_key(space="test", arch="a", batch_seed=0)
     assert key == stats_key(batch_seed=0, arch="a", space="test")  # the fields, not their order
     assert key != stats_key(space="test", arch="a", batch_seed=1)
-    monkeypatch.setattr("eznas.stats.COLLECTOR_VERSION", COLLECTOR_VERSION + 1)
+    monkeypatch.setattr("eznas.stats.collector.COLLECTOR_VERSION", COLLECTOR_VERSION + 1)
     assert key != stats_key(space="test", arch="a", batch_seed=0)
 
 
 def test_float16_storage_saturates_instead_of_overflowing():
-    from eznas.stats import rounded
+    from eznas.stats.collector import rounded
     t = torch.tensor([1.0e6, -7.0e4, 3.0, float("inf"), float("nan")])
     r = rounded(t, torch.float16)
     assert r.dtype == torch.float16

@@ -76,6 +76,8 @@ def test_run_folder_files(nb201_run):
     assert m["ci95"]["spearman"][0] <= m["spearman"] <= m["ci95"]["spearman"][1]
     assert summary["config"]["batch_size"] == 16 and summary["config"]["seed"] == 1
     assert summary["config"]["proxies"] == ["params", "flops", "synflow", "naswot", "grad_norm", "snip"]
+    config = json.loads((run_dir / "config.json").read_text())  # the frozen config, as evolve and search write
+    assert {k: config[k] for k in summary["settings"]} == summary["settings"] and config["bootstrap"] == 50
     assert (run_dir / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = pd.read_csv(out / "all_tests.csv")
     assert list(rows.proxy) == ["params", "flops", "synflow", "naswot", "grad_norm", "snip"]
@@ -154,7 +156,7 @@ def test_non_finite_scores_are_counted_and_excluded(data_root, tmp_path, capsys)
 
 
 def test_resume_after_a_kill_scores_only_the_rest_and_matches(data_root, tmp_path, capsys, monkeypatch, caplog):
-    import eznas.verify as verify
+    import eznas.verify.run as verify
 
     common = ["--data-root", str(data_root), "--n_samples", "10", "--seed", "3", "--fresh_batch", "--quiet",
               "--bootstrap", "5", "--proxy", "synflow,naswot", "--results-csv", str(tmp_path / "t.csv")]
@@ -252,7 +254,7 @@ def test_no_rows_leave_all_tests_alone(tmp_path):
 
 
 def test_a_finished_run_is_never_scored_again(data_root, tmp_path, capsys, monkeypatch):
-    import eznas.verify as verify
+    import eznas.verify.run as verify
 
     common = ["--data-root", str(data_root), "--n_samples", "2", "--quiet", "--bootstrap", "5", "--proxy", "params",
               "--out", str(tmp_path / "r"), "--results-csv", str(tmp_path / "t.csv")]
@@ -328,9 +330,49 @@ def test_a_darts_run_from_before_the_probe_option_resumes_only_on_its_standard_n
     for key in ("probe", "first_batch"):  # as a run made before these options were written it
         del summary["settings"][key]
     summary_path.write_text(json.dumps(summary))
+    (tmp_path / "run" / "config.json").unlink()  # nor did verify write its config.json then
     assert run([*common, "--probe", "none", "--resume"], capsys)[0] == 0  # finished: reported as it is
     code, _, err = run([*common, "--resume"], capsys)  # the default is now SWAP's probe network
     assert code == 2 and "--probe would change the run's probe" in err and "'none' there, 'swap' now" in err
+
+
+def test_a_run_folder_holds_its_frozen_config_and_one_from_before_config_json_still_resumes(
+        data_root, tmp_path, capsys, monkeypatch):
+    """config.json (the resolved config) is written before anything is scored and read back on --resume; a
+    folder made before verify wrote one resumes from its partial run's settings, and gets one."""
+    import dataclasses
+
+    import eznas.verify.run as verify
+    from eznas.verify import VerifyConfig
+
+    part = tmp_path / "part"
+    common = ["--data-root", str(data_root), "--n_samples", "4", "--quiet", "--bootstrap", "5", "--proxy", "params",
+              "--out", str(part), "--results-csv", str(tmp_path / "t.csv")]
+    real = verify.score_archs
+
+    def dying(*args, **kwargs):
+        for k, r in enumerate(real(*args, **kwargs)):
+            if k == 2:
+                raise KeyboardInterrupt  # killed after 2 archs, checkpointed
+            yield r
+
+    monkeypatch.setattr(verify, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(verify, "score_archs", dying)
+    with pytest.raises(KeyboardInterrupt):
+        verify_main(common)
+    config = json.loads((part / "config.json").read_text())
+    assert set(config) == {f.name for f in dataclasses.fields(VerifyConfig)}
+    assert (config["n_samples"], config["proxies"], config["out"], config["init"]) == (4, ["params"], str(part),
+                                                                                       "default")
+    (part / "config.json").unlink()  # as a folder made before verify wrote one
+    monkeypatch.setattr(verify, "score_archs", real)
+    code, _, err = run([*common, "--resume", "--seed", "1"], capsys)  # its partial run's settings are checked
+    assert code == 2 and "--seed would change the run's seed (0 there, 1 now)" in err
+    assert run([*common, "--resume"], capsys)[0] == 0
+    assert json.loads((part / "config.json").read_text()) == config and not (part / "partial_state.json").exists()
+    (part / "config.json").write_text(json.dumps({**config, "seed": 9}))  # config.json is what a resume reads
+    code, _, err = run([*common, "--resume"], capsys)
+    assert code == 2 and "--seed would change the run's seed (9 there, 0 now)" in err
 
 
 def test_scores_spanning_many_decades_are_plotted_by_rank(tmp_path, monkeypatch):
@@ -430,7 +472,8 @@ def test_programs_get_short_names_in_the_table_and_the_scatter_with_their_text_b
     import matplotlib.axes
     import matplotlib.figure
 
-    from eznas.verify import VerifyConfig, proxy_calls, short_names
+    from eznas.verify.config import VerifyConfig, proxy_calls
+    from eznas.verify.summary import short_names
 
     program = "mean_units(fro(pre_D))"
     calls = proxy_calls(VerifyConfig(proxies=("params",), programs=(program, "mean_units(fro(weight))")))

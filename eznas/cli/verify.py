@@ -102,7 +102,7 @@ def verify_parser(prog: str = "verify_scores.py") -> argparse.ArgumentParser:
     add_flag(g, "results_csv", default="results/all_tests.csv", metavar="FILE",
              help="cumulative results CSV to append to")
     add_flag(g, "bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples for the 95%% CIs, >= 1")
-    add_run_flags(g, "keys: VerifyConfig's fields (eznas/verify.py), e.g. --set bootstrap=200")
+    add_run_flags(g, "keys: VerifyConfig's fields (eznas/verify/config.py), e.g. --set bootstrap=200")
     return p
 
 
@@ -127,7 +127,8 @@ def verify_main(argv: Sequence[str] | None = None, prog: str = "verify_scores.py
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from eznas.report import summary_table
-    from eznas.verify import notes, result_line, run_verify
+    from eznas.verify import run_verify
+    from eznas.verify.summary import notes, result_line
 
     def run(args: argparse.Namespace) -> int:
         cfg = verify_config(args)

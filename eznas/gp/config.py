@@ -13,7 +13,7 @@ from eznas.gp.requirements import check_exportable
 from eznas.gp.seeds import SEEDS
 from eznas.parallel import ParallelConfig
 from eznas.spaces.darts import PROBES
-from eznas.stats import NAMES
+from eznas.stats.collector import NAMES
 
 WINNERS = ("best", "novel")
 # the default proxy terminals: with blends, the setting that won the discovery benchmark (README, Discovery)

@@ -1,7 +1,7 @@
 """Export a program as a standalone PyTorch file that needs only ``torch`` (``best_proxy.py``).
 
 The file carries the very source of the functions eznas scores with - the statistics collector
-(:func:`eznas.stats.collect_tensors` and what it calls), the program's primitives and its aggregator,
+(:func:`eznas.stats.passes.collect_tensors` and what it calls), the program's primitives and its aggregator,
 and the scoring loop :func:`eznas.primitives.aggregate.aggregate_units` - found by following the names each
 one uses, plus the program compiled to one Python expression over the units and network features. So
 ``best_proxy.score`` and ``verify_scores.py --program`` compute the same numbers by the same code.
@@ -35,7 +35,8 @@ from eznas.gp.program import Program
 from eznas.gp.pset import PROXY_PREFIX, is_aggregator, is_pool_op, proxy_name
 from eznas.gp.requirements import labels_reason, proxy_functions, requirements
 from eznas.proxies import Probe, get_proxy
-from eznas.stats import collect_tensors, statistic
+from eznas.stats.collector import statistic
+from eznas.stats.passes import collect_tensors
 from eznas.primitives import PRIMITIVES
 from eznas.primitives.aggregate import ProgramFailure, aggregate_units
 from eznas.primitives.network import checked, each

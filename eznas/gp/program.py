@@ -34,7 +34,7 @@ from deap import gp
 from eznas.errors import EznasError
 from eznas.gp.pool import PoolScoring, row_terminal
 from eznas.gp.pset import PROXY_PREFIX, is_aggregator, is_pool_op
-from eznas.stats import NAMES, NetworkStats, statistic
+from eznas.stats.collector import NAMES, NetworkStats, statistic
 from eznas.primitives import PRIMITIVES, Net
 from eznas.primitives.aggregate import ProgramFailure, aggregate_units
 from eznas.primitives.network import checked

@@ -10,7 +10,7 @@ from typing import Any
 from deap import gp
 
 from eznas.features import FEATURES
-from eznas.stats import NAMES
+from eznas.stats.collector import NAMES
 from eznas.primitives import PRIMITIVES, Exponent, Factor, Net, Scalar, Tensor
 from eznas.primitives.aggregate import Aggregator
 from eznas.primitives.network import PoolOp

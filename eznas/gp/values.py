@@ -41,7 +41,8 @@ from eznas.parallel import Mapper, torch_threads
 from eznas.primitives.aggregate import ProgramFailure
 from eznas.scoring import score_arch
 from eznas.spaces import Arch, SpaceOptions, get_space, space_class
-from eznas.stats import COLLECTOR_VERSION, CollectorConfig, NetworkStats, collect, find_units, stats_key
+from eznas.stats.collector import COLLECTOR_VERSION, CollectorConfig, NetworkStats, collect, stats_key
+from eznas.stats.units import find_units
 
 log = logging.getLogger(__name__)
 

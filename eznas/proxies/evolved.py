@@ -7,7 +7,7 @@ import torch
 
 from eznas.inits import kaiming_init_
 from eznas.proxies.base import Probe, register_proxy
-from eznas.stats import CollectorConfig, collect, statistic
+from eznas.stats.collector import CollectorConfig, collect, statistic
 
 
 def eznas_unit_score(inp_grad: torch.Tensor) -> float:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from eznas.io import check_writable, write_json
-from eznas.runfolder import RunFolder
+from eznas.runfolder import RunFolder, as_used
 from eznas.search.config import BUDGETS, SearchConfig
 from eznas.search.strategies import Scored, SearchState
 
@@ -27,8 +27,7 @@ def open_folder(out: Path, cfg: SearchConfig, resume: bool) -> tuple[RunFolder, 
     """The run folder at ``out``, guarded and writable, and, where ``resume`` finds a checkpoint there (its
     settings checked against ``cfg``), the checkpoint; the caller writes ``config.json``."""
     # a setting newer than a saved search: its default, what that search used (it read its table, table=True)
-    folder = RunFolder(out, may_change=(*BUDGETS, "out"),
-                       migrate=lambda saved: {**dataclasses.asdict(SearchConfig()), **saved})
+    folder = RunFolder(out, may_change=(*BUDGETS, "out"), migrate=as_used(dataclasses.asdict(SearchConfig())))
     folder.guard(resume)
     check_writable(out, folder=True, what="--out")
     if not (resume and (out / "state.json").is_file()):
