@@ -18,10 +18,16 @@ probe network; NB-301: its training network; NB-101: stem 32). Three parts, each
   scored too (the programs share one collection of statistics per network), so that the ways a run may
   choose its winner (``RULES``: the default novel program, the best by validation, the smallest near it, an
   ensemble of the best five...) are compared over every held-out space: a default is chosen by that table.
+  ``--variant`` runs the evolve and test parts for a factor of what makes a winner transfer (``VARIANTS``:
+  tasks combined by mean, MeCo among the proxy terminals, raw statistics only, no blends), each its own set of
+  runs, compared over the held-out spaces in the variants table.
+* ``--part nar``: labels-equivalent against NAR (NB-201 only: its encoding is an NB-201 cell), beside the ridge
+  ranker over proxies that every space gets.
 
     python benchmarks/bench_transfer.py --part proxies                     # every space's baselines
     python benchmarks/bench_transfer.py --part evolve --spaces NASBenchMacro --seeds 0
     python benchmarks/bench_transfer.py --part test                        # every finished run's winner
+    python benchmarks/bench_transfer.py --part evolve --variant mean --spaces NASBench101
     python benchmarks/bench_transfer.py --part save --spaces NASBench301   # before a session ends: commit the
                                                                            # archs scored so far; --part proxies
                                                                            # later scores only the rest
@@ -35,7 +41,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import logging
 import math
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +58,7 @@ from eznas.gp.seeds import SEEDS
 from eznas.io import atomic_open, write_bytes, write_json
 from eznas.metrics import bootstrap_ci, correlations, paired_difference_ci
 from eznas.proxies import get_proxy, list_proxies
-from eznas.rankers import fit_ridge, signed_log
+from eznas.rankers import fit_ridge, nar, signed_log
 from eznas.spaces import space_class
 from eznas.spaces.nb201 import UID_COLUMN
 from _common import folder_bytes, record, run_evolve
@@ -74,6 +82,9 @@ ALL_TASKS = ("NASBench201:cifar10", "NASBench201:cifar100", "DARTS:cifar10", "NA
 LABELS = (16, 32, 64, 128, 256)  # labelled archs of the held-out space a ridge ranker trains on
 LABEL_DRAWS = 30  # random draws of the labelled archs per k
 MIN_TEST = 64  # archs left to judge on when the labelled archs come out of the held-out ones
+NAR_SPACES = ("NASBench201",)  # NAR's encoding is an NB-201 cell's
+NAR_CONFIG = nar.NARConfig(d_model=64, layers=2, epochs=100)  # the rankers benchmark's NAR
+NAR_DRAWS = 10
 # the factors of what makes a winner transfer (item 4 of the transfer issue): each a set of leave-one-space-out
 # runs, the default run's flags plus these. A default changes only when its variant does better over the held-out
 # spaces (the variants table), never by one space's test archs
@@ -306,34 +317,76 @@ def per_network() -> list[str]:
     return [n for n in hand_made() if get_proxy(n).pool is None and not get_proxy(n).arch_only]
 
 
-def labels_equivalent(space: str, entry: dict, columns: dict[str, pd.Series], draws: int = LABEL_DRAWS) -> dict:
-    """How many labelled archs of the space a few-shot competitor needs to match each of ``columns`` (per-arch
-    scores indexed like the held-out table): ridge over every registered per-network proxy (signed log,
-    standardised; ``eznas.rankers.fit_ridge``) trained on k archs, Spearman on the held-out archs it did not
-    train on, mean over ``draws`` random draws; each column's Spearman on the very same archs. A space scored
-    on every row draws its labelled archs from the rows outside the held-out ones (and judges on all held-out
-    archs); otherwise they come out of the held-out archs, and k leaves at least ``MIN_TEST`` to judge on.
-    ``equivalent[c]``: the smallest k whose ridge mean reaches column c's, None when no k does."""
+def label_draws(space: str, entry: dict, draws: int, seed: int = 0) -> dict[int, list[list[str]]]:
+    """Per k of ``LABELS``, ``draws`` random sets of k labelled archs' uids: from the rows outside the held-out
+    ones for a space scored on every row, else from the held-out archs themselves (k leaving at least
+    ``MIN_TEST`` of them to judge on)."""
     whole, held = frame(entry, held_out_only=False), frame(entry)
-    features = [n for n in per_network() if n in held and np.isfinite(held[n].to_numpy(float)).any()]
     pool = whole[~whole["uid"].isin(set(held["uid"]))] if space in EVERY_ROW else held
     ks = [k for k in LABELS if k <= len(pool) - (0 if space in EVERY_ROW else MIN_TEST)]
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
+    return {k: [pool["uid"].iloc[rng.choice(len(pool), k, replace=False)].tolist() for _ in range(draws)] for k in ks}
+
+
+def on_same_archs(held: pd.DataFrame, learner: str, runs: dict[int, list[tuple[list[str], float]]],
+                  columns: dict[str, pd.Series]) -> dict:
+    """A few-shot learner against ``columns`` (per-arch scores indexed like ``held``): ``runs`` holds, per k, each
+    draw's labelled uids and the learner's Spearman on the held-out archs it did not train on; each column's
+    Spearman on the very same archs. The curve of means per k, and ``equivalent[c]``: the smallest k whose
+    learner mean reaches column c's (None when no k does)."""
     curve: dict[int, dict[str, float]] = {}
-    for k in ks:
-        rhos: dict[str, list[float]] = {"ridge": [], **{c: [] for c in columns}}
-        for _ in range(draws):
-            train = pool.iloc[rng.choice(len(pool), k, replace=False)]
-            test = held[~held["uid"].isin(set(train["uid"]))]
-            mean, std, weights = fit_ridge(train[features], train["accuracy"].to_numpy(float))
-            z = np.nan_to_num((signed_log(test[features].to_numpy(float)) - mean) / std, nan=0.0)
-            rhos["ridge"].append(stats.spearmanr(z @ np.array(weights), test["accuracy"]).statistic)
+    for k, draws in runs.items():
+        rhos: dict[str, list[float]] = {learner: [rho for _, rho in draws], **{c: [] for c in columns}}
+        for train, _ in draws:
+            test = held[~held["uid"].isin(set(train))]
             for c, scores in columns.items():
                 rhos[c].append(stats.spearmanr(scores.loc[test.index], test["accuracy"], nan_policy="omit").statistic)
         curve[k] = {c: float(np.mean(v)) for c, v in rhos.items()}
-    equivalent = {c: next((k for k in ks if curve[k]["ridge"] >= curve[k][c]), None) for c in columns}
-    return {"features": features, "ks": ks, "draws": draws, "labelled_from": "other rows" if space in EVERY_ROW
-            else "held-out archs", "curve": {str(k): v for k, v in curve.items()}, "equivalent": equivalent}
+    ks = sorted(curve)
+    return {"ks": ks, "draws": len(next(iter(runs.values()), [])), "curve": {str(k): v for k, v in curve.items()},
+            "equivalent": {c: next((k for k in ks if curve[k][learner] >= curve[k][c]), None) for c in columns}}
+
+
+def labels_equivalent(space: str, entry: dict, columns: dict[str, pd.Series], draws: int = LABEL_DRAWS) -> dict:
+    """How many labelled archs of the space a few-shot competitor needs to match each of ``columns`` (per-arch
+    scores indexed like the held-out table): ridge over every registered per-network proxy (signed log,
+    standardised; ``eznas.rankers.fit_ridge``) trained on k archs (``label_draws``), Spearman on the held-out
+    archs it did not train on, mean over ``draws`` random draws; each column's on the very same archs."""
+    whole, held = frame(entry, held_out_only=False), frame(entry)
+    features = [n for n in per_network() if n in held and np.isfinite(held[n].to_numpy(float)).any()]
+    runs: dict[int, list[tuple[list[str], float]]] = {}
+    for k, draws_k in label_draws(space, entry, draws).items():
+        for train_uids in draws_k:
+            train = whole[whole["uid"].isin(set(train_uids))]
+            test = held[~held["uid"].isin(set(train_uids))]
+            mean, std, weights = fit_ridge(train[features], train["accuracy"].to_numpy(float))
+            z = np.nan_to_num((signed_log(test[features].to_numpy(float)) - mean) / std, nan=0.0)
+            runs.setdefault(k, []).append((train_uids, stats.spearmanr(z @ np.array(weights), test["accuracy"]).statistic))
+    return {"features": features, "labelled_from": "other rows" if space in EVERY_ROW else "held-out archs",
+            **on_same_archs(held, "ridge", runs, columns)}
+
+
+def nar_draws(root: Path, space: str, entry: dict, draws: int = NAR_DRAWS) -> dict:
+    """NAR (``eznas.rankers.nar``, the rankers benchmark's size) trained on k labelled archs of an NB-201 space
+    (NAR's encoding is NB-201's cell; the epoch kept by Kendall on those same labelled archs: no other labels),
+    per draw its labelled uids and its Spearman on the held-out archs it did not train on."""
+    _, task, archs, _ = held_out(root, space)
+    spec = {a.uid: a.spec for a in archs}
+    held = frame(entry)
+    out: dict[str, list[dict]] = {}
+    for k, draws_k in label_draws(space, entry, draws, seed=1).items():
+        for train_uids in draws_k:
+            train = held[held["uid"].isin(set(train_uids))]
+            test = held[~held["uid"].isin(set(train_uids))]
+            x = np.stack([nar.encode(spec[u]) for u in train["uid"]])
+            y = train["accuracy"].to_numpy(float)
+            model, _ = nar.train(x, y, x, y, NAR_CONFIG)
+            score = nar.predict(model, np.stack([nar.encode(spec[u]) for u in test["uid"]]))
+            out.setdefault(str(k), []).append({"train": train_uids,
+                                               "spearman": float(stats.spearmanr(score, test["accuracy"]).statistic)})
+        logging.getLogger(__name__).info("%s: NAR on %d labelled archs: mean rho %.3f", space, k,
+                                         np.mean([d["spearman"] for d in out[str(k)]]))
+    return {"config": asdict(NAR_CONFIG), "draws": out}
 
 
 def report(results: dict) -> dict:
@@ -378,6 +431,9 @@ def report(results: dict) -> dict:
                 by_uid = dict(zip(test["uid"], test["scores"][test["winner"]]))
                 columns[key] = pd.Series([by_uid.get(u) for u in table["uid"]], index=table.index, dtype=float)
         figures["labels"] = labels_equivalent(space, entry, columns)
+        if recorded := results.get("nar", {}).get(space):
+            runs = {int(k): [(d["train"], d["spearman"]) for d in v] for k, v in recorded["draws"].items()}
+            figures["nar_labels"] = on_same_archs(frame(entry), "nar", runs, columns)
     return out
 
 
@@ -437,22 +493,28 @@ def markdown(results: dict, figures: dict) -> str:
         lines.append(f"| {s} | {f['best_single']} {f['rows'][f['best_single']]['spearman']:.3f} | "
                      + (f"{' + '.join(chosen['members'])} ({chosen['mean_rho_elsewhere']:.3f})" if chosen else "—")
                      + " | " + (f"{d['diff']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]" if d else "—") + " |")
-    lines += ["", "Labels-equivalent: the fewest labelled archs of the held-out space with which a ridge ranker over "
-              f"every registered per-network proxy matches the column's Spearman on the same archs (mean of "
-              f"{LABEL_DRAWS} draws; k from {', '.join(map(str, LABELS))}, at most n - {MIN_TEST} where the labelled "
-              "archs come out of the held-out ones; '> k' where no k reaches it).", "",
-              "| held-out space | ridge mean ρ by k | best single proxy | ensemble chosen elsewhere | winners |",
-              "|---|---|---|---|---|"]
-    for s in spaces:
-        lab = figures[s].get("labels")
-        if not lab:
+    learners = {"labels": ("ridge", "a ridge ranker over every registered per-network proxy", LABEL_DRAWS),
+                "nar_labels": ("nar", f"NAR ({NAR_CONFIG.d_model} wide, {NAR_CONFIG.layers} layers, {NAR_CONFIG.epochs} "
+                               f"epochs; NB-201 only: its encoding is an NB-201 cell)", NAR_DRAWS)}
+    for key, (learner, what, draws) in learners.items():
+        if not any(figures[s].get(key) for s in spaces):
             continue
-        curve = ", ".join(f"{k}: {v['ridge']:.3f}" for k, v in lab["curve"].items())
-        eq = lab["equivalent"]
-        say = lambda c: "—" if c not in eq or not lab["ks"] else (f"> {lab['ks'][-1]}" if eq[c] is None else str(eq[c]))  # noqa: E731
-        winners = "; ".join(f"{c}: {say(c)}" for c in eq if c in figures[s].get("winners", {})) or "—"
-        lines.append(f"| {s} | {curve} | {figures[s]['best_single']}: {say(figures[s]['best_single'])} | "
-                     f"{say('best ensemble chosen on the other spaces')} | {winners} |")
+        lines += ["", f"Labels-equivalent: the fewest labelled archs of the held-out space with which {what} matches "
+                  f"the column's Spearman on the same archs (mean of {draws} draws; k from {', '.join(map(str, LABELS))}, "
+                  f"at most n - {MIN_TEST} where the labelled archs come out of the held-out ones; '> k' where no k "
+                  "reaches it).", "",
+                  f"| held-out space | {learner} mean ρ by k | best single proxy | ensemble chosen elsewhere | winners |",
+                  "|---|---|---|---|---|"]
+        for s in spaces:
+            lab = figures[s].get(key)
+            if not lab:
+                continue
+            curve = ", ".join(f"{k}: {v[learner]:.3f}" for k, v in lab["curve"].items())
+            eq = lab["equivalent"]
+            say = lambda c: "—" if c not in eq or not lab["ks"] else (f"> {lab['ks'][-1]}" if eq[c] is None else str(eq[c]))  # noqa: E731
+            winners = "; ".join(f"{c}: {say(c)}" for c in eq if c in figures[s].get("winners", {})) or "—"
+            lines.append(f"| {s} | {curve} | {figures[s]['best_single']}: {say(figures[s]['best_single'])} | "
+                         f"{say('best ensemble chosen on the other spaces')} | {winners} |")
     judged = [(s, k, w) for s in spaces for k, w in figures[s].get("winners", {}).items()]
     if judged:
         lines += ["", "The default run without the held-out space (its tasks: every other space's), its winner on "
@@ -513,11 +575,11 @@ def variant_table(figures: dict, seed: int = 0) -> dict[str, dict[str, float]]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("proxies", "save", "evolve", "test", "report"), default="proxies",
+    p.add_argument("--part", choices=("proxies", "save", "evolve", "test", "nar", "report"), default="proxies",
                    help="proxies: the baselines on each space's held-out archs; save: record an unfinished proxies "
                    "part's per-arch scores (commit them: a later session scores only the rest); evolve: the runs "
-                   "without each space; test: their winners on the held-out archs; report: the tables from what "
-                   "is recorded")
+                   "without each space; test: their winners on the held-out archs; nar: NAR's labels-equivalent "
+                   f"({', '.join(NAR_SPACES)}); report: the tables from what is recorded")
     p.add_argument("--spaces", default=",".join(SPACES), help=f"held-out spaces (default: {', '.join(SPACES)})")
     p.add_argument("--seeds", default="0", help="GP seeds of the evolve and test parts (default 0)")
     p.add_argument("--evolve-args", default="", help="extra evolve.py flags (e.g. '--workers 2')")
@@ -547,6 +609,9 @@ def main() -> None:
             results.get("partial", {}).pop(space, None)
             write_json(out, results)
             print(f"{space}: {results['proxies'][space]['n_archs']} archs scored", flush=True)
+        if args.part == "nar" and space in NAR_SPACES and space in results.get("proxies", {}) \
+                and space not in results.get("nar", {}):
+            results = record(out, "nar", space, nar_draws(root, space, results["proxies"][space]))
         for seed in seeds if args.part in ("evolve", "test") else ():
             key = run_key(space, seed, args.variant)
             run = results.get("runs", {}).get(key)

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 import bench_transfer as bench
 from eznas.gp.config import FitnessConfig
@@ -103,6 +104,34 @@ def test_labels_equivalent_counts_the_labels_a_ridge_ranker_needs_on_the_same_ar
     lab = bench.labels_equivalent("NASBenchMacro", entry, {"noise": noise.loc[bench.frame(entry).index]}, draws=3)
     assert lab["ks"] == [16, 32, 64] and lab["labelled_from"] == "other rows"
 
+
+
+def test_a_learner_is_compared_with_each_column_on_the_archs_it_did_not_train_on():
+    rng = np.random.default_rng(4)
+    entry = space_entry(rng.uniform(80, 95, 120), ("meco",), rng)
+    held = bench.frame(entry)
+    noisy = held["accuracy"] + pd.Series(rng.normal(0, 4, len(held)), index=held.index)
+    train16, train32 = held["uid"].iloc[:16].tolist(), held["uid"].iloc[60:92].tolist()
+    on_rest = {k: stats.spearmanr(noisy[~held["uid"].isin(t)], held["accuracy"][~held["uid"].isin(t)]).statistic
+               for k, t in ((16, train16), (32, train32))}
+    draws = {16: [(train16, on_rest[16] - 0.05)], 32: [(train32, on_rest[32] + 0.01)]}  # reaches it at k = 32 only
+    lab = bench.on_same_archs(held, "nar", draws, {"perfect": held["accuracy"], "noisy": noisy})
+    assert lab["ks"] == [16, 32] and lab["draws"] == 1 and lab["equivalent"] == {"perfect": None, "noisy": 32}
+    assert lab["curve"]["16"]["noisy"] == pytest.approx(on_rest[16]) and lab["curve"]["32"]["noisy"] == pytest.approx(on_rest[32])
+    assert lab["curve"]["32"]["perfect"] == pytest.approx(1.0)
+
+
+def test_nar_trains_on_k_held_out_nb201_archs_and_is_judged_on_the_rest(data_root, monkeypatch):
+    monkeypatch.setattr(bench, "LABELS", (16, 32))
+    monkeypatch.setattr(bench, "NAR_CONFIG", bench.nar.NARConfig(d_model=16, layers=1, epochs=3))
+    _, _, archs, held = bench.held_out(data_root, "NASBench201")
+    entry = {"uid": [a.uid for a in archs], "accuracy": [a.accuracy for a in archs], "held_out": held, "scores": {}}
+    out = bench.nar_draws(data_root, "NASBench201", entry, draws=2)
+    assert out["config"]["epochs"] == 3 and set(out["draws"]) == {"16", "32"}
+    for k, runs in out["draws"].items():
+        assert len(runs) == 2 and all(len(set(r["train"])) == int(k) and set(r["train"]) <= set(held) for r in runs)
+        assert all(-1 <= r["spearman"] <= 1 for r in runs)
+    assert out["draws"]["16"][0]["train"] != out["draws"]["16"][1]["train"]
 
 def partial_folder(folder, uids, seconds):
     folder.mkdir(parents=True)
