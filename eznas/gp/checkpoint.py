@@ -79,7 +79,7 @@ def load_state(out: Path, cfg: EvolutionConfig, pset: gp.PrimitiveSetTyped, rng:
     if blob.get("language") != language(pset):
         raise DataError(f"checkpoint {path} was made with another primitive language (primitives or terminals "
                         "differ from this version of eznas); start a new run or use the eznas it was made with")
-    saved = {**asdict(EvolutionConfig()), **migrate(blob["config"])}  # a setting newer than the checkpoint
+    saved = migrate(blob["config"])  # a setting newer than the checkpoint: what the run used
     if diff := sorted(run_folder(out).changed(saved, asdict(cfg))):
         raise DataError(f"checkpoint {path} was made with another configuration (differs in: {', '.join(diff)})")
     memo = {k: Evaluation(**v) for k, v in blob["memo"].items()}

@@ -3,6 +3,7 @@ space's default tasks), the ``quick`` preset's sizes, and the config.json of a r
 existed read as what that run used (its :func:`run_folder`)."""
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -10,7 +11,7 @@ from eznas.config import replace_fields
 from eznas.errors import EznasError
 from eznas.spaces.base import SPACES, list_spaces
 from eznas.gp.config import BEFORE, RESUMABLE_CHANGES, EvolutionConfig, Task
-from eznas.runfolder import RunFolder
+from eznas.runfolder import RunFolder, as_used
 
 
 # quick: the same run, small enough for a first try in about two minutes (every output file)
@@ -72,14 +73,12 @@ def quick_text() -> str:
 
 
 def migrate(data: Any) -> Any:
-    """A run's saved config.json as the run used it: a setting newer than the run is what the run used
-    (BEFORE; a run from before fitness.probe scored the standard network), not today's default."""
+    """A run's saved config.json as the run used it (``eznas.runfolder.as_used``): a setting newer than the run
+    is what the run used (BEFORE; a run from before fitness.probe scored the standard network), else today's
+    default, nested settings key by key. Anything but a dict is left for from_dict to refuse."""
     if not isinstance(data, dict):
         return data
-    data = {**BEFORE, **data}
-    if isinstance(data.get("fitness"), dict):
-        data["fitness"] = {"probe": "none", **data["fitness"]}
-    return data
+    return as_used(asdict(EvolutionConfig()), {**BEFORE, "fitness": {"probe": "none"}})(data)
 
 
 def _flag(key: str) -> str:
