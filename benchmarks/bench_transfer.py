@@ -371,17 +371,17 @@ def nar_draws(root: Path, space: str, entry: dict, draws: int = NAR_DRAWS) -> di
     (NAR's encoding is NB-201's cell; the epoch kept by Kendall on those same labelled archs: no other labels),
     per draw its labelled uids and its Spearman on the held-out archs it did not train on."""
     _, task, archs, _ = held_out(root, space)
-    spec = {a.uid: a.spec for a in archs}
     held = frame(entry)
+    code = dict(zip(held.index, (nar.encode(spec) for spec in held["uid"].map({a.uid: a.spec for a in archs}))))
     out: dict[str, list[dict]] = {}
     for k, draws_k in label_draws(space, entry, draws, seed=1).items():
         for train_uids in draws_k:
             train = held[held["uid"].isin(set(train_uids))]
             test = held[~held["uid"].isin(set(train_uids))]
-            x = np.stack([nar.encode(spec[u]) for u in train["uid"]])
+            x = np.stack([code[i] for i in train.index])
             y = train["accuracy"].to_numpy(float)
             model, _ = nar.train(x, y, x, y, NAR_CONFIG)
-            score = nar.predict(model, np.stack([nar.encode(spec[u]) for u in test["uid"]]))
+            score = nar.predict(model, np.stack([code[i] for i in test.index]))
             out.setdefault(str(k), []).append({"train": train_uids,
                                                "spearman": float(stats.spearmanr(score, test["accuracy"]).statistic)})
         logging.getLogger(__name__).info("%s: NAR on %d labelled archs: mean rho %.3f", space, k,
