@@ -19,7 +19,8 @@ probe network; NB-301: its training network; NB-101: stem 32). Three parts, each
   choose its winner (``RULES``: the default novel program, the best by validation, the smallest near it, an
   ensemble of the best five...) are compared over every held-out space: a default is chosen by that table.
   ``--variant`` runs the evolve and test parts for a factor of what makes a winner transfer (``VARIANTS``:
-  tasks combined by mean, MeCo among the proxy terminals, raw statistics only, no blends), each its own set of
+  tasks combined by mean, MeCo among the proxy terminals, raw statistics only, no blends, the winner chosen on a
+  space selection never read), each its own set of
   runs, compared over the held-out spaces in the variants table.
 * ``--part nar``: labels-equivalent against NAR (NB-201 only: its encoding is an NB-201 cell), beside the ridge
   ranker over proxies that every space gets.
@@ -92,7 +93,10 @@ VARIANTS = {"default": (),
             "mean": ("--set", "fitness.combine=mean"),  # tasks combined by their mean Kendall, not the worst
             "meco-terminals": ("--proxy_terminals", "meco,synflow,az_expressivity,az_progressivity"),
             "raw": ("--proxy_terminals", "none"),  # programs over the statistics and network features only
-            "no-blends": ("--blend", "0")}  # no fitted log-linear blends of the best programs
+            "no-blends": ("--blend", "0"),  # no fitted log-linear blends of the best programs
+            # the winner chosen on a space selection never read: the next space after the held-out one in ALL_TASKS'
+            # order (a fixed rule, set before any run), its tasks taken out of selection (``run_tasks``)
+            "validation-space": ("--validation_tasks", "<the next space's tasks>")}
 TARGETS = {"NASBench201": 0.93, "DARTS": 0.93, "NASBench101": 0.83, "NASBench301": 0.68, "NASBenchMacro": 0.80}
 
 
@@ -265,15 +269,27 @@ def without(space: str) -> tuple[str, ...]:
     return tuple(t for t in ALL_TASKS if Task.parse(t).space != space)
 
 
+def run_tasks(space: str, variant: str) -> tuple[tuple[str, ...], list[str]]:
+    """The tasks and the variant's flags of the run without ``space``; "validation-space" takes the tasks of the
+    space after ``space`` (in ALL_TASKS' order, cyclic) out of selection, as its ``--validation_tasks``."""
+    tasks = without(space)
+    if variant != "validation-space":
+        return tasks, list(VARIANTS[variant])
+    spaces = list(dict.fromkeys(Task.parse(t).space for t in ALL_TASKS))
+    judge = spaces[(spaces.index(space) + 1) % len(spaces)]
+    validation = tuple(t for t in tasks if Task.parse(t).space == judge)
+    return tuple(t for t in tasks if t not in validation), ["--validation_tasks", ",".join(validation)]
+
+
 def evolve_without(runs: Path, space: str, seed: int, extra: list[str], variant: str = "default") -> dict:
     """The default run (with the variant's flags) on every task but the space's (resumed if unfinished): its
     cost and winner."""
     run = runs / "evolve" / f"without-{run_name(space, seed, variant)}"
-    flags = [*VARIANTS[variant], *extra]
-    cost = run_evolve(seed, run, runs / "values", ["--tasks", ",".join(without(space)), *flags])
+    tasks, flags = run_tasks(space, variant)
+    cost = run_evolve(seed, run, runs / "values", ["--tasks", ",".join(tasks), *flags, *extra])
     hall = hall_of_fame(run)
-    return {**cost, "cache_bytes": folder_bytes(runs / "values"), "tasks": list(without(space)), "variant": variant,
-            "flags": list(VARIANTS[variant]), "winner": hall[0]["exported"], "run": str(run), "hall": hall}
+    return {**cost, "cache_bytes": folder_bytes(runs / "values"), "tasks": list(tasks), "variant": variant,
+            "flags": flags, "winner": hall[0]["exported"], "run": str(run), "hall": hall}
 
 
 def frame(entry: dict, held_out_only: bool = True) -> pd.DataFrame:

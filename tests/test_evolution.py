@@ -92,6 +92,32 @@ def test_winner_is_chosen_on_the_validation_networks(two_generations, data_root)
     assert hof[0]["validation_fitness"] == pytest.approx(tau) == pytest.approx(hof[0]["validation_per_task"][str(task)])
 
 
+def test_validation_tasks_alone_choose_the_winner_and_selection_never_reads_them(two_generations, data_root,
+                                                                                  cache_dir, tmp_path):
+    """fitness.validation_tasks: the hall of fame of the reference run validated on NB-201 CIFAR-100's validation
+    networks alone (the run selected on CIFAR-10): each row's validation fitness is its Kendall tau there, in the
+    orientation selection chose, and the winner is the best there."""
+    out, _ = two_generations
+    cfg = tiny(data_root, fitness=dataclasses.replace(tiny(data_root).fitness,
+                                                      validation_tasks=("NASBench201:cifar100",)))
+    data = FitnessData(cfg.fitness, ValueCache(cache_dir), data_root)
+    assert list(data.split("selection")) == list(data.split("test")) == ["NASBench201:cifar10"]
+    assert list(data.split("validation")) == ["NASBench201:cifar100"]
+    state = Evolution(tiny(data_root), out, FitnessData(tiny(data_root).fitness, ValueCache(cache_dir), data_root)).load()
+    rows = Evolution(cfg, tmp_path, data).validate(state)
+    assert {t for r in rows for t in r["validation_per_task"]} == {"NASBench201:cifar100"}
+    assert [r["validation_fitness"] for r in rows] == sorted((r["validation_fitness"] for r in rows), reverse=True)
+    networks = data.split("validation")
+    archs = networks["NASBench201:cifar100"]
+    for row in rows[:3]:
+        (scores, _), = objective.program_scores([parse_program(row["program"])], data, networks)
+        tau = sps.kendalltau(scores["NASBench201:cifar100"], [a.accuracy for a in archs]).statistic
+        assert row["validation_fitness"] == pytest.approx(state.memo[row["program"]].orientation * tau)
+        assert row["fitness"] == state.memo[row["program"]].fitness  # the selection fitness, on CIFAR-10
+    with pytest.raises(EznasError, match="validation_tasks"):
+        FitnessConfig(tasks=("NASBench201:cifar10",), validation_tasks=("NASBench201:cifar10",))
+
+
 def test_seed_programs_start_in_the_population(data_root, cache_dir, tmp_path):
     cfg = tiny(data_root)
     evo = Evolution(cfg, tmp_path, FitnessData(cfg.fitness, ValueCache(cache_dir), data_root))

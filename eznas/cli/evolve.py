@@ -62,6 +62,7 @@ def _terminal_names(features: Sequence[str]) -> str:
 # flag: the config field it sets (the flags that change a run's numbers, and where tasks run)
 FIELDS = {
     "tasks": Field("fitness.tasks", _tasks, ",".join),
+    "validation_tasks": Field("fitness.validation_tasks", _tasks, ",".join),
     "generations": Field("generations"),
     "population": Field("population"),
     "seed": Field("seed"),
@@ -117,6 +118,9 @@ def evolve_parser(prog: str = "evolve.py") -> argparse.ArgumentParser:
     add(g, "tasks", metavar="TASKS", help=f"comma-separated SPACE:DATASET tasks (valid: {', '.join(valid_tasks())}); "
         "a task's own network size follows it, e.g. NASBench101:cifar10@width=32 (@width=N, @cells=N: over "
         "fitness.width / fitness.cells, for this task only; its archs and splits stay those of SPACE:DATASET)")
+    add(g, "validation_tasks", metavar="TASKS", help="comma-separated tasks, none of them in --tasks, that only "
+        "choose the winner among the hall of fame (on their validation networks; selection never reads them): the "
+        "winner is what holds on a space evolution did not fit (default: none, the tasks' own validation networks)")
     add(g, "data_root")
     add(g, "device", help="where networks are built and their statistics computed (auto: CUDA when present)")
     add(g, "batch_size")
@@ -237,6 +241,8 @@ def check_config(cfg: EvolutionConfig, args: argparse.Namespace) -> EvolutionCon
     """The ranges the dataclass leaves to the command, and the tasks; errors name what set the value."""
     check_values(plain(cfg), RANGES, name=lambda k: source(args, k))
     check_tasks(cfg.fitness.tasks, source(args, "fitness.tasks"))
+    if cfg.fitness.validation_tasks:
+        check_tasks(cfg.fitness.validation_tasks, source(args, "fitness.validation_tasks"))
     return cfg
 
 

@@ -54,6 +54,9 @@ class Task:
 @dataclass(frozen=True)
 class FitnessConfig:
     tasks: tuple[str, ...] = ("NASBench201:cifar10", "NASBench201:cifar100", "DARTS:cifar10")
+    validation_tasks: tuple[str, ...] = ()  # tasks that only choose the winner (their validation networks; none
+    # of their networks is read by selection): the winner is the program that holds on a space selection never
+    # saw. Empty: the winner is chosen on the tasks' own validation networks
     selection: int = 200  # networks per task that fitness is measured on
     validation: int = 100  # networks per task that choose the winner among the hall of fame
     screen: int = 20  # the first selection networks, on which a new program is tried first
@@ -79,7 +82,10 @@ class FitnessConfig:
                   ("promote", self.promote >= 1, ">= 1"), ("batch_size", self.batch_size >= 1, ">= 1"),
                   ("metric", self.metric in ("kendall", "spearman"), "kendall or spearman"),
                   ("combine", self.combine in ("min", "mean"), "min or mean"), ("tasks", bool(self.tasks), "not empty"),
-                  ("probe", self.probe is None or self.probe in PROBES, f"one of: {', '.join(PROBES)}")]
+                  ("probe", self.probe is None or self.probe in PROBES, f"one of: {', '.join(PROBES)}"),
+                  ("validation_tasks", not set(self.validation_tasks) & set(self.tasks)
+                   and len(set(self.validation_tasks)) == len(self.validation_tasks),
+                   "tasks not among fitness.tasks, each once")]
         for name, ok, valid in checks:
             if not ok:
                 raise EznasError(f"fitness.{name} must be {valid}, got {getattr(self, name)!r}")

@@ -3,7 +3,8 @@
 **Splits.** Each task (a space and a dataset) splits its benchmark once, by the *pool seed* (never the GP
 seed, so runs with different GP seeds share their networks and cached values): ``selection`` networks
 (fitness), then ``validation`` networks (choose the hall of fame's winner), and the rest, *test*
-(reported only, never read during the run).
+(reported only, never read during the run). With ``fitness.validation_tasks`` the winner is chosen on those
+tasks' validation networks alone: tasks whose networks selection never reads.
 
 **Values, not tensors.** A network's statistics are collected when a value needs them (a task per
 network, only the names needed, then dropped); what is kept is one float per (network, aggregated
@@ -123,9 +124,10 @@ class FitnessData:
         self.profile = profile or Profile()
         self.handle = DataHandle(config, str(self.data_root))
         self.collector = CollectorConfig(signal=config.signal, dtype=config.dtype, noise_seed=config.pool_seed)
-        self.tasks = [Task.parse(t) for t in config.tasks]
+        self.tasks = [Task.parse(t) for t in config.tasks]  # selection's (and the test's)
+        self.validation_tasks = [Task.parse(t) for t in config.validation_tasks] or self.tasks  # the winner's
         self.splits: dict[str, dict[str, list[Arch]]] = {}
-        for task in self.tasks:
+        for task in dict.fromkeys([*self.tasks, *self.validation_tasks]):
             space = self._space(task)
             archs = space.load(space.default_benchmark(self.data_root, task.dataset), task.dataset)
             need = config.selection + config.validation
@@ -149,8 +151,10 @@ class FitnessData:
         return self.splits[task][split][:n]
 
     def split(self, split: str = "selection", n: int | None = None) -> dict[str, list[Arch]]:
-        """Every task's first ``n`` (all: None) networks of ``split``, {task: archs}."""
-        return {str(t): self.networks(str(t), split, n) for t in self.tasks}
+        """Every task's first ``n`` (all: None) networks of ``split``, {task: archs}: for ``validation`` the
+        tasks that choose the winner (``fitness.validation_tasks``, else the tasks themselves)."""
+        tasks = self.validation_tasks if split == "validation" else self.tasks
+        return {str(t): self.networks(str(t), split, n) for t in tasks}
 
     def arch(self, task: str, uid: str) -> Arch:
         return self._by_uid[(task, uid)]
