@@ -19,7 +19,7 @@ probe network; NB-301: its training network; NB-101: stem 32). Three parts, each
   choose its winner (``RULES``: the default novel program, the best by validation, the smallest near it, an
   ensemble of the best five...) are compared over every held-out space: a default is chosen by that table.
   ``--variant`` runs the evolve and test parts for a factor of what makes a winner transfer (``VARIANTS``:
-  tasks combined by mean, MeCo among the proxy terminals, raw statistics only, no blends, the winner chosen on a
+  tasks combined by mean, MeCo among the proxy terminals, raw statistics only, no blends, equal-weight blends, the winner chosen on a
   space selection never read), each its own set of
   runs, compared over the held-out spaces in the variants table.
 * ``--part nar``: labels-equivalent against NAR (NB-201 only: its encoding is an NB-201 cell), beside the ridge
@@ -94,6 +94,8 @@ VARIANTS = {"default": (),
             "meco-terminals": ("--proxy_terminals", "meco,synflow,az_expressivity,az_progressivity"),
             "raw": ("--proxy_terminals", "none"),  # programs over the statistics and network features only
             "no-blends": ("--blend", "0"),  # no fitted log-linear blends of the best programs
+            "equal-blends": ("--set", "blend_weights=1"),  # blends with equal weights: nothing fitted, as the
+            # hand-made rank ensembles
             # the winner chosen on a space selection never read: the next space after the held-out one in ALL_TASKS'
             # order (a fixed rule, set before any run), its tasks taken out of selection (``run_tasks``)
             "validation-space": ("--validation_tasks", "<the next space's tasks>")}

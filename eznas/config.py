@@ -32,9 +32,11 @@ def _coerce(value: Any, default: Any, annotation: str, where: str) -> Any:
     if dataclasses.is_dataclass(default):
         return from_dict(type(default), value, where)
     if isinstance(default, tuple):
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise EznasError(f"{where}: expected a list of strings, got {value!r}")
-        return tuple(value)
+        numbers = annotation.startswith("tuple[float")
+        if not isinstance(value, list) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) if numbers else isinstance(v, str) for v in value):
+            raise EznasError(f"{where}: expected a list of {'numbers' if numbers else 'strings'}, got {value!r}")
+        return tuple(float(v) for v in value) if numbers else tuple(value)
     base = annotation.replace(" | None", "").strip()
     if value is None and "None" in annotation:
         return None
@@ -139,7 +141,13 @@ def _parse(text: str, current: Any, annotation: str, where: str) -> Any:
     if optional and text.lower() in ("", "null"):
         return None
     if isinstance(current, tuple) or base.startswith("tuple"):
-        return tuple(t.strip() for t in text.split(",") if t.strip())
+        items = tuple(t.strip() for t in text.split(",") if t.strip())
+        if base.startswith("tuple[float"):
+            try:
+                return tuple(float(t) for t in items)
+            except ValueError:
+                raise EznasError(f"{where}: expected comma-separated numbers, got {text!r}") from None
+        return items
     kind = _SCALARS.get(base)
     try:
         if kind is bool:

@@ -13,7 +13,7 @@ from deap import gp
 from scipy import stats as sps
 
 from eznas.cli import evolve_main, verify_main
-from eznas.config import from_dict, load_toml
+from eznas.config import from_dict, load_toml, override
 from eznas.data import Batch, BatchSource
 from eznas.errors import DataError, EznasError
 from eznas.gp.checkpoint import distinct, exported_program, hall_of_fame
@@ -557,6 +557,38 @@ def test_blends_of_the_best_programs_join_the_offspring_evaluated_in_full(data_r
     assert all(b.height <= cfg.max_height for b in again)
     with pytest.raises(EznasError, match="blend_parts must be 0"):
         EvolutionConfig(blend_parts=1)
+
+
+def test_equal_weight_blends_fit_no_weight(data_root, cache_dir, tmp_path):
+    """blend_weights = (1,): each rank blend is an equal-weight sum of its parts' log ranks (the hand-made rank
+    ensembles' form), and fewer blends are tried than with the default's four weights."""
+    def rank_weights(text: str) -> set[float]:  # the weight of each net_scale(net_rank(...), w) in the program
+        tree = parse_program(text).tree
+        out = set()
+        for i, node in enumerate(tree):
+            if node.name == "net_scale" and tree[i + 1].name == "net_rank":
+                out.add(float(tree[tree.searchSubtree(i + 1).stop].value))
+        return out
+
+    counts = {}
+    for weights in ((1.0,), EvolutionConfig().blend_weights):
+        cfg = tiny(data_root, blend_parts=3, blend_keep=2, pool_ops=True, blend_weights=weights)
+        evo = Evolution(cfg, tmp_path / str(len(weights)), FitnessData(cfg.fitness, ValueCache(cache_dir), data_root))
+        state = evo.initial_state()
+        before = set(state.memo)
+        evo.generation = 2
+        _, counts[weights] = evo.blends(state)
+        made = [t for t in state.memo if t not in before]
+        if weights == (1.0,):
+            ranks = [t for t in made if t.startswith(("net_add(net_rank(", "net_add(net_add(net_rank("))]
+            assert ranks and all(rank_weights(t) == {1.0} for t in ranks)
+    assert 0 < counts[(1.0,)] < counts[EvolutionConfig().blend_weights]
+    with pytest.raises(EznasError, match="blend_weights must be"):
+        EvolutionConfig(blend_weights=(0.0,))
+    assert override(EvolutionConfig(), "blend_weights=1,2").blend_weights == (1.0, 2.0)
+    assert from_dict(EvolutionConfig, {"blend_weights": [1]}, "cfg").blend_weights == (1.0,)
+    with pytest.raises(EznasError, match="blend_weights: expected a list of numbers"):
+        from_dict(EvolutionConfig, {"blend_weights": ["1"]}, "cfg")
 
 
 def test_variation_rates_are_checked():

@@ -4,10 +4,12 @@ and what a run made before a setting existed used (``BEFORE``). gp/presets.py ho
 preset and reading old run configs."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from eznas.errors import EznasError
 from eznas.features import FEATURES
+from eznas.gp.operators import BLEND_WEIGHTS
 from eznas.gp.pset import PROXY_PREFIX, network_terminals
 from eznas.gp.requirements import check_exportable
 from eznas.gp.seeds import SEEDS
@@ -114,6 +116,8 @@ class EvolutionConfig:
     # task's best, then the fittest; and the proxy terminals), 2 and 3 at a time, and let the blend_keep best
     # blends join the offspring (0: no blends)
     blend_keep: int = 2
+    blend_weights: tuple[float, ...] = BLEND_WEIGHTS  # each further part's weight relative to the first's (1.0
+    # alone: equal-weight blends, as the hand-made rank ensembles are: nothing fitted)
     novel_elites: int = 5  # each generation also keep this many of the fittest new programs (per-network
     # |Spearman| < NEW_IN_RUN with every reference on every task's selection networks; ``references``) beside the
     # elites (at most population - elites), and blend them: new lineages are refined during the run, not only
@@ -145,6 +149,8 @@ class EvolutionConfig:
         if self.blend_parts < 0 or self.blend_parts == 1 or self.blend_keep < 0:
             raise EznasError(f"blend_parts must be 0 (no blends) or >= 2 and blend_keep >= 0, got "
                              f"blend_parts={self.blend_parts}, blend_keep={self.blend_keep}")
+        if not self.blend_weights or not all(math.isfinite(w) and w > 0 for w in self.blend_weights):
+            raise EznasError(f"blend_weights must be one or more finite numbers > 0, got {self.blend_weights}")
         rates = {"cxpb": self.cxpb, "mutpb": self.mutpb, "joinpb": self.joinpb}
         if any(not 0 <= v <= 1 for v in rates.values()) or sum(rates.values()) > 1:
             raise EznasError(f"cxpb, mutpb and joinpb must be in [0, 1] with a sum <= 1, got "

@@ -162,7 +162,9 @@ class Evolution:
         spreads = [log_spread(scores) for scores, _ in program_scores(
             [parse_program(t, self.pset) for t in texts], self.data, self.data.split("selection"), self.mapper)]
         parts = [(t, state.memo[t].orientation) for t in texts]
-        texts = var_blend(parts, spreads=spreads) + (var_blend(parts, rank=True) if self.cfg.pool_ops else [])
+        weights = self.cfg.blend_weights
+        texts = var_blend(parts, weights=weights, spreads=spreads) + (
+            var_blend(parts, weights=weights, rank=True) if self.cfg.pool_ops else [])
         blends = [Individual(parse_program(t, self.pset).tree) for t in texts]
         blends = [b for b in blends if b.height <= self.cfg.max_height]
         # every part is fully measured, so every blend is evaluated in full at once (no screen, no promotion)
