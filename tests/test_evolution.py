@@ -118,6 +118,39 @@ def test_validation_tasks_alone_choose_the_winner_and_selection_never_reads_them
         FitnessConfig(tasks=("NASBench201:cifar10",), validation_tasks=("NASBench201:cifar10",))
 
 
+def test_fitness_by_margin_measures_each_task_against_its_best_reference(data_root, cache_dir, tmp_path):
+    """combine = "margin": a program's fitness is its worst task's correlation minus the best reference's there
+    (the seeds and the network terminals that are proxies, each in its orientation, on the same networks): the
+    best reference in generation 0 scores 0, every other program its distance to it."""
+    cfg = tiny(data_root, fitness=dataclasses.replace(tiny(data_root).fitness, combine="margin"))
+    data = FitnessData(cfg.fitness, ValueCache(cache_dir), data_root)
+    evo = Evolution(cfg, tmp_path, data)
+    state = evo.initial_state()
+    task = "NASBench201:cifar10"
+    networks = data.split("selection")
+    refs = [parse_program(t) for t in data.references]
+    assert set(data.references) >= set(SEEDS.values()) | {"params", "flops"}
+    acc = [a.accuracy for a in networks[task]]
+    taus = []
+    for scores, _ in objective.program_scores(refs, data, networks):
+        tau = sps.kendalltau(scores[task], acc).statistic
+        taus.append(abs(tau) if np.isfinite(tau) else -math.inf)  # one task: each reference oriented by its sign
+    mark = max(taus)
+    full = {t: ev for t, ev in state.memo.items() if ev.stage == "full" and ev.fitness > FLOOR}
+    assert full and all(ev.fitness == pytest.approx(max(objective.MARGIN_FLOOR, ev.per_task[task] - mark))
+                        for ev in full.values())
+    assert max(state.memo[t].fitness for t in SEEDS.values()) <= 1e-12
+    rows = evo.validate(state)  # the winner by margin on the validation networks, against the references there
+    refs_there = json.loads((tmp_path / "references.json").read_text())
+    assert max(r["validation_fitness"] for r in refs_there) == pytest.approx(0.0)
+    assert [r["validation_fitness"] for r in rows] == sorted((r["validation_fitness"] for r in rows), reverse=True)
+    two = objective.combine({"a": 0.5, "b": 0.3}, "margin", marks={"a": 0.6, "b": 0.1})
+    assert two.fitness == pytest.approx(-0.1) and objective.combine({"a": 0.5, "b": 0.3}, "min").fitness == 0.3
+    assert objective.combine({"a": 0.9, "b": -0.5}, "margin", marks={"b": 0.9}).fitness == objective.MARGIN_FLOOR > FLOOR
+    with pytest.raises(EznasError, match="combine must be min or mean or margin"):
+        FitnessConfig(combine="max")
+
+
 def test_seed_programs_start_in_the_population(data_root, cache_dir, tmp_path):
     cfg = tiny(data_root)
     evo = Evolution(cfg, tmp_path, FitnessData(cfg.fitness, ValueCache(cache_dir), data_root))

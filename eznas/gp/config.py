@@ -18,6 +18,7 @@ from eznas.spaces.darts import PROBES
 from eznas.stats.collector import NAMES
 
 WINNERS = ("best", "novel")
+COMBINES = ("min", "mean", "margin")  # how a program's correlations over the tasks make its fitness
 # the default proxy terminals: with blends, the setting that won the discovery benchmark (README, Discovery)
 PROXY_TERMINALS = ("zc_az_expressivity", "zc_az_progressivity", "zc_synflow")
 TASK_OPTIONS = ("width", "cells")  # a task's own network size: ``SPACE:DATASET@width=32@cells=5``
@@ -66,7 +67,7 @@ class FitnessConfig:
     promote_margin: float = 0.1  # ... if their screening fitness is at least the run's bar minus this
     batch_size: int = 16  # SWAP-like counts saturate at 2^batch patterns (16 at batch 4: no signal)
     metric: str = "kendall"  # or "spearman"
-    combine: str = "min"  # or "mean"
+    combine: str = "min"  # or "mean", or "margin": the worst task's margin over its best reference (objective.py)
     signal: str = "logits_sum"
     dtype: str = "float32"  # statistics are rounded to this before programs read them (float32: as users
     # score the exported program; float16 saturates at 65504, which pre-activations of deep NB-201 nets pass)
@@ -83,7 +84,7 @@ class FitnessConfig:
                   ("screen", 2 <= self.screen <= self.selection, f"in [2, selection={self.selection}]"),
                   ("promote", self.promote >= 1, ">= 1"), ("batch_size", self.batch_size >= 1, ">= 1"),
                   ("metric", self.metric in ("kendall", "spearman"), "kendall or spearman"),
-                  ("combine", self.combine in ("min", "mean"), "min or mean"), ("tasks", bool(self.tasks), "not empty"),
+                  ("combine", self.combine in COMBINES, " or ".join(COMBINES)), ("tasks", bool(self.tasks), "not empty"),
                   ("probe", self.probe is None or self.probe in PROBES, f"one of: {', '.join(PROBES)}"),
                   ("validation_tasks", not set(self.validation_tasks) & set(self.tasks)
                    and len(set(self.validation_tasks)) == len(self.validation_tasks),

@@ -25,7 +25,7 @@ from eznas.gp.program import Program
 from eznas.gp.pset import PROXY_PREFIX, make_pset
 from eznas.gp.seeds import SEEDS
 from eznas.gp.values import FitnessData
-from eznas.gp.winner import NEW_IN_RUN, Judge, blend_parts, log_spread
+from eznas.gp.winner import NEW_IN_RUN, Judge, blend_parts, log_spread, references
 from eznas.parallel import Mapper
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ class Evolution:
         self.stats = make_stats()
         self.generation = 0
         self.judge = Judge(cfg, self.out, data, self.mapper, self.pset)
+        data.references = tuple(references(cfg).values())  # what fitness by margin measures against
 
     # ------------------------------------------------------------------------------------ evaluation
     def _evaluate(self, individuals: Sequence[Individual], state: State, promote: bool = True,

@@ -7,8 +7,10 @@ screened programs (fresh or waiting from earlier rounds) above the run's bar are
 
 A program's fitness: for each task, Kendall tau (or Spearman) between its scores and the accuracies; the
 tasks are combined by ``min`` (default) or ``mean`` after orienting the program: a program whose
-correlations sum to < 0 is negated (its exported form too). A program not defined on some network (the
-reasons are counted), or constant over a task, gets FLOOR.
+correlations sum to < 0 is negated (its exported form too). ``margin``: the worst task's margin over the
+best reference there (the seed programs and the proxy terminals alone, ``FitnessData.references``, on the same
+networks), so that a task where every signal is weak (a low ceiling) does not alone decide the fitness. A
+program not defined on some network (the reasons are counted), or constant over a task, gets FLOOR.
 """
 from __future__ import annotations
 
@@ -62,9 +64,14 @@ def correlate(scores: Sequence[float], acc: Sequence[float], metric: str) -> flo
     return float(r)
 
 
-def combine(correlations: dict[str, float], how: str, orientation: int | None = None) -> Evaluation:
+MARGIN_FLOOR = FLOOR + 1e-3  # the lowest fitness of a valid program by margin (its margins reach -2)
+
+
+def combine(correlations: dict[str, float], how: str, orientation: int | None = None,
+            marks: dict[str, float] | None = None) -> Evaluation:
     """Orient (by the sign of the correlations' sum, unless ``orientation`` is given), then combine by min
-    or mean; FLOOR if any is NaN."""
+    or mean, or by ``margin``: the least of each task's correlation minus its mark (``marks``, the best
+    reference's there; 0 where none), at least MARGIN_FLOOR; FLOOR if any is NaN."""
     values = list(correlations.values())
     if not values or any(math.isnan(v) for v in values):
         if orientation is None:
@@ -73,8 +80,40 @@ def combine(correlations: dict[str, float], how: str, orientation: int | None = 
     if orientation is None:
         orientation = -1 if math.fsum(values) < 0 else 1
     oriented = {k: orientation * v for k, v in correlations.items()}
-    fit = min(oriented.values()) if how == "min" else math.fsum(oriented.values()) / len(oriented)
+    if how == "margin":
+        fit = max(MARGIN_FLOOR, min(v - (marks or {}).get(k, 0.0) for k, v in oriented.items()))
+    else:
+        fit = min(oriented.values()) if how == "min" else math.fsum(oriented.values()) / len(oriented)
     return Evaluation(fit, orientation, oriented)
+
+
+def reference_marks(scored: Sequence[tuple[dict[str, list[float]], Counter]], metric: str,
+                    networks: dict[str, list[Arch]]) -> dict[str, float]:
+    """Each task's best correlation among the references' (``scored``: ``program_scores`` of them on
+    ``networks``), each reference in its own orientation (the sign of its correlations' sum); what ``margin``
+    measures against. A reference undefined on a task is not counted there."""
+    accuracy = {t: [a.accuracy for a in archs] for t, archs in networks.items()}
+    best: dict[str, float] = {}
+    for scores, _ in scored:
+        found = {t: correlate(s, accuracy[t], metric) for t, s in scores.items()}
+        sign = -1 if math.fsum(v for v in found.values() if math.isfinite(v)) < 0 else 1
+        for task, v in found.items():
+            if math.isfinite(v):
+                best[task] = max(best.get(task, -math.inf), sign * v)
+    return best
+
+
+def marks_on(data: FitnessData, networks: dict[str, list[Arch]], mapper: Mapper | None = None
+             ) -> dict[str, float] | None:
+    """The references' marks on ``networks`` when fitness is combined by margin (None otherwise), computed once
+    per set of networks."""
+    if data.config.combine != "margin":
+        return None
+    key = tuple((t, tuple(a.uid for a in archs)) for t, archs in sorted(networks.items()))
+    if key not in data.marks:
+        refs = [cached_program(t) for t in data.references]
+        data.marks[key] = reference_marks(program_scores(refs, data, networks, mapper), data.config.metric, networks)
+    return data.marks[key]
 
 
 def program_scores(programs: Sequence[Program], data: FitnessData, networks: dict[str, list[Arch]],
@@ -103,16 +142,19 @@ def evaluate_on(programs: Sequence[Program], data: FitnessData, networks: dict[s
                 mapper: Mapper | None = None, stage: str = "full") -> list[Evaluation]:
     """Each program's fitness on ``networks`` ({task: archs})."""
     with data.profile.phase("objective"):
-        return evaluations(program_scores(programs, data, networks, mapper), data.config, networks, stage)
+        marks = marks_on(data, networks, mapper)
+        return evaluations(program_scores(programs, data, networks, mapper), data.config, networks, stage, marks)
 
 
 def evaluations(scored: Sequence[tuple[dict[str, list[float]], Counter]], config: FitnessConfig,
-                networks: dict[str, list[Arch]], stage: str = "full") -> list[Evaluation]:
-    """The fitness of each of ``program_scores``' results on ``networks``."""
+                networks: dict[str, list[Arch]], stage: str = "full", marks: dict[str, float] | None = None
+                ) -> list[Evaluation]:
+    """The fitness of each of ``program_scores``' results on ``networks`` (``marks``: see ``combine``)."""
     accuracy = {t: [a.accuracy for a in archs] for t, archs in networks.items()}
     results = []
     for scores, failures in scored:
-        ev = combine({t: correlate(s, accuracy[t], config.metric) for t, s in scores.items()}, config.combine)
+        ev = combine({t: correlate(s, accuracy[t], config.metric) for t, s in scores.items()}, config.combine,
+                     marks=marks)
         ev.stage, ev.networks, ev.failures = stage, min(len(a) for a in networks.values()), dict(failures)
         ev.behaviour = behaviour(scores, ev.orientation) if ev.fitness > FLOOR else ""
         results.append(ev)

@@ -142,6 +142,8 @@ class FitnessData:
         self._by_uid = {(t, a.uid): a for t, s in self.splits.items() for archs in s.values() for a in archs}
         self._batches: dict[str, BatchSource] = {}
         self._keys: dict[tuple[str, str], str] = {}
+        self.references: tuple[str, ...] = ()  # the programs fitness by margin measures against (set by the run)
+        self.marks: dict[tuple, dict[str, float]] = {}  # their best correlation per task, by set of networks
         _OPEN[self.handle] = self
         while len(_OPEN) > 2:
             _OPEN.popitem(last=False)

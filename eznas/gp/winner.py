@@ -16,7 +16,7 @@ from deap import gp
 
 from eznas.gp.checkpoint import State, describe, distinct, individual
 from eznas.gp.config import EvolutionConfig
-from eznas.gp.objective import FLOOR, Evaluation, combine, evaluations, program_scores
+from eznas.gp.objective import FLOOR, Evaluation, combine, evaluations, program_scores, reference_marks
 from eznas.gp.operators import Individual
 from eznas.gp.parse import parse_program
 from eznas.gp.program import Program
@@ -57,14 +57,14 @@ class Judge:
         programs = [Program(gp.PrimitiveTree(ind)) for ind in candidates]
         networks = self.data.split("validation")
         scored = program_scores(programs, self.data, networks, self.mapper)
-        evals = evaluations(scored, self.data.config, networks)
         reference_scores = self.reference_scores(networks)
-        self.write_references(reference_scores, networks)
+        marks = self.write_references(reference_scores, networks)
+        evals = evaluations(scored, self.data.config, networks, marks=marks)
         rows = []
         for i, (ind, ev, (scores, _)) in enumerate(zip(candidates, evals, scored)):
             chosen = state.memo[str(ind)]
             valid = combine({t: v * ev.orientation for t, v in ev.per_task.items()}, self.cfg.fitness.combine,
-                            chosen.orientation)
+                            chosen.orientation, marks)
             similar = most_similar(scores, reference_scores)
             rows.append({**describe(ind, chosen), "validation_fitness": valid.fitness,
                          "validation_per_task": valid.per_task, "validation_failures": ev.failures,
@@ -84,11 +84,16 @@ class Judge:
                  rows[0]["exported"])
         return rows
 
-    def write_references(self, scores: dict[str, dict[str, list[float]]], networks: dict[str, list]) -> None:
+    def write_references(self, scores: dict[str, dict[str, list[float]]], networks: dict[str, list]
+                         ) -> dict[str, float] | None:
         """references.json: each reference's fitness on the validation networks (its own orientation), what
-        a winner is compared with there; the best reference per task is logged."""
+        a winner is compared with there; the best reference per task is logged. Returns the marks of fitness
+        by margin there (None for the other ways to combine tasks)."""
         refs = references(self.cfg)
-        evals = evaluations([(s, Counter()) for s in scores.values()], self.data.config, networks)
+        scored = [(s, Counter()) for s in scores.values()]
+        marks = reference_marks(scored, self.data.config.metric, networks) \
+            if self.data.config.combine == "margin" else None
+        evals = evaluations(scored, self.data.config, networks, marks=marks)
         rows = [{"reference": name, "program": refs[name], "validation_fitness": ev.fitness,
                  "validation_per_task": ev.per_task} for name, ev in zip(scores, evals)]
         write_json(self.out / "references.json", rows)
@@ -99,6 +104,7 @@ class Judge:
             best = max(rows, key=on(task))
             log.info("validation networks of %s: the best reference is %s (%.4f)", task, best["reference"],
                      best["validation_per_task"][task])
+        return marks
 
     def novel_programs(self, state: State, exclude: set[str]) -> list[Individual]:
         """The ``hall_of_fame`` fittest fully evaluated programs of distinct behaviour, not in ``exclude``,
