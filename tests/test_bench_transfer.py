@@ -81,6 +81,17 @@ def test_each_variant_is_its_own_run_and_row_of_the_variants_table():
     assert mean_row.endswith(f"| {table['mean']['NASBenchMacro']:.3f} (1) |")  # the mean over the space both have
 
 
+def test_the_validation_space_variant_chooses_its_winner_on_the_next_space_which_selection_never_reads():
+    tasks, flags = bench.run_tasks("NASBench101", "validation-space")
+    assert flags == ["--validation_tasks", "NASBench301:cifar10@width=8@cells=3"]
+    assert "NASBench301:cifar10@width=8@cells=3" not in tasks and not any(t.startswith("NASBench101") for t in tasks)
+    assert set(tasks) | {flags[1]} == set(bench.without("NASBench101"))
+    tasks, flags = bench.run_tasks("NASBenchMacro", "validation-space")  # cyclic: Macro is last, NB-201 next
+    assert flags[1] == "NASBench201:cifar10,NASBench201:cifar100" and set(tasks) == set(bench.without("NASBenchMacro")) - {
+        "NASBench201:cifar10", "NASBench201:cifar100"}
+    assert bench.run_tasks("DARTS", "margin") == (bench.without("DARTS"), ["--set", "fitness.combine=margin"])
+
+
 def test_held_out_archs_are_outside_the_selection_and_validation_splits(data_root):
     _, task, archs, held = bench.held_out(data_root, "NASBenchMacro")
     assert len(archs) == 600 and len(held) == 600 - 300  # every row scored; the test split held out
