@@ -478,7 +478,13 @@ def judge(results: dict, figures: dict, test: dict) -> dict:
     rhos = {n: figures["rows"][n]["spearman"] for n in rival if math.isfinite(figures["rows"][n]["spearman"])}
     best = max(rhos, key=rhos.get)
     diff = paired_difference_ci(table["winner"], rival[best], table["accuracy"])
-    return {"winner": test["winner"], "seed": test["seed"], "variant": test.get("variant", "default"), "n": len(table),
+    variant, default = test.get("variant", "default"), results.get("tests", {}).get(run_key(space, test["seed"]))
+    against = {}
+    if variant != "default" and default:  # the variant's winner against the default run's, on the same archs
+        both = table.merge(pd.DataFrame({"uid": default["uid"], "default": pd.Series(
+            default["scores"][default["winner"]], dtype=float)}), on="uid")
+        against = {"vs_default": paired_difference_ci(both["winner"], both["default"], both["accuracy"])}
+    return {"winner": test["winner"], "seed": test["seed"], "variant": variant, "n": len(table), **against,
             **mine, "best_baseline": best,
             "best_baseline_spearman": rhos[best], "vs_best": diff,
             "at_least_as_good": mine["spearman"] >= rhos[best], "ci_above": diff["ci"][0] > 0,
@@ -554,14 +560,20 @@ def markdown(results: dict, figures: dict) -> str:
     if len(variants) > 1:
         held = sorted({s for row in variants.values() for s in row})
         lines += ["", "What makes a winner transfer: each variant of the default run (`VARIANTS`: its flags) evolved without "
-                  "the held-out space, its winner's Spearman there (seed 0), and the mean over the held-out spaces that "
-                  "every variant has been run on.", "", "| variant | " + " | ".join(held) + " | mean over common |",
+                  "the held-out space, its winner's Spearman there (seed 0) and its difference from the default run's "
+                  "winner on the same archs [paired 95% CI], and the mean over the held-out spaces that every variant "
+                  "has been run on.", "", "| variant | " + " | ".join(held) + " | mean over common |",
                   "|---|" + "---|" * (len(held) + 1)]
         common = [s for s in held if all(s in row for row in variants.values())]
+
+        def versus(s: str, v: str) -> str:
+            d = figures[s]["winners"][run_key(s, 0, v)].get("vs_default")
+            return f" ({d['diff']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}])" if d else ""
+
         for v, row in variants.items():
             mean = f"{np.mean([row[s] for s in common]):.3f} ({len(common)})" if common else "—"
             lines.append(f"| {v} (`{' '.join(VARIANTS[v]) or 'no flags'}`) | "
-                         + " | ".join(f"{row[s]:.3f}" if s in row else "—" for s in held) + f" | {mean} |")
+                         + " | ".join(f"{row[s]:.3f}{versus(s, v)}" if s in row else "—" for s in held) + f" | {mean} |")
     ruled = [(key, figures[s]["rules"][key]) for s in spaces for key in figures[s].get("rules", {})]
     if ruled:
         lines += ["", "How a run chooses its winner among its hall of fame (each rule reads only the run's own selection "

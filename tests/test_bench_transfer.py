@@ -79,6 +79,10 @@ def test_each_variant_is_its_own_run_and_row_of_the_variants_table():
     assert "| mean (`--set fitness.combine=mean`) |" in text
     mean_row = next(line for line in text.splitlines() if line.startswith("| mean (`"))
     assert mean_row.endswith(f"| {table['mean']['NASBenchMacro']:.3f} (1) |")  # the mean over the space both have
+    # against the default run's winner on the same archs where it has one (paired), nothing where not
+    d = figures["NASBenchMacro"]["winners"]["NASBenchMacro:seed0:mean"]["vs_default"]
+    assert d["diff"] > 0 and f"| {table['mean']['NASBenchMacro']:.3f} ({d['diff']:+.3f} [" in mean_row
+    assert f"| {table['mean']['DARTS']:.3f} |" in mean_row and "vs_default" not in figures["DARTS"]["winners"]["DARTS:seed0:mean"]
 
 
 def test_the_validation_space_variant_chooses_its_winner_on_the_next_space_which_selection_never_reads():
