@@ -561,17 +561,19 @@ def markdown(results: dict, figures: dict) -> str:
         held = sorted({s for row in variants.values() for s in row})
         lines += ["", "What makes a winner transfer: each variant of the default run (`VARIANTS`: its flags) evolved without "
                   "the held-out space, its winner's Spearman there (seed 0) and its difference from the default run's "
-                  "winner on the same archs [paired 95% CI], and the mean over the held-out spaces that every variant "
-                  "has been run on.", "", "| variant | " + " | ".join(held) + " | mean over common |",
-                  "|---|" + "---|" * (len(held) + 1)]
-        common = [s for s in held if all(s in row for row in variants.values())]
+                  "winner on the same archs [paired 95% CI], and its mean over the held-out spaces it has been run on "
+                  "beside the default's over the same spaces.", "",
+                  "| variant | " + " | ".join(held) + " | mean (the default's there; spaces) |", "|---|" + "---|" * (len(held) + 1)]
+        default = variants.get("default", {})
 
         def versus(s: str, v: str) -> str:
             d = figures[s]["winners"][run_key(s, 0, v)].get("vs_default")
             return f" ({d['diff']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}])" if d else ""
 
         for v, row in variants.items():
-            mean = f"{np.mean([row[s] for s in common]):.3f} ({len(common)})" if common else "—"
+            both = [s for s in row if s in default]
+            mean = f"{np.mean(list(row.values())):.3f}" + (
+                f" ({np.mean([default[s] for s in both]):.3f}; {len(row)})" if len(both) == len(row) else f" (—; {len(row)})")
             lines.append(f"| {v} (`{' '.join(VARIANTS[v]) or 'no flags'}`) | "
                          + " | ".join(f"{row[s]:.3f}{versus(s, v)}" if s in row else "—" for s in held) + f" | {mean} |")
     ruled = [(key, figures[s]["rules"][key]) for s in spaces for key in figures[s].get("rules", {})]
