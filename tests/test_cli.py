@@ -91,7 +91,7 @@ def test_set_reads_the_field_type_and_names_a_bad_key_or_value():
     assert override(cfg, "fitness.width=32").fitness.width == 32 and override(cfg, "fitness.width=null").fitness.width is None
     assert override(cfg, "fitness.probe=none").fitness.probe == "none"  # a value "none", not None
     with pytest.raises(EznasError, match=r"^--set fitness\.selectio: unknown key 'fitness\.selectio'; valid: "
-                       r"fitness\.tasks, fitness\.selection, "):
+                       r"fitness\.tasks, fitness\.validation_tasks, fitness\.selection, "):
         override(cfg, "fitness.selectio=3")
     with pytest.raises(EznasError, match=r"unknown key 'populaton'; valid: population, .*fitness\.\*, parallel\.\*$"):
         override(cfg, "populaton=3")
