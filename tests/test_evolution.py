@@ -474,6 +474,10 @@ def test_toml_config_is_strict(tmp_path):
     (["--backend", "spark"], "unknown backend 'spark'; valid: serial, loky, dask"),
     (["--workers", "0"], "workers must be >= 1, got 0"),
     (["--resume"], "bare --resume needs --out DIR"),
+    (["--tasks", "NASBench201:cifar10", "--validation_tasks", "NASBench201:cifar10"],
+     "--validation_tasks: fitness.validation_tasks must be tasks not among fitness.tasks"),
+    (["--validation_tasks", "Foo:cifar10"], "--validation_tasks: unknown space 'Foo'"),
+    (["--set", "blend_weights=0"], "blend_weights must be one or more finite numbers > 0"),
 ])
 def test_evolve_bad_input_is_one_clear_line(args, message, capsys):
     assert evolve_main(["--quiet", *args]) == 2

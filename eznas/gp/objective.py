@@ -20,7 +20,7 @@ import math
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from scipy import stats as sps
@@ -87,15 +87,18 @@ def combine(correlations: dict[str, float], how: str, orientation: int | None = 
     return Evaluation(fit, orientation, oriented)
 
 
-def reference_marks(scored: Sequence[tuple[dict[str, list[float]], Counter]], metric: str,
-                    networks: dict[str, list[Arch]]) -> dict[str, float]:
-    """Each task's best correlation among the references' (``scored``: ``program_scores`` of them on
-    ``networks``), each reference in its own orientation (the sign of its correlations' sum); what ``margin``
-    measures against. A reference undefined on a task is not counted there."""
+def reference_marks(scores: Iterable[dict[str, list[float]]], config: FitnessConfig,
+                    networks: dict[str, list[Arch]]) -> dict[str, float] | None:
+    """With fitness combined by margin, each task's best correlation among the references' (``scores``: their
+    scores on ``networks``, by task), each reference in its own orientation (the sign of its correlations'
+    sum): what ``margin`` measures against; a reference undefined on a task is not counted there. None for
+    the other ways to combine tasks."""
+    if config.combine != "margin":
+        return None
     accuracy = {t: [a.accuracy for a in archs] for t, archs in networks.items()}
     best: dict[str, float] = {}
-    for scores, _ in scored:
-        found = {t: correlate(s, accuracy[t], metric) for t, s in scores.items()}
+    for by_task in scores:
+        found = {t: correlate(s, accuracy[t], config.metric) for t, s in by_task.items()}
         sign = -1 if math.fsum(v for v in found.values() if math.isfinite(v)) < 0 else 1
         for task, v in found.items():
             if math.isfinite(v):
@@ -111,8 +114,8 @@ def marks_on(data: FitnessData, networks: dict[str, list[Arch]], mapper: Mapper 
         return None
     key = tuple((t, tuple(a.uid for a in archs)) for t, archs in sorted(networks.items()))
     if key not in data.marks:
-        refs = [cached_program(t) for t in data.references]
-        data.marks[key] = reference_marks(program_scores(refs, data, networks, mapper), data.config.metric, networks)
+        scored = program_scores([cached_program(t) for t in data.references], data, networks, mapper)
+        data.marks[key] = reference_marks((scores for scores, _ in scored), data.config, networks)
     return data.marks[key]
 
 

@@ -58,7 +58,8 @@ class Judge:
         networks = self.data.split("validation")
         scored = program_scores(programs, self.data, networks, self.mapper)
         reference_scores = self.reference_scores(networks)
-        marks = self.write_references(reference_scores, networks)
+        marks = reference_marks(reference_scores.values(), self.data.config, networks)
+        self.write_references(reference_scores, networks, marks)
         evals = evaluations(scored, self.data.config, networks, marks=marks)
         rows = []
         for i, (ind, ev, (scores, _)) in enumerate(zip(candidates, evals, scored)):
@@ -84,16 +85,13 @@ class Judge:
                  rows[0]["exported"])
         return rows
 
-    def write_references(self, scores: dict[str, dict[str, list[float]]], networks: dict[str, list]
-                         ) -> dict[str, float] | None:
-        """references.json: each reference's fitness on the validation networks (its own orientation), what
-        a winner is compared with there; the best reference per task is logged. Returns the marks of fitness
-        by margin there (None for the other ways to combine tasks)."""
+    def write_references(self, scores: dict[str, dict[str, list[float]]], networks: dict[str, list],
+                         marks: dict[str, float] | None = None) -> None:
+        """references.json: each reference's fitness on the validation networks (its own orientation; by
+        margin, against ``marks``), what a winner is compared with there; the best reference per task is
+        logged."""
         refs = references(self.cfg)
-        scored = [(s, Counter()) for s in scores.values()]
-        marks = reference_marks(scored, self.data.config.metric, networks) \
-            if self.data.config.combine == "margin" else None
-        evals = evaluations(scored, self.data.config, networks, marks=marks)
+        evals = evaluations([(s, Counter()) for s in scores.values()], self.data.config, networks, marks=marks)
         rows = [{"reference": name, "program": refs[name], "validation_fitness": ev.fitness,
                  "validation_per_task": ev.per_task} for name, ev in zip(scores, evals)]
         write_json(self.out / "references.json", rows)
@@ -104,7 +102,6 @@ class Judge:
             best = max(rows, key=on(task))
             log.info("validation networks of %s: the best reference is %s (%.4f)", task, best["reference"],
                      best["validation_per_task"][task])
-        return marks
 
     def novel_programs(self, state: State, exclude: set[str]) -> list[Individual]:
         """The ``hall_of_fame`` fittest fully evaluated programs of distinct behaviour, not in ``exclude``,
