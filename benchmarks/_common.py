@@ -15,7 +15,7 @@ import pandas as pd
 import psutil
 
 from eznas.data import resolve_data_root
-from eznas.io import write_bytes, write_json
+from eznas.io import locked, write_bytes, write_json
 from eznas.report import write_results
 from eznas.verify import VerifyConfig, run_verify
 from eznas.verify.summary import result_line
@@ -94,10 +94,11 @@ def folder_bytes(path: Path) -> int:
 
 def record(out: Path, section: str, key: str, value: dict) -> dict:
     """Set ``section[key]`` in the JSON at ``out`` as it is now (another part may have written it since this
-    one started) and return the whole file's content."""
-    results = saved(out)
-    results.setdefault(section, {})[key] = value
-    write_json(out, results)
+    one started: the read and the write hold the file's lock) and return the whole file's content."""
+    with locked(out):
+        results = saved(out)
+        results.setdefault(section, {})[key] = value
+        write_json(out, results)
     return results
 
 

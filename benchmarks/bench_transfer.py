@@ -44,6 +44,7 @@ import itertools
 import json
 import logging
 import math
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -53,7 +54,8 @@ from scipy import stats
 
 from eznas.data import resolve_data_root
 from eznas.gp.discovered import hand_made
-from eznas.gp.config import FitnessConfig, Task
+from eznas.features import FEATURES
+from eznas.gp.config import PROXY_TERMINALS, FitnessConfig, Task
 from eznas.gp.values import FitnessData
 from eznas.gp.seeds import SEEDS
 from eznas.io import atomic_open, write_bytes, write_json
@@ -89,6 +91,8 @@ NAR_DRAWS = 10
 # the factors of what makes a winner transfer (item 4 of the transfer issue): each a set of leave-one-space-out
 # runs, the default run's flags plus these. A default changes only when its variant does better over the held-out
 # spaces (the variants table), never by one space's test archs
+NO_SIZE = ("--set", "features=" + ",".join(PROXY_TERMINALS), "--set", "seed_programs=" + ",".join(
+    name for name, text in SEEDS.items() if not set(re.findall(r"\w+", text)) & set(FEATURES)))
 VARIANTS = {"default": (),
             "mean": ("--set", "fitness.combine=mean"),  # tasks combined by their mean Kendall, not the worst
             "margin": ("--set", "fitness.combine=margin"),  # the worst task's margin over its best reference: a
@@ -100,7 +104,12 @@ VARIANTS = {"default": (),
             # hand-made rank ensembles
             # the winner chosen on a space selection never read: the next space after the held-out one in ALL_TASKS'
             # order (a fixed rule, set before any run), its tasks taken out of selection (``run_tasks``)
-            "validation-space": ("--validation_tasks", "<the next space's tasks>")}
+            "validation-space": ("--validation_tasks", "<the next space's tasks>"),
+            # no size terms (params, flops, n_units, depth) in the programs' hands, nor the seeds that read them:
+            # the size priors the fitness spaces reward and NAS-Bench-Macro inverts (margin's and validation-
+            # space's winners there)
+            "no-size": NO_SIZE,
+            "margin-no-size": ("--set", "fitness.combine=margin", *NO_SIZE)}
 TARGETS = {"NASBench201": 0.93, "DARTS": 0.93, "NASBench101": 0.83, "NASBench301": 0.68, "NASBenchMacro": 0.80}
 
 
@@ -155,9 +164,14 @@ def scored(cfg: VerifyConfig) -> dict:
     scores = pd.read_csv(Path(cfg.out) / "scores.csv", dtype={"uid": str})
     names = [*cfg.proxies, *cfg.programs]
     return {"n_archs": len(scores), "uid": scores["uid"].tolist(), "accuracy": scores["accuracy"].tolist(),
-            "scores": {n: [None if not math.isfinite(v) else v for v in scores[n].astype(float)] for n in names},
-            "seconds_per_arch": {n: summary["proxies"][n]["seconds_per_arch"] for n in names
+            "scores": {n: [compact(v) for v in scores[n].astype(float)] for n in names},
+            "seconds_per_arch": {n: compact(summary["proxies"][n]["seconds_per_arch"]) for n in names
                                  if n in summary["proxies"]}}
+
+
+def compact(value: float) -> float | None:
+    """A score as the results file keeps it: 7 significant digits (ranks are all that is read), None if not finite."""
+    return float(f"{value:.7g}") if math.isfinite(value) else None
 
 
 def score_space(root: Path, runs: Path, space: str, saved: dict | None = None) -> dict:

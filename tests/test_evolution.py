@@ -478,6 +478,8 @@ def test_toml_config_is_strict(tmp_path):
      "--validation_tasks: fitness.validation_tasks must be tasks not among fitness.tasks"),
     (["--validation_tasks", "Foo:cifar10"], "--validation_tasks: unknown space 'Foo'"),
     (["--set", "blend_weights=0"], "blend_weights must be one or more finite numbers > 0"),
+    (["--set", "features=zc_synflow"], "seed 'reg_swap' reads 'params', which features leaves out"),
+    (["--set", "seed_programs=swap,foo"], "seed_programs: unknown seed 'foo'; valid: eznas, swap"),
 ])
 def test_evolve_bad_input_is_one_clear_line(args, message, capsys):
     assert evolve_main(["--quiet", *args]) == 2

@@ -5,6 +5,7 @@ preset and reading old run configs."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from eznas.errors import EznasError
@@ -143,6 +144,15 @@ class EvolutionConfig:
         if unknown := [f for f in self.features if f not in valid]:
             raise EznasError(f"features: unknown network terminal {unknown[0]!r}; valid: {', '.join(valid)}")
         check_exportable(t for t in self.features if t.startswith(PROXY_PREFIX))  # best_proxy.py carries them
+        if unknown := [s for s in self.seed_programs if s not in SEEDS]:
+            raise EznasError(f"seed_programs: unknown seed {unknown[0]!r}; valid: {', '.join(SEEDS)}")
+        for name in self.seed_programs:  # a seed reads only the language's terminals
+            for token in re.findall(r"\w+", SEEDS[name]):
+                left_out = ("terminals" if token in NAMES and token not in self.terminals else
+                            "features" if token in network_terminals() and token not in self.features else None)
+                if left_out:
+                    raise EznasError(f"seed_programs: seed {name!r} reads {token!r}, which {left_out} leaves out; "
+                                     f"drop the seed or keep {token!r}")
         if self.winner not in WINNERS:
             raise EznasError(f"winner must be one of {', '.join(WINNERS)}, got {self.winner!r}")
         if self.novel_elites < 0:
