@@ -13,10 +13,11 @@ value cache each time):
 2. ``evolve.py --quick`` alone, then beside that verify, started together.
 
 Each process's wall seconds (from its start to its exit) and the ratio beside another / alone; the target
-is each ratio <= 2.5 on 2 cores. Threads modes: ``new`` (eznas's default: each process's share of its CPUs,
-idle OpenMP threads passive), ``old`` (the behaviour before: every process with as many threads as the
-machine has CPUs, ``EZNAS_THREADS=<cpus>``, and libgomp's default spinning, ``GOMP_SPINCOUNT=300000``),
-``one`` (``EZNAS_THREADS=1``). The thread count each process reports is kept. Writes
+is each ratio <= 2.5 on 2 cores. Threads modes: ``new`` (eznas's default: each command's share of its CPUs
+among the eznas commands running on them, idle OpenMP threads spinning 3,000 iterations, then asleep),
+``passive`` (the default before: every command with all its CPUs' threads, ``EZNAS_THREADS=<cpus>``, idle
+threads asleep at once, ``OMP_WAIT_POLICY=PASSIVE``), ``old`` (the behaviour before that: all CPUs'
+threads and libgomp's default spinning, ``GOMP_SPINCOUNT=300000``), ``one`` (``EZNAS_THREADS=1``). The thread count each process reports is kept. Writes
 benchmarks/results/contention.json and .md (``--out``): a mode measured now replaces its row.
 """
 from __future__ import annotations
@@ -43,6 +44,7 @@ TARGET = 2.5
 CPUS = process_cpus()
 MODES = {  # the environment of every command in the mode
     "new": {},
+    "passive": {THREADS_ENV: str(CPUS), WAIT_POLICY_ENV: "PASSIVE"},
     "old": {THREADS_ENV: str(CPUS), "GOMP_SPINCOUNT": "300000"},
     "one": {THREADS_ENV: "1"},
 }

@@ -16,6 +16,7 @@ from eznas.errors import reason
 from eznas.proxies import Probe, ProxyCall, parse_proxy
 from eznas.networks import arch_seed, build_network, resolve_device  # noqa: F401
 from eznas.spaces import Arch, SearchSpace
+from eznas.threads import refit_threads
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def score_arch(
     and ``failure(label, exc)`` as its error; so do all the calls when the network cannot be built, and
     those reading a shared pass that fails. ``keep``: the caller reads the network further (the result's
     ``probe``), so it is built even for arch-only calls, and a failed build or shared pass raises."""
+    refit_threads()  # a command's share among the eznas commands running beside it now
     start = time.perf_counter()
     needs = frozenset().union(*(c.needs for c in calls))
     arch_only = not keep and bool(calls) and all(c.proxy.arch_only for c in calls)  # no network to build

@@ -59,6 +59,20 @@ def tiny(data_root: Path, **kw):
     return dataclasses.replace(base, **kw)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_temporary_folder(tmp_path_factory):
+    """The suite's commands count only each other as eznas commands beside them (eznas.threads.Presence
+    lives in the temporary folder), not those running beside the suite: this process's and its
+    subprocesses' temporary folder is the session's own."""
+    import tempfile
+
+    folder, before = tmp_path_factory.mktemp("tmp"), os.environ.get("TMPDIR")
+    os.environ["TMPDIR"], tempfile.tempdir = str(folder), None
+    yield
+    os.environ.pop("TMPDIR") if before is None else os.environ.update(TMPDIR=before)
+    tempfile.tempdir = None
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("value-cache")

@@ -12,8 +12,9 @@ import torch
 
 from eznas.errors import EznasError
 from eznas.parallel import Mapper, ParallelConfig, WorkerPlan, open_mapper
-from eznas.threads import (OMP_THREADS_ENV, SLURM_CPUS_ENV, THREADS_ENV, WAIT_POLICY_ENV, cpu_share,
-                           decide_threads, process_cpus, quiet_openmp, requested_threads, worker_threads)
+from eznas.threads import (OMP_THREADS_ENV, SLURM_CPUS_ENV, SPIN_ENV, THREADS_ENV, WAIT_POLICY_ENV, Presence,
+                           command_threads, cpu_share, decide_threads, process_cpus, quiet_openmp, refit_threads,
+                           requested_threads, torch_threads, worker_threads)
 
 # the CLIs are imported where they are used: the loky workers below import this module, and it stays light
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +26,7 @@ EIGHT = range(8)  # an affinity of 8 CPUs
 @pytest.fixture
 def clean_env(monkeypatch):
     """No thread settings in this process's environment (restored after)."""
-    for var in (THREADS_ENV, OMP_THREADS_ENV, SLURM_CPUS_ENV, WAIT_POLICY_ENV):
+    for var in (THREADS_ENV, OMP_THREADS_ENV, SLURM_CPUS_ENV, WAIT_POLICY_ENV, SPIN_ENV):
         monkeypatch.delenv(var, raising=False)
     return monkeypatch
 
@@ -148,8 +149,49 @@ def test_the_count_is_not_part_of_a_run_so_a_resumed_run_may_change_it(clean_env
 def test_quiet_openmp_keeps_the_users_policy():
     env = {WAIT_POLICY_ENV: "ACTIVE"}
     assert not quiet_openmp(env) and env[WAIT_POLICY_ENV] == "ACTIVE"
+    env = {SPIN_ENV: "0"}
+    assert not quiet_openmp(env) and env == {SPIN_ENV: "0"}
     env = {}
-    assert quiet_openmp(env) and env == {WAIT_POLICY_ENV: "PASSIVE"}
+    assert quiet_openmp(env) and env == {WAIT_POLICY_ENV: "PASSIVE", SPIN_ENV: "3000"}
+
+
+def test_presence_counts_the_live_commands_on_the_same_cpus(tmp_path):
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as other:
+        try:
+            with Presence({0, 1}, tmp_path) as me:
+                assert me.sharing() == 1 and me.path.read_text() == "0,1"
+                with Presence({1, 2}, tmp_path, pid=other.pid):  # a live command on an overlapping CPU
+                    assert me.sharing() == 2
+                with Presence({2, 3}, tmp_path, pid=other.pid):  # another SLURM job's CPUs
+                    assert me.sharing() == 1
+                (tmp_path / ended.stdout.strip()).write_text("0,1")  # a command that died without a goodbye
+                assert me.sharing() == 1 and not (tmp_path / ended.stdout.strip()).exists()
+            assert not me.path.exists()
+        finally:
+            other.kill()
+
+
+@pytest.mark.skipif(CPUS < 2, reason="the share of one CPU is one thread, alone or not")
+def test_a_command_shares_its_cpus_with_the_commands_beside_it(clean_env, monkeypatch, tmp_path):
+    monkeypatch.setattr("eznas.threads.presence_folder", lambda: tmp_path)
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as other:
+        try:
+            neighbour = Presence(range(CPUS), tmp_path, pid=other.pid)
+            with neighbour, command_threads() as choice:  # started beside another command
+                assert (choice.threads, choice.commands, torch.get_num_threads()) == (CPUS // 2, 2, CPUS // 2)
+                with torch_threads(1):  # evolution's statistics: one thread, whatever the share
+                    neighbour.__exit__()
+                    assert refit_threads() is None and torch.get_num_threads() == 1
+                assert refit_threads() == CPUS == torch.get_num_threads()  # the other command has ended
+                with neighbour:
+                    assert refit_threads() == CPUS // 2 == torch.get_num_threads()
+            assert refit_threads() is None  # outside a command
+            with command_threads(1):  # an explicit count is the command's whatever runs beside it
+                with neighbour:
+                    assert refit_threads() is None and torch.get_num_threads() == 1
+        finally:
+            other.kill()
 
 
 def _environ(**values: str) -> dict[str, str]:
@@ -169,8 +211,8 @@ def test_the_entry_scripts_make_openmp_passive_before_anything_imports_torch():
 
 def test_openmp_reads_the_policy_when_torch_loads_and_a_command_takes_its_share():
     """libgomp (torch's OpenMP) reads its wait policy once, when torch loads it; OMP_DISPLAY_ENV shows what
-    it read: GOMP_SPINCOUNT 0 (idle threads sleep at once) after an entry script's import, 300000 (about
-    3 ms of spinning after every parallel region) for torch alone."""
+    it read: GOMP_SPINCOUNT 3000 (idle threads spin briefly, then sleep) after an entry script's import,
+    300000 (about 3 ms of spinning after every parallel region) for torch alone."""
     code = ("import torch; from eznas.threads import command_threads\n"
             "with command_threads(): print(torch.get_num_threads(), torch.get_num_interop_threads())")
     shown = {}
@@ -179,7 +221,7 @@ def test_openmp_reads_the_policy_when_torch_loads_and_a_command_takes_its_share(
                            env=_environ(OMP_DISPLAY_ENV="VERBOSE"), timeout=60)
         spin = [line.split("=")[1].strip() for line in r.stderr.splitlines() if "GOMP_SPINCOUNT" in line]
         shown[first] = (spin[0] if spin else r.stderr[-2000:], r.stdout.strip())
-    assert shown == {"import verify_scores": ("'0'", f"{CPUS} 1"), "import torch": ("'300000'", f"{CPUS} 1")}
+    assert shown == {"import verify_scores": ("'3000'", f"{CPUS} 1"), "import torch": ("'300000'", f"{CPUS} 1")}
 
 
 def test_the_eznas_command_makes_openmp_passive_before_torch_loads(tmp_path):
@@ -188,7 +230,7 @@ def test_the_eznas_command_makes_openmp_passive_before_torch_loads(tmp_path):
     r = subprocess.run([sys.executable, "-m", "eznas", "verify", "--version"], cwd=REPO, capture_output=True,
                        text=True, env=_environ(OMP_DISPLAY_ENV="VERBOSE"), timeout=60)
     spin = [line.split("=")[1].strip() for line in r.stderr.splitlines() if "GOMP_SPINCOUNT" in line]
-    assert (r.returncode, spin[:1]) == (0, ["'0'"]), r.stderr[-2000:]
+    assert (r.returncode, spin[:1]) == (0, ["'3000'"]), r.stderr[-2000:]
 
 
 def worker_report(_: int) -> tuple[int, int, int, str | None]:
