@@ -216,3 +216,17 @@ def test_the_hall_of_fame_lists_each_exported_program_once_winner_first(tmp_path
     (tmp_path / "hall_of_fame.json").write_text(json.dumps(
         [{**entry, "exported": "w"}, {**entry, "exported": "v", "novel": False}, {**entry, "exported": "w"}]))
     assert [h["exported"] for h in bench.hall_of_fame(tmp_path)] == ["w", "v"]
+
+
+@pytest.mark.parametrize("variant", [v for v in bench.VARIANTS if v != "default"])
+def test_every_variant_is_a_valid_run_of_the_other_spaces_tasks(variant):
+    from eznas.cli.evolve import evolve_parser, new_run_config
+    from eznas.features import FEATURES
+
+    tasks, flags = bench.run_tasks("NASBench101", variant)
+    cfg = new_run_config(evolve_parser().parse_args(["--tasks", ",".join(tasks), *flags]))
+    assert cfg.fitness.tasks == tasks and not any(t.startswith("NASBench101") for t in cfg.fitness.tasks)
+    if variant.endswith("no-size"):  # no size term in the language, nor a seed reading one
+        assert not set(cfg.features) & set(FEATURES) and "params" not in cfg.seed_programs
+        assert set(cfg.seed_programs) == {"eznas", "swap", "sweetimator", "meco"}
+    assert (cfg.fitness.combine == "margin") == ("margin" in variant)
