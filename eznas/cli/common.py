@@ -63,7 +63,8 @@ SHARED = {
     "threads": _flag(type=int, default=None, metavar="N",
                      help=f"torch threads per process, 1 to the CPUs this process may use (default: ${THREADS_ENV}, "
                      f"else $OMP_NUM_THREADS, else the automatic share: the CPUs this process may use, at most "
-                     f"${SLURM_CPUS_ENV}, divided by the worker processes it starts); no result depends on it"),
+                     f"${SLURM_CPUS_ENV}, divided by the worker processes it starts and by the eznas commands running on "
+                     f"those CPUs, looked at again before each arch); no result depends on it"),
 }
 
 
