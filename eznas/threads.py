@@ -100,7 +100,7 @@ def process_cpus(affinity: Collection[int] | None = None, environ: Mapping[str, 
     process's own (tests)."""
     environ = os.environ if environ is None else environ
     if affinity is None:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        cpus = len(_cpu_ids())
     else:
         cpus = len(affinity)
     cpus = max(cpus, 1)
