@@ -15,7 +15,8 @@ value cache each time):
 Each process's wall seconds (from its start to its exit) and the ratio beside another / alone; the target
 is each ratio <= 2.5 on 2 cores. Threads modes: ``new`` (eznas's default: each command's share of its CPUs
 among the eznas commands running on them, idle OpenMP threads spinning 3,000 iterations, then asleep),
-``passive`` (the default before: every command with all its CPUs' threads, ``EZNAS_THREADS=<cpus>``, idle
+``fixed`` (the same waiting, every command with all its CPUs' threads, ``EZNAS_THREADS=<cpus>``: ``new`` without
+the commands counting each other), ``passive`` (the default before: every command with all its CPUs' threads, ``EZNAS_THREADS=<cpus>``, idle
 threads asleep at once, ``OMP_WAIT_POLICY=PASSIVE``), ``old`` (the behaviour before that: all CPUs'
 threads and libgomp's default spinning, ``GOMP_SPINCOUNT=300000``), ``one`` (``EZNAS_THREADS=1``). The thread count each process reports is kept. Writes
 benchmarks/results/contention.json and .md (``--out``): a mode measured now replaces its row.
@@ -37,18 +38,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eznas.report import merge_rows, write_results  # noqa: E402
-from eznas.threads import OMP_THREADS_ENV, SLURM_CPUS_ENV, THREADS_ENV, WAIT_POLICY_ENV, process_cpus  # noqa: E402
+from eznas.threads import (OMP_THREADS_ENV, SLURM_CPUS_ENV, SPIN_COUNT, SPIN_ENV, THREADS_ENV,  # noqa: E402
+                           WAIT_POLICY_ENV, process_cpus)
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 2.5
 CPUS = process_cpus()
 MODES = {  # the environment of every command in the mode
     "new": {},
+    "fixed": {THREADS_ENV: str(CPUS), WAIT_POLICY_ENV: "PASSIVE", SPIN_ENV: SPIN_COUNT},
     "passive": {THREADS_ENV: str(CPUS), WAIT_POLICY_ENV: "PASSIVE"},
-    "old": {THREADS_ENV: str(CPUS), "GOMP_SPINCOUNT": "300000"},
+    "old": {THREADS_ENV: str(CPUS), SPIN_ENV: "300000"},
     "one": {THREADS_ENV: "1"},
 }
-UNSET = (THREADS_ENV, OMP_THREADS_ENV, WAIT_POLICY_ENV, "GOMP_SPINCOUNT", "MKL_NUM_THREADS")
+UNSET = (THREADS_ENV, OMP_THREADS_ENV, WAIT_POLICY_ENV, SPIN_ENV, "MKL_NUM_THREADS")
 THREADS_LINE = re.compile(r"torch threads: (\d+)")
 
 
