@@ -109,7 +109,9 @@ VARIANTS = {"default": (),
             # the size priors the fitness spaces reward and NAS-Bench-Macro inverts (margin's and validation-
             # space's winners there)
             "no-size": NO_SIZE,
-            "margin-no-size": ("--set", "fitness.combine=margin", *NO_SIZE)}
+            "margin-no-size": ("--set", "fitness.combine=margin", *NO_SIZE),
+            # and blends with equal weights (nothing fitted but each part's orientation)
+            "margin-no-size-equal": ("--set", "fitness.combine=margin", *NO_SIZE, "--set", "blend_weights=1")}
 TARGETS = {"NASBench201": 0.93, "DARTS": 0.93, "NASBench101": 0.83, "NASBench301": 0.68, "NASBenchMacro": 0.80}
 
 
