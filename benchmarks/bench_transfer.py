@@ -55,7 +55,7 @@ from scipy import stats
 from eznas.data import resolve_data_root
 from eznas.gp.discovered import hand_made
 from eznas.features import FEATURES
-from eznas.gp.config import PROXY_TERMINALS, FitnessConfig, Task
+from eznas.gp.config import DEFAULT_TASKS, PROXY_TERMINALS, FitnessConfig, Task
 from eznas.gp.values import FitnessData
 from eznas.gp.seeds import SEEDS
 from eznas.io import atomic_open, write_bytes, write_json
@@ -77,11 +77,7 @@ UNTUNED = {"rank(meco)+rank(synflow)": ("meco", "synflow"),
            "rank(meco)+rank(synflow)+rank(az_expressivity)+rank(az_progressivity)":
                ("meco", "synflow", "az_expressivity", "az_progressivity")}
 BATCH = 16
-# the fitness tasks of every space with data (the issue's six); a held-out space's run drops its own. NB-301 is
-# fitted on a small network of its genotypes (width 8, 3 cells: 0.2 s a pass at batch 16 against 1.4 s for its
-# training network, on which its held-out archs are judged), so that a run fits in a session
-ALL_TASKS = ("NASBench201:cifar10", "NASBench201:cifar100", "DARTS:cifar10", "NASBench101:cifar10@width=32",
-             "NASBench301:cifar10@width=8@cells=3", "NASBenchMacro:cifar10")
+ALL_TASKS = DEFAULT_TASKS  # the default run's tasks, every space with data; a held-out space's run drops its own
 LABELS = (16, 32, 64, 128, 256)  # labelled archs of the held-out space a ridge ranker trains on
 LABEL_DRAWS = 30  # random draws of the labelled archs per k
 MIN_TEST = 64  # archs left to judge on when the labelled archs come out of the held-out ones
@@ -455,7 +451,7 @@ def report(results: dict) -> dict:
         space = test["space"]
         if space in out:
             out[space].setdefault("winners", {})[key] = judge(results, out[space], test)
-            if "hall" in test and test.get("variant", "default") == "default":
+            if "hall" in test:
                 out[space].setdefault("rules", {})[key] = rules_on(test, frame(results["proxies"][space]))
     for space, entry in results["proxies"].items():
         table, figures = frame(entry), out[space]
@@ -592,14 +588,17 @@ def markdown(results: dict, figures: dict) -> str:
                 f" ({np.mean([default[s] for s in both]):.3f}; {len(row)})" if len(both) == len(row) else f" (—; {len(row)})")
             lines.append(f"| {v} (`{' '.join(VARIANTS[v]) or 'no flags'}`) | "
                          + " | ".join(f"{row[s]:.3f}{versus(s, v)}" if s in row else "—" for s in held) + f" | {mean} |")
-    ruled = [(key, figures[s]["rules"][key]) for s in spaces for key in figures[s].get("rules", {})]
+    ruled = rules_table(figures)
     if ruled:
+        held = sorted({s for rules in ruled.values() for row in rules.values() for s in row})
         lines += ["", "How a run chooses its winner among its hall of fame (each rule reads only the run's own selection "
-                  "and validation figures): Spearman on the held-out space's archs, and the mean over the held-out "
-                  "spaces.", "", "| rule | " + " | ".join(k for k, _ in ruled) + " | mean |", "|---|" + "---|" * (len(ruled) + 1)]
-        for rule in RULES:
-            rhos = [r[rule]["spearman"] for _, r in ruled]
-            lines.append(f"| {rule} | " + " | ".join(f"{v:.3f}" for v in rhos) + f" | {np.mean(rhos):.3f} |")
+                  "and validation figures), per variant: Spearman on the held-out space's archs (seed 0), and the mean "
+                  "over the held-out spaces the variant has been run on.", "",
+                  "| variant | rule | " + " | ".join(held) + " | mean (spaces) |", "|---|---|" + "---|" * (len(held) + 1)]
+        for v, rules in ruled.items():
+            for rule, row in rules.items():
+                lines.append(f"| {v} | {rule} | " + " | ".join(f"{row[s]:.3f}" if s in row else "—" for s in held)
+                             + f" | {np.mean(list(row.values())):.3f} ({len(row)}) |")
     for s in spaces:
         if "every_row" in figures[s]:
             every = figures[s]["every_row"]
@@ -611,6 +610,19 @@ def markdown(results: dict, figures: dict) -> str:
                 lines.append(f"| {names.get(n, n)} | {cell(every['rows'][n])} | "
                              f"{'—' if sec is None else f'{sec:.3f}'} |")
     return "\n".join(lines) + "\n"
+
+
+def rules_table(figures: dict, seed: int = 0) -> dict[str, dict[str, dict[str, float]]]:
+    """variant -> choice rule -> held-out space -> the Spearman there of the program(s) the rule chooses among the
+    hall of fame of the variant's run (GP seed ``seed``)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for space, f in figures.items():
+        for key, rules in f.get("rules", {}).items():
+            w = f["winners"][key]
+            if w["seed"] == seed:
+                for rule, m in rules.items():
+                    out.setdefault(w["variant"], {}).setdefault(rule, {})[space] = m["spearman"]
+    return dict(sorted(out.items(), key=lambda kv: list(VARIANTS).index(kv[0])))
 
 
 def variant_table(figures: dict, seed: int = 0) -> dict[str, dict[str, float]]:

@@ -211,6 +211,29 @@ def test_winner_choice_rules_read_only_the_runs_own_figures():
     assert 0.5 < rules["rank ensemble of the 5 best by validation"]["spearman"] < 1.0
 
 
+def test_the_choice_rules_are_tabled_for_every_variant_with_a_hall():
+    rng = np.random.default_rng(4)
+    results = {"proxies": {s: space_entry(rng.uniform(80, 95, 150), ("meco",), rng) for s in ("NASBenchMacro", "DARTS")}}
+    tests = {}
+    for space, variant in (("NASBenchMacro", "default"), ("DARTS", "default"), ("DARTS", "mean")):
+        entry = results["proxies"][space]
+        acc = np.array(entry["accuracy"])
+        hall = [{"exported": n, "fitness": f, "validation_fitness": v, "size": 10, "novel": n == "a"}
+                for n, f, v in (("a", 0.4, 0.3), ("b", 0.5, 0.35))]
+        scores = {"a": (acc + rng.normal(0, 5, len(acc))).tolist(), "b": acc.tolist()}  # b ranks them exactly
+        tests[bench.run_key(space, 0, variant)] = {"space": space, "seed": 0, "variant": variant, "winner": "a",
+                                                   "hall": hall, "uid": entry["uid"], "scores": scores,
+                                                   "seconds_per_arch": {"a": 1.0, "b": 1.0}}
+    results["tests"] = tests
+    figures = bench.report(results)
+    table = bench.rules_table(figures)
+    assert list(table) == ["default", "mean"] and set(table["mean"]["best validation"]) == {"DARTS"}
+    assert table["default"]["best validation"] == {"NASBenchMacro": pytest.approx(1.0), "DARTS": pytest.approx(1.0)}
+    assert table["default"]["novel, best validation (default)"]["DARTS"] < 1.0
+    text = bench.markdown(results, figures)
+    assert "| mean | best validation | 1.000 | — | 1.000 (1) |" in text  # columns: DARTS, NASBenchMacro
+
+
 def test_the_hall_of_fame_lists_each_exported_program_once_winner_first(tmp_path):
     entry = {"fitness": 0.4, "validation_fitness": 0.3, "size": 10, "novel": True, "program": "x", "stage": "full"}
     (tmp_path / "hall_of_fame.json").write_text(json.dumps(

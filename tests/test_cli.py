@@ -13,7 +13,7 @@ from eznas.cli.evolve import FIELDS, evolve_setup, new_run_config
 from eznas.cli.search import search_config
 from eznas.config import get_field, override
 from eznas.errors import EznasError
-from eznas.gp.config import EvolutionConfig
+from eznas.gp.config import DEFAULT_TASKS, EvolutionConfig
 from eznas.gp.presets import QUICK, default_tasks
 
 PARSERS = {"verify": verify_parser, "evolve": evolve_parser, "search": search_parser}
@@ -139,7 +139,7 @@ def test_set_comes_after_the_flags_and_in_every_command():
     (["--search_space", "NATSBenchSSS"], default_tasks()["NATSBenchSSS"]),
     (["--space", "DARTS"], ("DARTS:cifar10",)),
     (["--tasks", "NASBench201:cifar10,DARTS:cifar10"], ("NASBench201:cifar10", "DARTS:cifar10")),
-    ([], ("NASBench201:cifar10", "NASBench201:cifar100", "DARTS:cifar10")),
+    ([], DEFAULT_TASKS),
 ])
 def test_evolve_takes_eznas_names_for_its_tasks(argv, tasks, tmp_path):
     cfg, run_dir, resumed = evolve_setup(evolve_parser().parse_args([*argv, "--out", str(tmp_path / "r")]))
