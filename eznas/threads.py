@@ -219,12 +219,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _stopped(pid: int) -> bool:
+    """Whether the process is stopped (SIGSTOP, Ctrl-Z: state T or t in /proc; False where there is no /proc)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] in ("T", "t")
+    except (OSError, IndexError):
+        return False
+
+
 class Presence:
     """This command among the eznas commands running on this machine, while the block runs: a file named by
     its pid in ``folder`` (:func:`presence_folder`) listing the CPUs it may use. :meth:`sharing` counts the
     commands whose CPUs overlap this one's (a SLURM job's own CPUs are not shared with another job's); a dead
-    command's file is removed by the next one that reads it. Where the folder cannot be written, the command
-    counts as alone."""
+    command's file is removed by the next one that reads it, a stopped one's (SIGSTOP, Ctrl-Z) not counted while it
+    is. Where the folder cannot be written, the command counts as alone."""
 
     def __init__(self, cpus: Collection[int], folder: Path | None = None, pid: int | None = None) -> None:
         self.cpus, self.folder, self.pid = frozenset(cpus), folder or presence_folder(), pid or os.getpid()
@@ -259,7 +267,7 @@ class Presence:
                 cpus = {int(c) for c in entry.read_text().split(",") if c.strip()}
             except (OSError, ValueError):  # being written, or not ours
                 continue
-            n += bool(cpus & self.cpus)
+            n += bool(cpus & self.cpus) and not _stopped(int(entry.name))
         return n
 
 

@@ -3,6 +3,7 @@ use, the order in which an explicit count wins, bad counts as one ``error:`` lin
 OpenMP wait policy the entry scripts give torch, and the threads a backend's worker processes compute with."""
 import ast
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -165,6 +166,15 @@ def test_presence_counts_the_live_commands_on_the_same_cpus(tmp_path):
                     assert me.sharing() == 2
                 with Presence({2, 3}, tmp_path, pid=other.pid):  # another SLURM job's CPUs
                     assert me.sharing() == 1
+                with Presence({1, 2}, tmp_path, pid=other.pid):  # a stopped one (Ctrl-Z) uses no CPU until resumed
+                    other.send_signal(signal.SIGSTOP)
+                    os.waitpid(other.pid, os.WUNTRACED)  # until it has stopped
+                    try:
+                        assert me.sharing() == (1 if Path(f"/proc/{other.pid}").is_dir() else 2)
+                    finally:
+                        other.send_signal(signal.SIGCONT)
+                        os.waitpid(other.pid, os.WCONTINUED)
+                    assert me.sharing() == 2
                 (tmp_path / ended.stdout.strip()).write_text("0,1")  # a command that died without a goodbye
                 assert me.sharing() == 1 and not (tmp_path / ended.stdout.strip()).exists()
             assert not me.path.exists()
