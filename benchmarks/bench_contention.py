@@ -16,8 +16,8 @@ Each process's wall seconds (from its start to its exit) and the ratio beside an
 is each ratio <= 2.5 on 2 cores. Threads modes: ``new`` (eznas's default: each command's share of its CPUs
 among the eznas commands running on them, idle OpenMP threads spinning 3,000 iterations, then asleep),
 ``fixed`` (the same waiting, every command with all its CPUs' threads, ``EZNAS_THREADS=<cpus>``: ``new`` without
-the commands counting each other), ``passive`` (the default before: every command with all its CPUs' threads, ``EZNAS_THREADS=<cpus>``, idle
-threads asleep at once, ``OMP_WAIT_POLICY=PASSIVE``), ``old`` (the behaviour before that: all CPUs'
+the commands counting each other), ``passive`` (the default before: every command with all its CPUs' threads,
+``EZNAS_THREADS=<cpus>``, idle threads asleep at once, ``OMP_WAIT_POLICY=PASSIVE``), ``old`` (the behaviour before that: all CPUs'
 threads and libgomp's default spinning, ``GOMP_SPINCOUNT=300000``), ``one`` (``EZNAS_THREADS=1``). The thread count each process reports is kept. Writes
 benchmarks/results/contention.json and .md (``--out``): a mode measured now replaces its row.
 """

@@ -23,8 +23,8 @@ COMBINES = ("min", "mean", "margin")  # how a program's correlations over the ta
 # the default proxy terminals: with blends, the setting that won the discovery benchmark (README, Discovery)
 PROXY_TERMINALS = ("zc_az_expressivity", "zc_az_progressivity", "zc_synflow")
 # the default fitness: every space with data, NB-101 on a 32-wide stem and NB-301 on a small network of its
-# genotypes (width 8, 3 cells: 0.2 s a pass at batch 16 against 1.4 s for its training network), so that a run
-# fits its cost
+# genotypes (width 8, 3 cells: 0.2 s a pass at batch 16 against 1.4 s for its training network), to keep a run's
+# cost down
 DEFAULT_TASKS = ("NASBench201:cifar10", "NASBench201:cifar100", "DARTS:cifar10", "NASBench101:cifar10@width=32",
                  "NASBench301:cifar10@width=8@cells=3", "NASBenchMacro:cifar10")
 TASK_OPTIONS = ("width", "cells")  # a task's own network size: ``SPACE:DATASET@width=32@cells=5``
